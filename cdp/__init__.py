@@ -1,0 +1,60 @@
+"""A trio-native Chrome DevTools Protocol client.
+
+Public surface: :func:`launch` and :func:`connect` yield a :class:`Browser`;
+``Browser.new_context()`` yields a :class:`BrowserContext`;
+``BrowserContext.new_tab()`` yields a :class:`Tab`.  Each is owned by its
+``async with`` block and cleaned up once, bounded, on exit.  Errors form one
+hierarchy under :class:`CDPError` (see ``cdp/_errors.py``).
+"""
+
+from ._browser import Browser as Browser
+from ._browser import BrowserContext as BrowserContext
+from ._browser import Tab as Tab
+from ._browser import TargetInfo as TargetInfo
+from ._connection import Connection as Connection
+from ._connection import ConnectionStatistics as ConnectionStatistics
+from ._connection import Event as Event
+from ._connection import EventStream as EventStream
+from ._connection import open_connection as open_connection
+from ._discovery import connect as connect
+from ._discovery import discover_ws_url as discover_ws_url
+from ._errors import BrowserError as BrowserError
+from ._errors import CDPError as CDPError
+from ._errors import CommandTimeout as CommandTimeout
+from ._errors import ConnectionLost as ConnectionLost
+from ._errors import EndpointUnavailable as EndpointUnavailable
+from ._errors import ProtocolError as ProtocolError
+from ._errors import TargetClosed as TargetClosed
+from ._errors import TargetCrashed as TargetCrashed
+from ._launcher import DEFAULT_ARGS as DEFAULT_ARGS
+from ._launcher import become_child_subreaper as become_child_subreaper
+from ._launcher import find_executable as find_executable
+from ._launcher import group_pids as group_pids
+from ._launcher import launch as launch
+
+__all__ = [
+    "DEFAULT_ARGS",
+    "Browser",
+    "BrowserContext",
+    "BrowserError",
+    "CDPError",
+    "CommandTimeout",
+    "Connection",
+    "ConnectionLost",
+    "ConnectionStatistics",
+    "EndpointUnavailable",
+    "Event",
+    "EventStream",
+    "ProtocolError",
+    "Tab",
+    "TargetClosed",
+    "TargetCrashed",
+    "TargetInfo",
+    "become_child_subreaper",
+    "connect",
+    "discover_ws_url",
+    "find_executable",
+    "group_pids",
+    "launch",
+    "open_connection",
+]

@@ -1,0 +1,255 @@
+"""Start a local Chromium, and stop it without leaving a process or a directory behind.
+
+Stop sequence (shielded, bounded by ``stop_timeout_s`` in all):
+
+1. ``Browser.close`` over the connection, then wait for the process to exit;
+2. SIGTERM to the whole process group, wait; then SIGKILL to the group;
+3. reap: the browser through its ``trio.Process``, its children (which became
+   ours because we are a child subreaper on Linux) by pid;
+4. only when no process of the group is left, remove the temporary profile
+   (Chromium rewrites it while shutting down, so an earlier ``rmtree`` races it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import psutil
+import trio
+
+from ._browser import Browser
+from ._connection import DEFAULT_COMMAND_TIMEOUT_S, DEFAULT_MAX_MESSAGE_BYTES, open_connection
+from ._errors import BrowserError, CDPError
+
+log = logging.getLogger("cdp.launcher")
+
+EXECUTABLE_NAMES = ("chromium", "chromium-browser", "google-chrome", "headless_shell")
+
+# The seeds' server flags, plus what keeps a server quiet on a closed network.
+DEFAULT_ARGS = (
+    "--no-sandbox",
+    "--disable-setuid-sandbox",
+    "--disable-dev-shm-usage",
+    "--disable-blink-features=AutomationControlled",
+    "--disable-gpu",
+    "--disable-software-rasterizer",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-default-apps",
+    "--no-first-run",
+    "--no-zygote",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-default-browser-check",
+    "--mute-audio",
+)
+
+STARTUP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+POLITE_CLOSE_S = 3.0  # Browser.close and the wait for the process to exit
+TERM_GRACE_S = 2.0  # after SIGTERM, before SIGKILL
+STDERR_TAIL_BYTES = 2000
+
+
+def find_executable(executable: str | os.PathLike[str] | None = None) -> str:
+    """The Chromium binary: ``executable``, else ``$CHROME_PATH``, else the first of
+    EXECUTABLE_NAMES on PATH. Raises BrowserError naming what was tried."""
+    for candidate, source in ((executable, "executable"), (os.environ.get("CHROME_PATH"), "CHROME_PATH")):
+        if candidate:
+            path = shutil.which(str(candidate))
+            if path is None:
+                raise BrowserError(f"{source}={candidate!s} is not an executable file")
+            return path
+    for name in EXECUTABLE_NAMES:
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    raise BrowserError(
+        "no Chromium found: set CHROME_PATH, or install it (Debian: apt-get install -y chromium); "
+        f"tried {', '.join(EXECUTABLE_NAMES)} on PATH"
+    )
+
+
+def become_child_subreaper() -> bool:
+    """Make orphaned descendants (Chromium's renderers, once the browser died) our
+    children, so that we can reap them instead of leaving zombies when PID 1 does
+    not (Linux only; True if set)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_CHILD_SUBREAPER = 36
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Every live or zombie process of a process group."""
+    pids = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                pids.append(proc.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return pids
+
+
+@asynccontextmanager
+async def launch(
+    *,
+    executable: str | os.PathLike[str] | None = None,
+    headless: bool = True,
+    args: Sequence[str] = (),
+    user_data_dir: str | os.PathLike[str] | None = None,
+    default_args: Sequence[str] = DEFAULT_ARGS,
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    stop_timeout_s: float = STOP_TIMEOUT_S,
+    command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> AsyncIterator[Browser]:
+    """Start Chromium in its own process group and yield a connected :class:`Browser`.
+
+    The profile is a fresh 0700 temporary directory unless ``user_data_dir`` is
+    given (then it is kept).  On exit, however the block exits (returned, raised,
+    cancelled), the browser is stopped as described in the module docstring; the
+    stop is shielded and bounded by ``stop_timeout_s``.  Raises BrowserError if
+    Chromium cannot be found, exits early or does not open its DevTools port in
+    ``startup_timeout_s``.  Starts Chromium and the connection's reader task; no
+    task outlives the block.
+    """
+    exe = find_executable(executable)
+    become_child_subreaper()
+    own_profile = user_data_dir is None
+    profile = Path(tempfile.mkdtemp(prefix="cdp-profile-")) if own_profile else Path(user_data_dir)  # type: ignore[arg-type]
+    profile.mkdir(parents=True, exist_ok=True)
+    port_file = profile / "DevToolsActivePort"
+    port_file.unlink(missing_ok=True)
+    stderr_path = profile / "chromium-stderr.log"
+    argv = [exe, *default_args]
+    if headless:
+        argv.append("--headless=new")
+    argv += ["--remote-debugging-port=0", f"--user-data-dir={profile}", *args, "about:blank"]
+    proc: trio.Process | None = None
+    browser: Browser | None = None
+    try:
+        stderr_fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            proc = await trio.lowlevel.open_process(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr_fd, start_new_session=True
+            )
+        finally:
+            os.close(stderr_fd)
+        ws_url = await _wait_for_port_file(proc, port_file, stderr_path, startup_timeout_s)
+        async with open_connection(
+            ws_url, max_message_bytes=max_message_bytes, command_timeout_s=command_timeout_s
+        ) as conn:
+            browser = Browser(conn, pid=proc.pid)
+            await browser._start(close_initial_tabs=True)
+            try:
+                yield browser
+            finally:
+                with trio.move_on_after(POLITE_CLOSE_S, shield=True):
+                    try:
+                        await conn.send("Browser.close", timeout_s=POLITE_CLOSE_S)
+                    except CDPError:
+                        pass  # already gone, or about to be killed
+    finally:
+        with trio.move_on_after(stop_timeout_s, shield=True):
+            gone = await _stop_process_group(proc)
+            if own_profile and gone:
+                await trio.to_thread.run_sync(shutil.rmtree, profile, True)
+        if own_profile and profile.exists():
+            log.warning("profile %s left behind: Chromium's processes did not all exit", profile)
+
+
+async def _wait_for_port_file(proc: trio.Process, port_file: Path, stderr_path: Path, timeout_s: float) -> str:
+    with trio.move_on_after(timeout_s):
+        while True:
+            if proc.poll() is not None:
+                raise BrowserError(f"Chromium exited with code {proc.returncode} at start: {_tail(stderr_path)}")
+            ws_url = _read_port_file(port_file)
+            if ws_url is not None:
+                return ws_url
+            await trio.sleep(0.05)
+    raise BrowserError(f"Chromium did not write {port_file} within {timeout_s:g} s: {_tail(stderr_path)}")
+
+
+def _read_port_file(port_file: Path) -> str | None:
+    """The browser websocket URL from DevToolsActivePort (port, then path), once complete."""
+    try:
+        lines = port_file.read_text().split("\n")
+    except FileNotFoundError:
+        return None
+    if len(lines) >= 2 and lines[0].strip().isdigit() and lines[1].strip():
+        return f"ws://127.0.0.1:{lines[0].strip()}{lines[1].strip()}"
+    return None
+
+
+def _tail(path: Path) -> str:
+    try:
+        data = path.read_bytes()[-STDERR_TAIL_BYTES:]
+    except OSError:
+        return "(no stderr)"
+    return data.decode(errors="replace").strip().replace("\n", " | ") or "(no stderr)"
+
+
+async def _stop_process_group(proc: trio.Process | None) -> bool:
+    """Stop and reap the browser and every process of its group. True when none is left.
+    Must run shielded; the caller bounds it."""
+    if proc is None:
+        return True
+    pgid = proc.pid  # start_new_session: the browser leads its own group
+    with trio.move_on_after(POLITE_CLOSE_S):
+        await proc.wait()
+    for sig, grace in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, None)):
+        if proc.returncode is not None and not _alive(group_pids(pgid)):
+            break
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        if grace is not None:
+            with trio.move_on_after(grace):
+                await proc.wait()
+    await proc.wait()
+    # The group's other members (renderers, utility processes) may outlive the
+    # browser for a moment; reap those that became our children, until none is left.
+    while True:
+        pids = group_pids(pgid)
+        if not pids:
+            return True
+        for pid in pids:
+            _kill_and_reap_nowait(pid)
+        await trio.sleep(0.02)
+
+
+def _kill_and_reap_nowait(pid: int) -> None:
+    """SIGKILL one process and reap it if it is our child and already dead (never blocks)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, ProcessLookupError):
+        pass
+
+
+def _alive(pids: list[int]) -> bool:
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.Error:
+            continue
+    return False
