@@ -100,27 +100,27 @@ class Browser:
                 if target.type == "page":
                     await self.close_target(target.target_id)
 
-    @asynccontextmanager
-    async def new_context(
-        self, *, dispose_timeout_s: float = CONTEXT_DISPOSE_TIMEOUT_S
-    ) -> AsyncIterator[BrowserContext]:
-        """Create an isolated browser context (``Target.createBrowserContext``), disposed on exit.
+    async def create_context(self) -> BrowserContext:
+        """Create an isolated browser context (``Target.createBrowserContext``).
 
-        Disposal runs once, shielded, bounded by ``dispose_timeout_s``; see the module
-        docstring for the fallback.  Starts no task.
+        The caller owns it and must ``await context.aclose()``; :meth:`new_context`
+        is the scoped form.  Starts no task.
         """
         result = await self.send("Target.createBrowserContext", disposeOnDetach=True)
         context = BrowserContext(self, result["browserContextId"])
         self.contexts.add(context)
+        return context
+
+    @asynccontextmanager
+    async def new_context(
+        self, *, dispose_timeout_s: float = CONTEXT_DISPOSE_TIMEOUT_S
+    ) -> AsyncIterator[BrowserContext]:
+        """A browser context disposed on exit of the block (see :meth:`BrowserContext.aclose`)."""
+        context = await self.create_context()
         try:
             yield context
         finally:
-            with trio.move_on_after(dispose_timeout_s, shield=True):
-                await context._dispose()
-            if not context.disposed:
-                self.leaked_contexts += 1
-                log.warning("context %s was not disposed within %g s", context.id, dispose_timeout_s)
-            self.contexts.discard(context)
+            await context.aclose(dispose_timeout_s)
 
 
 class BrowserContext:
@@ -131,15 +131,14 @@ class BrowserContext:
         self.id = context_id
         self.tabs: set[Tab] = set()
         self.disposed = False
+        self._close_started = False
 
-    @asynccontextmanager
-    async def new_tab(
-        self, url: str = "about:blank", *, close_timeout_s: float = TAB_CLOSE_TIMEOUT_S
-    ) -> AsyncIterator[Tab]:
-        """Open a tab in this context, attached with a flatten session; closed on exit.
+    async def create_tab(self, url: str = "about:blank") -> Tab:
+        """Open a tab in this context, attached with a flatten session.
 
-        If cancelled half-way, a target that was already created is closed before
-        the cancellation propagates.  Starts no task.
+        The caller owns it and must ``await tab.aclose()``; :meth:`new_tab` is the
+        scoped form.  If cancelled or failing half-way, a target that was already
+        created is closed before the exception propagates.  Starts no task.
         """
         browser = self.browser
         target_id = (await browser.send("Target.createTarget", url=url, browserContextId=self.id))["targetId"]
@@ -147,18 +146,39 @@ class BrowserContext:
         self.tabs.add(tab)
         try:
             result = await browser.send("Target.attachToTarget", targetId=target_id, flatten=True)
-            tab.session_id = result["sessionId"]
-            browser.connection.attach_session(tab.session_id, target_id)
+        except BaseException:
+            await tab.aclose()
+            raise
+        tab.session_id = result["sessionId"]
+        browser.connection.attach_session(tab.session_id, target_id)
+        return tab
+
+    @asynccontextmanager
+    async def new_tab(
+        self, url: str = "about:blank", *, close_timeout_s: float = TAB_CLOSE_TIMEOUT_S
+    ) -> AsyncIterator[Tab]:
+        """A tab closed on exit of the block (see :meth:`Tab.aclose`)."""
+        tab = await self.create_tab(url)
+        try:
             yield tab
         finally:
-            with trio.move_on_after(close_timeout_s, shield=True):
-                await tab._close(close_timeout_s)
-            if not tab.closed:
-                browser.leaked_tabs += 1
-                log.warning("tab %s was not closed within %g s", target_id, close_timeout_s)
-            if tab.session_id is not None:
-                browser.connection.detach_session(tab.session_id)
-            self.tabs.discard(tab)
+            await tab.aclose(close_timeout_s)
+
+    async def aclose(self, timeout_s: float = CONTEXT_DISPOSE_TIMEOUT_S) -> None:
+        """Dispose the context, once: a second call returns at once.
+
+        Shielded from the caller's cancellation and bounded by ``timeout_s``; a
+        context that could not be disposed is counted in ``browser.leaked_contexts``.
+        """
+        if self._close_started:
+            return
+        self._close_started = True
+        with trio.move_on_after(timeout_s, shield=True):
+            await self._dispose()
+        if not self.disposed and not self.browser.connection.closed:
+            self.browser.leaked_contexts += 1
+            log.warning("context %s was not disposed within %g s", self.id, timeout_s)
+        self.browser.contexts.discard(self)
 
     async def _dispose(self) -> None:
         browser = self.browser
@@ -222,11 +242,28 @@ class Tab:
             raise trio.ClosedResourceError(f"tab {self.target_id} is not attached")
         return self.connection.listen(methods, session_id=self.session_id, buffer=buffer)
 
-    async def _close(self, budget_s: float) -> None:
-        """Close the target once: politely, then from the browser side."""
+    async def aclose(self, timeout_s: float = TAB_CLOSE_TIMEOUT_S) -> None:
+        """Close the tab, once: a second call returns at once.
+
+        Polite first (``Page.close``), then from the browser side
+        (``Target.closeTarget``); shielded from the caller's cancellation and
+        bounded by ``timeout_s``.  A tab still open after that is counted in
+        ``browser.leaked_tabs``.
+        """
         if self._close_started:
             return
         self._close_started = True
+        browser = self.context.browser
+        with trio.move_on_after(timeout_s, shield=True):
+            await self._close(timeout_s)
+        if not self.closed:
+            browser.leaked_tabs += 1
+            log.warning("tab %s was not closed within %g s", self.target_id, timeout_s)
+        if self.session_id is not None:
+            browser.connection.detach_session(self.session_id)
+        self.context.tabs.discard(self)
+
+    async def _close(self, budget_s: float) -> None:
         conn = self.connection
         if conn.closed:
             self.closed = True  # the browser is gone: nothing left to close
