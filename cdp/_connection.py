@@ -164,6 +164,7 @@ class Connection:
         self._sessions_by_target: dict[str, _Session] = {}
         self._listeners: dict[tuple[str | None, str], list[EventStream]] = {}
         self._error: CDPError | None = None
+        self._closed = trio.Event()
         self._messages_received = 0
         self._dropped_closed = 0  # drops counted by streams that are already unsubscribed
 
@@ -177,6 +178,10 @@ class Connection:
     def error(self) -> CDPError | None:
         """Why the connection ended, or None while it is open."""
         return self._error
+
+    async def wait_closed(self) -> None:
+        """Block until the connection is closed (for whatever reason; see :attr:`error`)."""
+        await self._closed.wait()
 
     def statistics(self) -> ConnectionStatistics:
         streams = {s for lst in self._listeners.values() for s in lst}
@@ -403,6 +408,7 @@ class Connection:
         if self._error is not None:
             return
         self._error = error
+        self._closed.set()
         for call in self._pending.values():
             call.fail(error)
         for session in self._sessions.values():
