@@ -6,8 +6,15 @@ Stop sequence (shielded, bounded by ``stop_timeout_s`` in all):
 2. SIGTERM to the whole process group, wait; then SIGKILL to the group;
 3. reap: the browser through its ``trio.Process``, its children (which became
    ours because we are a child subreaper on Linux) by pid;
-4. only when no process of the group is left, remove the temporary profile
+4. SIGKILL and reap the browser's processes outside its group: Crashpad's handler
+   daemonizes into its own session, so ``killpg`` misses it, and as subreaper we
+   inherit it (left unreaped, it stays a zombie for good);
+5. only when no such process is left, remove the temporary profile
    (Chromium rewrites it while shutting down, so an earlier ``rmtree`` races it).
+
+Crash dumps go to ``<profile>/Crash Reports`` (``BREAKPAD_DUMP_LOCATION``), not to
+``~/.config/chromium``, so a crashed renderer leaves nothing outside the profile;
+that path in the handler's command line is also how its processes are recognized.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -60,6 +67,7 @@ STOP_TIMEOUT_S = 10.0
 POLITE_CLOSE_S = 3.0  # Browser.close and the wait for the process to exit
 TERM_GRACE_S = 2.0  # after SIGTERM, before SIGKILL
 STDERR_TAIL_BYTES = 2000
+CRASH_DUMPS_DIR = "Crash Reports"
 
 
 def find_executable(executable: str | os.PathLike[str] | None = None) -> str:
@@ -142,17 +150,25 @@ async def launch(
     if headless:
         argv.append("--headless=new")
     argv += ["--remote-debugging-port=0", f"--user-data-dir={profile}", *args, "about:blank"]
+    env = {**os.environ, "BREAKPAD_DUMP_LOCATION": str(profile / CRASH_DUMPS_DIR)}
     proc: trio.Process | None = None
+    satellites: dict[int, psutil.Process] = {}
     browser: Browser | None = None
     try:
         stderr_fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             proc = await trio.lowlevel.open_process(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr_fd, start_new_session=True
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr_fd,
+                env=env,
+                start_new_session=True,
             )
         finally:
             os.close(stderr_fd)
         ws_url = await _wait_for_port_file(proc, port_file, stderr_path, startup_timeout_s)
+        _find_satellites(proc.pid, profile, satellites)  # while alive: a zombie's command line is unreadable
         async with open_connection(
             ws_url, max_message_bytes=max_message_bytes, command_timeout_s=command_timeout_s
         ) as conn:
@@ -168,7 +184,10 @@ async def launch(
                         pass  # already gone, or about to be killed
     finally:
         with trio.move_on_after(stop_timeout_s, shield=True):
+            if proc is not None:
+                _find_satellites(proc.pid, profile, satellites)
             gone = await _stop_process_group(proc)
+            gone = gone and await _stop_satellites(satellites.values())
             if own_profile and gone:
                 await trio.to_thread.run_sync(shutil.rmtree, profile, True)
         if own_profile and profile.exists():
@@ -234,6 +253,39 @@ async def _stop_process_group(proc: trio.Process | None) -> bool:
         for pid in pids:
             _kill_and_reap_nowait(pid)
         await trio.sleep(0.02)
+
+
+def _find_satellites(pgid: int, profile: Path, found: dict[int, psutil.Process]) -> None:
+    """Add to ``found`` the live processes outside the browser's group that Chromium
+    started for this profile (Crashpad's handler and its monitor)."""
+    marker = f"--database={profile / CRASH_DUMPS_DIR}"
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid not in found and os.getpgid(proc.pid) != pgid and marker in proc.cmdline():
+                found[proc.pid] = proc
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+
+
+async def _stop_satellites(satellites: Iterable[psutil.Process]) -> bool:
+    """SIGKILL the browser's processes outside its group and reap those that are our
+    children. True when none is left. Must run shielded; the caller bounds it."""
+    left = list(satellites)
+    while True:
+        left = [sat for sat in left if not _kill_and_reap_satellite(sat)]
+        if not left:
+            return True
+        await trio.sleep(0.02)
+
+
+def _kill_and_reap_satellite(sat: psutil.Process) -> bool:
+    """SIGKILL one satellite and reap it if it is our child (never blocks). True when it
+    is gone, reaped, or not ours to reap."""
+    try:
+        sat.kill()  # psutil checks that the pid was not reused
+        return os.waitpid(sat.pid, os.WNOHANG)[0] != 0
+    except (psutil.Error, ChildProcessError):
+        return True  # gone, or not our child: its own parent reaps it
 
 
 def _kill_and_reap_nowait(pid: int) -> None:
