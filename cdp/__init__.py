@@ -31,6 +31,7 @@ from ._launcher import become_child_subreaper as become_child_subreaper
 from ._launcher import find_executable as find_executable
 from ._launcher import group_pids as group_pids
 from ._launcher import launch as launch
+from ._util import open_service_nursery as open_service_nursery
 
 __all__ = [
     "DEFAULT_ARGS",
@@ -57,4 +58,5 @@ __all__ = [
     "group_pids",
     "launch",
     "open_connection",
+    "open_service_nursery",
 ]

@@ -1,0 +1,270 @@
+"""Command line: ``python -m crawler [crawl] --config FILE``, ``export``, ``demo``, ``report``.
+
+Exit codes: 0 every URL ended done; 1 some failed (or the crawl was aborted);
+2 bad usage or configuration; 130 interrupted (resume with the same command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+import cdp
+
+from . import config as config_mod
+from . import monitor
+from .config import Config, ConfigError
+
+log = logging.getLogger("crawler")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+COMMANDS = ("crawl", "export", "demo", "report")
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crawler", description="A trio crawler that drives headless Chromium over CDP."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command")
+
+    crawl = sub.add_parser("crawl", help="crawl the URLs of a config (the default command)")
+    crawl.add_argument("--config", required=True, help="site TOML file")
+    _crawl_options(crawl)
+
+    export = sub.add_parser("export", help="write the extracted items")
+    where = export.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", help="SQLite database")
+    where.add_argument("--config", help="config whose [store]/[output] names the store")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--out", help="output file (default: standard output)")
+
+    demo = sub.add_parser("demo", help="start the bundled demo shop on 127.0.0.1 and crawl it")
+    demo.add_argument("--config", default=str(REPO_CONFIG / "demo.toml"), help="default: config/demo.toml")
+    demo.add_argument("--products", type=_positive, default=None, help="number of products (default: the config's ids)")
+    demo.add_argument("--port", type=int, default=0, help="port of the shop (default: any free port)")
+    demo.add_argument("--serve-only", action="store_true", help="only run the shop until interrupted")
+    demo.add_argument("--out", default="demo-items.jsonl", help="where the items are exported (JSONL)")
+    demo.add_argument("--resume", action="store_true", help="keep earlier progress instead of starting fresh")
+    _crawl_options(demo)
+
+    report = sub.add_parser("report", help="print a run's figures and plot memory against pages")
+    report.add_argument("--db", required=True)
+    report.add_argument("--out", help="PNG file (default: next to the database)")
+    return parser
+
+
+def _crawl_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="database path (overrides [output] db)")
+    p.add_argument("--limit", type=_positive, help="process at most N URLs in this run")
+    p.add_argument("--concurrency", type=_positive, help="tabs working at once (overrides [pool] concurrency)")
+    p.add_argument("--cdp-url", help="attach to a running Chromium (http://host:9222) instead of launching one")
+    p.add_argument("--fresh", action="store_true", help="discard earlier progress for this database")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "-v", "--verbose"):
+        argv.insert(0, "crawl")
+    elif len(argv) >= 2 and argv[0] in ("-v", "--verbose") and argv[1] not in COMMANDS:
+        argv.insert(1, "crawl")
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        build_parser().print_help(sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("trio-websocket").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        if args.command == "crawl":
+            return trio.run(crawl_command, load_config(args), args)
+        if args.command == "export":
+            return export_command(args)
+        if args.command == "demo":
+            return trio.run(demo_command, args)
+        if args.command == "report":
+            from .report import report_command
+
+            return report_command(args)
+    except ConfigError as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except cdp.BrowserError as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_USAGE
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    cfg = config_mod.load(args.config)
+    return config_mod.override(
+        cfg,
+        output__db=args.db,
+        pool__concurrency=args.concurrency,
+        browser__cdp_url=args.cdp_url,
+    )
+
+
+def open_store(cfg: Config, *, fresh: bool = False):
+    """The store a config names (SQLite unless ``[store] backend = "redis"``)."""
+    if cfg.store.backend == "redis":
+        from .redis_store import RedisStore
+
+        return RedisStore(cfg)
+    from .store import SqliteStore
+
+    path = Path(cfg.output.db)
+    if path.parent and not path.parent.exists():
+        raise ConfigError(f"{cfg.source}: [output] db: folder {str(path.parent)!r} does not exist")
+    return SqliteStore(path)
+
+
+async def crawl_command(cfg: Config, args: argparse.Namespace) -> int:
+    from .engine import Crawler
+
+    store = open_store(cfg)
+    try:
+        if args.fresh:
+            await store.reset()
+        crawler = Crawler(cfg, store, limit=args.limit)
+        reason = await crawler.run(handle_signals=True)
+        summary = await crawler.summary()
+    finally:
+        await _close_store(store)
+    print(monitor.format_summary(summary), file=sys.stderr)
+    if reason == "interrupted":
+        print(f"crawler: interrupted; resume with the same command: {_resume_hint()}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if reason.startswith("aborted"):
+        print(f"crawler: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_FAILED if summary["failed_this_run"] else EXIT_OK
+
+
+async def _close_store(store: Any) -> None:
+    result = store.close()
+    if hasattr(result, "__await__"):
+        with trio.move_on_after(5, shield=True):
+            await result
+
+
+def _resume_hint() -> str:
+    argv = [a for a in sys.argv[1:] if a != "--fresh"]
+    return " ".join(["python -m crawler", *argv])
+
+
+def export_command(args: argparse.Namespace) -> int:
+    if args.config:
+        cfg = config_mod.load(args.config)
+    else:
+        if not Path(args.db).is_file():
+            raise ConfigError(f"--db: no such database {args.db!r}")
+        cfg = None
+    return trio.run(_export, cfg, args)
+
+
+async def _export(cfg: Config | None, args: argparse.Namespace) -> int:
+    if cfg is None:
+        from .store import SqliteStore
+
+        store: Any = SqliteStore(args.db)
+    else:
+        store = open_store(cfg)
+    try:
+        items = await store.items()
+        out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout  # noqa: ASYNC230
+        try:
+            count = write_items(items, out, args.format)
+        finally:
+            if args.out:
+                out.close()
+    finally:
+        await _close_store(store)
+    print(f"crawler: exported {count} items", file=sys.stderr)
+    return EXIT_OK
+
+
+def write_items(items, out, fmt: str) -> int:
+    """Write items as JSONL (one object per line) or CSV (nested values as JSON)."""
+    count = 0
+    if fmt == "jsonl":
+        for item in items:
+            out.write(json.dumps(item, ensure_ascii=False) + "\n")
+            count += 1
+        return count
+    items = list(items)
+    columns: list[str] = []
+    for item in items:
+        columns += [k for k in item if k not in columns]
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    for item in items:
+        writer.writerow(
+            {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for k, v in item.items()}
+        )
+        count += 1
+    return count
+
+
+async def demo_command(args: argparse.Namespace) -> int:
+    from .demo import DemoShop
+    from .engine import Crawler
+    from .httpserver import serve_http
+    from .store import SqliteStore
+
+    cfg = load_config(args)
+    low, high = config_mod.parse_id_range(cfg.input.ids or "1-200", where=f"{cfg.source}: [input] ids")
+    products = args.products or high
+    shop = DemoShop(products)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(lambda task_status: serve_http(shop, port=args.port, task_status=task_status))
+        base = f"http://127.0.0.1:{port}"
+        log.info("demo shop with %d products at %s", products, base)
+        if args.serve_only:
+            await trio.sleep_forever()
+        cfg = attrs.evolve(
+            cfg,
+            input=attrs.evolve(
+                cfg.input, url_template=f"{base}/product/{{id}}", ids=f"{low}-{products}", urls=(), url_file=""
+            ),
+        )
+        store = SqliteStore(cfg.output.db)
+        try:
+            if not args.resume:
+                await store.reset()
+            crawler = Crawler(cfg, store, limit=args.limit)
+            reason = await crawler.run(handle_signals=True)
+            summary = await crawler.summary()
+            with open(args.out, "w", encoding="utf-8") as out:  # noqa: ASYNC230
+                exported = write_items(await store.items(), out, "jsonl")
+        finally:
+            store.close()
+        nursery.cancel_scope.cancel()
+    print(monitor.format_summary(summary), file=sys.stderr)
+    print(f"crawler: {exported} items written to {args.out} (database {cfg.output.db})", file=sys.stderr)
+    if reason == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if summary["failed"] or reason.startswith("aborted") else EXIT_OK

@@ -1,0 +1,406 @@
+"""Crawl configuration: TOML validated into frozen attrs sections.
+
+Precedence: defaults (here, in the field definitions) < the TOML file < command-line
+options (applied by the CLI with :func:`override`).  Every error is one line that names
+the file, the key and what was expected; unknown keys are errors, never ignored.
+
+Paths inside the file (``url_file``, ``ids_file``) are relative to the file's folder;
+``[output] db`` is relative to the working directory, like ``--db``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+class ConfigError(Exception):
+    """Bad configuration or input: the message is one line naming file and key."""
+
+
+class _Bad(Exception):
+    """A value failed its check; the loader adds where."""
+
+
+# -- value checks -----------------------------------------------------------------------
+
+
+def _int(minimum: int = 0) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _Bad(f"expected an integer >= {minimum}, got {value!r}")
+        return value
+
+    return check
+
+
+def _float(minimum: float = 0.0, *, positive: bool = False) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Bad(f"expected a number, got {value!r}")
+        if value < minimum or (positive and value <= 0):
+            raise _Bad(f"expected a number {'>' if positive else '>='} {minimum:g}, got {value!r}")
+        return float(value)
+
+    return check
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Bad(f"expected a string, got {value!r}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad(f"expected true or false, got {value!r}")
+    return value
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _Bad(f"expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _pair(kind: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, Any]]:
+    def check(value: Any) -> tuple[Any, Any]:
+        if not isinstance(value, list) or len(value) != 2:
+            raise _Bad(f"expected [min, max], got {value!r}")
+        low, high = kind(value[0]), kind(value[1])
+        if low > high:
+            raise _Bad(f"expected [min, max] with min <= max, got {value!r}")
+        return (low, high)
+
+    return check
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise _Bad(f"expected one of {', '.join(map(repr, options))}, got {value!r}")
+        return value
+
+    return check
+
+
+def _recycle_every(value: Any) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return _int(1)(value)
+    except _Bad:
+        raise _Bad(f'expected an integer >= 1 or "auto", got {value!r}') from None
+
+
+def _field(default: Any, check: Callable[[Any], Any], doc: str) -> Any:
+    return attrs.field(default=default, metadata={"check": check, "doc": doc})
+
+
+# -- sections -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class FieldRule:
+    """How to extract one field: a CSS selector (text, or ``attr``), or a JS expression."""
+
+    name: str
+    css: str | None = None
+    attr: str | None = None
+    js: str | None = None
+
+
+@attrs.frozen
+class CaptureRule:
+    """Keep the JSON body of the first network response whose URL contains ``url_contains``."""
+
+    name: str
+    url_contains: str
+
+
+@attrs.frozen
+class SiteSection:
+    name: str = _field("site", _str, "name used in logs and metrics")
+
+
+@attrs.frozen
+class InputSection:
+    urls: tuple[str, ...] = _field((), _str_list, "URLs to crawl")
+    url_file: str = _field("", _str, "file with one URL per line (streamed)")
+    url_template: str = _field("", _str, "URL with {id}, filled from ids / ids_file")
+    ids: str = _field("", _str, 'a range "a-b" of integer ids')
+    ids_file: str = _field("", _str, "file with one id per line")
+
+
+@attrs.frozen
+class BrowserSection:
+    cdp_url: str = _field("", _str, "empty: launch Chromium; else attach (http://host:9222 or ws://...)")
+    executable: str = _field("", _str, "path to Chromium; empty: CHROME_PATH, then PATH")
+    args: tuple[str, ...] = _field((), _str_list, "extra Chromium flags, appended to the defaults")
+    headless: bool = _field(True, _bool, "run without a window")
+    block_urls: tuple[str, ...] = _field(
+        (), _str_list, "URL patterns never loaded (Network.setBlockedURLs), e.g. *.png"
+    )
+    command_timeout_s: float = _field(30.0, _float(positive=True), "deadline of one CDP command")
+    restart_limit: int = _field(5, _int(0), "browser restarts in a row without a finished page before the crawl aborts")
+
+
+@attrs.frozen
+class PoolSection:
+    concurrency: int = _field(4, _int(1), "tabs working at once")
+    recycle_tab_every: int | str = _field(
+        10, _recycle_every, 'pages per tab before it is closed and replaced, or "auto"'
+    )
+    rotate_context_every: int = _field(50, _int(1), "pages per browser context before it is disposed and replaced")
+    memory_budget_mb: int = _field(0, _int(0), "PSS budget of the browser tree; 0: no budget")
+    tab_close_timeout_s: float = _field(5.0, _float(positive=True), "bound on closing one tab")
+    context_dispose_timeout_s: float = _field(10.0, _float(positive=True), "bound on disposing one context")
+
+
+@attrs.frozen
+class WatchdogSection:
+    timeout_s: float = _field(300.0, _float(positive=True), "per page, from lease to extracted item")
+    jitter_s: float = _field(30.0, _float(0), "each job's deadline gets uniform 0..jitter_s added")
+
+
+@attrs.frozen
+class RateLimitSection:
+    wait_ms: tuple[int, int] = _field((0, 0), _pair(_int(0)), "per host: uniform random gap between request starts")
+
+
+@attrs.frozen
+class RetrySection:
+    max_attempts: int = _field(3, _int(1), "attempts per URL before it is failed")
+    backoff_s: tuple[float, float] = _field(
+        (1.0, 60.0), _pair(_float(0)), "[base, cap] of exponential backoff with full jitter"
+    )
+
+
+@attrs.frozen
+class ExtractSection:
+    wait_for: str = _field("", _str, "CSS selector that must appear before extraction; empty: the load event")
+    fields: tuple[FieldRule, ...] = _field((), lambda v: v, "field name -> selector, {css, attr} or {js}")
+    capture: tuple[CaptureRule, ...] = _field((), lambda v: v, "network responses whose JSON body is kept")
+    poll_interval_s: float = _field(0.05, _float(positive=True), "how often wait_for is checked")
+
+
+@attrs.frozen
+class OutputSection:
+    db: str = _field("crawl.db", _str, "SQLite database of frontier and items (relative to the working directory)")
+
+
+@attrs.frozen
+class MonitorSection:
+    progress_interval_s: float = _field(5.0, _float(positive=True), "log line interval when output is not a terminal")
+    memory_interval_s: float = _field(60.0, _float(positive=True), "memory log line interval")
+    sample_interval_s: float = _field(2.0, _float(positive=True), "PSS sampling interval")
+    invariant_interval_s: float = _field(
+        10.0, _float(positive=True), "how often leases are compared with the browser's targets"
+    )
+    metrics_port: int = _field(0, _int(0), "Prometheus endpoint on 127.0.0.1; 0: off")
+    metrics_host: str = _field("127.0.0.1", _str, "address of the metrics endpoint")
+    heartbeat_file: str = _field("", _str, "file whose mtime is touched while the crawler is alive")
+
+
+@attrs.frozen
+class StoreSection:
+    backend: str = _field("sqlite", _choice("sqlite", "redis"), "where frontier and items live")
+    url: str = _field("", _str, "redis://host:port/db for the redis backend")
+    lease_s: float = _field(60.0, _float(positive=True), "redis: how long a claimed URL stays held without renewal")
+    crawl: str = _field("", _str, "redis: key prefix of this crawl; default: the site name")
+
+
+@attrs.frozen
+class Config:
+    source: str
+    site: SiteSection = SiteSection()
+    input: InputSection = InputSection()
+    browser: BrowserSection = BrowserSection()
+    pool: PoolSection = PoolSection()
+    watchdog: WatchdogSection = WatchdogSection()
+    rate_limit: RateLimitSection = RateLimitSection()
+    retry: RetrySection = RetrySection()
+    extract: ExtractSection = ExtractSection()
+    output: OutputSection = OutputSection()
+    monitor: MonitorSection = MonitorSection()
+    store: StoreSection = StoreSection()
+    base_dir: str = "."
+
+    def path(self, relative: str) -> Path:
+        """A path from the file, resolved against the file's folder."""
+        return Path(self.base_dir, relative)
+
+
+SECTIONS: dict[str, type] = {
+    "site": SiteSection,
+    "input": InputSection,
+    "browser": BrowserSection,
+    "pool": PoolSection,
+    "watchdog": WatchdogSection,
+    "rate_limit": RateLimitSection,
+    "retry": RetrySection,
+    "extract": ExtractSection,
+    "output": OutputSection,
+    "monitor": MonitorSection,
+    "store": StoreSection,
+}
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a TOML file. Raises ConfigError (one line) on any problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return from_dict(data, source=str(path), base_dir=str(path.parent))
+
+
+def from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir: str = ".") -> Config:
+    sections: dict[str, Any] = {}
+    for name, table in data.items():
+        cls = SECTIONS.get(name)
+        if cls is None:
+            raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table, got {table!r}")
+        if name == "extract":
+            sections[name] = _extract_section(table, source)
+        else:
+            sections[name] = _section(cls, name, table, source)
+    config = Config(source=source, base_dir=base_dir, **sections)
+    validate(config)
+    return config
+
+
+def _section(cls: type, name: str, table: dict[str, Any], source: str) -> Any:
+    known = {f.name: f for f in attrs.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        field = known.get(key)
+        if field is None:
+            raise ConfigError(f"{source}: [{name}] unknown key {key!r} (known: {', '.join(known)})")
+        try:
+            values[key] = field.metadata["check"](value)
+        except _Bad as exc:
+            raise ConfigError(f"{source}: [{name}] {key}: {exc}") from None
+    return cls(**values)
+
+
+def _extract_section(table: dict[str, Any], source: str) -> ExtractSection:
+    table = dict(table)
+    fields_table = table.pop("fields", {})
+    capture_list = table.pop("capture", [])
+    base = _section(ExtractSection, "extract", table, source)
+    if not isinstance(fields_table, dict):
+        raise ConfigError(f"{source}: [extract.fields] must be a table of field = selector")
+    fields = []
+    for name, rule in fields_table.items():
+        where = f"{source}: [extract.fields] {name}"
+        if isinstance(rule, str):
+            fields.append(FieldRule(name=name, css=rule))
+            continue
+        if not isinstance(rule, dict):
+            raise ConfigError(
+                f'{where}: expected a CSS selector string, {{ css = "...", attr = "..." }} or {{ js = "..." }}'
+            )
+        unknown = set(rule) - {"css", "attr", "js"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: css, attr, js)")
+        if not all(isinstance(v, str) and v for v in rule.values()):
+            raise ConfigError(f"{where}: css, attr and js must be non-empty strings")
+        if ("css" in rule) == ("js" in rule):
+            raise ConfigError(f"{where}: expected exactly one of css or js")
+        if "attr" in rule and "css" not in rule:
+            raise ConfigError(f"{where}: attr needs css")
+        fields.append(FieldRule(name=name, css=rule.get("css"), attr=rule.get("attr"), js=rule.get("js")))
+    if not isinstance(capture_list, list):
+        raise ConfigError(f"{source}: [[extract.capture]] must be an array of tables")
+    captures = []
+    for i, rule in enumerate(capture_list):
+        where = f"{source}: [[extract.capture]] #{i + 1}"
+        if not isinstance(rule, dict):
+            raise ConfigError(f"{where}: expected a table with name and url_contains")
+        unknown = set(rule) - {"name", "url_contains"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: name, url_contains)")
+        for key in ("name", "url_contains"):
+            if not isinstance(rule.get(key), str) or not rule[key]:
+                raise ConfigError(f"{where}: {key}: expected a non-empty string")
+        captures.append(CaptureRule(name=rule["name"], url_contains=rule["url_contains"]))
+    names = [f.name for f in fields] + [c.name for c in captures]
+    reserved = {"url", "status"} & set(names)
+    if reserved:
+        raise ConfigError(
+            f"{source}: [extract] field name {sorted(reserved)[0]!r} is reserved (url and status are always recorded)"
+        )
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ConfigError(
+            f"{source}: [extract] name {sorted(dupes)[0]!r} is used twice (fields and captures share names)"
+        )
+    return attrs.evolve(base, fields=tuple(fields), capture=tuple(captures))
+
+
+def validate(config: Config) -> None:
+    """Checks across keys, and that the input files exist. Raises ConfigError."""
+    src, inp = config.source, config.input
+    if not (inp.urls or inp.url_file or inp.url_template):
+        raise ConfigError(f"{src}: [input] is empty: give urls, url_file, or url_template with ids / ids_file")
+    if inp.url_template and not (inp.ids or inp.ids_file):
+        raise ConfigError(f"{src}: [input] url_template needs ids or ids_file")
+    if (inp.ids or inp.ids_file) and not inp.url_template:
+        raise ConfigError(f"{src}: [input] ids / ids_file need url_template")
+    if inp.url_template and "{id}" not in inp.url_template:
+        raise ConfigError(f"{src}: [input] url_template: expected a URL containing {{id}}, got {inp.url_template!r}")
+    if inp.ids:
+        parse_id_range(inp.ids, where=f"{src}: [input] ids")
+    for key in ("url_file", "ids_file"):
+        name = getattr(inp, key)
+        if name:
+            path = config.path(name)
+            if not path.is_file():
+                raise ConfigError(f"{src}: [input] {key}: no readable file {str(path)!r}")
+    for url in inp.urls:
+        check_url(url, where=f"{src}: [input] urls")
+    if config.store.backend == "redis" and not config.store.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(
+            f'{src}: [store] url: expected redis://host:port/db for backend = "redis", got {config.store.url!r}'
+        )
+
+
+def parse_id_range(text: str, *, where: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit() or int(low) > int(high):
+        raise ConfigError(f'{where}: expected a range "a-b" of integers with a <= b, got {text!r}')
+    return int(low), int(high)
+
+
+def check_url(url: str, *, where: str) -> str:
+    if not url.startswith(("http://", "https://")) or len(url) < 10 or any(c.isspace() for c in url):
+        raise ConfigError(f"{where}: expected an http(s) URL, got {url!r}")
+    return url
+
+
+def override(config: Config, **changes: Any) -> Config:
+    """Apply command-line options (``section__key=value``; None means not given)."""
+    for dotted, value in changes.items():
+        if value is None:
+            continue
+        section, key = dotted.split("__")
+        config = attrs.evolve(config, **{section: attrs.evolve(getattr(config, section), **{key: value})})
+    validate(config)
+    return config

@@ -1,0 +1,116 @@
+"""A small HTTP/1.1 server on trio, for the demo shop and the test shops.
+
+Keep-alive, GET/HEAD only, no request bodies.  A handler returns a :class:`Response`;
+a response can also misbehave on purpose (hang before answering, answer late, or
+close the connection halfway through the body), which is what the fault tests use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+import trio
+
+log = logging.getLogger("crawler.httpserver")
+
+MAX_HEADER_BYTES = 64 * 1024
+
+
+@attrs.frozen
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+
+
+@attrs.frozen
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+    delay_s: float = 0.0  # wait this long before answering
+    hang: bool = False  # accept the request and never answer
+    truncate: bool = False  # send the headers and half the body, then close
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def serve_http(
+    handler: Handler,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until cancelled; reports the bound port through ``task_status``."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(lambda stream: _serve_connection(stream, handler), listeners)
+
+
+async def _serve_connection(stream: trio.SocketStream, handler: Handler) -> None:
+    buffer = b""
+    try:
+        async with stream:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    if len(buffer) > MAX_HEADER_BYTES:
+                        return
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                request = _parse(head)
+                if request is None:
+                    await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    return
+                response = await handler(request)
+                if response.hang:
+                    await trio.sleep_forever()
+                if response.delay_s:
+                    await trio.sleep(response.delay_s)
+                await stream.send_all(_encode(request, response))
+                if response.truncate or request.headers.get("connection", "").lower() == "close":
+                    return
+    except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
+        return
+
+
+def _parse(head: bytes) -> Request | None:
+    try:
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _version = lines[0].split(" ", 2)
+    except ValueError:
+        return None
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    parts = urlsplit(target)
+    return Request(method=method, path=parts.path, query=parse_qs(parts.query), headers=headers)
+
+
+def _encode(request: Request, response: Response) -> bytes:
+    reason = HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else "Status"
+    body = response.body
+    head = [
+        f"HTTP/1.1 {response.status} {reason}",
+        f"Content-Type: {response.content_type}",
+        f"Content-Length: {len(body)}",
+        "Cache-Control: no-store",
+        *(f"{k}: {v}" for k, v in response.headers),
+    ]
+    if response.truncate:
+        body = body[: len(body) // 2]
+        head.append("Connection: close")
+    data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+    return data if request.method == "HEAD" else data + body

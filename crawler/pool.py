@@ -1,0 +1,368 @@
+"""The tab pool: one browser's contexts and tabs, leased to jobs one at a time.
+
+Ownership: the pool owns every tab and context it created; a job holds a tab only
+inside ``async with pool.lease()``.  On exit of that block the tab is either given
+back (idle, for the next lease) or closed and replaced, and that decision and the
+cleanup happen there, once, shielded and bounded.  No other code path closes a
+leased tab.  Counts (leases, live tabs, contexts) are the sizes of the sets the pool
+holds, never counters moved up and down on separate paths.
+
+Why recycle a tab every N pages: a page reused for hundreds of navigations keeps
+accumulating DOM, listeners and caches (the seeds' workers died near 400 pages);
+closing the target frees its renderer's memory.  Why rotate the context every M
+pages: caches, cookies and storage live in the context, and disposing it is the only
+way to drop them all (Playwright's maintainers give the same advice).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import attrs
+import trio
+
+import cdp
+
+log = logging.getLogger("crawler.pool")
+
+POPUP_CLOSE_TIMEOUT_S = 5.0
+
+# The seed's table: pages per tab before recycling, by memory available to the browser.
+AUTO_RECYCLE = ((4096, 4), (8192, 8), (16384, 12))  # (up to MiB, pages)
+AUTO_RECYCLE_MAX = 15
+
+
+def auto_recycle_every(budget_mb: int) -> int:
+    """Pages per tab for a memory budget: 3-5 on 4 GB, 5-10 on 8 GB, 10-15 on 16 GB."""
+    for limit_mb, pages in AUTO_RECYCLE:
+        if budget_mb <= limit_mb:
+            return pages
+    return AUTO_RECYCLE_MAX
+
+
+class _ContextSlot:
+    """A browser context and the tabs the pool holds in it."""
+
+    def __init__(self, context: cdp.BrowserContext):
+        self.context = context
+        self.tabs: set[_PooledTab] = set()
+        self.pages = 0
+        self.draining = False
+
+
+class _PooledTab:
+    def __init__(self, tab: cdp.Tab, slot: _ContextSlot):
+        self.tab = tab
+        self.slot = slot
+        self.pages = 0
+
+
+class Lease:
+    """One job's exclusive hold on one tab. Created and released only by :meth:`TabPool.lease`."""
+
+    def __init__(self, pooled: _PooledTab, number: int):
+        self._pooled = pooled
+        self.number = number
+        self.discard_reason: str | None = None
+        self.released = False
+
+    @property
+    def tab(self) -> cdp.Tab:
+        return self._pooled.tab
+
+    @property
+    def pages(self) -> int:
+        """Pages this tab served before this lease."""
+        return self._pooled.pages
+
+    def discard(self, reason: str) -> None:
+        """Close the tab instead of giving it back when the lease ends."""
+        self.discard_reason = self.discard_reason or reason
+
+
+@attrs.frozen
+class PoolStatistics:
+    leases: int
+    tabs: int
+    idle_tabs: int
+    contexts: int
+    leases_acquired: int
+    leases_released: int
+    tabs_opened: int
+    tabs_recycled: int
+    tabs_discarded: int
+    contexts_rotated: int
+    popups_closed: int
+    concurrency: int
+
+
+@attrs.frozen
+class InvariantReport:
+    """Pool's view against the browser's own target list."""
+
+    leases: int
+    tabs: int
+    browser_tabs: int
+    contexts: int
+    browser_contexts: int
+    stray_tabs: tuple[str, ...]  # page targets in our contexts that the pool does not hold
+    missing_tabs: tuple[str, ...]  # tabs the pool holds that the browser does not list
+    stray_contexts: tuple[str, ...]
+    missing_contexts: tuple[str, ...]
+    popups: tuple[str, ...]  # page targets with an opener, awaiting the popup closer
+
+    @property
+    def ok(self) -> bool:
+        return not (self.stray_tabs or self.missing_tabs or self.stray_contexts or self.missing_contexts)
+
+
+class TabPool:
+    """Leases tabs of one browser. Create it with :func:`open_pool`."""
+
+    def __init__(
+        self,
+        browser: cdp.Browser,
+        *,
+        concurrency: int,
+        recycle_tab_every: int,
+        rotate_context_every: int,
+        prepare_tab: Callable[[cdp.Tab], Awaitable[None]],
+        tab_close_timeout_s: float = 5.0,
+        context_dispose_timeout_s: float = 10.0,
+    ):
+        self.browser = browser
+        self.recycle_tab_every = recycle_tab_every
+        self.rotate_context_every = rotate_context_every
+        self._prepare_tab = prepare_tab
+        self._tab_close_timeout_s = tab_close_timeout_s
+        self._context_dispose_timeout_s = context_dispose_timeout_s
+        self._capacity = trio.CapacityLimiter(concurrency)
+        self._slots: set[_ContextSlot] = set()
+        self._current: _ContextSlot | None = None
+        self._context_lock = trio.Lock()
+        self._idle: list[_PooledTab] = []
+        self._leases: dict[int, Lease] = {}
+        self._lease_numbers = 0
+        self.leases_released = 0
+        self.tabs_opened = 0
+        self.tabs_recycled = 0
+        self.tabs_discarded = 0
+        self.contexts_rotated = 0
+        self.popups_closed = 0
+        self.on_tab_retired: Callable[[cdp.Tab, int], Awaitable[None]] | None = None
+
+    # -- derived counts ------------------------------------------------------------------
+
+    @property
+    def leases(self) -> list[Lease]:
+        return list(self._leases.values())
+
+    @property
+    def tabs(self) -> set[cdp.Tab]:
+        return {p.tab for slot in self._slots for p in slot.tabs}
+
+    @property
+    def context_ids(self) -> set[str]:
+        return {slot.context.id for slot in self._slots}
+
+    @property
+    def concurrency(self) -> int:
+        return int(self._capacity.total_tokens)
+
+    def set_concurrency(self, value: int) -> None:
+        """Change how many leases may be held at once (the memory throttle).  Leases
+        already held run to their end; idle tabs beyond the new limit are closed at
+        their next return."""
+        self._capacity.total_tokens = max(1, value)
+
+    def statistics(self) -> PoolStatistics:
+        return PoolStatistics(
+            leases=len(self._leases),
+            tabs=sum(len(slot.tabs) for slot in self._slots),
+            idle_tabs=len(self._idle),
+            contexts=len(self._slots),
+            leases_acquired=self._lease_numbers,
+            leases_released=self.leases_released,
+            tabs_opened=self.tabs_opened,
+            tabs_recycled=self.tabs_recycled,
+            tabs_discarded=self.tabs_discarded,
+            contexts_rotated=self.contexts_rotated,
+            popups_closed=self.popups_closed,
+            concurrency=self.concurrency,
+        )
+
+    # -- leasing -------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[Lease]:
+        """Hold one tab for one job.
+
+        Waits while ``concurrency`` leases are held.  On exit the tab is given back,
+        or closed if the body raised or was cancelled (a watchdog expiry: the tab may
+        be hung mid-navigation), if the tab crashed, if it served ``recycle_tab_every``
+        pages, if ``discard()`` was called, or if its context is rotating.  That exit
+        work is shielded and bounded by the tab-close and context-dispose deadlines.
+        """
+        async with self._capacity:
+            pooled = await self._take_tab()
+            self._lease_numbers += 1
+            lease = Lease(pooled, self._lease_numbers)
+            self._leases[lease.number] = lease
+            try:
+                yield lease
+            except BaseException as exc:
+                lease.discard("cancelled" if isinstance(exc, trio.Cancelled) else type(exc).__name__)
+                raise
+            finally:
+                with trio.move_on_after(self._tab_close_timeout_s + self._context_dispose_timeout_s, shield=True):
+                    await self._release(lease)
+
+    async def _take_tab(self) -> _PooledTab:
+        while self._idle:
+            pooled = self._idle.pop()
+            if not pooled.slot.draining and pooled.tab.error is None:
+                return pooled
+            await self._retire(pooled, "stale")
+        slot = await self._current_slot()
+        tab = await slot.context.create_tab()
+        pooled = _PooledTab(tab, slot)
+        slot.tabs.add(pooled)
+        self.tabs_opened += 1
+        try:
+            await self._prepare_tab(tab)
+        except BaseException:
+            with trio.move_on_after(self._tab_close_timeout_s, shield=True):
+                await self._retire(pooled, "setup failed")
+            raise
+        return pooled
+
+    async def _current_slot(self) -> _ContextSlot:
+        async with self._context_lock:
+            if self._current is None:
+                self._current = _ContextSlot(await self.browser.create_context())
+                self._slots.add(self._current)
+            return self._current
+
+    async def _release(self, lease: Lease) -> None:
+        """Return or retire the lease's tab. Runs once per lease: a second call does nothing."""
+        if lease.released:
+            return
+        lease.released = True
+        del self._leases[lease.number]
+        self.leases_released += 1
+        pooled = lease._pooled
+        pooled.pages += 1
+        slot = pooled.slot
+        slot.pages += 1
+        if slot is self._current and slot.pages >= self.rotate_context_every:
+            slot.draining = True
+            self._current = None
+            self.contexts_rotated += 1
+        reason = lease.discard_reason
+        if reason is None and pooled.tab.error is not None:
+            reason = "crashed"
+        if reason is None and pooled.pages >= self.recycle_tab_every:
+            reason = "recycled"
+        if reason is None and slot.draining:
+            reason = "rotated"
+        if reason is None and len(self._idle) + len(self._leases) >= self.concurrency:
+            reason = "throttled"
+        if reason is None:
+            self._idle.append(pooled)
+        else:
+            await self._retire(pooled, reason)
+        if slot.draining:
+            for idle in [p for p in self._idle if p.slot is slot]:
+                self._idle.remove(idle)
+                await self._retire(idle, "rotated")
+            if not slot.tabs:
+                await self._dispose(slot)
+
+    async def _retire(self, pooled: _PooledTab, reason: str) -> None:
+        if reason == "recycled":
+            self.tabs_recycled += 1
+        elif reason not in ("rotated", "stale", "throttled"):
+            self.tabs_discarded += 1
+        if self.on_tab_retired is not None and pooled.tab.error is None and reason == "recycled":
+            with trio.move_on_after(1.0):
+                await self.on_tab_retired(pooled.tab, pooled.pages)
+        await pooled.tab.aclose(self._tab_close_timeout_s)
+        pooled.slot.tabs.discard(pooled)
+
+    async def _dispose(self, slot: _ContextSlot) -> None:
+        if slot in self._slots:
+            self._slots.discard(slot)
+            await slot.context.aclose(self._context_dispose_timeout_s)
+
+    async def aclose(self) -> None:
+        """Close every idle tab and dispose every context. Leases must be over."""
+        for pooled in self._idle:
+            await self._retire(pooled, "stale")
+        self._idle.clear()
+        for slot in list(self._slots):
+            for pooled in list(slot.tabs):
+                await self._retire(pooled, "stale")
+            await self._dispose(slot)
+        self._current = None
+
+    # -- invariants ----------------------------------------------------------------------
+
+    async def check_invariants(self) -> InvariantReport:
+        """Compare what the pool holds with ``Target.getTargets``/``getBrowserContexts``."""
+        targets = await self.browser.targets()
+        contexts = set((await self.browser.send("Target.getBrowserContexts"))["browserContextIds"])
+        ours = self.context_ids
+        tabs = {t.target_id for t in self.tabs}
+        pages = [t for t in targets if t.type == "page" and t.browser_context_id in ours]
+        popups = {t.target_id for t in pages if t.opener_id and t.target_id not in tabs}
+        browser_tabs = {t.target_id for t in pages} - popups
+        return InvariantReport(
+            leases=len(self._leases),
+            tabs=len(tabs),
+            browser_tabs=len(browser_tabs),
+            contexts=len(ours),
+            browser_contexts=len(contexts),
+            stray_tabs=tuple(sorted(browser_tabs - tabs)),
+            missing_tabs=tuple(sorted(tabs - browser_tabs)),
+            stray_contexts=tuple(sorted(contexts - ours)),
+            missing_contexts=tuple(sorted(ours - contexts)),
+            popups=tuple(sorted(popups)),
+        )
+
+    # -- popups --------------------------------------------------------------------------
+
+    async def run_popup_closer(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Close every page that a page of ours opened (``window.open``), as it appears.
+        Never raises; ends when the browser connection does."""
+        try:
+            async with self.browser.listen("Target.targetCreated") as events:
+                task_status.started()
+                async for event in events:
+                    info = event.params.get("targetInfo", {})
+                    if (
+                        info.get("type") == "page"
+                        and info.get("openerId")
+                        and info.get("browserContextId") in self.context_ids
+                    ):
+                        if await self.browser.close_target(info["targetId"], timeout_s=POPUP_CLOSE_TIMEOUT_S):
+                            self.popups_closed += 1
+        except cdp.CDPError:
+            pass
+
+
+@asynccontextmanager
+async def open_pool(browser: cdp.Browser, **options) -> AsyncIterator[TabPool]:
+    """A :class:`TabPool` on ``browser`` with its popup closer running; on exit every
+    tab and context of the pool is closed (shielded, bounded).  Owns one task."""
+    pool = TabPool(browser, **options)
+    async with cdp.open_service_nursery() as nursery:
+        await nursery.start(pool.run_popup_closer)
+        try:
+            yield pool
+        finally:
+            budget = pool._tab_close_timeout_s * 2 + pool._context_dispose_timeout_s
+            with trio.move_on_after(budget, shield=True):
+                await pool.aclose()
+            nursery.cancel_scope.cancel()
