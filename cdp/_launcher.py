@@ -152,6 +152,7 @@ async def launch(
     argv += ["--remote-debugging-port=0", f"--user-data-dir={profile}", *args, "about:blank"]
     env = {**os.environ, "BREAKPAD_DUMP_LOCATION": str(profile / CRASH_DUMPS_DIR)}
     proc: trio.Process | None = None
+    guard: trio.Process | None = None
     satellites: dict[int, psutil.Process] = {}
     browser: Browser | None = None
     try:
@@ -167,6 +168,7 @@ async def launch(
             )
         finally:
             os.close(stderr_fd)
+        guard = await _start_guard(proc.pid)
         ws_url = await _wait_for_port_file(proc, port_file, stderr_path, startup_timeout_s)
         _find_satellites(proc.pid, profile, satellites)  # while alive: a zombie's command line is unreadable
         async with open_connection(
@@ -188,10 +190,39 @@ async def launch(
                 _find_satellites(proc.pid, profile, satellites)
             gone = await _stop_process_group(proc)
             gone = gone and await _stop_satellites(satellites.values())
+            await _stop_guard(guard)
             if own_profile and gone:
                 await trio.to_thread.run_sync(shutil.rmtree, profile, True)
         if own_profile and profile.exists():
             log.warning("profile %s left behind: Chromium's processes did not all exit", profile)
+
+
+# The guard: a shell in its own session, blocked reading a pipe whose only writer is
+# us.  If we die without stopping the browser (SIGKILL, OOM kill), the pipe closes,
+# the read returns, and the guard kills the browser's whole process group.  On a
+# normal stop we kill the guard first, so it never signals a group id that the
+# system may have reused.
+GUARD_SCRIPT = 'read _ ; kill -KILL "-$1" 2>/dev/null'
+
+
+async def _start_guard(pgid: int) -> trio.Process:
+    return await trio.lowlevel.open_process(
+        ["/bin/sh", "-c", GUARD_SCRIPT, "cdp-browser-guard", str(pgid)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+async def _stop_guard(guard: trio.Process | None) -> None:
+    """Kill and reap the guard (must run shielded; the caller bounds it)."""
+    if guard is None:
+        return
+    guard.kill()
+    await guard.wait()
+    if guard.stdin is not None:
+        await guard.stdin.aclose()
 
 
 async def _wait_for_port_file(proc: trio.Process, port_file: Path, stderr_path: Path, timeout_s: float) -> str:
