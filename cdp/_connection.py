@@ -445,25 +445,52 @@ async def open_connection(
 ) -> AsyncIterator[Connection]:
     """Open a websocket to ``ws_url`` and run its reader task until the block exits.
 
-    Owns a nursery holding the reader (and trio-websocket's own task).  On exit the
-    websocket is closed (bounded by CLOSE_TIMEOUT_S, shielded) and every pending
-    command fails with ConnectionLost.  Raises ConnectionLost if the websocket
-    cannot be opened.
+    Owns a nursery holding the reader (and trio-websocket's own task).  Those tasks
+    are shielded from the caller's cancellation: when a scope around this block is
+    cancelled, the owners' shielded cleanup inside it (closing tabs, disposing
+    contexts, ``Browser.close``) still has a working connection.  On exit the
+    websocket is closed (bounded by CLOSE_TIMEOUT_S, shielded), every pending
+    command fails with ConnectionLost, and the tasks are cancelled.  Raises
+    ConnectionLost if the websocket cannot be opened.
     """
     async with open_service_nursery() as nursery:
+        service_scope, service = await nursery.start(_run_service_nursery, ws_url)
         try:
-            with trio.fail_after(connect_timeout_s):
-                ws = await trio_websocket.connect_websocket_url(
-                    nursery, ws_url, max_message_size=max_message_bytes, message_queue_size=64
-                )
-        except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
-            raise ConnectionLost(f"cannot open websocket {ws_url}: {exc!r}") from exc
-        conn = Connection(ws, name=ws_url, command_timeout_s=command_timeout_s)
-        nursery.start_soon(conn.run_reader)
-        try:
-            yield conn
+            try:
+                with trio.fail_after(connect_timeout_s):
+                    ws = await trio_websocket.connect_websocket_url(
+                        service, ws_url, max_message_size=max_message_bytes, message_queue_size=64
+                    )
+            except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
+                raise ConnectionLost(f"cannot open websocket {ws_url}: {exc!r}") from exc
+            conn = Connection(ws, name=ws_url, command_timeout_s=command_timeout_s)
+            service.start_soon(conn.run_reader)
+            try:
+                yield conn
+            finally:
+                conn._fail(ConnectionLost(f"{ws_url}: connection closed by its owner"))
+                with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+                    await ws.aclose()
         finally:
-            conn._fail(ConnectionLost(f"{ws_url}: connection closed by its owner"))
-            with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
-                await ws.aclose()
-            nursery.cancel_scope.cancel()
+            service_scope.cancel()
+
+
+async def _run_service_nursery(
+    ws_url: str,
+    *,
+    task_status: trio.TaskStatus[tuple[trio.CancelScope, trio.Nursery]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Host the nursery for the websocket's and the reader's tasks; they stop only when
+    the scope handed back is cancelled.  trio-websocket reports a rejected handshake by
+    raising in its own task: that becomes ConnectionLost, as any failure to open does."""
+    with trio.CancelScope(shield=True) as scope:
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started((scope, nursery))
+                await trio.sleep_forever()
+        except BaseExceptionGroup as group:
+            rejected, rest = group.split(trio_websocket.HandshakeError)
+            if rejected is None or rest is not None:
+                raise
+            first = rejected.exceptions[0]
+            raise ConnectionLost(f"cannot open websocket {ws_url}: {first!r}") from first
