@@ -1,0 +1,1 @@
+"""Tests of the trio-native CDP client against a real Chromium."""

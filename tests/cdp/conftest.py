@@ -1,0 +1,265 @@
+"""Fixtures for the real-Chromium tests of ``cdp``.
+
+- ``http_server``: a tiny trio HTTP/1.0 server on 127.0.0.1 (port 0), serving a
+  few fixed pages; it runs in the fixture's nursery and stops when the test ends.
+- ``browser``: a launched headless Chromium (``cdp.launch``), stopped on exit.
+- ``tab``: a tab in a fresh context of ``browser``.
+- ``chromium_process``: a factory that starts Chromium as a plain subprocess on a
+  given DevTools port (for ``cdp.connect``); every process it started is killed
+  with its whole group, reaped, and its profile removed at teardown.
+
+Plus helpers that check a launched browser left nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from pathlib import Path
+
+import attrs
+import psutil
+import pytest
+import trio
+
+import cdp
+
+HTTP_READ_TIMEOUT_S = 5.0
+STOP_BUDGET_S = 10.0
+
+PAGES: dict[str, tuple[str, bytes]] = {
+    "/": ("text/html", b"<!doctype html><title>index</title><p>index</p>"),
+    "/answer": (
+        "text/html",
+        b"<!doctype html><title>answer page</title>"
+        b"<script>window.answer = {value: 42, items: ['a', 'b']};</script><p id=p>forty-two</p>",
+    ),
+    "/other": ("text/html", b"<!doctype html><title>other</title><p>other</p>"),
+}
+
+
+@attrs.define
+class HttpServer:
+    port: int
+    requests: list[str] = attrs.field(factory=list)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+async def _handle(server: HttpServer, stream: trio.SocketStream) -> None:
+    """Answer one request and close. A client that sends nothing (a speculative
+    preconnect) is dropped after HTTP_READ_TIMEOUT_S."""
+    async with stream:
+        data = b""
+        with trio.move_on_after(HTTP_READ_TIMEOUT_S):
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    break
+                data += chunk
+        request_line = data.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = request_line.split()
+        if len(parts) < 2:
+            return
+        path = parts[1].split("?", 1)[0]
+        server.requests.append(path)
+        content_type, body = PAGES.get(path, ("text/plain", b"not found"))
+        status = "200 OK" if path in PAGES else "404 Not Found"
+        head = (
+            f"HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            await stream.send_all(head.encode() + body)
+        except trio.BrokenResourceError:
+            pass
+
+
+@pytest.fixture
+async def http_server() -> AsyncIterator[HttpServer]:
+    """An HTTP server on 127.0.0.1 serving PAGES; stopped (cancelled) at teardown."""
+    async with trio.open_nursery() as nursery:
+        server = HttpServer(port=0)
+        listeners = await nursery.start(partial(trio.serve_tcp, partial(_handle, server), 0, host="127.0.0.1"))
+        server.port = listeners[0].socket.getsockname()[1]
+        yield server
+        nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[cdp.Browser]:
+    async with cdp.launch(stop_timeout_s=STOP_BUDGET_S) as browser:
+        yield browser
+
+
+@pytest.fixture
+async def tab(browser: cdp.Browser) -> AsyncIterator[cdp.Tab]:
+    async with browser.new_context() as context, context.new_tab() as tab:
+        yield tab
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+async def wait_until(predicate: Callable[[], object], *, timeout_s: float = 5.0) -> None:
+    """Poll state that no event signals (the connection's tables, the process table)."""
+    with trio.fail_after(timeout_s):
+        while not predicate():  # noqa: ASYNC110 - nothing to wait on but the state itself
+            await trio.sleep(0.01)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (right now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def profile_dir_of(pid: int) -> Path:
+    """The --user-data-dir of a running Chromium, from its command line."""
+    for arg in psutil.Process(pid).cmdline():
+        if arg.startswith("--user-data-dir="):
+            return Path(arg.split("=", 1)[1])
+    raise AssertionError(f"process {pid} has no --user-data-dir")
+
+
+def describe(pids: list[int]) -> list[str]:
+    out = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            out.append(f"{pid} {proc.status()} {' '.join(proc.cmdline()[:2])}")
+        except psutil.Error:
+            out.append(f"{pid} (gone)")
+    return out
+
+
+def processes_of_profile(profile: Path) -> list[psutil.Process]:
+    """Every live process whose command line names the profile: the browser's group
+    (--user-data-dir) and Crashpad's handler outside it (--database=<profile>/Crash Reports)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if any(str(profile) in arg for arg in proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def browser_processes(pgid: int, profile: Path, since: float) -> list[psutil.Process]:
+    """Every process of a running browser, to check later that none is left: its group,
+    whatever names its profile, and our children started since ``since`` (time.time())
+    outside the group - Crashpad's handler daemonizes into its own session, and we
+    adopt it as child subreaper."""
+    found = {p.pid: p for p in processes_of_profile(profile)}
+    for pid in cdp.group_pids(pgid):
+        try:
+            found.setdefault(pid, psutil.Process(pid))
+        except psutil.Error:
+            continue
+    for child in psutil.Process().children():
+        try:
+            if child.create_time() >= since - 1:
+                found.setdefault(child.pid, child)
+        except psutil.Error:
+            continue
+    return list(found.values())
+
+
+def assert_nothing_left(pgid: int, profile: Path, processes: list[psutil.Process]) -> None:
+    """No process of the browser's group, none of ``processes`` (snapshotted while the
+    browser ran), not even as a zombie, and no profile directory remain."""
+    left = cdp.group_pids(pgid)
+    assert left == [], f"processes of group {pgid} left behind: {describe(left)}"
+    # is_running() is True for a zombie, and False for a pid reused by another process.
+    remaining = [p.pid for p in processes if p.is_running()]
+    assert remaining == [], f"processes of the browser left behind: {describe(remaining)}"
+    assert not profile.exists(), f"profile {profile} left behind: {os.listdir(profile)}"
+
+
+def _kill_and_reap(pgid: int, others: list[psutil.Process]) -> bool:
+    """SIGKILL a process group and ``others``, reap those that are our children.
+    True when none is left to reap."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    left = False
+    for pid in cdp.group_pids(pgid):
+        left = True
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    for proc in others:
+        try:
+            proc.kill()
+            left = left or os.waitpid(proc.pid, os.WNOHANG)[0] == 0
+        except (psutil.NoSuchProcess, ChildProcessError):
+            pass
+    return not left
+
+
+@attrs.define
+class ChromiumProcesses:
+    """Chromiums started as plain subprocesses, each in its own session."""
+
+    started: list[tuple[trio.Process, Path]] = attrs.field(factory=list)
+
+    async def start(self, port: int) -> trio.Process:
+        cdp.become_child_subreaper()  # orphaned renderers become ours, to be reaped
+        profile = Path(tempfile.mkdtemp(prefix="cdp-test-profile-"))
+        argv = [
+            cdp.find_executable(),
+            *cdp.DEFAULT_ARGS,
+            "--headless=new",
+            f"--remote-debugging-port={port}",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ]
+        proc = await trio.lowlevel.open_process(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            # Crash dumps into the profile, which also marks Crashpad's handler as ours.
+            env={**os.environ, "BREAKPAD_DUMP_LOCATION": str(profile / "Crash Reports")},
+            start_new_session=True,
+        )
+        self.started.append((proc, profile))
+        return proc
+
+    async def stop_all(self) -> None:
+        for proc, profile in self.started:
+            pgid = proc.pid
+            others = [p for p in processes_of_profile(profile) if p.pid not in cdp.group_pids(pgid)]
+            with contextlib.suppress(trio.TooSlowError):  # the leftovers check below reports it
+                _kill_and_reap(pgid, others)
+                with trio.fail_after(STOP_BUDGET_S):
+                    await proc.wait()
+                await wait_until(partial(_kill_and_reap, pgid, others), timeout_s=STOP_BUDGET_S)
+            shutil.rmtree(profile, ignore_errors=True)
+        leftovers = [pid for proc, _ in self.started for pid in cdp.group_pids(proc.pid)]
+        self.started.clear()
+        assert leftovers == [], f"test Chromium processes left behind: {describe(leftovers)}"
+
+
+@pytest.fixture
+async def chromium_process() -> AsyncIterator[ChromiumProcesses]:
+    """Start Chromium subprocesses with ``await chromium_process.start(port)``;
+    all are killed (whole group), reaped and their profiles removed at teardown."""
+    procs = ChromiumProcesses()
+    try:
+        yield procs
+    finally:
+        with trio.CancelScope(shield=True):
+            await procs.stop_all()

@@ -1,0 +1,178 @@
+"""launch(): finding Chromium, and stopping it without leaving a process or a directory behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+import cdp
+
+from .conftest import assert_nothing_left, browser_processes, profile_dir_of, wait_until
+
+NEVER = "new Promise(() => {})"
+
+
+class Boom(Exception):
+    pass
+
+
+# -- find_executable (no Chromium needed) ---------------------------------------------
+
+
+def test_find_executable_explicit_bad_path_raises_browser_error_naming_it(tmp_path: Path) -> None:
+    """An explicit executable that does not exist (or is not executable) is an error naming it,
+    even when a Chromium is on PATH."""
+    missing = tmp_path / "no-such-chrome"
+    with pytest.raises(cdp.BrowserError, match=str(missing)):
+        cdp.find_executable(missing)
+    not_executable = tmp_path / "chrome.txt"
+    not_executable.write_text("")
+    with pytest.raises(cdp.BrowserError, match=str(not_executable)):
+        cdp.find_executable(str(not_executable))
+
+
+def test_find_executable_uses_chrome_path_when_no_argument(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$CHROME_PATH is used when no executable is passed; an explicit argument wins over it;
+    a bad $CHROME_PATH is an error naming CHROME_PATH and the path."""
+    fake = tmp_path / "my-chrome"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CHROME_PATH", str(fake))
+    assert cdp.find_executable() == str(fake)
+    other = tmp_path / "other-chrome"
+    other.write_text("#!/bin/sh\nexit 0\n")
+    other.chmod(0o755)
+    assert cdp.find_executable(other) == str(other)
+    monkeypatch.setenv("CHROME_PATH", str(tmp_path / "gone"))
+    with pytest.raises(cdp.BrowserError, match="CHROME_PATH") as info:
+        cdp.find_executable()
+    assert str(tmp_path / "gone") in str(info.value)
+
+
+def test_find_executable_without_argument_or_env_finds_chromium_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without argument and CHROME_PATH, a Chromium on PATH is found (the test machine has one)."""
+    monkeypatch.delenv("CHROME_PATH", raising=False)
+    assert os.access(cdp.find_executable(), os.X_OK)
+
+
+# -- failed start ---------------------------------------------------------------------
+
+
+@pytest.mark.chromium
+async def test_launch_of_executable_that_exits_raises_browser_error_and_removes_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 'browser' that exits at once makes launch() raise BrowserError quoting its stderr,
+    and its temporary profile is removed."""
+    fake = tmp_path / "bin" / "fake-chrome"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'fake chrome says no' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    with trio.fail_after(10), pytest.raises(cdp.BrowserError, match="fake chrome says no") as info:
+        async with cdp.launch(executable=fake):
+            pytest.fail("launched a browser that exited")
+    assert "code 3" in str(info.value)
+    assert list(temp.iterdir()) == []
+
+
+# -- stop on exit ---------------------------------------------------------------------
+
+
+@pytest.mark.chromium
+@pytest.mark.parametrize("how", ["returned", "raised", "cancelled"])
+async def test_launch_exit_leaves_no_process_and_no_profile(how: str) -> None:
+    """However the launch() block exits - normally, by an exception (which propagates as
+    itself, not wrapped in an ExceptionGroup) or by an outer cancellation (absorbed by the
+    outer move_on_after) - its tab and context are closed politely first (the cancellation
+    does not take the connection down with it), then every process of the browser, its
+    group and Crashpad's handler outside it, is stopped and reaped (no zombie) and the
+    temporary profile is removed, in well under the stop budget."""
+    seen: dict = {}
+    started = time.monotonic()
+    since = time.time()
+
+    async def body() -> None:
+        async with cdp.launch() as browser:
+            seen["pgid"] = browser.pid
+            seen["profile"] = profile_dir_of(browser.pid)
+            async with browser.new_context() as context, context.new_tab() as tab:
+                seen["browser"], seen["context"], seen["tab"] = browser, context, tab
+                assert (await tab.send("Runtime.evaluate", expression="1+1"))["result"]["value"] == 2
+                seen["processes"] = browser_processes(browser.pid, seen["profile"], since)
+                seen["exit_started"] = time.monotonic()
+                if how == "raised":
+                    raise Boom("from the body")
+                if how == "cancelled":
+                    scope.deadline = trio.current_time() + 0.1
+                    await tab.send("Runtime.evaluate", expression=NEVER, awaitPromise=True)
+                    pytest.fail("the never-resolving command returned")
+
+    with trio.fail_after(30):
+        with trio.move_on_after(25) as scope:
+            if how == "raised":
+                with pytest.raises(Boom) as info:
+                    await body()
+                assert type(info.value) is Boom
+                assert str(info.value) == "from the body"
+            else:
+                await body()
+        assert scope.cancelled_caught == (how == "cancelled")
+    exit_s = time.monotonic() - seen["exit_started"]
+    assert exit_s < 5.0, f"stopping took {exit_s:.1f} s: the polite path (Browser.close) failed?"
+    assert seen["tab"].closed
+    assert seen["context"].disposed
+    assert (seen["browser"].leaked_tabs, seen["browser"].leaked_contexts) == (0, 0)
+    assert time.monotonic() - started < 15
+    assert_nothing_left(seen["pgid"], seen["profile"], seen["processes"])
+
+
+@pytest.mark.chromium
+async def test_browser_sigkill_fails_pending_command_with_connection_lost_and_exit_cleans_up() -> None:
+    """SIGKILL of the browser process while a tab command is pending: the command fails with
+    ConnectionLost within 2 s, later commands fail the same way at once, and after the launch
+    block exits no process of the group remains (not even a zombie) and the profile is gone."""
+    since = time.time()
+    with trio.fail_after(30):
+        async with cdp.launch() as browser:
+            pgid = browser.pid
+            profile = profile_dir_of(browser.pid)
+            assert profile.is_dir()
+            async with browser.new_context() as context, context.new_tab() as tab:
+                outcome: dict = {}
+                failed = trio.Event()
+
+                async def pending() -> None:
+                    try:
+                        await tab.send("Runtime.evaluate", expression=NEVER, awaitPromise=True)
+                    except cdp.CDPError as exc:
+                        outcome["error"] = exc
+                        outcome["at"] = time.monotonic()
+                    failed.set()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(pending)
+                    await wait_until(lambda: browser.connection.statistics().pending_commands == 1)
+                    await trio.sleep(0.1)
+                    processes = browser_processes(pgid, profile, since)
+                    killed_at = time.monotonic()
+                    os.kill(browser.pid, signal.SIGKILL)
+                    with trio.fail_after(2):
+                        await failed.wait()
+                assert isinstance(outcome["error"], cdp.ConnectionLost), repr(outcome["error"])
+                assert outcome["at"] - killed_at < 2.0
+                assert not browser.connected
+                assert browser.connection.statistics().pending_commands == 0
+                with pytest.raises(cdp.ConnectionLost):
+                    await browser.send("Browser.getVersion")
+                with pytest.raises((cdp.ConnectionLost, cdp.TargetClosed)):
+                    await tab.send("Runtime.evaluate", expression="1")
+    assert_nothing_left(pgid, profile, processes)
