@@ -14,6 +14,9 @@ slow consumer can lose events but can never delay a command's reply.
 
 "Closed" has one source of truth, ``Connection._error``: once it is set, every
 pending command has been woken with it and every later ``send`` raises it.
+Such a shared error (and a session's) is raised with a fresh traceback each
+time: re-raising one object keeps prepending frames to its traceback, which then
+grows, and keeps those frames alive, with every failed call.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ class EventStream:
             return await self._receive.receive()
         except trio.EndOfChannel:
             if self._error is not None:
-                raise self._error from None
+                raise self._error.with_traceback(None) from None
             raise
 
     def receive_nowait(self) -> Event:
@@ -138,7 +141,7 @@ class EventStream:
             return self._receive.receive_nowait()
         except trio.EndOfChannel:
             if self._error is not None:
-                raise self._error from None
+                raise self._error.with_traceback(None) from None
             raise
 
     def __aiter__(self) -> EventStream:
@@ -213,14 +216,14 @@ class Connection:
         is dropped; the command may or may not have reached the browser.
         """
         if self._error is not None:
-            raise self._error
+            raise self._error.with_traceback(None)
         session = None
         if session_id is not None:
             session = self._sessions.get(session_id)
             if session is None:
                 raise TargetClosed(f"{method}: session {session_id} is not attached")
             if session.error is not None:
-                raise session.error
+                raise session.error.with_traceback(None)
         call_id = next(self._ids)
         call = _Call(method, session_id)
         message: dict[str, Any] = {"id": call_id, "method": method, "params": params or {}}
@@ -241,7 +244,7 @@ class Connection:
             if session is not None:
                 session.calls.discard(call)
         if call.error is not None:
-            raise call.error
+            raise call.error.with_traceback(None)
         assert call.result is not None
         return call.result
 
@@ -255,10 +258,10 @@ class Connection:
                 await self._ws.send_message(text)
             except trio_websocket.ConnectionClosed as exc:
                 self._fail(ConnectionLost(f"{self.name}: websocket closed ({_reason(exc)})"))
-                raise self._error from None  # type: ignore[misc]
+                raise self._error.with_traceback(None) from None  # type: ignore[union-attr]
         if scope.cancelled_caught:
             self._fail(ConnectionLost(f"{self.name}: could not write to the websocket within {timeout_s:g} s"))
-            raise self._error  # type: ignore[misc]
+            raise self._error.with_traceback(None)  # type: ignore[union-attr]
 
     # -- sessions ------------------------------------------------------------------
 

@@ -256,3 +256,33 @@ async def test_open_connection_to_non_websocket_endpoint_raises_connection_lost(
                 pytest.fail("connected")
         assert type(info.value) is cdp.ConnectionLost
         assert url in str(info.value)
+
+
+def traceback_length(exc: BaseException) -> int:
+    n, tb = 0, exc.__traceback__
+    while tb is not None:
+        n, tb = n + 1, tb.tb_next
+    return n
+
+
+async def test_shared_errors_raised_repeatedly_keep_a_short_traceback() -> None:
+    """The connection's error and a crashed session's error are single objects raised by
+    every later send (and stream); each raise starts a fresh traceback, so 500 failed calls
+    neither grow it (nor keep their frames alive)."""
+    conn = cdp.Connection(FakeWebSocket([]), name="fake", command_timeout_s=1.0)  # type: ignore[arg-type]
+    conn.attach_session("S1", "T1")
+    conn._dispatch({"method": "Target.targetCrashed", "params": {"targetId": "T1"}})
+    for _ in range(500):
+        with pytest.raises(cdp.TargetCrashed) as crashed:
+            await conn.send("Runtime.evaluate", session_id="S1")
+    assert traceback_length(crashed.value) < 10
+    async with conn.listen(["Page.loadEventFired"], session_id="S1") as stream:
+        for _ in range(500):
+            with pytest.raises(cdp.TargetCrashed) as crashed:
+                await stream.receive()
+    assert traceback_length(crashed.value) < 10
+    await conn.run_reader()  # the fake websocket closes: the connection is lost
+    for _ in range(500):
+        with pytest.raises(cdp.ConnectionLost) as lost:
+            await conn.send("Browser.getVersion")
+    assert traceback_length(lost.value) < 10
