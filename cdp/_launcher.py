@@ -15,6 +15,9 @@ Stop sequence (shielded, bounded by ``stop_timeout_s`` in all):
 Crash dumps go to ``<profile>/Crash Reports`` (``BREAKPAD_DUMP_LOCATION``), not to
 ``~/.config/chromium``, so a crashed renderer leaves nothing outside the profile;
 that path in the handler's command line is also how its processes are recognized.
+With a temporary profile, Chromium's ``TMPDIR`` is ``<profile>/tmp``: a killed
+browser leaves its ``org.chromium.Chromium.*`` directory (the singleton socket)
+there, removed with the profile, rather than in /tmp for good.
 """
 
 from __future__ import annotations
@@ -151,6 +154,9 @@ async def launch(
         argv.append("--headless=new")
     argv += ["--remote-debugging-port=0", f"--user-data-dir={profile}", *args, "about:blank"]
     env = {**os.environ, "BREAKPAD_DUMP_LOCATION": str(profile / CRASH_DUMPS_DIR)}
+    if own_profile:  # a given profile may have a long path: keep the socket path short
+        (profile / "tmp").mkdir()
+        env["TMPDIR"] = str(profile / "tmp")
     proc: trio.Process | None = None
     guard: trio.Process | None = None
     satellites: dict[int, psutil.Process] = {}

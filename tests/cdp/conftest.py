@@ -175,15 +175,23 @@ def browser_processes(pgid: int, profile: Path, since: float) -> list[psutil.Pro
     return list(found.values())
 
 
-def assert_nothing_left(pgid: int, profile: Path, processes: list[psutil.Process]) -> None:
+def singleton_dir_of(profile: Path) -> Path:
+    """The directory of Chromium's singleton socket (``org.chromium.Chromium.*`` in its
+    TMPDIR), which a killed Chromium does not remove."""
+    return Path(os.readlink(profile / "SingletonSocket")).parent
+
+
+def assert_nothing_left(pgid: int, profile: Path, processes: list[psutil.Process], singleton_dir: Path) -> None:
     """No process of the browser's group, none of ``processes`` (snapshotted while the
-    browser ran), not even as a zombie, and no profile directory remain."""
+    browser ran), not even as a zombie, no profile directory and no singleton socket
+    directory remain."""
     left = cdp.group_pids(pgid)
     assert left == [], f"processes of group {pgid} left behind: {describe(left)}"
     # is_running() is True for a zombie, and False for a pid reused by another process.
     remaining = [p.pid for p in processes if p.is_running()]
     assert remaining == [], f"processes of the browser left behind: {describe(remaining)}"
     assert not profile.exists(), f"profile {profile} left behind: {os.listdir(profile)}"
+    assert not singleton_dir.exists(), f"{singleton_dir} left behind"
 
 
 def _kill_and_reap(pgid: int, others: list[psutil.Process]) -> bool:
@@ -218,6 +226,7 @@ class ChromiumProcesses:
     async def start(self, port: int) -> trio.Process:
         cdp.become_child_subreaper()  # orphaned renderers become ours, to be reaped
         profile = Path(tempfile.mkdtemp(prefix="cdp-test-profile-"))
+        (profile / "tmp").mkdir()  # Chromium's TMPDIR: what it leaves when killed goes with the profile
         argv = [
             cdp.find_executable(),
             *cdp.DEFAULT_ARGS,
@@ -232,7 +241,11 @@ class ChromiumProcesses:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             # Crash dumps into the profile, which also marks Crashpad's handler as ours.
-            env={**os.environ, "BREAKPAD_DUMP_LOCATION": str(profile / "Crash Reports")},
+            env={
+                **os.environ,
+                "BREAKPAD_DUMP_LOCATION": str(profile / "Crash Reports"),
+                "TMPDIR": str(profile / "tmp"),
+            },
             start_new_session=True,
         )
         self.started.append((proc, profile))

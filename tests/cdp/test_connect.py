@@ -114,7 +114,7 @@ async def test_connect_rejects_url_without_devtools_scheme() -> None:
             pytest.fail("connected")
 
 
-async def test_connect_ws_url_works(chromium_process: ChromiumProcesses) -> None:
+async def test_connect_ws_url_carries_commands_and_tabs(chromium_process: ChromiumProcesses) -> None:
     """A ws://127.0.0.1:PORT/devtools/browser/<id> URL (as /json/version reports it) connects
     directly and carries commands and tabs."""
     port = free_port()

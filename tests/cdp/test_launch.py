@@ -13,7 +13,7 @@ import trio
 
 import cdp
 
-from .conftest import assert_nothing_left, browser_processes, profile_dir_of, wait_until
+from .conftest import assert_nothing_left, browser_processes, profile_dir_of, singleton_dir_of, wait_until
 
 NEVER = "new Promise(() => {})"
 
@@ -108,6 +108,7 @@ async def test_launch_exit_leaves_no_process_and_no_profile(how: str) -> None:
                 seen["browser"], seen["context"], seen["tab"] = browser, context, tab
                 assert (await tab.send("Runtime.evaluate", expression="1+1"))["result"]["value"] == 2
                 seen["processes"] = browser_processes(browser.pid, seen["profile"], since)
+                seen["singleton_dir"] = singleton_dir_of(seen["profile"])
                 seen["exit_started"] = time.monotonic()
                 if how == "raised":
                     raise Boom("from the body")
@@ -132,14 +133,15 @@ async def test_launch_exit_leaves_no_process_and_no_profile(how: str) -> None:
     assert seen["context"].disposed
     assert (seen["browser"].leaked_tabs, seen["browser"].leaked_contexts) == (0, 0)
     assert time.monotonic() - started < 15
-    assert_nothing_left(seen["pgid"], seen["profile"], seen["processes"])
+    assert_nothing_left(seen["pgid"], seen["profile"], seen["processes"], seen["singleton_dir"])
 
 
 @pytest.mark.chromium
 async def test_browser_sigkill_fails_pending_command_with_connection_lost_and_exit_cleans_up() -> None:
     """SIGKILL of the browser process while a tab command is pending: the command fails with
     ConnectionLost within 2 s, later commands fail the same way at once, and after the launch
-    block exits no process of the group remains (not even a zombie) and the profile is gone."""
+    block exits no process of the group remains (not even a zombie), the profile is gone and
+    so is the singleton socket directory the killed browser could not remove."""
     since = time.time()
     with trio.fail_after(30):
         async with cdp.launch() as browser:
@@ -163,6 +165,7 @@ async def test_browser_sigkill_fails_pending_command_with_connection_lost_and_ex
                     await wait_until(lambda: browser.connection.statistics().pending_commands == 1)
                     await trio.sleep(0.1)
                     processes = browser_processes(pgid, profile, since)
+                    singleton_dir = singleton_dir_of(profile)
                     killed_at = time.monotonic()
                     os.kill(browser.pid, signal.SIGKILL)
                     with trio.fail_after(2):
@@ -175,4 +178,4 @@ async def test_browser_sigkill_fails_pending_command_with_connection_lost_and_ex
                     await browser.send("Browser.getVersion")
                 with pytest.raises((cdp.ConnectionLost, cdp.TargetClosed)):
                     await tab.send("Runtime.evaluate", expression="1")
-    assert_nothing_left(pgid, profile, processes)
+    assert_nothing_left(pgid, profile, processes, singleton_dir)
