@@ -13,9 +13,8 @@ import cdp
 from .conftest import ChromiumProcesses, HttpServer, free_port
 from .test_navigation import evaluate, navigate
 
-pytestmark = pytest.mark.chromium
 
-
+@pytest.mark.chromium
 async def test_connect_http_endpoint_navigates_and_evaluates(
     chromium_process: ChromiumProcesses, http_server: HttpServer
 ) -> None:
@@ -39,6 +38,7 @@ async def test_connect_http_endpoint_navigates_and_evaluates(
             assert "Chrome" in (await again.send("Browser.getVersion"))["product"]
 
 
+@pytest.mark.chromium
 async def test_connect_block_cancelled_from_outside_still_disposes_context_and_closes_tab(
     chromium_process: ChromiumProcesses,
 ) -> None:
@@ -67,6 +67,7 @@ async def test_connect_block_cancelled_from_outside_still_disposes_context_and_c
             assert seen["tab"].target_id not in {t.target_id for t in await observer.targets()}
 
 
+@pytest.mark.chromium
 async def test_connect_retries_until_endpoint_comes_up(chromium_process: ChromiumProcesses) -> None:
     """connect() started before anything listens keeps retrying, and succeeds once Chromium
     (started later) opens its DevTools port."""
@@ -114,6 +115,7 @@ async def test_connect_rejects_url_without_devtools_scheme() -> None:
             pytest.fail("connected")
 
 
+@pytest.mark.chromium
 async def test_connect_ws_url_carries_commands_and_tabs(chromium_process: ChromiumProcesses) -> None:
     """A ws://127.0.0.1:PORT/devtools/browser/<id> URL (as /json/version reports it) connects
     directly and carries commands and tabs."""

@@ -64,7 +64,6 @@ def test_find_executable_without_argument_or_env_finds_chromium_on_path(monkeypa
 # -- failed start ---------------------------------------------------------------------
 
 
-@pytest.mark.chromium
 async def test_launch_of_executable_that_exits_raises_browser_error_and_removes_profile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
