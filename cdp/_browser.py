@@ -4,8 +4,9 @@ Cleanup of each runs once, on exit of its block, shielded from the caller's
 cancellation and bounded by its own deadline:
 
 - a tab is closed politely (``Page.close`` on its session); if the target is not
-  gone within half its budget it is closed from the browser side
-  (``Target.closeTarget``); a tab still not gone is counted in ``leaked_tabs``;
+  destroyed within a third of its budget it is closed from the browser side
+  (``Target.closeTarget``), and as a last resort its renderer is crashed and it is
+  closed again; a tab still not destroyed is counted in ``leaked_tabs``;
 - a context is disposed (``Target.disposeBrowserContext``); if that fails or
   hangs (it has been seen to), its page targets are closed one by one and the
   dispose is tried once more; a context still not disposed is counted in
@@ -246,8 +247,8 @@ class Tab:
         """Close the tab, once: a second call returns at once.
 
         Polite first (``Page.close``), then from the browser side
-        (``Target.closeTarget``); shielded from the caller's cancellation and
-        bounded by ``timeout_s``.  A tab still open after that is counted in
+        (``Target.closeTarget``), then by crashing its renderer and closing it again;
+        shielded from the caller's cancellation and bounded by ``timeout_s``.  A tab still open after that is counted in
         ``browser.leaked_tabs``.
         """
         if self._close_started:
@@ -264,22 +265,39 @@ class Tab:
         self.context.tabs.discard(self)
 
     async def _close(self, budget_s: float) -> None:
+        # Three steps, a third of the budget each; "closed" means the browser reported the
+        # target destroyed.  Chromium can leave a tab whose navigation is committing
+        # (seen with about:blank and data: URLs) unclosable by both Page.close and
+        # Target.closeTarget; crashing its renderer first makes it closable.
         conn = self.connection
         if conn.closed:
             self.closed = True  # the browser is gone: nothing left to close
             return
         sid = self.session_id
+        step_s = budget_s / 3
         if sid is not None and conn.session_error(sid) is None:
-            with trio.move_on_after(budget_s / 2):
+            with trio.move_on_after(step_s):
                 try:
-                    await conn.send("Page.close", session_id=sid, timeout_s=budget_s / 2)
+                    await conn.send("Page.close", session_id=sid, timeout_s=step_s)
                     await conn.wait_session_gone(sid)
                     self.closed = True
                     return
                 except CDPError:
                     pass
-        # Polite close failed, timed out (a hung renderer) or the tab crashed.
-        if await self.context.browser.close_target(self.target_id):
+        browser = self.context.browser
+        with trio.move_on_after(step_s):
+            if not await browser.close_target(self.target_id, timeout_s=step_s):
+                self.closed = True  # already gone
+                return
             if sid is not None:
                 await conn.wait_session_gone(sid)
+            self.closed = True
+            return
+        if sid is not None:
+            try:
+                await conn.send("Page.crash", session_id=sid, timeout_s=step_s)
+            except CDPError:
+                pass  # the expected answer: TargetCrashed
+        if await browser.close_target(self.target_id, timeout_s=step_s) and sid is not None:
+            await conn.wait_session_gone(sid)
         self.closed = True

@@ -92,7 +92,7 @@ class _Session:
         self.calls: set[_Call] = set()
         self.subscriptions: set[EventStream] = set()
         self.error: TargetClosed | None = None
-        self.gone = trio.Event()  # the browser says the target is detached or destroyed
+        self.gone = trio.Event()  # the browser says the target is destroyed
 
 
 class EventStream:
@@ -285,7 +285,7 @@ class Connection:
         return session.error if session else TargetClosed(f"session {session_id} is not attached")
 
     async def wait_session_gone(self, session_id: str) -> None:
-        """Block until the browser reports the session's target detached or destroyed."""
+        """Block until the browser reports the session's target destroyed (no longer listed)."""
         session = self._sessions.get(session_id)
         if session is not None:
             await session.gone.wait()
@@ -395,10 +395,11 @@ class Connection:
             self._end_session(session, TargetCrashed(f"target {session.target_id}: renderer crashed"))
 
     def _on_detached(self, session_id: str | None, params: dict[str, Any]) -> None:
+        # Detached: no command on the session can succeed any more.  The target itself
+        # may still be listed until Target.targetDestroyed, which is what ``gone`` waits for.
         session = self._sessions.get(params.get("sessionId", ""))
         if session is not None:
             self._end_session(session, TargetClosed(f"target {session.target_id} was detached"))
-            session.gone.set()
 
     def _on_target_destroyed(self, session_id: str | None, params: dict[str, Any]) -> None:
         session = self._sessions_by_target.get(params.get("targetId", ""))
