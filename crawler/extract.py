@@ -33,7 +33,10 @@ MAX_RETRY_AFTER_S = 3600.0
 # script runs; whatever still opens a dialog is dismissed from the event stream.
 NO_DIALOGS_JS = "window.alert = () => {}; window.confirm = () => false; window.prompt = () => null;"
 
+REQUEST_SENT_WAIT_S = 5.0  # longest a job holds its host's rate-limit turn waiting for its request to leave
+
 TAB_SETUP_EVENTS = (
+    "Network.requestWillBeSent",
     "Network.responseReceived",
     "Network.loadingFinished",
     "Network.loadingFailed",
@@ -117,6 +120,7 @@ class _PageState:
     def __init__(self, frame_id: str, captures: tuple[CaptureRule, ...]):
         self.frame_id = frame_id  # a page target's main frame has the target's id
         self.document_request: str | None = None
+        self.document_requested = False  # the browser sent the main document's request
         self.status: int | None = None
         self.headers: dict[str, str] = {}
         self.document_error: str | None = None
@@ -144,10 +148,28 @@ async def run_page(
     Starts one task (the event consumer) in its own nursery; it ends with the call.
     """
     state = _PageState(tab.target_id, config.extract.capture)
-    async with tab.listen(*TAB_SETUP_EVENTS) as events, trio.open_nursery() as nursery:
+    async with tab.listen(*TAB_SETUP_EVENTS) as events, cdp.open_service_nursery() as nursery:
         nursery.start_soon(_consume_events, tab, events, state)
-        await limiter.wait(url)
-        nav = await tab.send("Page.navigate", url=url, timeout_s=budget_s)
+        nav: dict[str, Any] = {}
+        navigated = trio.Event()
+
+        async def navigate() -> None:
+            try:
+                nav.update(await tab.send("Page.navigate", url=url, timeout_s=budget_s))
+            except (cdp.CDPError, trio.ClosedResourceError) as exc:
+                nav["error"] = exc
+            finally:
+                navigated.set()
+                state.notify()
+
+        async with limiter.hold(url):
+            nursery.start_soon(navigate)
+            with trio.move_on_after(REQUEST_SENT_WAIT_S):
+                while not (state.document_requested or navigated.is_set()):
+                    await state.changed.wait()
+        await navigated.wait()
+        if "error" in nav:
+            raise nav["error"]
         if nav.get("errorText"):
             raise PageFailure("net", nav["errorText"], retryable=True, tab_reusable=True)
         found = await _poll_until_ready(tab, expression, state, config.extract.poll_interval_s)
@@ -222,7 +244,10 @@ async def _consume_events(tab: cdp.Tab, events: cdp.EventStream, state: _PageSta
         async for event in events:
             params = event.params
             method = event.method
-            if method == "Network.responseReceived":
+            if method == "Network.requestWillBeSent":
+                if params.get("type") == "Document" and params.get("frameId") == state.frame_id:
+                    state.document_requested = True
+            elif method == "Network.responseReceived":
                 response = params.get("response", {})
                 if params.get("type") == "Document" and params.get("frameId") == state.frame_id:
                     state.document_request = params.get("requestId")

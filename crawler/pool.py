@@ -48,6 +48,7 @@ class _ContextSlot:
     def __init__(self, context: cdp.BrowserContext):
         self.context = context
         self.tabs: set[_PooledTab] = set()
+        self.opening = 0  # tabs whose Target.createTarget is in flight (not yet in ``tabs``)
         self.pages = 0
         self.draining = False
 
@@ -142,6 +143,7 @@ class TabPool:
         self._slots: set[_ContextSlot] = set()
         self._current: _ContextSlot | None = None
         self._context_lock = trio.Lock()
+        self._opening_context = False  # Target.createBrowserContext in flight
         self._idle: list[_PooledTab] = []
         self._leases: dict[int, Lease] = {}
         self._lease_numbers = 0
@@ -226,7 +228,11 @@ class TabPool:
                 return pooled
             await self._retire(pooled, "stale")
         slot = await self._current_slot()
-        tab = await slot.context.create_tab()
+        slot.opening += 1
+        try:
+            tab = await slot.context.create_tab()
+        finally:
+            slot.opening -= 1
         pooled = _PooledTab(tab, slot)
         slot.tabs.add(pooled)
         self.tabs_opened += 1
@@ -241,7 +247,11 @@ class TabPool:
     async def _current_slot(self) -> _ContextSlot:
         async with self._context_lock:
             if self._current is None:
-                self._current = _ContextSlot(await self.browser.create_context())
+                self._opening_context = True
+                try:
+                    self._current = _ContextSlot(await self.browser.create_context())
+                finally:
+                    self._opening_context = False
                 self._slots.add(self._current)
             return self._current
 
@@ -292,9 +302,9 @@ class TabPool:
         pooled.slot.tabs.discard(pooled)
 
     async def _dispose(self, slot: _ContextSlot) -> None:
-        if slot in self._slots:
-            self._slots.discard(slot)
+        if slot in self._slots and not slot.context._close_started:
             await slot.context.aclose(self._context_dispose_timeout_s)
+            self._slots.discard(slot)
 
     async def aclose(self) -> None:
         """Close every idle tab and dispose every context. Leases must be over."""
@@ -310,24 +320,40 @@ class TabPool:
     # -- invariants ----------------------------------------------------------------------
 
     async def check_invariants(self) -> InvariantReport:
-        """Compare what the pool holds with ``Target.getTargets``/``getBrowserContexts``."""
+        """Compare what the pool holds with ``Target.getTargets``/``getBrowserContexts``.
+
+        Resources in transit are not mismatches: a target whose creation is in flight
+        may already be listed by the browser, and one being closed may already be gone.
+        """
+        opening_tabs = sum(slot.opening for slot in self._slots)
+        opening_contexts = self._opening_context
         targets = await self.browser.targets()
         contexts = set((await self.browser.send("Target.getBrowserContexts"))["browserContextIds"])
         ours = self.context_ids
-        tabs = {t.target_id for t in self.tabs}
+        closing_contexts = {slot.context.id for slot in self._slots if slot.context._close_started}
+        pooled = [p for slot in self._slots for p in slot.tabs]
+        tabs = {p.tab.target_id for p in pooled}
+        closing_tabs = {p.tab.target_id for p in pooled if p.tab._close_started}
         pages = [t for t in targets if t.type == "page" and t.browser_context_id in ours]
         popups = {t.target_id for t in pages if t.opener_id and t.target_id not in tabs}
         browser_tabs = {t.target_id for t in pages} - popups
+        stray_tabs = browser_tabs - tabs
+        opening_tabs = max(opening_tabs, sum(slot.opening for slot in self._slots))
+        if len(stray_tabs) <= opening_tabs:
+            stray_tabs = set()
+        stray_contexts = contexts - ours
+        if opening_contexts or self._opening_context:
+            stray_contexts = set() if len(stray_contexts) <= 1 else stray_contexts
         return InvariantReport(
             leases=len(self._leases),
             tabs=len(tabs),
             browser_tabs=len(browser_tabs),
             contexts=len(ours),
             browser_contexts=len(contexts),
-            stray_tabs=tuple(sorted(browser_tabs - tabs)),
-            missing_tabs=tuple(sorted(tabs - browser_tabs)),
-            stray_contexts=tuple(sorted(contexts - ours)),
-            missing_contexts=tuple(sorted(ours - contexts)),
+            stray_tabs=tuple(sorted(stray_tabs)),
+            missing_tabs=tuple(sorted(tabs - browser_tabs - closing_tabs)),
+            stray_contexts=tuple(sorted(stray_contexts)),
+            missing_contexts=tuple(sorted(ours - contexts - closing_contexts)),
             popups=tuple(sorted(popups)),
         )
 

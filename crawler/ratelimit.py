@@ -3,34 +3,51 @@
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import trio
 
 
 class HostRateLimiter:
-    """Reserve request start times per host.
+    """Space request starts to each host by a uniform random gap.
 
-    Each call to :meth:`wait` reserves the host's next slot (``now`` or the end of
-    the previous gap, whichever is later) and pushes the host's next slot one gap
-    further, then sleeps until its slot.  Reservation is synchronous, so workers are
-    served in the order they asked and gaps never overlap.  O(1) per request.
+    Waiters for one host are served first come, first served (trio's Lock is FIFO);
+    each one sleeps until the host's next allowed start and holds the host until its
+    request has left; the next allowed start is set from that moment.  Chaining from
+    actual starts (rather than reserving times in advance) means that a request that
+    starts late cannot shorten the gap before the next one.  O(1) per request.
     """
 
     def __init__(self, wait_ms: tuple[int, int], *, rng: random.Random | None = None):
         self.low_s, self.high_s = wait_ms[0] / 1000, wait_ms[1] / 1000
         self._next: dict[str, float] = {}
+        self._locks: dict[str, trio.Lock] = {}
         self._rng = rng or random.Random()
 
-    async def wait(self, url: str) -> None:
-        """Sleep until this request may start. If cancelled, the reserved slot stays
-        used (later requests are not moved earlier), which only errs on the slow side."""
+    @asynccontextmanager
+    async def hold(self, url: str) -> AsyncIterator[None]:
+        """Wait for the host's turn, then hold it for the body of the block: the next
+        request to the host may start one gap after the block exits.  The caller exits
+        once its request has really left (the browser reported it sent), so the gaps are
+        the ones the server sees.  Cancellation-safe: a waiter cancelled in the queue
+        leaves it; one cancelled while holding still spaces the next request."""
         host = urlsplit(url).netloc
-        now = trio.current_time()
-        start = max(now, self._next.get(host, now))
-        if self.high_s > 0:
-            self._next[host] = start + self._rng.uniform(self.low_s, self.high_s)
-        await trio.sleep_until(start)
+        if self.high_s <= 0:
+            await trio.sleep_until(self._next.get(host, 0.0))
+            yield
+            return
+        lock = self._locks.get(host)
+        if lock is None:
+            lock = self._locks[host] = trio.Lock()
+        async with lock:
+            await trio.sleep_until(self._next.get(host, 0.0))
+            try:
+                yield
+            finally:
+                gap = self._rng.uniform(self.low_s, self.high_s)
+                self._next[host] = max(self._next.get(host, 0.0), trio.current_time() + gap)
 
     def back_off(self, url: str, delay_s: float) -> None:
         """The host asked us to slow down (429/503 Retry-After): no request starts for ``delay_s``."""
