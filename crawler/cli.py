@@ -10,9 +10,11 @@ import argparse
 import csv
 import json
 import logging
+import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import attrs
 import trio
@@ -22,6 +24,7 @@ import cdp
 from . import config as config_mod
 from . import monitor
 from .config import Config, ConfigError
+from .store import SqliteStore, Store
 
 log = logging.getLogger("crawler")
 
@@ -115,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     except cdp.BrowserError as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:  # output piped into head, less, ...
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return EXIT_USAGE
 
 
@@ -128,32 +134,34 @@ def load_config(args: argparse.Namespace) -> Config:
     )
 
 
-def open_store(cfg: Config, *, fresh: bool = False):
-    """The store a config names (SQLite unless ``[store] backend = "redis"``)."""
+@asynccontextmanager
+async def open_store(cfg: Config) -> AsyncIterator[Store]:
+    """The store a config names (SQLite unless ``[store] backend = "redis"``), closed on exit."""
     if cfg.store.backend == "redis":
-        from .redis_store import RedisStore
+        from .redis_store import open_redis_store
 
-        return RedisStore(cfg)
-    from .store import SqliteStore
-
+        async with open_redis_store(cfg) as store:
+            yield store
+        return
     path = Path(cfg.output.db)
-    if path.parent and not path.parent.exists():
+    if not path.parent.exists():
         raise ConfigError(f"{cfg.source}: [output] db: folder {str(path.parent)!r} does not exist")
-    return SqliteStore(path)
+    store = SqliteStore(path)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 async def crawl_command(cfg: Config, args: argparse.Namespace) -> int:
     from .engine import Crawler
 
-    store = open_store(cfg)
-    try:
+    async with open_store(cfg) as store:
         if args.fresh:
             await store.reset()
         crawler = Crawler(cfg, store, limit=args.limit)
         reason = await crawler.run(handle_signals=True)
         summary = await crawler.summary()
-    finally:
-        await _close_store(store)
     print(monitor.format_summary(summary), file=sys.stderr)
     if reason == "interrupted":
         print(f"crawler: interrupted; resume with the same command: {_resume_hint()}", file=sys.stderr)
@@ -162,13 +170,6 @@ async def crawl_command(cfg: Config, args: argparse.Namespace) -> int:
         print(f"crawler: {reason}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_FAILED if summary["failed_this_run"] else EXIT_OK
-
-
-async def _close_store(store: Any) -> None:
-    result = store.close()
-    if hasattr(result, "__await__"):
-        with trio.move_on_after(5, shield=True):
-            await result
 
 
 def _resume_hint() -> str:
@@ -188,12 +189,8 @@ def export_command(args: argparse.Namespace) -> int:
 
 async def _export(cfg: Config | None, args: argparse.Namespace) -> int:
     if cfg is None:
-        from .store import SqliteStore
-
-        store: Any = SqliteStore(args.db)
-    else:
-        store = open_store(cfg)
-    try:
+        cfg = config_mod.Config(source="--db", output=config_mod.OutputSection(db=args.db))
+    async with open_store(cfg) as store:
         items = await store.items()
         out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout  # noqa: ASYNC230
         try:
@@ -201,8 +198,6 @@ async def _export(cfg: Config | None, args: argparse.Namespace) -> int:
         finally:
             if args.out:
                 out.close()
-    finally:
-        await _close_store(store)
     print(f"crawler: exported {count} items", file=sys.stderr)
     return EXIT_OK
 
@@ -233,7 +228,6 @@ async def demo_command(args: argparse.Namespace) -> int:
     from .demo import DemoShop
     from .engine import Crawler
     from .httpserver import serve_http
-    from .store import SqliteStore
 
     cfg = load_config(args)
     low, high = config_mod.parse_id_range(cfg.input.ids or "1-200", where=f"{cfg.source}: [input] ids")
@@ -251,8 +245,7 @@ async def demo_command(args: argparse.Namespace) -> int:
                 cfg.input, url_template=f"{base}/product/{{id}}", ids=f"{low}-{products}", urls=(), url_file=""
             ),
         )
-        store = SqliteStore(cfg.output.db)
-        try:
+        async with open_store(cfg) as store:
             if not args.resume:
                 await store.reset()
             crawler = Crawler(cfg, store, limit=args.limit)
@@ -260,8 +253,6 @@ async def demo_command(args: argparse.Namespace) -> int:
             summary = await crawler.summary()
             with open(args.out, "w", encoding="utf-8") as out:  # noqa: ASYNC230
                 exported = write_items(await store.items(), out, "jsonl")
-        finally:
-            store.close()
         nursery.cancel_scope.cancel()
     print(monitor.format_summary(summary), file=sys.stderr)
     print(f"crawler: {exported} items written to {args.out} (database {cfg.output.db})", file=sys.stderr)

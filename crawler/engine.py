@@ -24,8 +24,8 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import trio
@@ -38,7 +38,7 @@ from .extract import PageFailure, PageResult, build_expression, prepare_tab, run
 from .inputs import iter_urls
 from .pool import TabPool, auto_recycle_every, open_pool
 from .ratelimit import HostRateLimiter
-from .store import Job
+from .store import Job, Store
 from .watchdog import Watchdog
 
 log = logging.getLogger("crawler.engine")
@@ -49,7 +49,17 @@ RESTART_BACKOFF_S = (1.0, 30.0)
 
 
 class Crawler:
-    def __init__(self, config: Config, store: Any, *, limit: int | None = None, rng: random.Random | None = None):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        limit: int | None = None,
+        rng: random.Random | None = None,
+        open_browser: Callable[[], AbstractAsyncContextManager[cdp.Browser]] | None = None,
+    ):
+        """``open_browser`` is the seam for tests (a fake or chaos-wrapped browser);
+        by default the config decides: launch Chromium, or connect to ``cdp_url``."""
         self.config = config
         self.store = store
         self.limit = limit
@@ -59,6 +69,7 @@ class Crawler:
         self.expression = build_expression(config.extract.fields, config.extract.wait_for)
         recycle = config.pool.recycle_tab_every
         self.recycle_tab_every = auto_recycle_every(_memory_budget_mb(config)) if recycle == "auto" else int(recycle)
+        self._open_browser = open_browser or self._open_configured_browser
         self.browser: cdp.Browser | None = None
         self.pool: TabPool | None = None
         self.in_flight: dict[int, Job] = {}
@@ -173,7 +184,7 @@ class Crawler:
             return browser.connection.closed
 
     @asynccontextmanager
-    async def _open_browser(self) -> AsyncIterator[cdp.Browser]:
+    async def _open_configured_browser(self) -> AsyncIterator[cdp.Browser]:
         b = self.config.browser
         if b.cdp_url:
             async with cdp.connect(b.cdp_url, command_timeout_s=b.command_timeout_s) as browser:
