@@ -174,7 +174,7 @@ async def launch(
             )
         finally:
             os.close(stderr_fd)
-        guard = await _start_guard(proc.pid)
+        guard = await _start_guard(proc.pid, profile if own_profile else None)
         ws_url = await _wait_for_port_file(proc, port_file, stderr_path, startup_timeout_s)
         _find_satellites(proc.pid, profile, satellites)  # while alive: a zombie's command line is unreadable
         async with open_connection(
@@ -205,15 +205,16 @@ async def launch(
 
 # The guard: a shell in its own session, blocked reading a pipe whose only writer is
 # us.  If we die without stopping the browser (SIGKILL, OOM kill), the pipe closes,
-# the read returns, and the guard kills the browser's whole process group.  On a
-# normal stop we kill the guard first, so it never signals a group id that the
-# system may have reused.
-GUARD_SCRIPT = 'read _ ; kill -KILL "-$1" 2>/dev/null'
+# the read returns, and the guard kills the browser's whole process group, gives
+# Crashpad's handler a moment to follow, and removes the temporary profile (given as
+# $2, empty for a caller's own profile).  On a normal stop we kill the guard first,
+# so it never signals a group id that the system may have reused.
+GUARD_SCRIPT = 'read _ ; kill -KILL "-$1" 2>/dev/null; sleep 1; [ -n "$2" ] && rm -rf -- "$2"'
 
 
-async def _start_guard(pgid: int) -> trio.Process:
+async def _start_guard(pgid: int, profile: Path | None) -> trio.Process:
     return await trio.lowlevel.open_process(
-        ["/bin/sh", "-c", GUARD_SCRIPT, "cdp-browser-guard", str(pgid)],
+        ["/bin/sh", "-c", GUARD_SCRIPT, "cdp-browser-guard", str(pgid), str(profile) if profile else ""],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

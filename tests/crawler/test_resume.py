@@ -1,0 +1,140 @@
+"""Killing or interrupting `python -m crawler` and running it again."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+
+import pytest
+import trio
+
+from crawler.demo import expected_item
+from tests.procs import descendants, existing, profile_dirs, start_crawler, wait_gone, write_config
+
+pytestmark = pytest.mark.chromium
+
+PAGES = 60
+
+
+def config_text(base: str, db: str) -> str:
+    return f"""
+[site]
+name = "resume-test"
+[input]
+url_template = "{base}/product/{{id}}"
+ids = "1-{PAGES}"
+[pool]
+concurrency = 2
+recycle_tab_every = 5
+rotate_context_every = 20
+[watchdog]
+timeout_s = 20
+jitter_s = 1
+[rate_limit]
+wait_ms = [40, 60]
+[extract]
+wait_for = "body[data-ready]"
+poll_interval_s = 0.02
+[extract.fields]
+name = "h1"
+brand = {{ css = "p.brand" }}
+price = {{ css = "#price" }}
+image = {{ css = "img.main", attr = "src" }}
+stock = {{ js = "document.querySelector('#stock').textContent" }}
+[[extract.capture]]
+name = "goods"
+url_contains = "/api/goods/"
+[output]
+db = "{db}"
+[monitor]
+progress_interval_s = 0.5
+"""
+
+
+def rows(db: str) -> dict[str, tuple]:
+    with sqlite3.connect(db) as conn:
+        return {r[0]: r[1:] for r in conn.execute("SELECT url, state, attempts, done_count FROM frontier")}
+
+
+def items(db: str) -> dict[str, dict]:
+    with sqlite3.connect(db) as conn:
+        return {url: json.loads(data) for url, data in conn.execute("SELECT url, data FROM items")}
+
+
+async def wait_done(db: str, at_least: int, proc: trio.Process, timeout_s: float = 60) -> None:
+    with trio.fail_after(timeout_s):
+        while True:
+            assert proc.poll() is None, "the crawler exited before it was killed"
+            try:
+                done = sum(1 for state, *_ in rows(db).values() if state == "done")
+            except sqlite3.OperationalError:
+                done = 0
+            if done >= at_least:
+                return
+            await trio.sleep(0.05)
+
+
+def page_paths(shop, urls) -> dict[str, int]:
+    return {u: len(shop.hits["/" + u.split("/", 3)[3]]) for u in urls}
+
+
+async def test_crawl_killed_with_sigkill_resumes_and_every_url_is_done_exactly_once(shop, tmp_path):
+    """SIGKILL mid-crawl, then the same command: every URL ends done with correct data,
+    done_count is 1 everywhere, no URL done in the first run is fetched again, and the
+    killed crawler's Chromium and profile are gone."""
+    db = str(tmp_path / "crawl.db")
+    cfg = write_config(tmp_path / "site.toml", config_text(shop.base, db))
+    first = await start_crawler("--config", str(cfg), cwd=tmp_path)
+    await wait_done(db, 15, first)
+    family = descendants(first.pid)
+    profiles = profile_dirs(family)
+    assert any("chromium" in p.name() for p in family) and profiles
+    first.kill()
+    await first.wait()
+    assert await wait_gone(family) == []  # the browser guard killed them; we reaped them
+    assert existing(profiles) == set()  # and it removed the temporary profile
+
+    before = rows(db)
+    done_first = [u for u, (state, *_) in before.items() if state == "done"]
+    assert 15 <= len(done_first) < PAGES
+    assert any(state == "in_progress" for state, *_ in before.values()) or len(done_first) < PAGES
+    hits_first = page_paths(shop, done_first)
+
+    second = await start_crawler("--config", str(cfg), cwd=tmp_path)
+    assert await second.wait() == 0, (tmp_path / "crawler.err").read_text()[-2000:]
+
+    after = rows(db)
+    assert len(after) == PAGES
+    assert all(state == "done" and done_count == 1 for state, _, done_count in after.values()), after
+    assert page_paths(shop, done_first) == hits_first  # nothing done was redone
+    got = items(db)
+    assert got == {f"{shop.base}/product/{i}": expected_item(shop.base, i) for i in range(1, PAGES + 1)}
+    assert "resuming" in (tmp_path / "crawler.err").read_text()
+
+
+async def test_sigint_stops_within_seconds_leaves_in_flight_pending_and_rerun_finishes(shop, tmp_path):
+    """SIGINT: exit code 130 within 5 s, a resume hint, no row left in progress, no
+    attempt charged for the interrupted pages, no Chromium or profile left; the rerun
+    completes everything."""
+    db = str(tmp_path / "crawl.db")
+    cfg = write_config(tmp_path / "site.toml", config_text(shop.base, db))
+    proc = await start_crawler("--config", str(cfg), cwd=tmp_path)
+    await wait_done(db, 10, proc)
+    family = descendants(proc.pid)
+    profiles = profile_dirs(family)
+    proc.send_signal(signal.SIGINT)
+    with trio.fail_after(5):
+        code = await proc.wait()
+    assert code == 130
+    err = (tmp_path / "crawler.err").read_text()
+    assert "resume with the same command" in err
+    assert await wait_gone(family) == []
+    assert profiles and existing(profiles) == set()
+    states = rows(db)
+    assert not [u for u, (state, *_) in states.items() if state == "in_progress"]
+    assert all(attempts == 0 for state, attempts, _ in states.values() if state == "pending")
+
+    again = await start_crawler("--config", str(cfg), cwd=tmp_path)
+    assert await again.wait() == 0
+    assert all(state == "done" and n == 1 for state, _, n in rows(db).values())

@@ -1,0 +1,100 @@
+"""Run the crawler as a subprocess, kill it, and prove it left nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import trio
+
+import cdp
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def start_crawler(*args: str, cwd: Path) -> trio.Process:
+    """``python -m crawler ARGS`` with stdout/stderr to files in ``cwd``.  The test process
+    becomes a child subreaper first, so the processes the crawler leaves when it is
+    SIGKILLed are ours to reap."""
+    cdp.become_child_subreaper()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    out, err = _open_logs(cwd)
+    try:
+        return await trio.lowlevel.open_process(
+            [sys.executable, "-m", "crawler", *args], cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+        )
+    finally:
+        os.close(out)
+        os.close(err)
+
+
+def _open_logs(cwd: Path) -> tuple[int, int]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    return os.open(cwd / "crawler.out", flags, 0o644), os.open(cwd / "crawler.err", flags, 0o644)
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+async def wait_gone(procs: list[psutil.Process], timeout_s: float = 15.0) -> list[str]:
+    """Wait until every process is gone, reaping those that became our children.
+    Returns descriptions of any still alive or defunct after ``timeout_s``."""
+    with trio.move_on_after(timeout_s):
+        while True:
+            left = []
+            for proc in procs:
+                _reap_nowait(proc.pid)
+                if proc.is_running():
+                    left.append(proc)
+            if not left:
+                return []
+            procs = left
+            await trio.sleep(0.05)
+    out = []
+    for proc in procs:
+        try:
+            out.append(f"{proc.pid} {proc.status()} {' '.join(proc.cmdline())[:80]}")
+        except psutil.Error:
+            pass
+    return out
+
+
+def _reap_nowait(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def existing(paths: set[str]) -> set[str]:
+    return {p for p in paths if os.path.exists(p)}
+
+
+def profile_dirs(procs: list[psutil.Process]) -> set[str]:
+    """The --user-data-dir of every Chromium among ``procs``."""
+    dirs = set()
+    for proc in procs:
+        try:
+            for arg in proc.cmdline():
+                if arg.startswith("--user-data-dir="):
+                    dirs.add(arg.split("=", 1)[1])
+        except psutil.Error:
+            pass
+    return dirs
+
+
+def kill(proc: trio.Process, sig: int = signal.SIGKILL) -> None:
+    proc.send_signal(sig)
