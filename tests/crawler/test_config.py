@@ -1,0 +1,133 @@
+"""Bad configuration is one line naming the file, the key and what was expected; exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from crawler import config as config_mod
+from crawler.cli import main
+from crawler.config import ConfigError
+from crawler.inputs import iter_urls
+
+GOOD = """
+[input]
+urls = ["http://127.0.0.1:8000/product/1"]
+"""
+
+
+def load(tmp_path, text: str):
+    path = tmp_path / "site.toml"
+    path.write_text(text, encoding="utf-8")
+    return config_mod.load(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD + "[pool]\nconcurency = 4\n", "[pool] unknown key 'concurency'"),
+        (GOOD + '[pool]\nconcurrency = "four"\n', "[pool] concurrency: expected an integer >= 1, got 'four'"),
+        (GOOD + "[pool]\nconcurrency = 0\n", "[pool] concurrency: expected an integer >= 1, got 0"),
+        (
+            GOOD + '[pool]\nrecycle_tab_every = "sometimes"\n',
+            '[pool] recycle_tab_every: expected an integer >= 1 or "auto"',
+        ),
+        (GOOD + "[watchdog]\ntimeout_s = -1\n", "[watchdog] timeout_s: expected a number > 0"),
+        (GOOD + "[rate_limit]\nwait_ms = [4000, 3000]\n", "[rate_limit] wait_ms: expected [min, max] with min <= max"),
+        (GOOD + "[rate_limit]\nwait_ms = 3000\n", "[rate_limit] wait_ms: expected [min, max], got 3000"),
+        (GOOD + '[browser]\nargs = "--foo"\n', "[browser] args: expected a list of strings"),
+        (GOOD + "[retry]\nmax_attempts = true\n", "[retry] max_attempts: expected an integer >= 1, got True"),
+        (
+            GOOD + '[extract.fields]\nprice = { css = "#p", js = "1" }\n',
+            "[extract.fields] price: expected exactly one of css or js",
+        ),
+        (GOOD + '[extract.fields]\nprice = { selector = "#p" }\n', "[extract.fields] price: unknown key 'selector'"),
+        (GOOD + '[extract.fields]\nurl = "h1"\n', "field name 'url' is reserved"),
+        (
+            GOOD + '[[extract.capture]]\nname = "goods"\n',
+            "[[extract.capture]] #1: url_contains: expected a non-empty string",
+        ),
+        (GOOD + '[store]\nbackend = "mongo"\n', "[store] backend: expected one of 'sqlite', 'redis'"),
+        (GOOD + '[outptu]\ndb = "x.db"\n', "unknown section [outptu]"),
+        ('[site]\nname = "x"\n', "[input] is empty"),
+        ('[input]\nurl_template = "http://a.test/p/{id}"\n', "[input] url_template needs ids or ids_file"),
+        ('[input]\nurl_template = "http://a.test/p"\nids = "1-3"\n', "expected a URL containing {id}"),
+        ('[input]\nurl_template = "http://a.test/p/{id}"\nids = "9-3"\n', '[input] ids: expected a range "a-b"'),
+        ('[input]\nurl_file = "missing.txt"\n', "[input] url_file: no readable file"),
+        ('[input]\nurls = ["ftp://x"]\n', "[input] urls: expected an http(s) URL, got 'ftp://x'"),
+        ("[input\nurls = []\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, expected):
+    """Each mistake gives a single-line ConfigError that starts with the file name."""
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(tmp_path / "site.toml"))
+    assert expected in message
+
+
+def test_a_bad_line_in_a_url_file_names_the_file_and_line(tmp_path):
+    (tmp_path / "urls.txt").write_text("http://a.test/1\n# comment\n\nnot a url\n", encoding="utf-8")
+    cfg = load(tmp_path, '[input]\nurl_file = "urls.txt"\n')
+    with pytest.raises(ConfigError, match=r"urls.txt:4: expected an http\(s\) URL, got 'not a url'"):
+        list(iter_urls(cfg))
+
+
+def test_inputs_combine_and_stream(tmp_path):
+    """urls, url_file and url_template with ids and ids_file are all read, in order."""
+    (tmp_path / "urls.txt").write_text("http://a.test/f1\nhttp://a.test/f2\n", encoding="utf-8")
+    (tmp_path / "ids.txt").write_text("77\n78\n", encoding="utf-8")
+    cfg = load(
+        tmp_path,
+        '[input]\nurls = ["http://a.test/u"]\nurl_file = "urls.txt"\n'
+        'url_template = "http://a.test/p/{id}"\nids = "1-2"\nids_file = "ids.txt"\n',
+    )
+    assert list(iter_urls(cfg)) == [
+        "http://a.test/u",
+        "http://a.test/f1",
+        "http://a.test/f2",
+        "http://a.test/p/1",
+        "http://a.test/p/2",
+        "http://a.test/p/77",
+        "http://a.test/p/78",
+    ]
+
+
+def test_command_line_overrides_the_file(tmp_path):
+    cfg = load(tmp_path, GOOD + "[pool]\nconcurrency = 4\n")
+    cfg = config_mod.override(cfg, pool__concurrency=9, output__db="other.db", browser__cdp_url=None)
+    assert (cfg.pool.concurrency, cfg.output.db, cfg.browser.cdp_url) == (9, "other.db", "")
+
+
+def test_the_shipped_configs_are_valid():
+    for name in ("demo", "musinsa"):
+        cfg = config_mod.load(config_mod.Path(__file__).parents[2] / "config" / f"{name}.toml")
+        assert next(iter_urls(cfg)).startswith("http")
+    musinsa = config_mod.load(config_mod.Path(__file__).parents[2] / "config" / "musinsa.toml")
+    assert (musinsa.pool.concurrency, musinsa.rate_limit.wait_ms) == (4, (3000, 4000))
+    assert (musinsa.pool.recycle_tab_every, musinsa.pool.rotate_context_every) == (10, 50)
+    assert (musinsa.watchdog.timeout_s, musinsa.watchdog.jitter_s) == (300, 30)
+
+
+def test_cli_exits_2_with_one_line_for_bad_config(tmp_path, capsys):
+    path = tmp_path / "site.toml"
+    path.write_text(GOOD + "[pool]\nconcurrency = -3\n", encoding="utf-8")
+    assert main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"crawler: error: {path}: [pool] concurrency: expected an integer >= 1, got -3"
+
+
+def test_cli_exits_2_for_bad_usage():
+    """argparse errors (unknown option, bad --limit) exit 2, in a real process."""
+    for args in (["--config"], ["--config", "x.toml", "--limit", "zero"], ["export", "--format", "xml", "--db", "x"]):
+        proc = subprocess.run([sys.executable, "-m", "crawler", *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, (args, proc.stderr)
+
+
+def test_export_of_a_missing_database_is_one_line(tmp_path, capsys):
+    assert main(["export", "--db", str(tmp_path / "nope.db")]) == 2
+    assert capsys.readouterr().err.strip().endswith("--db: no such database '" + str(tmp_path / "nope.db") + "'")
