@@ -270,12 +270,12 @@ class Recorder:
         return sorted({max(1, math.ceil(self.pages * k / MARKS)) for k in range(1, MARKS + 1)})
 
     async def measure(self, pages: int, *, mark: bool, t: float | None = None) -> dict[str, Any]:
+        if t is None:
+            t = trio.current_time() - self.t0
         with trio.CancelScope(shield=True):  # called from inside the engine's shielded record step
             sample = await trio.to_thread.run_sync(self.probe_measure)
         self.overhead_cpu += sample["overhead_cpu"]
-        sample.update(
-            pages=pages, t=(trio.current_time() - self.t0) if t is None else t, overhead_total=self.overhead_cpu
-        )
+        sample.update(pages=pages, t=t, overhead_total=self.overhead_cpu)
         (self.marks if mark else self.samples).append(sample)
         if mark and pages >= self.pages:
             self.final.set()
