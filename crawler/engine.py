@@ -2,7 +2,8 @@
 
 Task tree (who owns whom)::
 
-    Crawler.run                       owns: monitor tasks (progress, memory, invariants, signals)
+    Crawler.run                       owns: monitor tasks (progress, memory, invariants, heartbeat,
+                                      metrics endpoint, signals)
     └── browser loop                  one iteration per browser (launch/connect), restarts it if it dies
         └── open_pool                 owns: tabs, contexts, the popup closer task
             ├── browser watcher       cancels the workers if the connection drops
@@ -26,14 +27,15 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import trio
 
 import cdp
 
-from . import monitor
-from .config import Config
+from . import metrics, monitor
+from .config import Config, ConfigError
 from .extract import PageFailure, PageResult, build_expression, prepare_tab, run_page
 from .inputs import iter_urls
 from .pool import TabPool, auto_recycle_every, open_pool
@@ -46,6 +48,10 @@ log = logging.getLogger("crawler.engine")
 RELEASE_TIMEOUT_S = 5.0  # bound on putting an interrupted job back in the store
 IDLE_POLL_S = 0.5  # a worker with nothing ready re-checks the frontier this often
 RESTART_BACKOFF_S = (1.0, 30.0)
+# A mismatch between the pool and the browser (or the workers and the store) is
+# reported only if a second reading this much later shows it too, with the same ids:
+# a tab whose close completes between two CDP reads is in transit, not leaked.
+INVARIANT_CONFIRM_S = 0.25
 
 
 class Crawler:
@@ -86,6 +92,23 @@ class Crawler:
         self._started_at = 0.0
         self._stop_scope = trio.CancelScope()
         self.total = 0
+        # -- monitoring state (read by crawler.metrics at scrape time) --
+        self.tree_pss: Callable[[int | None], tuple[int, int]] = monitor.tree_pss  # seam: pid -> (PSS, processes)
+        budget_mb = config.pool.memory_budget_mb
+        self.throttle = (
+            monitor.MemoryThrottle(budget_mb * monitor.MiB, config.pool.concurrency, self.recycle_tab_every)
+            if budget_mb
+            else None
+        )
+        self.browser_pss = self.crawler_pss = self.browser_processes = 0
+        self.browser_targets = (0, 0)  # (page targets, contexts) as the browser listed them at the last check
+        self.url_counts: dict[str, int] = {}
+        self.tab_figures = monitor.TabFiguresWindow()
+        self.invariant_mismatches: dict[tuple[str, ...], str] = {}  # standing mismatches: key -> message
+        self.invariant_violations = 0
+        self.heartbeat = metrics.Heartbeat(config.monitor.heartbeat_file or None)
+        self.metrics_registry = metrics.build_registry(self)
+        self.metrics_port: int | None = None
 
     # -- the run -------------------------------------------------------------------------
 
@@ -109,10 +132,19 @@ class Crawler:
             counts["failed"],
             counts["pending"],
         )
-        await store.start_run()
-        self._started_at = trio.current_time()
-        self._wall_started = time.time()
+        if self.config.pool.recycle_tab_every == "auto":
+            log.info(
+                "recycling tabs every %d pages (auto, for %d MiB)",
+                self.recycle_tab_every,
+                _memory_budget_mb(self.config),
+            )
         async with cdp.open_service_nursery() as nursery:
+            await nursery.start(self.heartbeat.run)
+            if self.config.monitor.metrics_port:
+                await nursery.start(self._serve_metrics)  # first: a port in use is a ConfigError, before any work
+            await store.start_run()
+            self._started_at = trio.current_time()
+            self._wall_started = time.time()
             if handle_signals:
                 nursery.start_soon(self._watch_signals)
             nursery.start_soon(self._report_progress)
@@ -169,6 +201,7 @@ class Crawler:
             ) as pool,
         ):
             self.browser, self.pool = browser, pool
+            self._monitor_pool(pool)
             try:
                 async with trio.open_nursery() as watch:
                     workers = trio.CancelScope()
@@ -333,6 +366,10 @@ class Crawler:
             "leases_released": pool["leases_released"],
             "watchdog_expiries": self.watchdog_expiries,
             "browser_restarts": self.browser_restarts,
+            "concurrency": self.config.pool.concurrency,
+            "recycle_tab_every": self.recycle_tab_every,
+            "memory_budget_mb": self.config.pool.memory_budget_mb,
+            "invariant_violations": self.invariant_violations,
         }
 
     async def _watch_signals(self) -> None:
@@ -348,6 +385,7 @@ class Crawler:
                 await trio.sleep(progress.interval_s)
                 elapsed = max(1e-9, trio.current_time() - self._started_at)
                 counts = await self.store.counts()
+                self.url_counts = counts
                 pages = self.done + sum(self.failed.values())
                 progress.show(
                     done=counts["done"],
@@ -362,12 +400,21 @@ class Crawler:
     async def _sample_memory(self) -> None:
         cfg = self.config.monitor
         last_log = trio.current_time()
+        warned_invisible = False
         while True:
             browser = self.browser
             pid = browser.pid if browser is not None and browser.connected else None
-            pss, processes = await trio.to_thread.run_sync(monitor.tree_pss, pid)
+            pss, processes = await trio.to_thread.run_sync(self.tree_pss, pid)
             mine = await trio.to_thread.run_sync(monitor.self_pss)
+            self.browser_pss, self.browser_processes, self.crawler_pss = pss, processes, mine
             self.peak_browser_pss = max(self.peak_browser_pss, pss)
+            if pid is not None:
+                self._apply_memory_budget(pss)
+            elif self.throttle is not None and browser is not None and browser.connected and not warned_invisible:
+                warned_invisible = True
+                log.warning(
+                    "memory budget set, but the browser's processes are not ours to measure (cdp_url): no throttle"
+                )
             pool = self.pool.statistics() if self.pool is not None else None
             await self.store.add_memory_sample(
                 {
@@ -382,16 +429,102 @@ class Crawler:
             )
             if trio.current_time() - last_log >= cfg.memory_interval_s:
                 last_log = trio.current_time()
+                budget = ""
+                if (throttle := self.throttle) is not None:
+                    budget = (
+                        f" ({throttle.fraction(pss):.0%} of the {throttle.budget_bytes / monitor.MiB:.0f} MiB budget)"
+                    )
                 log.info(
-                    "memory: browser %.0f MiB PSS in %d processes, crawler %.0f MiB, %d tabs, %d contexts, %d pages done",
+                    "memory: browser %.0f MiB PSS in %d processes%s, crawler %.0f MiB, %d tabs, %d contexts, "
+                    "%d pages done; %s",
                     pss / monitor.MiB,
                     processes,
+                    budget,
                     mine / monitor.MiB,
                     pool.tabs if pool else 0,
                     pool.contexts if pool else 0,
                     self.done,
+                    self.tab_figures.take_summary(),
                 )
             await trio.sleep(cfg.sample_interval_s)
+
+    def _apply_memory_budget(self, pss: int) -> None:
+        """Feed one browser-tree PSS reading to the throttle; on a change of level, log
+        it; set the current pool's concurrency and recycle interval to the throttle's.
+
+        Why: a renderer's memory is freed only when its tab closes, so near the budget
+        the pool closes tabs sooner and keeps fewer of them open, rather than waiting
+        for the kernel's OOM killer to pick a process.  Leases already held finish
+        their page; extra idle tabs are closed when they come back."""
+        throttle = self.throttle
+        if throttle is None:
+            return
+        before = (throttle.concurrency, throttle.recycle_tab_every)
+        if throttle.update(pss):
+            log.warning(
+                "memory: browser %.0f MiB PSS is %.0f%% of the %.0f MiB budget: %s, concurrency %d -> %d, "
+                "recycling tabs every %d -> %d pages",
+                pss / monitor.MiB,
+                100 * throttle.fraction(pss),
+                throttle.budget_bytes / monitor.MiB,
+                monitor.THROTTLE_LEVELS[throttle.level],
+                before[0],
+                throttle.concurrency,
+                before[1],
+                throttle.recycle_tab_every,
+            )
+        if self.pool is not None:
+            self._throttle_pool(self.pool)
+
+    def _throttle_pool(self, pool: TabPool) -> None:
+        if self.throttle is not None:
+            if pool.concurrency != self.throttle.concurrency:
+                pool.set_concurrency(self.throttle.concurrency)
+            pool.recycle_tab_every = self.throttle.recycle_tab_every
+
+    def _monitor_pool(self, pool: TabPool) -> None:
+        """A new pool (one per browser): the recycle hook, and the throttle's settings."""
+        pool.on_tab_retired = self._on_tab_retired
+        self._throttle_pool(pool)
+
+    async def _on_tab_retired(self, tab: cdp.Tab, pages: int) -> None:
+        """The pool's hook when it recycles a tab (bounded by the pool): store the tab's
+        own figures.  Never raises but Cancelled; a tab that cannot answer is skipped."""
+        try:
+            figures = await monitor.tab_figures(tab)
+        except (cdp.CDPError, trio.ClosedResourceError) as exc:
+            log.debug("tab %s: no figures at recycle: %s", tab.target_id, exc)
+            return
+        self.tab_figures.add(figures)
+        await self.store.add_tab_sample(
+            {
+                "t": time.time(),
+                "pages": pages,
+                "js_heap_used": figures.js_heap_used,
+                "nodes": figures.nodes,
+                "listeners": figures.listeners,
+                "documents": figures.documents,
+            }
+        )
+
+    async def _serve_metrics(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve the Prometheus endpoint and /healthz until cancelled.  Raises ConfigError
+        (before reporting started) if the address cannot be bound; afterwards never raises."""
+        mon = self.config.monitor
+        serve = partial(metrics.serve_metrics, self.metrics_registry, self.heartbeat, host=mon.metrics_host)
+        try:
+            async with cdp.open_service_nursery() as nursery:
+                try:
+                    self.metrics_port = await nursery.start(partial(serve, port=mon.metrics_port))
+                except OSError as exc:
+                    raise ConfigError(
+                        f"{self.config.source}: [monitor] metrics_port: cannot listen on "
+                        f"{mon.metrics_host}:{mon.metrics_port}: {exc.strerror or exc}"
+                    ) from None
+                log.info("metrics on http://%s:%d/metrics (health: /healthz)", mon.metrics_host, self.metrics_port)
+                task_status.started()
+        except OSError as exc:
+            log.error("metrics endpoint stopped: %s", exc)
 
     async def _check_invariants(self) -> None:
         while True:
@@ -399,40 +532,78 @@ class Crawler:
             await self.check_invariants()
 
     async def check_invariants(self) -> list[str]:
-        """Compare leases with the browser's targets, and in-flight jobs with the store's
-        in-progress rows; log one warning per mismatch. Returns the mismatches."""
-        problems: list[str] = []
+        """Compare the pool's tabs and contexts with the browser's own lists, the pool's
+        lease counts with each other, and the in-flight jobs with the store's in-progress
+        rows.  An id counts as mismatched only if a second reading ``INVARIANT_CONFIRM_S``
+        later shows it too.  Each new mismatch is logged once, as one warning with the
+        numbers and the ids; one still standing is not logged again, one that cleared
+        is logged at info.  Returns the standing mismatches' messages.
+
+        Cancellation: safe at any await (CDP and store reads, one sleep); the standing
+        mismatches are only updated at the end, without blocking."""
+        first = await self._invariant_reading()
+        confirmed: dict[tuple[str, ...], str] = {}
+        if first:
+            await trio.sleep(INVARIANT_CONFIRM_S)
+            second = await self._invariant_reading()
+            for kind in first.keys() & second.keys():
+                ids = sorted(first[kind][0] & second[kind][0])
+                if ids:
+                    confirmed[(kind, *ids)] = f"{second[kind][1]}; {kind}: {monitor.ids_preview(ids)}"
+        for key, message in confirmed.items():
+            if key not in self.invariant_mismatches:
+                self.invariant_violations += 1
+                log.warning("invariant: %s", message)
+        for key, message in self.invariant_mismatches.items():
+            if key not in confirmed:
+                log.info("invariant holds again (was: %s)", message)
+        self.invariant_mismatches = confirmed
+        return list(confirmed.values())
+
+    async def _invariant_reading(self) -> dict[str, tuple[set[str], str]]:
+        """One reading: kind of mismatch -> (the ids involved, the numbers)."""
+        problems: dict[str, tuple[set[str], str]] = {}
         pool = self.pool
         if pool is not None and pool.browser.connected:
             try:
                 report = await pool.check_invariants()
-            except cdp.CDPError:
+            except (cdp.CDPError, trio.ClosedResourceError):
                 report = None
-            if report is not None and not report.ok:
-                problems.append(
-                    f"pool holds {report.tabs} tabs / {report.contexts} contexts, browser has "
-                    f"{report.browser_tabs} tabs / {report.browser_contexts} contexts; "
-                    f"stray tabs: {monitor.ids_preview(report.stray_tabs)}; missing tabs: "
-                    f"{monitor.ids_preview(report.missing_tabs)}; stray contexts: "
-                    f"{monitor.ids_preview(report.stray_contexts)}; missing contexts: "
-                    f"{monitor.ids_preview(report.missing_contexts)}"
+            if report is not None:
+                self.browser_targets = (report.browser_tabs, report.browser_contexts)
+                numbers = (
+                    f"{_compare('browser tabs', report.browser_tabs, 'pool tabs', report.tabs)}, "
+                    f"{_compare('browser contexts', report.browser_contexts, 'pool contexts', report.contexts)}"
                 )
+                for kind, ids in (
+                    ("stray tabs", report.stray_tabs),
+                    ("missing tabs", report.missing_tabs),
+                    ("stray contexts", report.stray_contexts),
+                    ("missing contexts", report.missing_contexts),
+                ):
+                    if ids:
+                        problems[kind] = (set(ids), numbers)
             stats = pool.statistics()
-            if stats.leases_acquired - stats.leases_released != stats.leases:
-                problems.append(
-                    f"leases acquired({stats.leases_acquired}) - released({stats.leases_released}) != held({stats.leases})"
+            unaccounted = stats.leases_acquired - stats.leases_released - stats.leases
+            if unaccounted:
+                problems["leases unaccounted for"] = (
+                    {str(unaccounted)},
+                    f"leases acquired({stats.leases_acquired}) - released({stats.leases_released}) "
+                    f"!= held({stats.leases})",
                 )
         in_store = await self.store.in_progress_urls()
-        in_flight = {job.url for job in self.in_flight.values()}
-        if in_store != in_flight:
-            problems.append(
-                f"in-flight jobs({len(in_flight)}) != store in-progress({len(in_store)}); "
-                f"only in flight: {monitor.ids_preview(sorted(in_flight - in_store))}; "
-                f"only in store: {monitor.ids_preview(sorted(in_store - in_flight))}"
-            )
-        for problem in problems:
-            log.warning("invariant: %s", problem)
+        in_flight = {job.url: job.id for job in self.in_flight.values()}
+        numbers = _compare("in-flight jobs", len(in_flight), "store in-progress", len(in_store))
+        if set(in_flight) - in_store:
+            problems["only in flight"] = ({f"{u} (job {in_flight[u]})" for u in set(in_flight) - in_store}, numbers)
+        if in_store - set(in_flight):
+            problems["only in store"] = (in_store - set(in_flight), numbers)
         return problems
+
+
+def _compare(a: str, x: int, b: str, y: int) -> str:
+    """``counter(5) > sessions(3)``: two counts that should agree, side by side."""
+    return f"{a}({x}) {'>' if x > y else '<' if x < y else '=='} {b}({y})"
 
 
 def _pool_counters(pool: TabPool) -> Counter[str]:

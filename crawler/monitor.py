@@ -1,4 +1,5 @@
-"""Seeing the crawl: process-tree memory, progress output, the end summary."""
+"""Seeing the crawl: process-tree memory, a tab's own figures, the memory throttle,
+progress output, the end summary."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+import attrs
 import psutil
+
+import cdp
 
 log = logging.getLogger("crawler.monitor")
 
@@ -46,6 +50,116 @@ def self_pss() -> int:
     return process_pss(psutil.Process(os.getpid()))
 
 
+# -- a tab's own figures ------------------------------------------------------------------
+
+
+@attrs.frozen
+class TabFigures:
+    """What ``Performance.getMetrics`` reports for one tab (its renderer's view)."""
+
+    js_heap_used: int  # bytes (JSHeapUsedSize)
+    nodes: int  # DOM nodes alive, detached ones included (Nodes)
+    listeners: int  # JSEventListeners
+    documents: int  # Documents, frames and detached documents included
+
+
+async def tab_figures(tab: cdp.Tab) -> TabFigures:
+    """Ask the tab for its figures: ``Performance.enable`` then ``Performance.getMetrics``
+    (the counters are read on demand, so enabling just before is enough).
+
+    Two commands on the tab's session; no task.  Raises the tab's CDP error (crashed,
+    closed, connection lost) or ClosedResourceError if the tab is closing; if cancelled,
+    nothing is left behind but the enabled domain of a tab about to close.
+    """
+    await tab.send("Performance.enable")
+    result = await tab.send("Performance.getMetrics")
+    values = {m["name"]: m["value"] for m in result.get("metrics", ())}
+    return TabFigures(
+        js_heap_used=int(values.get("JSHeapUsedSize", 0)),
+        nodes=int(values.get("Nodes", 0)),
+        listeners=int(values.get("JSEventListeners", 0)),
+        documents=int(values.get("Documents", 0)),
+    )
+
+
+@attrs.define
+class TabFiguresWindow:
+    """Tab figures gathered since the last memory line: their count and means."""
+
+    figures: list[TabFigures] = attrs.field(factory=list)
+    total: int = 0  # over the whole run
+
+    def add(self, figures: TabFigures) -> None:
+        self.figures.append(figures)
+        self.total += 1
+
+    def take_summary(self) -> str:
+        """A phrase for the memory line; starts a new window."""
+        figures, self.figures = self.figures, []
+        if not figures:
+            return "no tab recycled since the last line"
+        n = len(figures)
+        return (
+            f"{n} tab(s) recycled since the last line, at recycle: JS heap "
+            f"{sum(f.js_heap_used for f in figures) / n / MiB:.1f} MiB, "
+            f"{sum(f.nodes for f in figures) / n:.0f} nodes, "
+            f"{sum(f.listeners for f in figures) / n:.0f} listeners, "
+            f"{sum(f.documents for f in figures) / n:.1f} documents (means)"
+        )
+
+
+# -- the memory throttle ------------------------------------------------------------------
+
+# Fractions of [pool] memory_budget_mb.  Above THROTTLE_HIGH the pool works with half
+# its tabs and recycles them twice as often; over the budget, with one tab and a fresh
+# tab for every page.  Only below THROTTLE_LOW does it go back to the configured
+# settings: the gap keeps one reading near a threshold from flapping the pool.
+THROTTLE_HIGH = 0.85
+THROTTLE_LOW = 0.70
+THROTTLE_LEVELS = ("normal", "pressure", "over budget")
+
+
+@attrs.define
+class MemoryThrottle:
+    """Pool settings from browser-tree PSS readings against a budget, with hysteresis.
+
+    Level 0 (normal): the configured concurrency and recycle interval.  Level 1
+    (pressure, PSS > 85% of the budget): half of each, rounded up.  Level 2 (over
+    budget): one tab, recycled after every page.  The level falls to 1 below 85% and
+    to 0 only below 70%.  Pure logic: the engine applies the settings to the pool.
+    """
+
+    budget_bytes: int
+    base_concurrency: int
+    base_recycle_every: int
+    level: int = 0
+
+    @property
+    def concurrency(self) -> int:
+        return (self.base_concurrency, max(1, (self.base_concurrency + 1) // 2), 1)[self.level]
+
+    @property
+    def recycle_tab_every(self) -> int:
+        return (self.base_recycle_every, max(1, (self.base_recycle_every + 1) // 2), 1)[self.level]
+
+    def fraction(self, pss: int) -> float:
+        return pss / self.budget_bytes
+
+    def update(self, pss: int) -> bool:
+        """Take one PSS reading (bytes); True if the level changed."""
+        f = self.fraction(pss)
+        if f > 1.0:
+            level = 2
+        elif f > THROTTLE_HIGH:
+            level = max(self.level, 1)
+        elif f >= THROTTLE_LOW:
+            level = min(self.level, 1)
+        else:
+            level = 0
+        changed, self.level = level != self.level, level
+        return changed
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     failed = summary["failed_by_reason"]
     lines = [
@@ -61,6 +175,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"watchdog expiries {summary['watchdog_expiries']}, browser restarts {summary['browser_restarts']}, "
         f"popups closed {summary['popups_closed']}",
     ]
+    if "invariant_violations" in summary:  # absent from runs recorded before monitoring
+        budget = summary["memory_budget_mb"]
+        lines.append(
+            f"settings        concurrency {summary['concurrency']}, recycle every {summary['recycle_tab_every']} "
+            f"pages, memory budget {f'{budget} MiB' if budget else 'none'}"
+        )
+        lines.append(f"invariant violations {summary['invariant_violations']}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,220 @@
+"""Metrics and health: a Prometheus endpoint and a heartbeat.
+
+The endpoint (``[monitor] metrics_port``, off when 0) is served by a trio task with the
+package's small HTTP server, from a private :class:`prometheus_client.CollectorRegistry`
+(prometheus_client's own ``start_http_server`` runs threads, and the default registry
+is process-global).  Paths:
+
+- ``/metrics``: the text exposition format.  Values are read from the crawler at
+  scrape time (one custom collector, no counters moved on the hot path);
+  ``crawler_browser_page_targets`` and ``crawler_browser_contexts`` are the browser's
+  own figures as of the last invariant check.
+- ``/healthz``: 200 while the heartbeat is fresh, 503 once it is stale (the crawler's
+  event loop stopped running its tasks on time) or before the first beat.
+
+The heartbeat is a task that beats every :data:`HEARTBEAT_INTERVAL_S` and, when
+``[monitor] heartbeat_file`` is set, touches that file's mtime, for a container health
+check or a restarter that watches files rather than ports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from .httpserver import Request, Response, serve_http
+from .store import STATES
+
+if TYPE_CHECKING:
+    from .engine import Crawler
+
+log = logging.getLogger("crawler.metrics")
+
+HEARTBEAT_INTERVAL_S = 5.0  # how often the heartbeat task beats (and touches the file)
+HEARTBEAT_STALE_S = 30.0  # /healthz answers 503 once the last beat is older than this
+
+# name (without the _total of counters) -> help; one place, so the README can list them
+COUNTERS = {
+    "crawler_pages_done": "pages extracted and stored in this run",
+    "crawler_pages_failed": "URLs failed for good in this run, by reason",
+    "crawler_page_retries": "page attempts that failed and were scheduled again",
+    "crawler_tabs_recycled": "tabs closed and replaced after recycle_tab_every pages",
+    "crawler_tabs_discarded": "tabs closed after a failure (timeout, crash, cancelled)",
+    "crawler_contexts_rotated": "browser contexts disposed after rotate_context_every pages",
+    "crawler_popups_closed": "popup targets opened by pages and closed by the pool",
+    "crawler_watchdog_expiries": "jobs cancelled by their watchdog",
+    "crawler_browser_restarts": "times the browser was lost and started again",
+    "crawler_invariant_violations": "distinct resource-invariant mismatches found",
+}
+GAUGES = {
+    "crawler_pages_in_flight": "jobs claimed and not yet recorded",
+    "crawler_urls": "URLs in the store by state, as of the last progress line",
+    "crawler_tab_leases": "tabs leased to jobs",
+    "crawler_pool_tabs": "tabs the pool holds (leased and idle)",
+    "crawler_pool_contexts": "browser contexts the pool holds",
+    "crawler_pool_concurrency": "leases allowed at once (lowered by the memory throttle)",
+    "crawler_recycle_tab_every": "pages per tab before recycling (lowered by the memory throttle)",
+    "crawler_browser_page_targets": "page targets in the pool's contexts, as the browser lists them",
+    "crawler_browser_contexts": "browser contexts, as the browser lists them",
+    "crawler_browser_pss_bytes": "PSS of the browser's process tree",
+    "crawler_browser_processes": "processes in the browser's tree",
+    "crawler_process_pss_bytes": "PSS of the crawler process",
+    "crawler_memory_budget_bytes": "[pool] memory_budget_mb in bytes; 0: no budget",
+    "crawler_memory_throttle_level": "0 normal, 1 pressure (> 85% of the budget), 2 over budget",
+    "crawler_invariant_mismatches": "resource-invariant mismatches standing at the last check",
+    "crawler_heartbeat_age_seconds": "seconds since the last heartbeat",
+}
+
+
+class Heartbeat:
+    """The crawler's sign of life: a time (and optionally a file's mtime) renewed by a task."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        interval_s: float = HEARTBEAT_INTERVAL_S,
+        stale_after_s: float = HEARTBEAT_STALE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.path = Path(path) if path else None
+        self.interval_s = interval_s
+        self.stale_after_s = stale_after_s
+        self.clock = clock
+        self.last: float | None = None
+        self._file_error: str | None = None
+
+    def beat(self) -> None:
+        """Record a beat now and touch the file (creating it).  Never raises: a file
+        error is logged once, and the in-process heartbeat goes on."""
+        self.last = self.clock()
+        if self.path is None:
+            return
+        try:
+            self.path.touch()  # creates it, or sets its mtime to now
+            self._file_error = None
+        except OSError as exc:
+            message = f"{exc.strerror or exc}"
+            if message != self._file_error:
+                log.warning("heartbeat file %s: %s", self.path, message)
+            self._file_error = message
+
+    def age_s(self) -> float | None:
+        """Seconds since the last beat; None before the first."""
+        return None if self.last is None else self.clock() - self.last
+
+    def fresh(self) -> bool:
+        age = self.age_s()
+        return age is not None and age <= self.stale_after_s
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Beat at once, report started, then beat every ``interval_s`` until cancelled.
+        Never raises."""
+        self.beat()
+        task_status.started()
+        while True:
+            await trio.sleep(self.interval_s)
+            self.beat()
+
+
+class CrawlerCollector:
+    """Reads a :class:`~crawler.engine.Crawler`'s figures at scrape time."""
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.crawler
+        pool = c.pool.statistics() if c.pool is not None else None
+        totals = c.pool_counters()
+        counters = {
+            "crawler_pages_done": c.done,
+            "crawler_page_retries": c.retries,
+            "crawler_tabs_recycled": totals["tabs_recycled"],
+            "crawler_tabs_discarded": totals["tabs_discarded"],
+            "crawler_contexts_rotated": totals["contexts_rotated"],
+            "crawler_popups_closed": totals["popups_closed"],
+            "crawler_watchdog_expiries": c.watchdog_expiries,
+            "crawler_browser_restarts": c.browser_restarts,
+            "crawler_invariant_violations": c.invariant_violations,
+        }
+        for name, value in counters.items():
+            yield CounterMetricFamily(name, COUNTERS[name], value=value)
+        failed = CounterMetricFamily("crawler_pages_failed", COUNTERS["crawler_pages_failed"], labels=["reason"])
+        for reason, n in sorted(c.failed.items()):
+            failed.add_metric([reason], n)
+        yield failed
+
+        throttle = c.throttle
+        age = c.heartbeat.age_s()
+        gauges = {
+            "crawler_pages_in_flight": len(c.in_flight),
+            "crawler_tab_leases": pool.leases if pool else 0,
+            "crawler_pool_tabs": pool.tabs if pool else 0,
+            "crawler_pool_contexts": pool.contexts if pool else 0,
+            "crawler_pool_concurrency": pool.concurrency if pool else c.config.pool.concurrency,
+            "crawler_recycle_tab_every": c.pool.recycle_tab_every if c.pool is not None else c.recycle_tab_every,
+            "crawler_browser_page_targets": c.browser_targets[0],
+            "crawler_browser_contexts": c.browser_targets[1],
+            "crawler_browser_pss_bytes": c.browser_pss,
+            "crawler_browser_processes": c.browser_processes,
+            "crawler_process_pss_bytes": c.crawler_pss,
+            "crawler_memory_budget_bytes": throttle.budget_bytes if throttle else 0,
+            "crawler_memory_throttle_level": throttle.level if throttle else 0,
+            "crawler_invariant_mismatches": len(c.invariant_mismatches),
+            "crawler_heartbeat_age_seconds": age if age is not None else float("nan"),
+        }
+        for name, value in gauges.items():
+            yield GaugeMetricFamily(name, GAUGES[name], value=value)
+        urls = GaugeMetricFamily("crawler_urls", GAUGES["crawler_urls"], labels=["state"])
+        for state in STATES:
+            urls.add_metric([state], c.url_counts.get(state, 0))
+        yield urls
+
+
+def build_registry(crawler: Crawler) -> CollectorRegistry:
+    """A private registry holding the crawler's collector (never the global one)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CrawlerCollector(crawler))
+    return registry
+
+
+def make_handler(registry: CollectorRegistry, heartbeat: Heartbeat):
+    async def handle(request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return Response(status=405, body=b"GET or HEAD\n", content_type="text/plain; charset=utf-8")
+        if request.path == "/metrics":
+            return Response(body=generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+        if request.path == "/healthz":
+            age = heartbeat.age_s()
+            if age is None:
+                return Response(status=503, body=b"starting: no heartbeat yet\n", content_type="text/plain")
+            text = f"heartbeat {age:.1f} s ago (stale after {heartbeat.stale_after_s:g} s)\n"
+            if heartbeat.fresh():
+                return Response(body=("ok: " + text).encode(), content_type="text/plain")
+            return Response(status=503, body=("stale: " + text).encode(), content_type="text/plain")
+        return Response(status=404, body=b"not found: try /metrics or /healthz\n", content_type="text/plain")
+
+    return handle
+
+
+async def serve_metrics(
+    registry: CollectorRegistry,
+    heartbeat: Heartbeat,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``/metrics`` and ``/healthz`` until cancelled; reports the bound port
+    through ``task_status``.  Raises OSError (before reporting started) if the
+    address cannot be bound; once serving, a client's error only ends its connection."""
+    await serve_http(make_handler(registry, heartbeat), host=host, port=port, task_status=task_status)
