@@ -1,0 +1,692 @@
+"""A shared frontier on Redis: many workers, on many machines, crawl one crawl.
+
+Chosen with ``[store] backend = "redis"`` and ``url = "redis://host:port/db"``.  It
+implements the same :class:`~crawler.store.Store` protocol as the SQLite store; the
+engine does not know which one it talks to.
+
+States of a URL are the SQLite store's, plus a **lease** on ``in_progress``::
+
+    pending ──claim──► in_progress (lease: token, holder, expiry) ──complete──► done
+       ▲                  │  ├──retry_later──► pending (attempt counted, ready time set)
+       └──release─────────┘  └──fail─────────► failed (reason kept)
+                          │
+                          └──lease expired, another worker's claim──► in_progress (new token)
+
+Every transition is one Lua script, so it is atomic on the server whatever the
+clients do.  A claimed URL is held by a lease: a random token and an expiry
+(``[store] lease_s``, server time).  :func:`open_redis_store` runs a task that renews
+every lease this store holds every ``lease_s / 3``.  A worker that dies (SIGKILL, a
+lost machine) stops renewing; once its leases have expired, the next claim by any
+worker takes the URL over (counting an attempt; after ``[retry] max_attempts`` the URL
+is failed with reason ``lease_expired`` rather than handed on forever).  ``complete``,
+``retry_later``, ``fail`` and ``release`` only act while the caller's token still holds
+the lease: a slow worker that finishes after its lease was taken over gets ``False``
+from ``complete`` and writes nothing, so a URL is marked done once.
+
+Keys (``P`` is ``crawler:{<crawl>}:``, ``<crawl>`` being ``[store] crawl`` or the site
+name; the braces make every key of a crawl share one Redis Cluster hash slot):
+
+=====================  =========================================================
+``P seq``              string: the last URL id given (ids give the crawl order)
+``P ids``              hash: url -> id (the same URL added twice is one URL)
+``P u:<id>``           hash: url, state, attempts, ready, token, worker,
+                       lease_until, started_at, finished_at, elapsed_s, status,
+                       last_error, done_count, done_by, done_token, takeovers,
+                       taken_from, taken_at
+``P pending``          zset: id -> ready time (a fresh URL's score is its id,
+                       always in the past, so fresh URLs go first, in order)
+``P leases``           zset: id -> lease expiry (every URL in progress)
+``P held:<worker>``    set: ids whose lease that worker holds
+``P done``             zset: id -> id (crawl order of the items)
+``P failed``           zset: id -> id
+``P fail_kinds``       hash: failure kind (reason before ':') -> count
+``P items``            hash: id -> item JSON
+``P workers``          zset: worker id (``host:pid:random``) -> last renewal
+``P runs``             hash: run number -> JSON record; ``P run_seq``
+``P mem:<run>``        list of memory samples, capped at MAX_SAMPLES
+``P tabs:<run>``       list of tab samples, capped at MAX_SAMPLES
+=====================  =========================================================
+
+Times are Redis's ``TIME`` (seconds, float), so workers on machines whose clocks
+disagree still agree on lease expiries and ready times.
+
+The client is coredis (6.x, built on anyio, runs under trio).  It retries a command
+whose connection broke; every script is idempotent for that: a retried claim with
+the same token returns the same URL, a retried complete of a completed token
+returns True.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import coredis
+import coredis.exceptions
+import trio
+
+import cdp
+
+from .config import Config, ConfigError
+from .store import STATES, Job, reason_kind
+
+log = logging.getLogger("crawler.redis_store")
+
+CONNECT_TIMEOUT_S = 10.0  # bound on reaching Redis when the store opens
+COMMAND_TIMEOUT_S = 30.0  # a reply that takes longer breaks the connection (then retried)
+CLEANUP_TIMEOUT_S = 5.0  # bound on giving leases back when the store closes or a claim is cancelled
+ADD_BATCH = 1000  # URLs per add_urls script call
+READ_BATCH = 1000  # items per read when exporting
+MAX_SAMPLES = 10_000  # memory / tab samples kept per run (a capped list each)
+TAKEOVER_SCAN = 50  # expired leases one claim may fail (max_attempts reached) before giving up
+WORKER_FORGET_LEASES = 10  # a worker not seen for this many lease_s is dropped from ``workers``
+
+# Shared Lua prologue: K is the key prefix (ARGV[1]); now is the server's time.
+_PROLOGUE = """
+local K = ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+# ARGV: prefix, url...  -> number of new URLs
+_ADD_URLS = (
+    _PROLOGUE
+    + """
+local added = 0
+for i = 2, #ARGV do
+  local url = ARGV[i]
+  if redis.call('HEXISTS', K .. 'ids', url) == 0 then
+    local id = redis.call('INCR', K .. 'seq')
+    redis.call('HSET', K .. 'ids', url, id)
+    redis.call('HSET', K .. 'u:' .. id, 'url', url, 'state', 'pending', 'attempts', 0, 'ready', id, 'done_count', 0)
+    redis.call('ZADD', K .. 'pending', id, id)
+    added = added + 1
+  end
+end
+return added
+"""
+)
+
+# ARGV: prefix, worker, token, lease_s, max_attempts  -> {id, url, attempt} or nil
+_CLAIM = (
+    _PROLOGUE
+    + """
+local worker, token = ARGV[2], ARGV[3]
+local lease_s, max_attempts = tonumber(ARGV[4]), tonumber(ARGV[5])
+-- A retry of a claim whose reply was lost: the same token gets the same URL.
+for _, held in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
+  if redis.call('HGET', K .. 'u:' .. held, 'token') == token then
+    local u = K .. 'u:' .. held
+    return {held, redis.call('HGET', u, 'url'), redis.call('HGET', u, 'attempts')}
+  end
+end
+local id = nil
+for _ = 1, tonumber(ARGV[6]) do
+  local expired = redis.call('ZRANGEBYSCORE', K .. 'leases', '-inf', now, 'LIMIT', 0, 1)
+  if #expired == 0 then break end
+  local e = expired[1]
+  local u = K .. 'u:' .. e
+  local old = redis.call('HGET', u, 'worker') or ''
+  redis.call('SREM', K .. 'held:' .. old, e)
+  redis.call('ZREM', K .. 'leases', e)
+  local attempts = tonumber(redis.call('HGET', u, 'attempts') or '0')
+  if attempts >= max_attempts then
+    local reason = 'lease_expired: ' .. old .. ' stopped renewing its lease (attempt ' .. attempts .. ')'
+    redis.call('HSET', u, 'state', 'failed', 'last_error', reason, 'finished_at', now, 'token', '', 'worker', '')
+    redis.call('ZADD', K .. 'failed', e, e)
+    redis.call('HINCRBY', K .. 'fail_kinds', 'lease_expired', 1)
+  else
+    redis.call('HINCRBY', u, 'takeovers', 1)
+    redis.call('HSET', u, 'taken_from', old, 'taken_at', now)
+    id = e
+    break
+  end
+end
+if not id then
+  local ready = redis.call('ZRANGEBYSCORE', K .. 'pending', '-inf', now, 'LIMIT', 0, 1)
+  if #ready == 0 then return false end
+  id = ready[1]
+  redis.call('ZREM', K .. 'pending', id)
+end
+local u = K .. 'u:' .. id
+local attempt = redis.call('HINCRBY', u, 'attempts', 1)
+local lease_until = now + lease_s
+redis.call('HSET', u, 'state', 'in_progress', 'token', token, 'worker', worker,
+           'started_at', now, 'lease_until', lease_until)
+redis.call('ZADD', K .. 'leases', lease_until, id)
+redis.call('SADD', K .. 'held:' .. worker, id)
+return {id, redis.call('HGET', u, 'url'), attempt}
+"""
+)
+
+# ARGV: prefix, id, token, item_json, status ('' for none), elapsed_s  -> 1 done, 0 not held
+_COMPLETE = (
+    _PROLOGUE
+    + """
+local id, token = ARGV[2], ARGV[3]
+local u = K .. 'u:' .. id
+if redis.call('HGET', u, 'done_token') == token then return 1 end  -- a retried call
+if redis.call('HGET', u, 'state') ~= 'in_progress' or redis.call('HGET', u, 'token') ~= token then
+  return 0
+end
+local worker = redis.call('HGET', u, 'worker')
+redis.call('SREM', K .. 'held:' .. worker, id)
+redis.call('ZREM', K .. 'leases', id)
+redis.call('HSET', u, 'state', 'done', 'token', '', 'worker', '', 'done_by', worker, 'done_token', token,
+           'finished_at', now, 'elapsed_s', ARGV[6], 'last_error', '')
+if ARGV[5] ~= '' then redis.call('HSET', u, 'status', ARGV[5]) end
+redis.call('HINCRBY', u, 'done_count', 1)
+redis.call('ZADD', K .. 'done', id, id)
+redis.call('HSET', K .. 'items', id, ARGV[4])
+return 1
+"""
+)
+
+# ARGV: prefix, id, token, mode ('retry' | 'fail' | 'release'), reason, kind, status, delay_s
+#   -> 1 moved, 0 not held (any more)
+_FINISH = (
+    _PROLOGUE
+    + """
+local id, token, mode = ARGV[2], ARGV[3], ARGV[4]
+local u = K .. 'u:' .. id
+if redis.call('HGET', u, 'state') ~= 'in_progress' or redis.call('HGET', u, 'token') ~= token then
+  return 0
+end
+local worker = redis.call('HGET', u, 'worker')
+redis.call('SREM', K .. 'held:' .. worker, id)
+redis.call('ZREM', K .. 'leases', id)
+redis.call('HSET', u, 'token', '', 'worker', '')
+if mode == 'release' then
+  if tonumber(redis.call('HGET', u, 'attempts')) > 0 then redis.call('HINCRBY', u, 'attempts', -1) end
+  redis.call('HSET', u, 'state', 'pending')
+  redis.call('ZADD', K .. 'pending', redis.call('HGET', u, 'ready'), id)
+  return 1
+end
+local started = tonumber(redis.call('HGET', u, 'started_at') or now)
+redis.call('HSET', u, 'last_error', ARGV[5], 'finished_at', now, 'elapsed_s', now - started)
+if ARGV[7] ~= '' then redis.call('HSET', u, 'status', ARGV[7]) end
+if mode == 'retry' then
+  local ready = now + tonumber(ARGV[8])
+  redis.call('HSET', u, 'state', 'pending', 'ready', ready)
+  redis.call('ZADD', K .. 'pending', ready, id)
+else
+  redis.call('HSET', u, 'state', 'failed')
+  redis.call('ZADD', K .. 'failed', id, id)
+  redis.call('HINCRBY', K .. 'fail_kinds', ARGV[6], 1)
+end
+return 1
+"""
+)
+
+# ARGV: prefix, worker, token ('' for all)  -> how many leases of ``worker`` went back to pending
+_RELEASE_HELD = (
+    _PROLOGUE
+    + """
+local worker, token = ARGV[2], ARGV[3]
+local released = 0
+for _, id in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
+  local u = K .. 'u:' .. id
+  if redis.call('HGET', u, 'worker') == worker and redis.call('HGET', u, 'state') == 'in_progress'
+     and (token == '' or redis.call('HGET', u, 'token') == token) then
+    redis.call('ZREM', K .. 'leases', id)
+    if tonumber(redis.call('HGET', u, 'attempts')) > 0 then redis.call('HINCRBY', u, 'attempts', -1) end
+    redis.call('HSET', u, 'state', 'pending', 'token', '', 'worker', '')
+    redis.call('ZADD', K .. 'pending', redis.call('HGET', u, 'ready'), id)
+    redis.call('SREM', K .. 'held:' .. worker, id)
+    released = released + 1
+  elseif token == '' or redis.call('HGET', u, 'worker') ~= worker then
+    redis.call('SREM', K .. 'held:' .. worker, id)  -- not (or no longer) ours: a stale entry
+  end
+end
+if token == '' then redis.call('ZREM', K .. 'workers', worker) end
+return released
+"""
+)
+
+# ARGV: prefix, worker, lease_s, forget_s, id1, token1, id2, token2...  -> ids no longer held
+_RENEW = (
+    _PROLOGUE
+    + """
+local worker, lease_s = ARGV[2], tonumber(ARGV[3])
+redis.call('ZADD', K .. 'workers', now, worker)
+redis.call('ZREMRANGEBYSCORE', K .. 'workers', '-inf', now - tonumber(ARGV[4]))
+local lost = {}
+for i = 5, #ARGV, 2 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local u = K .. 'u:' .. id
+  if redis.call('HGET', u, 'state') == 'in_progress' and redis.call('HGET', u, 'token') == token then
+    redis.call('ZADD', K .. 'leases', 'XX', now + lease_s, id)
+    redis.call('HSET', u, 'lease_until', now + lease_s)
+  else
+    table.insert(lost, id)
+  end
+end
+return lost
+"""
+)
+
+# ARGV: prefix  -> seconds (string) until something is claimable, or nil
+_NEXT_READY_IN = (
+    _PROLOGUE
+    + """
+local best = nil
+for _, key in ipairs({'pending', 'leases'}) do
+  local first = redis.call('ZRANGE', K .. key, 0, 0, 'WITHSCORES')
+  if #first == 2 then
+    local at = tonumber(first[2])
+    if best == nil or at < best then best = at end
+  end
+end
+if best == nil then return false end
+return tostring(math.max(0, best - now))
+"""
+)
+
+# ARGV: prefix  -> {pending, in_progress, done, failed}
+_COUNTS = """
+local K = ARGV[1]
+return {redis.call('ZCARD', K .. 'pending'), redis.call('ZCARD', K .. 'leases'),
+        redis.call('ZCARD', K .. 'done'), redis.call('ZCARD', K .. 'failed')}
+"""
+
+# ARGV: prefix, worker  -> urls of the ids ``worker`` holds
+_HELD_URLS = """
+local K, worker = ARGV[1], ARGV[2]
+local urls = {}
+for _, id in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
+  local u = K .. 'u:' .. id
+  if redis.call('HGET', u, 'worker') == worker and redis.call('HGET', u, 'state') == 'in_progress' then
+    table.insert(urls, redis.call('HGET', u, 'url'))
+  end
+end
+return urls
+"""
+
+# ARGV: prefix .. list key, max, json  (appends, keeps the last ``max``)
+_PUSH_CAPPED = """
+redis.call('RPUSH', ARGV[1], ARGV[3])
+redis.call('LTRIM', ARGV[1], -tonumber(ARGV[2]), -1)
+"""
+
+# -> the server's time, seconds as a string (coredis's ``time()`` loses the
+# microseconds: it divides them by 1000)
+_TIME = """
+local t = redis.call('TIME')
+return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+"""
+
+_SCRIPTS = {
+    "time": _TIME,
+    "add_urls": _ADD_URLS,
+    "claim": _CLAIM,
+    "complete": _COMPLETE,
+    "finish": _FINISH,
+    "release_held": _RELEASE_HELD,
+    "renew": _RENEW,
+    "next_ready_in": _NEXT_READY_IN,
+    "counts": _COUNTS,
+    "held_urls": _HELD_URLS,
+    "push_capped": _PUSH_CAPPED,
+}
+
+REDIS_ERRORS = (coredis.exceptions.RedisError, OSError)
+
+
+def key_prefix(crawl: str) -> str:
+    """The prefix of every key of ``crawl``; the braces are a Redis Cluster hash tag."""
+    return f"crawler:{{{crawl}}}:"
+
+
+def new_worker_id() -> str:
+    """``host:pid:random``: unique per store instance, readable in ``P workers``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class RedisStore:
+    """The frontier and the items of one crawl in Redis, as seen by one worker.
+
+    Create it with :func:`open_redis_store`, which also renews its leases.  Every
+    method is one round trip (``add_urls``, ``items`` and ``reset`` one per batch) and
+    one atomic script on the server.  If a method is cancelled while waiting for the
+    reply, the script may or may not have run; what that means is said per method.
+    Methods raise ``coredis`` errors when Redis cannot be reached (after the client's
+    own retries): for the engine that is fatal, as a broken database would be.
+    """
+
+    def __init__(
+        self,
+        client: coredis.Redis[str],
+        crawl: str,
+        *,
+        lease_s: float,
+        max_attempts: int,
+        worker: str | None = None,
+    ):
+        self.client = client
+        self.crawl = crawl
+        self.prefix = key_prefix(crawl)
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+        self.worker = worker or new_worker_id()
+        self.run_id: int | None = None
+        self.leases_lost = 0
+        self._held: dict[int, str] = {}  # id -> token of every lease this store holds
+        self._scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
+
+    async def load_scripts(self) -> None:
+        """Load the scripts into Redis's script cache up front (else each one's first
+        EVALSHA fails with NOSCRIPT and is sent again as EVAL)."""
+        for source in _SCRIPTS.values():
+            await self.client.script_load(source)
+
+    async def _run(self, script: str, *args: Any) -> Any:
+        return await self._scripts[script](keys=[], args=[self.prefix, *args])
+
+    async def server_time(self) -> float:
+        """Redis's clock (seconds), the one leases and ready times are in."""
+        return float(await self._scripts["time"](keys=[], args=[]))
+
+    def key(self, name: str) -> str:
+        """The full name of one of this crawl's keys (``"u:17"``, ``"held:" + worker``...)."""
+        return self.prefix + name
+
+    # -- the frontier --------------------------------------------------------------------
+
+    async def add_urls(self, urls: Iterable[str], batch: int = ADD_BATCH) -> int:
+        """Add URLs not seen before (the same URL twice, by any worker, is one URL).
+        Returns how many were new.  Each batch is atomic; if cancelled, the batches
+        sent so far are added, possibly the one in flight too."""
+        added = 0
+        chunk: list[str] = []
+        for url in urls:
+            chunk.append(url)
+            if len(chunk) >= batch:
+                added += int(await self._run("add_urls", *chunk))
+                chunk = []
+        if chunk:
+            added += int(await self._run("add_urls", *chunk))
+        return added
+
+    async def recover(self) -> int:
+        """Nothing to do, returns 0: URLs left in progress by a dead worker are held by
+        leases that expire on their own, and are then taken over by any claim.  (A
+        new store is a new worker and holds nothing yet; releasing leases of other
+        workers here would steal live work.)"""
+        return 0
+
+    async def claim(self) -> Job | None:
+        """Take a URL: one whose lease expired (a dead worker's), else the next ready
+        pending one; hold it with a fresh lease.  None if nothing is claimable now.
+
+        Atomic with respect to cancellation: if cancelled, whatever the script claimed
+        with this call's token goes back to pending (bounded by CLEANUP_TIMEOUT_S;
+        failing that, the unrenewed lease expires and another worker takes it over)."""
+        token = secrets.token_hex(8)
+        try:
+            reply = await self._run(
+                "claim", self.worker, token, repr(self.lease_s), str(self.max_attempts), str(TAKEOVER_SCAN)
+            )
+        except trio.Cancelled:
+            with trio.move_on_after(CLEANUP_TIMEOUT_S, shield=True):
+                await self._run("release_held", self.worker, token)
+            raise
+        if not reply:
+            return None
+        job = Job(int(reply[0]), reply[1], int(reply[2]), token)
+        self._held[job.id] = token
+        return job
+
+    async def next_ready_in(self) -> float | None:
+        """Seconds until something may be claimable: 0 if a pending URL is ready,
+        else the earlier of the next retry time and the earliest lease expiry (a
+        lease still renewed moves on; the engine re-asks).  None only when nothing is
+        pending or in progress anywhere: the crawl is over for every worker."""
+        reply = await self._run("next_ready_in")
+        return None if reply is None else float(reply)
+
+    async def complete(self, job: Job, item: dict[str, Any], status: int | None, elapsed_s: float) -> bool:
+        """Mark the job done and store its item, atomically, if its lease is still
+        held by ``job.token``.  False, and nothing written, if another worker took
+        the lease over (or the job was already released).  If cancelled, it may or
+        may not have completed; calling it again tells (True if it had)."""
+        data = json.dumps(item, ensure_ascii=False)
+        self._held.pop(job.id, None)  # no more renewals: the outcome is on its way
+        done = await self._run(
+            "complete", str(job.id), job.token, data, "" if status is None else str(status), repr(elapsed_s)
+        )
+        if not done:
+            self.leases_lost += 1
+        return bool(done)
+
+    async def retry_later(self, job: Job, reason: str, delay_s: float, status: int | None = None) -> None:
+        """Back to pending, ready in ``delay_s`` (the attempt counts), if still held.
+        Cancelled half-way: it may or may not have happened."""
+        await self._finish(job, "retry", reason, status, delay_s)
+
+    async def fail(self, job: Job, reason: str, status: int | None = None) -> None:
+        """Failed for good with ``reason``, if still held.  Cancelled half-way: it
+        may or may not have happened."""
+        await self._finish(job, "fail", reason, status)
+
+    async def release(self, job: Job) -> None:
+        """Back to pending at once, the attempt not charged (shutdown, browser
+        restart), if still held.  Cancelled half-way: it may or may not have happened
+        (if not, the lease expires and is taken over)."""
+        await self._finish(job, "release", "", None)
+
+    async def _finish(self, job: Job, mode: str, reason: str, status: int | None, delay_s: float = 0.0) -> None:
+        self._held.pop(job.id, None)  # no more renewals: the outcome is on its way
+        moved = await self._run(
+            "finish",
+            str(job.id),
+            job.token,
+            mode,
+            reason,
+            reason_kind(reason),
+            "" if status is None else str(status),
+            repr(delay_s),
+        )
+        if not moved:
+            self.leases_lost += 1
+            log.info("%s: %s not recorded: the lease was lost (taken over by another worker)", job.url, mode)
+
+    async def renew_leases(self) -> set[int]:
+        """Extend every lease this store holds to ``lease_s`` from now, and mark this
+        worker alive.  Returns the ids that were no longer held (taken over after
+        expiring); they are forgotten.  Cancelled half-way: renewed or not."""
+        held = dict(self._held)
+        args: list[str] = []
+        for job_id, token in held.items():
+            args += [str(job_id), token]
+        reply = await self._run("renew", self.worker, repr(self.lease_s), repr(self._forget_s), *args)
+        # A job completed (or released...) while the renewal was on its way is not lost.
+        lost = {int(i) for i in reply if self._held.get(int(i)) == held[int(i)]}
+        for job_id in lost:
+            del self._held[job_id]
+        return lost
+
+    @property
+    def _forget_s(self) -> float:
+        return WORKER_FORGET_LEASES * self.lease_s
+
+    async def release_all(self) -> int:
+        """Give back every lease this worker holds on the server (also any whose
+        claim reply was lost), the attempts not charged, and leave ``P workers``.
+        Returns how many went back to pending."""
+        released = int(await self._run("release_held", self.worker, ""))
+        self._held.clear()
+        return released
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def counts(self) -> dict[str, int]:
+        """URLs per state, one consistent snapshot of the whole crawl (all workers)."""
+        return dict(zip(STATES, map(int, await self._run("counts")), strict=True))
+
+    async def failures_by_reason(self) -> dict[str, int]:
+        """Failed URLs per kind of reason (the text before ':'), most frequent first."""
+        kinds = await self.client.hgetall(self.key("fail_kinds"))
+        return dict(sorted(((k, int(n)) for k, n in kinds.items() if int(n)), key=lambda kv: -kv[1]))
+
+    async def in_progress_urls(self) -> set[str]:
+        """The URLs whose lease **this store** holds (not other workers'): the engine
+        compares them with its own in-flight jobs."""
+        return set(await self._run("held_urls", self.worker))
+
+    async def items(self) -> Iterator[dict[str, Any]]:
+        """Every extracted item with its url, in crawl order (of the whole crawl).
+        Read in batches of READ_BATCH, all before returning: memory grows with the
+        crawl.  Cancelled half-way: nothing is returned."""
+        data: list[str] = []
+        start = 0
+        while True:
+            ids = await self.client.zrange(self.key("done"), start, start + READ_BATCH - 1)
+            if not ids:
+                break
+            data += [d for d in await self.client.hmget(self.key("items"), ids) if d is not None]
+            start += READ_BATCH
+        return (json.loads(d) for d in data)
+
+    async def url_state(self, url: str) -> dict[str, str]:
+        """The whole record of one URL (for tests and debugging); {} if unknown."""
+        job_id = await self.client.hget(self.key("ids"), url)
+        return {} if job_id is None else dict(await self.client.hgetall(self.key(f"u:{job_id}")))
+
+    async def reset(self) -> None:
+        """Delete every key of this crawl (``--fresh``).  Not atomic: do it while no
+        worker is crawling.  Cancelled half-way: some keys are deleted."""
+        pattern = _glob_escape(self.prefix) + "*"
+        cursor = 0
+        while True:
+            cursor, keys = await self.client.scan(cursor, match=pattern, count=1000)
+            if keys:
+                await self.client.unlink(list(keys))
+            if not cursor:
+                break
+        self._held.clear()
+
+    # -- run records ---------------------------------------------------------------------
+
+    async def start_run(self) -> int:
+        self.run_id = int(await self.client.incr(self.key("run_seq")))
+        await self.client.hset(self.key("runs"), {str(self.run_id): json.dumps({"worker": self.worker})})
+        return self.run_id
+
+    async def finish_run(self, reason: str, summary: dict[str, Any]) -> None:
+        record = {"worker": self.worker, "finish_reason": reason, "summary": summary}
+        await self.client.hset(self.key("runs"), {str(self.run_id): json.dumps(record, default=str)})
+
+    async def add_memory_sample(self, sample: dict[str, Any]) -> None:
+        await self._push_capped(f"mem:{self.run_id}", sample)
+
+    async def add_tab_sample(self, sample: dict[str, Any]) -> None:
+        await self._push_capped(f"tabs:{self.run_id}", sample)
+
+    async def _push_capped(self, name: str, sample: dict[str, Any]) -> None:
+        await self._scripts["push_capped"](
+            keys=[], args=[self.key(name), str(MAX_SAMPLES), json.dumps(sample, separators=(",", ":"))]
+        )
+
+    # -- the lease keeper ----------------------------------------------------------------
+
+    async def keep_leases(self) -> None:
+        """Renew the leases every ``lease_s / 3`` until cancelled.  Never raises: a
+        failed renewal is logged and tried again at the next tick (if Redis stays
+        away for ``lease_s``, the leases expire and other workers take them over)."""
+        interval_s = self.lease_s / 3
+        while True:
+            try:
+                lost = await self.renew_leases()
+            except REDIS_ERRORS as exc:
+                log.warning("%s: renewing %d leases failed: %s", self.worker, len(self._held), exc)
+            else:
+                if lost:
+                    self.leases_lost += len(lost)
+                    log.warning("%s: %d leases were taken over by other workers: %s", self.worker, len(lost), lost)
+            await trio.sleep(interval_s)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+@asynccontextmanager
+async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[RedisStore]:
+    """Connect to ``[store] url`` and yield the store of crawl ``[store] crawl`` (default:
+    the site name), with a task renewing its leases (``renew=False``: none, for tests).
+
+    Owns the client's connections and the renewal task.  On exit, also when
+    cancelled, the renewal stops and every lease still held goes back to pending
+    (bounded by CLEANUP_TIMEOUT_S; if Redis is away then, the leases expire on their
+    own after ``lease_s``).  Raises ConfigError when the url is missing or Redis
+    cannot be reached at the start."""
+    section = cfg.store
+    where = f"{cfg.source}: [store]"
+    if not section.url:
+        raise ConfigError(f'{where} url: backend = "redis" needs url = "redis://host:port/db"')
+    try:
+        client: coredis.Redis[str] = coredis.Redis.from_url(
+            section.url,
+            decode_responses=True,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            stream_timeout=COMMAND_TIMEOUT_S,
+        )
+    except (ValueError, coredis.exceptions.RedisError) as exc:
+        raise ConfigError(f"{where} url: {section.url!r}: {exc}") from None
+    store = RedisStore(
+        client,
+        section.crawl or cfg.site.name,
+        lease_s=section.lease_s,
+        max_attempts=cfg.retry.max_attempts,
+    )
+    async with _client_open(client):
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT_S):
+                await store.load_scripts()
+                await store.renew_leases()  # registers this worker
+        except (trio.TooSlowError, *REDIS_ERRORS) as exc:
+            raise ConfigError(f"{where} url: cannot reach Redis at {section.url}: {exc or 'timed out'}") from None
+        log.info(
+            "redis store %s at %s: worker %s, lease %.1f s", store.prefix, section.url, store.worker, store.lease_s
+        )
+        async with cdp.open_service_nursery() as nursery:
+            if renew:
+                nursery.start_soon(store.keep_leases)
+            try:
+                yield store
+            finally:
+                nursery.cancel_scope.cancel()
+                with trio.move_on_after(CLEANUP_TIMEOUT_S, shield=True):
+                    try:
+                        released = await store.release_all()
+                    except REDIS_ERRORS as exc:
+                        log.warning("%s: could not give back its leases: %s", store.worker, exc)
+                    else:
+                        if released:
+                            log.info("%s: %d leases given back", store.worker, released)
+
+
+@asynccontextmanager
+async def _client_open(client: coredis.Redis[str]) -> AsyncIterator[None]:
+    """``async with client``, with an exception from the body coming out as itself:
+    coredis runs its connections in an anyio task group, which wraps it in an
+    ExceptionGroup (callers catch ConfigError, not a group of it)."""
+    try:
+        async with client:
+            yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        exc = group.exceptions[0]
+        context = exc.__context__
+        try:
+            raise exc
+        finally:
+            exc.__context__ = context
+            del exc, context
