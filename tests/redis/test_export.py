@@ -1,0 +1,70 @@
+"""``python -m crawler export --config FILE`` reads the store the config names: Redis here."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import trio
+
+from crawler.redis_store import open_redis_store
+from tests.redis.conftest import make_redis_config, redis_config_dict, to_toml
+
+URLS = [f"http://shop.test/product/{i}" for i in range(1, 4)]
+
+
+async def test_export_writes_the_redis_items_in_crawl_order(tmp_path, redis_server, crawl_name):
+    """Items completed by any worker come out as JSONL (and CSV) in crawl order;
+    pending and failed URLs have no item."""
+    cfg = make_redis_config(redis_server, crawl_name, URLS)
+    async with open_redis_store(cfg) as store:
+        await store.add_urls(URLS)
+        jobs = [await store.claim() for _ in URLS]
+        await store.complete(jobs[2], {"url": URLS[2], "name": "Cap #3", "goods": {"id": 3}}, 200, 0.1)
+        await store.complete(jobs[0], {"url": URLS[0], "name": "Tee #1", "goods": {"id": 1}}, 200, 0.1)
+        await store.fail(jobs[1], "http_404: gone", 404)
+    config = tmp_path / "export.toml"
+    config.write_text(to_toml(redis_config_dict(redis_server, crawl_name, URLS)))
+
+    out = tmp_path / "items.jsonl"
+    result = await trio.run_process(
+        [sys.executable, "-m", "crawler", "export", "--config", str(config), "--format", "jsonl", "--out", str(out)],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert "exported 2 items" in result.stderr.decode()
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [
+        {"url": URLS[0], "name": "Tee #1", "goods": {"id": 1}},
+        {"url": URLS[2], "name": "Cap #3", "goods": {"id": 3}},
+    ]
+
+    out_csv = tmp_path / "items.csv"
+    result = await trio.run_process(
+        [sys.executable, "-m", "crawler", "export", "--config", str(config), "--format", "csv", "--out", str(out_csv)],
+        stdin=subprocess.DEVNULL,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    with open(out_csv, newline="", encoding="utf-8") as f:  # noqa: ASYNC230 - a small local file
+        rows = list(csv.DictReader(f))
+    assert [(r["url"], json.loads(r["goods"])) for r in rows] == [(URLS[0], {"id": 1}), (URLS[2], {"id": 3})]
+
+
+async def test_export_from_an_unreachable_redis_is_a_one_line_error(tmp_path, redis_server, crawl_name):
+    data = redis_config_dict(redis_server, crawl_name, URLS, store={"url": "redis://127.0.0.1:1/0"})
+    config = tmp_path / "dead.toml"
+    config.write_text(to_toml(data))
+    result = await trio.run_process(
+        [sys.executable, "-m", "crawler", "export", "--config", str(config), "--out", str(tmp_path / "x.jsonl")],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().strip().splitlines()[-1].startswith("crawler: error: ")
+    assert "cannot reach Redis" in result.stderr.decode()
