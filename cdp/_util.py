@@ -13,19 +13,36 @@ async def open_service_nursery() -> AsyncIterator[trio.Nursery]:
     """A nursery for background tasks that never raise (they record failures instead).
 
     An exception raised by the body comes out as itself rather than wrapped in an
-    ExceptionGroup, so callers catch ``ConnectionLost``, not a group of it.  A group
-    of several exceptions (a bug: a background task raised) is re-raised as is.
+    ExceptionGroup, so callers catch ``ConnectionLost``, not a group of it.  That
+    holds under an outer cancellation too: then the body's exception (or its
+    Cancelled) arrives with the Cancelled of every cancelled background task, and
+    those are dropped in favour of the body's exception (of one Cancelled if that is
+    all there is).  Dropping them is safe because cancellation is level-triggered:
+    the outer scope is still cancelled, so the caller's next checkpoint raises
+    Cancelled again.  A group holding more than one exception that is not
+    Cancelled (a bug: a background task raised) is re-raised as is.
     """
     try:
         async with trio.open_nursery() as nursery:
             yield nursery
     except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
+        cancelled, rest = group.split(trio.Cancelled)
+        if rest is not None and len(rest.exceptions) == 1:
+            exc = rest.exceptions[0]
+        elif rest is None and cancelled is not None:
+            exc = _first_leaf(cancelled)
+        else:
             raise
-        exc = group.exceptions[0]
         context = exc.__context__
         try:
             raise exc
         finally:
             exc.__context__ = context  # keep the original context, not the group
             del exc, context
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
