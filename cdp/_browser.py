@@ -105,9 +105,17 @@ class Browser:
         """Create an isolated browser context (``Target.createBrowserContext``).
 
         The caller owns it and must ``await context.aclose()``; :meth:`new_context`
-        is the scoped form.  Starts no task.
+        is the scoped form.  Starts no task.  If cancelled before the command is
+        sent, nothing is created; once it is sent, the command is shielded (bounded
+        by its own deadline) and the context returned, so that the caller's
+        cancellation, raised at its next checkpoint, cannot leave a context in the
+        browser that nobody knows the id of.  If the command times out, the browser
+        may still create it: such a context goes when the connection closes
+        (``disposeOnDetach``).
         """
-        result = await self.send("Target.createBrowserContext", disposeOnDetach=True)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        with trio.CancelScope(shield=True):
+            result = await self.send("Target.createBrowserContext", disposeOnDetach=True)
         context = BrowserContext(self, result["browserContextId"])
         self.contexts.add(context)
         return context
@@ -139,10 +147,17 @@ class BrowserContext:
 
         The caller owns it and must ``await tab.aclose()``; :meth:`new_tab` is the
         scoped form.  If cancelled or failing half-way, a target that was already
-        created is closed before the exception propagates.  Starts no task.
+        created is closed before the exception propagates.  ``Target.createTarget``
+        itself is shielded once sent (bounded by its own deadline): cancelled while
+        waiting for it, the browser would create a target whose id nobody learns.
+        If it times out, the browser may still create the target: it goes with its
+        context.  Starts no task.
         """
         browser = self.browser
-        target_id = (await browser.send("Target.createTarget", url=url, browserContextId=self.id))["targetId"]
+        await trio.lowlevel.checkpoint_if_cancelled()
+        with trio.CancelScope(shield=True):
+            created = await browser.send("Target.createTarget", url=url, browserContextId=self.id)
+        target_id = created["targetId"]
         tab = Tab(self, target_id)
         self.tabs.add(tab)
         try:
