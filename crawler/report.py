@@ -24,7 +24,7 @@ from .monitor import THROTTLE_HIGH, THROTTLE_LOW, MiB, format_summary
 
 PLOT_SIZE_IN = (10.0, 7.0)  # inches; at PLOT_DPI: 1000 x 700 pixels
 PLOT_DPI = 100
-THROUGHPUT_BINS = 60  # at most this many bars over the run, each at least 1 s wide
+THROUGHPUT_BINS = 60  # at most this many bars over the run
 
 
 @attrs.frozen
@@ -104,13 +104,14 @@ def pss_slope_mb_per_1000(samples: list[dict[str, Any]], skip_fraction: float = 
 
 
 def throughput(run: RunData) -> tuple[list[float], list[float], float]:
-    """Pages per second in bins over the run: (bin starts in s since the start, rates, bin width)."""
+    """Pages per second in equal bins over the run (about 5 pages per bin on average, at
+    most THROUGHPUT_BINS bins): (bin starts in s since the start, rates, bin width)."""
     duration = max(1e-9, run.end - run.started_at)
-    width = max(1.0, duration / THROUGHPUT_BINS)
-    bins = max(1, int(duration // width) + 1)
+    bins = max(1, min(THROUGHPUT_BINS, len(run.page_times) // 5))
+    width = duration / bins
     counts = [0] * bins
     for t in run.page_times:
-        counts[min(bins - 1, int((t - run.started_at) // width))] += 1
+        counts[min(bins - 1, max(0, int((t - run.started_at) / width)))] += 1
     return [i * width for i in range(bins)], [c / width for c in counts], width
 
 
@@ -197,15 +198,17 @@ def plot(run: RunData, out: str | Path, *, title: str = "") -> Path:
         memory.axhline(budget_mb * THROTTLE_LOW, color="green", linestyle=":", label="restore below")
     memory.set_xlabel("pages done")
     memory.set_ylabel("MiB")
-    memory.set_ylim(bottom=0)
+    memory.set_ylim(0, memory.get_ylim()[1] * 1.25)  # headroom for the legend
     memory.set_title("memory against pages done")
     memory.grid(True, alpha=0.3)
-    memory.legend(loc="upper left")
+    memory.legend(loc="upper left", ncols=2)
 
     starts, rates, width = throughput(run)
-    rate.bar(starts, rates, width=width, align="edge", alpha=0.7, label=f"pages/s per {width:.0f} s")
+    rate.bar(starts, rates, width=width, align="edge", alpha=0.7, label=f"pages/s in {width:.3g} s bins")
     duration = max(1e-9, run.end - run.started_at)
-    rate.axhline(len(run.page_times) / duration, color="black", linestyle="--", label="mean over the run")
+    mean = len(run.page_times) / duration
+    rate.axhline(mean, color="black", linestyle="--", label="mean over the run")
+    rate.set_ylim(0, max([mean, *rates]) * 1.3 or 1.0)  # headroom for the legend
     rate.set_xlabel("seconds since the run started")
     rate.set_ylabel("pages/s")
     rate.set_title("throughput over time")
@@ -232,7 +235,7 @@ def report_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out: folder {str(out.parent)!r} does not exist")
     print(figures(run))
     done = len(run.page_times)
-    title = f"{Path(args.db).name}, run {run.run_id}: {done} pages in {run.end - run.started_at:.0f} s"
+    title = f"{Path(args.db).name}, run {run.run_id}: {done} pages in {run.end - run.started_at:.3g} s"
     plot(run, out, title=title)
     print(f"plot            {out}")
     sys.stdout.flush()
