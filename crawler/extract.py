@@ -218,7 +218,8 @@ def _check_document(state: _PageState) -> None:
 
 
 async def _capture(tab: cdp.Tab, rule: CaptureRule, state: _PageState) -> Any:
-    """The JSON body of the response matched by ``rule``; None if none was seen."""
+    """The JSON body of the response matched by ``rule``; None if none was seen.
+    Raises PageFailure ("capture", retryable) if it was seen but its body is unavailable."""
     while rule.name in state.capture_matched and rule.name not in state.capture_finished:
         if rule.name in state.capture_failed:
             return None
@@ -228,8 +229,12 @@ async def _capture(tab: cdp.Tab, rule: CaptureRule, state: _PageState) -> Any:
         return None
     try:
         body = await tab.send("Network.getResponseBody", requestId=request_id)
-    except cdp.ProtocolError:
-        return None  # evicted from the browser's buffer
+    except cdp.ProtocolError as exc:
+        # The response was seen but its body cannot be had (evicted from the browser's
+        # buffer, or the browser failed): an item without it would be silently incomplete.
+        raise PageFailure(
+            "capture", f"{rule.name}: no body for {request_id}: {exc.message}", retryable=True, tab_reusable=True
+        ) from None
     text = base64.b64decode(body["body"]).decode("utf-8", "replace") if body.get("base64Encoded") else body["body"]
     try:
         return json.loads(text)
