@@ -186,6 +186,15 @@ class Connection:
         """Block until the connection is closed (for whatever reason; see :attr:`error`)."""
         await self._closed.wait()
 
+    def abort(self, reason: str) -> None:
+        """Declare the connection lost now, without the peer's help: for a browser that
+        stopped answering but keeps the socket open.  Every pending and later command
+        fails with ConnectionLost, every session and event stream ends, and
+        :meth:`wait_closed` returns, so cleanup on this connection skips the browser
+        instead of waiting out each deadline.  The websocket itself is closed by the
+        block that opened it.  Never blocks; idempotent (the first reason is kept)."""
+        self._fail(ConnectionLost(f"{self.name}: {reason}"))
+
     def statistics(self) -> ConnectionStatistics:
         streams = {s for lst in self._listeners.values() for s in lst}
         return ConnectionStatistics(

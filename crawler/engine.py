@@ -6,7 +6,8 @@ Task tree (who owns whom)::
                                       metrics endpoint, signals)
     └── browser loop                  one iteration per browser (launch/connect), restarts it if it dies
         └── open_pool                 owns: tabs, contexts, the popup closer task
-            ├── browser watcher       cancels the workers if the connection drops
+            ├── browser watcher       cancels the workers if the connection drops or the browser
+            │                         stops answering (heartbeat)
             └── workers × concurrency each: claim → watchdog scope → lease → run_page → record
 
 Life of one URL: claimed from the store (``in_progress``) → the worker opens its
@@ -48,6 +49,9 @@ log = logging.getLogger("crawler.engine")
 RELEASE_TIMEOUT_S = 5.0  # bound on putting an interrupted job back in the store
 IDLE_POLL_S = 0.5  # a worker with nothing ready re-checks the frontier this often
 RESTART_BACKOFF_S = (1.0, 30.0)
+# The browser watcher sends Browser.getVersion this often; no answer within the command
+# deadline means the browser is wedged (it may keep its socket open), and it is replaced.
+HEARTBEAT_INTERVAL_S = 5.0
 # A mismatch between the pool and the browser (or the workers and the store) is
 # reported only if a second reading this much later shows it too, with the same ids:
 # a tab whose close completes between two CDP reads is in transit, not leaked.
@@ -229,8 +233,23 @@ class Crawler:
                 yield browser
 
     async def _watch_browser(self, browser: cdp.Browser, workers: trio.CancelScope) -> None:
-        await browser.connection.wait_closed()
-        log.warning("browser connection lost: %s", browser.connection.error)
+        """Cancel the workers when the connection drops, or when the browser leaves a
+        heartbeat unanswered for the command deadline: then the connection is aborted
+        first, so that closing the pool skips the wedged browser rather than waiting
+        out every close, and the browser loop replaces it.  Never raises."""
+        conn = browser.connection
+        while not conn.closed:
+            with trio.move_on_after(HEARTBEAT_INTERVAL_S):
+                await conn.wait_closed()
+            if conn.closed:
+                break
+            try:
+                await browser.send("Browser.getVersion")
+            except cdp.CommandTimeout as exc:
+                conn.abort(f"the browser stopped answering ({exc})")
+            except cdp.CDPError:
+                pass  # closed meanwhile: the loop ends
+        log.warning("browser connection lost: %s", conn.error)
         workers.cancel()
 
     # -- workers -------------------------------------------------------------------------
