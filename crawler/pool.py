@@ -119,6 +119,18 @@ class InvariantReport:
         return not (self.stray_tabs or self.missing_tabs or self.stray_contexts or self.missing_contexts)
 
 
+@attrs.frozen
+class _Holdings:
+    """What the pool holds at one instant (ids), for :meth:`TabPool.check_invariants`."""
+
+    tabs: frozenset[str]
+    closing_tabs: frozenset[str]
+    opening_tabs: int
+    contexts: frozenset[str]
+    closing_contexts: frozenset[str]
+    opening_contexts: int
+
+
 class TabPool:
     """Leases tabs of one browser. Create it with :func:`open_pool`."""
 
@@ -322,39 +334,52 @@ class TabPool:
     async def check_invariants(self) -> InvariantReport:
         """Compare what the pool holds with ``Target.getTargets``/``getBrowserContexts``.
 
-        Resources in transit are not mismatches: a target whose creation is in flight
-        may already be listed by the browser, and one being closed may already be gone.
+        The browser's lists take two commands to read, and tabs come and go meanwhile,
+        so the pool's side is read both before and after them.  Resources in transit
+        are not mismatches: a tab or context listed by the browser is stray only if the
+        pool held it at neither reading (beyond the creations in flight then), and one
+        the pool holds is missing only if it held it at both readings, not closing.
+        Cancellation: safe anywhere (it only reads).
         """
-        opening_tabs = sum(slot.opening for slot in self._slots)
-        opening_contexts = self._opening_context
+        before = self._holdings()
         targets = await self.browser.targets()
         contexts = set((await self.browser.send("Target.getBrowserContexts"))["browserContextIds"])
-        ours = self.context_ids
-        closing_contexts = {slot.context.id for slot in self._slots if slot.context._close_started}
-        pooled = [p for slot in self._slots for p in slot.tabs]
-        tabs = {p.tab.target_id for p in pooled}
-        closing_tabs = {p.tab.target_id for p in pooled if p.tab._close_started}
+        after = self._holdings()
+        ours = before.contexts | after.contexts
+        held = before.tabs | after.tabs
         pages = [t for t in targets if t.type == "page" and t.browser_context_id in ours]
-        popups = {t.target_id for t in pages if t.opener_id and t.target_id not in tabs}
+        popups = {t.target_id for t in pages if t.opener_id and t.target_id not in held}
         browser_tabs = {t.target_id for t in pages} - popups
-        stray_tabs = browser_tabs - tabs
-        opening_tabs = max(opening_tabs, sum(slot.opening for slot in self._slots))
-        if len(stray_tabs) <= opening_tabs:
+        stray_tabs = browser_tabs - held
+        if len(stray_tabs) <= before.opening_tabs + after.opening_tabs:
             stray_tabs = set()
         stray_contexts = contexts - ours
-        if opening_contexts or self._opening_context:
-            stray_contexts = set() if len(stray_contexts) <= 1 else stray_contexts
+        if len(stray_contexts) <= before.opening_contexts + after.opening_contexts:
+            stray_contexts = set()
+        steady_tabs = (before.tabs & after.tabs) - before.closing_tabs - after.closing_tabs
+        steady_contexts = (before.contexts & after.contexts) - before.closing_contexts - after.closing_contexts
         return InvariantReport(
             leases=len(self._leases),
-            tabs=len(tabs),
+            tabs=len(after.tabs),
             browser_tabs=len(browser_tabs),
-            contexts=len(ours),
+            contexts=len(after.contexts),
             browser_contexts=len(contexts),
             stray_tabs=tuple(sorted(stray_tabs)),
-            missing_tabs=tuple(sorted(tabs - browser_tabs - closing_tabs)),
+            missing_tabs=tuple(sorted(steady_tabs - browser_tabs)),
             stray_contexts=tuple(sorted(stray_contexts)),
-            missing_contexts=tuple(sorted(ours - contexts - closing_contexts)),
+            missing_contexts=tuple(sorted(steady_contexts - contexts)),
             popups=tuple(sorted(popups)),
+        )
+
+    def _holdings(self) -> _Holdings:
+        pooled = [p for slot in self._slots for p in slot.tabs]
+        return _Holdings(
+            tabs=frozenset(p.tab.target_id for p in pooled),
+            closing_tabs=frozenset(p.tab.target_id for p in pooled if p.tab._close_started),
+            opening_tabs=sum(slot.opening for slot in self._slots),
+            contexts=frozenset(self.context_ids),
+            closing_contexts=frozenset(slot.context.id for slot in self._slots if slot.context._close_started),
+            opening_contexts=int(self._opening_context),
         )
 
     # -- popups --------------------------------------------------------------------------
