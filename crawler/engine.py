@@ -26,7 +26,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import Any
@@ -110,6 +110,7 @@ class Crawler:
         self.tab_figures = monitor.TabFiguresWindow()
         self.invariant_mismatches: dict[tuple[str, ...], str] = {}  # standing mismatches: key -> message
         self.invariant_violations = 0
+        self._sample_error: str | None = None
         self.heartbeat = metrics.Heartbeat(config.monitor.heartbeat_file or None)
         self.metrics_registry = metrics.build_registry(self)
         self.metrics_port: int | None = None
@@ -435,7 +436,8 @@ class Crawler:
                     "memory budget set, but the browser's processes are not ours to measure (cdp_url): no throttle"
                 )
             pool = self.pool.statistics() if self.pool is not None else None
-            await self.store.add_memory_sample(
+            await self._store_sample(
+                self.store.add_memory_sample,
                 {
                     "t": time.time(),
                     "pages_done": self.done,
@@ -444,7 +446,7 @@ class Crawler:
                     "processes": processes,
                     "tabs": pool.tabs if pool else 0,
                     "contexts": pool.contexts if pool else 0,
-                }
+                },
             )
             if trio.current_time() - last_log >= cfg.memory_interval_s:
                 last_log = trio.current_time()
@@ -466,6 +468,17 @@ class Crawler:
                     self.tab_figures.take_summary(),
                 )
             await trio.sleep(cfg.sample_interval_s)
+
+    async def _store_sample(self, add: Callable[[dict[str, Any]], Awaitable[None]], sample: dict[str, Any]) -> None:
+        """Write one sample.  A write that fails is logged (once per distinct error) and
+        the sample dropped: monitoring never stops the crawl."""
+        try:
+            await add(sample)
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            if message != self._sample_error:
+                log.warning("sample not stored: %s", message)
+            self._sample_error = message
 
     def _apply_memory_budget(self, pss: int) -> None:
         """Feed one browser-tree PSS reading to the throttle; on a change of level, log
@@ -515,7 +528,8 @@ class Crawler:
             log.debug("tab %s: no figures at recycle: %s", tab.target_id, exc)
             return
         self.tab_figures.add(figures)
-        await self.store.add_tab_sample(
+        await self._store_sample(
+            self.store.add_tab_sample,
             {
                 "t": time.time(),
                 "pages": pages,
@@ -523,7 +537,7 @@ class Crawler:
                 "nodes": figures.nodes,
                 "listeners": figures.listeners,
                 "documents": figures.documents,
-            }
+            },
         )
 
     async def _serve_metrics(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
