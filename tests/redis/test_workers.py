@@ -151,16 +151,17 @@ async def test_three_workers_share_a_crawl_and_take_over_a_killed_workers_urls(t
             assert state["taken_from"] == victim_id and int(state["takeovers"]) >= 1, state
             assert float(state["taken_at"]) >= lease_until, (url, state, lease_until)
             assert state["done_by"] not in ("", victim_id), state
-            later_hits = [t for t in shop.page_hits("product", int(url.rsplit("/", 1)[1])) if t > killed_at]
-            assert later_hits, f"{url}: not fetched again after the kill"
+            # The page was fetched again after the kill, the fetch that made the item no
+            # sooner than the lease expired.  (The victim's own Chromium, not frozen with
+            # it, may still send a navigation it was given just before the freeze.)
+            hits = shop.page_hits("product", int(url.rsplit("/", 1)[1]))
             expired_in = lease_until - server_killed_at
-            assert later_hits[0] - killed_at >= expired_in - 0.25, (
+            assert hits and hits[-1] > killed_at, f"{url}: not fetched again after the kill"
+            assert hits[-1] - killed_at >= expired_in - 0.25, (
                 url,
-                later_hits[0] - killed_at,
+                [t - killed_at for t in hits],
                 expired_in,
-                [t - killed_at for t in shop.page_hits("product", int(url.rsplit("/", 1)[1]))],
                 float(state["taken_at"]) - server_killed_at,
-                state,
             )
         nursery.cancel_scope.cancel()
 
