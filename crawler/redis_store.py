@@ -123,7 +123,7 @@ local lease_s, max_attempts = tonumber(ARGV[4]), tonumber(ARGV[5])
 for _, held in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
   if redis.call('HGET', K .. 'u:' .. held, 'token') == token then
     local u = K .. 'u:' .. held
-    return {held, redis.call('HGET', u, 'url'), redis.call('HGET', u, 'attempts')}
+    return {held, redis.call('HGET', u, 'url'), tonumber(redis.call('HGET', u, 'attempts'))}
   end
 end
 local id = nil

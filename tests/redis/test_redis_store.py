@@ -251,3 +251,20 @@ async def test_an_error_in_the_body_comes_out_as_itself(cfg):
     with pytest.raises(KeyError):
         async with open_redis_store(cfg):
             raise KeyError("mine")
+
+
+async def test_a_claim_whose_reply_was_lost_is_given_back_by_its_token(cfg):
+    """What claim does when cancelled after its script ran: the URL the script took
+    with that token (which the caller never learnt) goes back to pending, uncharged;
+    other leases of the worker stay.  A retried claim with the same token gets the
+    same URL instead of a second one."""
+    async with open_redis_store(cfg) as store:
+        await store.add_urls(URLS[:3])
+        kept = await store.claim()
+        args = (store.worker, "lost-token", repr(store.lease_s), "3", "10")
+        first = await store._run("claim", *args)
+        assert await store._run("claim", *args) == first  # the client's retry of the same call
+        assert await store._run("release_held", store.worker, "lost-token") == 1
+        assert await store.in_progress_urls() == {kept.url}
+        again = await store.claim()
+        assert (again.url, again.attempt) == (first[1], 1)
