@@ -276,25 +276,23 @@ class Crawler:
         result: PageResult | None = None
         failure: PageFailure | None = None
         try:
-            with self.watchdog.scope() as watchdog:
-                async with self.pool.lease() as lease:  # type: ignore[union-attr]
+            async with self.pool.lease() as lease:  # type: ignore[union-attr]
+                # The watchdog runs from lease to extracted item: a worker waiting for a
+                # tab (the memory throttle lowered concurrency) is not yet on the clock.
+                with self.watchdog.scope() as watchdog:
+                    budget_s = watchdog.deadline - trio.current_time()
                     try:
                         result = await run_page(
-                            lease.tab,
-                            job.url,
-                            self.config,
-                            self.limiter,
-                            self.expression,
-                            budget_s=watchdog.deadline - trio.current_time(),
+                            lease.tab, job.url, self.config, self.limiter, self.expression, budget_s=budget_s
                         )
                     except PageFailure as exc:
                         failure = exc
                         if not exc.tab_reusable:
                             lease.discard(exc.kind)
-            if watchdog.cancelled_caught:
-                self.watchdog_expiries += 1
-                budget = watchdog.deadline - started
-                failure = PageFailure("timeout", f"no item within {budget:.1f} s", retryable=True)
+                if watchdog.cancelled_caught:
+                    lease.discard("timeout")  # the tab may be hung mid-navigation: never reuse it
+                    self.watchdog_expiries += 1
+                    failure = PageFailure("timeout", f"no item within {budget_s:.1f} s", retryable=True)
         except cdp.TargetCrashed as exc:
             failure = PageFailure("crashed", str(exc), retryable=True)
         except cdp.ConnectionLost as exc:

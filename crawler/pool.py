@@ -236,9 +236,12 @@ class TabPool:
     async def _take_tab(self) -> _PooledTab:
         while self._idle:
             pooled = self._idle.pop()
-            if not pooled.slot.draining and pooled.tab.error is None:
+            if pooled.pages >= self.recycle_tab_every:  # the interval was lowered while it was idle
+                await self._retire(pooled, "recycled")
+            elif not pooled.slot.draining and pooled.tab.error is None:
                 return pooled
-            await self._retire(pooled, "stale")
+            else:
+                await self._retire(pooled, "stale")
         slot = await self._current_slot()
         slot.opening += 1
         try:
@@ -397,7 +400,12 @@ class TabPool:
                         and info.get("openerId")
                         and info.get("browserContextId") in self.context_ids
                     ):
-                        if await self.browser.close_target(info["targetId"], timeout_s=POPUP_CLOSE_TIMEOUT_S):
+                        try:
+                            closed = await self.browser.close_target(info["targetId"], timeout_s=POPUP_CLOSE_TIMEOUT_S)
+                        except cdp.CDPError as exc:
+                            log.warning("popup %s could not be closed: %s", info["targetId"], exc)
+                            continue
+                        if closed:
                             self.popups_closed += 1
         except cdp.CDPError:
             pass
