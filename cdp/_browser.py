@@ -15,6 +15,7 @@ cancellation and bounded by its own deadline:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,12 +25,13 @@ import attrs
 import trio
 
 from ._connection import DEFAULT_EVENT_BUFFER, Connection
-from ._errors import CDPError
+from ._errors import CDPError, ProtocolError
 
 log = logging.getLogger("cdp.browser")
 
 TAB_CLOSE_TIMEOUT_S = 5.0
 CONTEXT_DISPOSE_TIMEOUT_S = 10.0
+NO_SUCH_TARGET = "No target with given id found"  # Chromium's error message for an unknown targetId
 
 
 @attrs.frozen
@@ -83,11 +85,17 @@ class Browser:
         return [TargetInfo.from_cdp(t) for t in result["targetInfos"]]
 
     async def close_target(self, target_id: str, *, timeout_s: float | None = None) -> bool:
-        """Close any target from the browser side. False if it was already gone."""
+        """Close any target from the browser side: True once the browser accepted (it
+        reports ``Target.targetDestroyed`` a moment later), False if it had no such
+        target (already gone).  Any other failure (no answer in time, an error, the
+        connection lost) is raised: then whether the target still exists is unknown.
+        If cancelled, the command may or may not have reached the browser."""
         try:
             result = await self.send("Target.closeTarget", targetId=target_id, timeout_s=timeout_s)
-        except CDPError:
-            return False
+        except ProtocolError as exc:
+            if exc.message == NO_SUCH_TARGET:
+                return False
+            raise
         return bool(result.get("success", True))
 
     async def _start(self, *, close_initial_tabs: bool = False) -> None:
@@ -99,7 +107,8 @@ class Browser:
             # makes the target list exactly what our contexts and tabs hold.
             for target in await self.targets():
                 if target.type == "page":
-                    await self.close_target(target.target_id)
+                    with contextlib.suppress(CDPError):
+                        await self.close_target(target.target_id)
 
     async def create_context(self) -> BrowserContext:
         """Create an isolated browser context (``Target.createBrowserContext``).
@@ -209,7 +218,8 @@ class BrowserContext:
         try:
             for target in await browser.targets():
                 if target.browser_context_id == self.id:
-                    await browser.close_target(target.target_id)
+                    with contextlib.suppress(CDPError):  # the dispose below decides
+                        await browser.close_target(target.target_id)
             await browser.send("Target.disposeBrowserContext", browserContextId=self.id)
             self.disposed = True
         except CDPError as exc:
@@ -301,18 +311,22 @@ class Tab:
                     pass
         browser = self.context.browser
         with trio.move_on_after(step_s):
-            if not await browser.close_target(self.target_id, timeout_s=step_s):
-                self.closed = True  # already gone
+            try:
+                if await browser.close_target(self.target_id, timeout_s=step_s) and sid is not None:
+                    await conn.wait_session_gone(sid)
+                self.closed = True  # destroyed now, or already gone
                 return
-            if sid is not None:
-                await conn.wait_session_gone(sid)
-            self.closed = True
-            return
+            except CDPError:
+                pass  # no answer or an error: that does not mean it is gone
         if sid is not None:
             try:
                 await conn.send("Page.crash", session_id=sid, timeout_s=step_s)
             except CDPError:
                 pass  # the expected answer: TargetCrashed
-        if await browser.close_target(self.target_id, timeout_s=step_s) and sid is not None:
-            await conn.wait_session_gone(sid)
+        try:
+            if await browser.close_target(self.target_id, timeout_s=step_s) and sid is not None:
+                await conn.wait_session_gone(sid)
+        except CDPError:
+            self.closed = conn.closed  # unless the browser is gone with it, the tab is leaked
+            return
         self.closed = True
