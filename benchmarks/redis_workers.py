@@ -17,7 +17,8 @@ launching its own Chromium.  Measured per run:
   done in Redis (server clock), without start-up and teardown;
 - **CPU ms/page**: user+sys of the workers and all their descendants (each Chromium
   tree is reaped inside its worker, so its time reaches us when the worker is reaped),
-  and of this process (the demo shop; it also runs the benchmark's bookkeeping);
+  of this process (the demo shop; it also runs the benchmark's bookkeeping), and of
+  redis-server (only when this script started it);
 - correctness: every item equals ``crawler.demo.expected_item`` and every URL's done
   counter is 1.
 
@@ -41,6 +42,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import trio
 
 from crawler import config as config_mod
@@ -178,8 +180,15 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _redis_cpu(server: RedisServer | None) -> float:
+    if server is None:
+        return float("nan")
+    times = psutil.Process(server.process.pid).cpu_times()
+    return times.user + times.system
+
+
 async def run_workers(
-    args: argparse.Namespace, base: str, redis_url: str, workers: int, folder: Path
+    args: argparse.Namespace, base: str, redis_url: str, workers: int, folder: Path, server: RedisServer | None
 ) -> dict[str, Any]:
     crawl = f"bench-{workers}w-{uuid.uuid4().hex[:6]}"
     data = crawl_config(base, args.pages, args.concurrency, redis_url, crawl, folder)
@@ -187,7 +196,7 @@ async def run_workers(
     path.write_text(to_toml(data))
     cfg = config_mod.load(path)
 
-    children_cpu, own_cpu = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
+    children_cpu, own_cpu, redis_cpu = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF), _redis_cpu(server)
     started = time.monotonic()
     procs = []
     for i in range(workers):
@@ -205,6 +214,7 @@ async def run_workers(
     wall_s = time.monotonic() - started
     children_cpu = _cpu(resource.RUSAGE_CHILDREN) - children_cpu
     own_cpu = _cpu(resource.RUSAGE_SELF) - own_cpu
+    redis_cpu = _redis_cpu(server) - redis_cpu
 
     async with open_redis_store(cfg, renew=False) as store:
         counts = await store.counts()
@@ -232,6 +242,7 @@ async def run_workers(
         "steady_pages_per_s": steady,
         "cpu_ms_per_page_workers": 1000 * children_cpu / max(1, done),
         "cpu_ms_per_page_shop": 1000 * own_cpu / max(1, done),
+        "cpu_ms_per_page_redis": 1000 * redis_cpu / max(1, done),
     }
 
 
@@ -249,15 +260,15 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"cores: {os.cpu_count()}; every worker, its Chromium, the shop and Redis share them")
             print(
                 f"{'workers':>7} {'wall s':>7} {'wall p/s':>9} {'steady p/s':>11} "
-                f"{'CPU ms/page':>12} {'shop ms/page':>13}  correct"
+                f"{'CPU ms/page':>12} {'shop ms/page':>13} {'redis ms/page':>14}  correct"
             )
             for workers in args.worker_counts:
-                r = await run_workers(args, base, redis_url, workers, folder)
+                r = await run_workers(args, base, redis_url, workers, folder, server)
                 results.append(r)
                 ok = r["done"] == args.pages and not r["wrong_items"] and r["done_once"]
                 print(
                     f"{workers:>7} {r['wall_s']:>7.1f} {r['wall_pages_per_s']:>9.2f} {r['steady_pages_per_s']:>11.2f} "
-                    f"{r['cpu_ms_per_page_workers']:>12.0f} {r['cpu_ms_per_page_shop']:>13.0f}  "
+                    f"{r['cpu_ms_per_page_workers']:>12.0f} {r['cpu_ms_per_page_shop']:>13.1f} {r['cpu_ms_per_page_redis']:>14.2f}  "
                     f"{'yes' if ok else 'NO'} (exit {r['exit_codes']}, done {r['done']}, wrong {r['wrong_items']})"
                 )
             nursery.cancel_scope.cancel()
