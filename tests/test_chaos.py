@@ -1,7 +1,7 @@
 """Property tests: the real engine against a fake browser behind a chaos layer.
 
 Each example is one seed and one fault plan (see ``tests/fake/chaos.py``): the seed
-picks the crawl (URLs with hung, busy, crashing, popup-opening and never-ready pages
+picks the crawl (URLs with hung, busy, unclosable, crashing, popup-opening and never-ready pages
 among good ones; concurrency; recycle and rotate intervals; watchdog, command and
 close deadlines; latencies); the plan delays, fails, drops the reply of, or cancels
 the caller of chosen commands, cuts the websocket, or wedges the browser.  A caller
@@ -144,7 +144,7 @@ def explain(seed: int, outcome: Outcome) -> str:
 
 def choose_urls(rng: random.Random) -> list[str]:
     urls = [shop_url("product", i) for i in range(1, rng.randint(6, 14))]
-    for n, kind in enumerate(("hang", "busy", "crash", "popups", "never", "slow", "status/503")):
+    for n, kind in enumerate(("hang", "busy", "crash", "popups", "never", "slow", "status/503", "unclosable")):
         if rng.random() < 0.4:
             query = "times=1&retry_after=1" if kind == "status/503" else ("s=0.5" if kind == "slow" else "")
             urls.append(shop_url(kind, 20 + n, query))

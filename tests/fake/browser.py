@@ -27,6 +27,9 @@ The shop behind it is imaginary: ``http://shop.test/{kind}/{id}`` renders demo p
 ``popups``      the page opens 5 popups (page targets with an opener) at once, then one
                 every 50 ms, 10 in all
 ``never``       the page never becomes ready (no ``wait_for`` element)
+``unclosable``  a ``busy`` page whose target cannot be closed either: Target.closeTarget,
+                Page.crash and disposing its context never answer (Chromium has been
+                seen to leave such tabs, and disposal to hang)
 ==============  =========================================================================
 
 Every task of the fake runs in a nursery shielded from the caller's cancellation (a
@@ -104,6 +107,7 @@ class _Target:
         self.load_scope: trio.CancelScope | None = None
         self.navigation: dict[str, Any] | None = None  # the Page.navigate waiting for its commit
         self.closing = False  # a close was accepted; the target is destroyed a moment later
+        self.unclosable = False
         self.dead = trio.Event()  # crashed or destroyed: its renderer answers nothing more
 
     def die(self) -> None:
@@ -397,8 +401,9 @@ class FakeChromium:
             self._to_page(target, "Network.loadingFinished", {"requestId": request_id})
             if status != 200:
                 return
-            if kind == "busy":
+            if kind in ("busy", "unclosable"):
                 target.busy = True
+                target.unclosable = kind == "unclosable"
                 return
             await trio.sleep(self.latency())
             if kind == "crash":
@@ -478,6 +483,8 @@ class FakeChromium:
     async def _cmd_Target_disposeBrowserContext(self, client, session, browserContextId, **_):
         if browserContextId not in self.contexts:
             raise Fault(-32602, f"Failed to find context with id {browserContextId}")
+        if any(t.unclosable for t in self.targets.values() if t.context_id == browserContextId):
+            await trio.sleep_forever()
         self._dispose_context(browserContextId)
         return {}
 
@@ -502,6 +509,8 @@ class FakeChromium:
 
     async def _cmd_Target_closeTarget(self, client, session, targetId, **_):
         target = self._target(targetId)
+        if target.unclosable:
+            await trio.sleep_forever()
         target.closing = True
         self._nursery.start_soon(self._destroy_later, target)
         return {"success": True}
@@ -605,7 +614,8 @@ class FakeChromium:
         return {}
 
     async def _cmd_Page_crash(self, client, session, **_):
-        self._crash_target(session.target)
+        if not session.target.unclosable:
+            self._crash_target(session.target)
         return NO_REPLY
 
 
