@@ -117,6 +117,12 @@ async def test_three_workers_share_a_crawl_and_take_over_a_killed_workers_urls(t
                     url, lease_until = await store.client.hmget(store.key(f"u:{job_id}"), ["url", "lease_until"])
                     leases[url] = float(lease_until)
                 descendants = psutil.Process(victim.pid).children(recursive=True)
+                profiles = {
+                    Path(a.split("=", 1)[1])
+                    for p in descendants
+                    for a in _cmdline(p)
+                    if a.startswith("--user-data-dir=")
+                }
                 killed_at = trio.current_time()
                 server_killed_at = await store.server_time()
                 victim.kill()
@@ -134,6 +140,10 @@ async def test_three_workers_share_a_crawl_and_take_over_a_killed_workers_urls(t
         # The killed worker's Chromium: its guard kills it; its orphans are ours to reap.
         await wait_until(lambda: reap_gone(descendants), timeout_s=CLEANUP_TIMEOUT_S)
         assert not [p for p in descendants if p.is_running()], describe([p.pid for p in descendants])
+        assert profiles, "the killed worker had no Chromium"
+        await wait_until(
+            lambda: not any(p.exists() for p in profiles), timeout_s=CLEANUP_TIMEOUT_S
+        )  # the guard removes it
 
         assert await store.counts() == {"pending": 0, "in_progress": 0, "done": PAGES, "failed": 0}
         items = {item["url"]: item for item in await store.items()}
@@ -173,6 +183,13 @@ async def _done_by(store, worker: str) -> int:
         if await store.client.hget(store.key(f"u:{job_id}"), "done_by") == worker:
             count += 1
     return count
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
 
 
 def _logs(tmp_path: Path) -> str:
