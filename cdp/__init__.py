@@ -32,6 +32,7 @@ from ._launcher import find_executable as find_executable
 from ._launcher import group_pids as group_pids
 from ._launcher import launch as launch
 from ._util import open_service_nursery as open_service_nursery
+from ._util import unwrapped_exception_groups as unwrapped_exception_groups
 
 __all__ = [
     "DEFAULT_ARGS",
@@ -59,4 +60,5 @@ __all__ = [
     "launch",
     "open_connection",
     "open_service_nursery",
+    "unwrapped_exception_groups",
 ]

@@ -645,48 +645,31 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
         lease_s=section.lease_s,
         max_attempts=cfg.retry.max_attempts,
     )
-    async with _client_open(client):
-        try:
-            with trio.fail_after(CONNECT_TIMEOUT_S):
-                await store.load_scripts()
-                await store.renew_leases()  # registers this worker
-        except (trio.TooSlowError, *REDIS_ERRORS) as exc:
-            raise ConfigError(f"{where} url: cannot reach Redis at {section.url}: {exc or 'timed out'}") from None
-        log.info(
-            "redis store %s at %s: worker %s, lease %.1f s", store.prefix, section.url, store.worker, store.lease_s
-        )
-        async with cdp.open_service_nursery() as nursery:
-            if renew:
-                nursery.start_soon(store.keep_leases)
-            try:
-                yield store
-            finally:
-                nursery.cancel_scope.cancel()
-                with trio.move_on_after(CLEANUP_TIMEOUT_S, shield=True):
-                    try:
-                        released = await store.release_all()
-                    except REDIS_ERRORS as exc:
-                        log.warning("%s: could not give back its leases: %s", store.worker, exc)
-                    else:
-                        if released:
-                            log.info("%s: %d leases given back", store.worker, released)
-
-
-@asynccontextmanager
-async def _client_open(client: coredis.Redis[str]) -> AsyncIterator[None]:
-    """``async with client``, with an exception from the body coming out as itself:
-    coredis runs its connections in an anyio task group, which wraps it in an
-    ExceptionGroup (callers catch ConfigError, not a group of it)."""
-    try:
+    # coredis runs its connections in an anyio task group, which wraps an exception of
+    # the body in an ExceptionGroup: callers catch ConfigError, not a group of it.
+    with cdp.unwrapped_exception_groups():
         async with client:
-            yield
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
-            raise
-        exc = group.exceptions[0]
-        context = exc.__context__
-        try:
-            raise exc
-        finally:
-            exc.__context__ = context
-            del exc, context
+            try:
+                with trio.fail_after(CONNECT_TIMEOUT_S):
+                    await store.load_scripts()
+                    await store.renew_leases()  # registers this worker
+            except (trio.TooSlowError, *REDIS_ERRORS) as exc:
+                raise ConfigError(f"{where} url: cannot reach Redis at {section.url}: {exc or 'timed out'}") from None
+            log.info(
+                "redis store %s at %s: worker %s, lease %.1f s", store.prefix, section.url, store.worker, store.lease_s
+            )
+            async with cdp.open_service_nursery() as nursery:
+                if renew:
+                    nursery.start_soon(store.keep_leases)
+                try:
+                    yield store
+                finally:
+                    nursery.cancel_scope.cancel()
+                    with trio.move_on_after(CLEANUP_TIMEOUT_S, shield=True):
+                        try:
+                            released = await store.release_all()
+                        except REDIS_ERRORS as exc:
+                            log.warning("%s: could not give back its leases: %s", store.worker, exc)
+                        else:
+                            if released:
+                                log.info("%s: %d leases given back", store.worker, released)
