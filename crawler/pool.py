@@ -294,6 +294,8 @@ class TabPool:
             reason = "rotated"
         if reason is None and len(self._idle) + len(self._leases) >= self.concurrency:
             reason = "throttled"
+        if reason is None and not await self._blank(pooled.tab):
+            reason = "reset failed"
         if reason is None:
             self._idle.append(pooled)
         else:
@@ -304,6 +306,22 @@ class TabPool:
                 await self._retire(idle, "rotated")
             if not slot.tabs:
                 await self._dispose(slot)
+
+    async def _blank(self, tab: cdp.Tab) -> bool:
+        """Navigate a tab going idle to about:blank, bounded by the tab-close deadline.
+        False if that failed (the tab is then retired).
+
+        Why: a page left running in an idle tab keeps its timers, polling and reloads
+        going - requests to a URL already done, which no rate limit sees - and a
+        navigation it started can commit under the next job on the tab, which would
+        then extract another page's data."""
+        with trio.move_on_after(self._tab_close_timeout_s):
+            try:
+                result = await tab.send("Page.navigate", url="about:blank")
+            except (cdp.CDPError, trio.ClosedResourceError):
+                return False
+            return not result.get("errorText")
+        return False
 
     async def _retire(self, pooled: _PooledTab, reason: str) -> None:
         if reason == "recycled":

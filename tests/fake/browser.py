@@ -567,6 +567,11 @@ class FakeChromium:
         if target.navigation is not None:
             target.navigation["event"].set()  # a later navigation aborts this one
         target.navigations += 1
+        if url == "about:blank":  # commits at once, no network
+            target.load_scope = target.navigation = None
+            target.url, target.ready, target.product = url, False, None
+            target.bodies.clear()
+            return {"frameId": target.target_id, "loaderId": f"L{next(self._numbers):04d}"}
         scope = trio.CancelScope()
         target.load_scope = scope
         navigated: dict[str, Any] = {"event": trio.Event()}
