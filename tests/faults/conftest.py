@@ -1,0 +1,342 @@
+"""The fault matrix's fixtures and the invariants every fault test asserts.
+
+Each test crawls a mix of good and faulty pages of the hostile shop with the real
+engine and a real Chromium, and ends with :func:`assert_invariants`:
+
+1. every input URL is in exactly one terminal state: done (``done_count`` 1, the
+   demo shop's data) or failed with a reason;
+2. no done URL was requested again after it was done (the shop's own log);
+3. every tab lease acquired was released (summed over browser restarts) and none is
+   held;
+4. the browser's own target list held no tab or context the pool does not own,
+   sampled during the crawl (:class:`Watcher`, through ``pool.check_invariants``),
+   and none at the end of each browser (:func:`checked_browsers`, a seam around
+   the engine's own launch or connect), or through a connection the test owns;
+5. no Chromium process the crawler started is alive or defunct after it exits, and
+   no temporary profile (``cdp-profile-*``) it created is left.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import psutil
+import pytest
+import trio
+
+import cdp
+from crawler.demo import expected_item
+from crawler.engine import Crawler
+from crawler.httpserver import Response
+from crawler.pool import InvariantReport
+from crawler.store import SqliteStore
+from tests.crawler.conftest import frontier, make_config
+from tests.shop import FaultShop, start_shop
+
+# Pages that misbehave in ways tests/shop.py does not cover.
+EXTRA_SCRIPTS = {
+    # Navigates itself to the same product under another URL five times, then settles.
+    "navaway": "<script>const hop = +(new URLSearchParams(location.search).get('hop') || 0);"
+    "if (hop < 5) setTimeout(() => { location.href = location.pathname + '?hop=' + (hop + 1); }, 20);</script>",
+}
+
+
+class MatrixShop(FaultShop):
+    """The fault shop plus :data:`EXTRA_SCRIPTS` pages, and the base URL once served."""
+
+    base = ""
+
+    async def __call__(self, request):
+        parts = request.path.strip("/").split("/")
+        if len(parts) == 2 and parts[0] in EXTRA_SCRIPTS:
+            self.hits[request.path].append(trio.current_time())
+            i = self._id(parts[1])
+            if i is not None:
+                return Response(body=self._html(i, EXTRA_SCRIPTS[parts[0]]))
+        return await super().__call__(request)
+
+
+@pytest.fixture
+async def shop(nursery) -> MatrixShop:
+    matrix_shop = MatrixShop()
+    matrix_shop.base = await start_shop(nursery, matrix_shop)
+    return matrix_shop
+
+
+def matrix_config(tmp_path: Path, urls: list[str], **sections: dict[str, Any]):
+    """Fast settings for a fault test: short watchdog, close and command deadlines."""
+    base: dict[str, dict[str, Any]] = {
+        "browser": {"command_timeout_s": 10.0, "restart_limit": 3},
+        "pool": {
+            "concurrency": 3,
+            "recycle_tab_every": 3,
+            "rotate_context_every": 5,
+            "tab_close_timeout_s": 3.0,
+            "context_dispose_timeout_s": 5.0,
+        },
+        "watchdog": {"timeout_s": 4.0, "jitter_s": 0.5},
+        "retry": {"max_attempts": 2, "backoff_s": [0.05, 0.2]},
+        "monitor": {"sample_interval_s": 0.5, "invariant_interval_s": 1.0},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return make_config(tmp_path, urls, **base)
+
+
+def item_for(shop: MatrixShop, url: str) -> dict[str, Any]:
+    """What the shop's page at ``url`` renders: product ``id``'s data under ``url``."""
+    i = int(url.split("?", 1)[0].rstrip("/").split("/")[-1])
+    return {**expected_item(shop.base, i), "url": url}
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+def chromium_family(
+    root: psutil.Process, exclude_pids: set[int] = frozenset(), exclude_profiles: set[str] = frozenset()
+) -> list[psutil.Process]:
+    """Chromium processes below ``root`` (with Crashpad's handlers, adopted by us as
+    child subreaper, and the launcher's guard shells), except those of the browsers in
+    ``exclude_pids`` (with their descendants) or naming a profile in ``exclude_profiles``."""
+    excluded = set(exclude_pids)
+    for pid in exclude_pids:
+        try:
+            excluded.update(p.pid for p in psutil.Process(pid).children(recursive=True))
+        except psutil.Error:
+            pass
+    found = []
+    for proc in root.children(recursive=True):
+        try:
+            cmdline = proc.cmdline()
+        except psutil.Error:
+            continue
+        if proc.pid in excluded or any(profile in arg for arg in cmdline for profile in exclude_profiles):
+            continue
+        if (cmdline and "chrom" in Path(cmdline[0]).name) or "cdp-browser-guard" in cmdline:
+            found.append(proc)
+    return found
+
+
+def profiles_of(procs: list[psutil.Process]) -> set[str]:
+    dirs = set()
+    for proc in procs:
+        try:
+            for arg in proc.cmdline():
+                if arg.startswith("--user-data-dir="):
+                    dirs.add(arg.split("=", 1)[1])
+        except psutil.Error:
+            continue
+    return dirs
+
+
+async def assert_all_gone(procs: dict[int, psutil.Process], profiles: set[str], timeout_s: float = 15.0) -> None:
+    """Every process is gone (reaping, by pid, those adopted by the test process as
+    child subreaper) and every temporary profile directory is removed."""
+    left: list[psutil.Process] = list(procs.values())
+    with trio.move_on_after(timeout_s):
+        while left:
+            for proc in left:
+                _reap_nowait(proc.pid)
+            left = [p for p in left if p.is_running()]  # True for a zombie, False for a reused pid
+            if left:
+                await trio.sleep(0.05)
+    described = []
+    for proc in left:
+        try:
+            described.append(f"{proc.pid} {proc.status()} {' '.join(proc.cmdline())[:100]}")
+        except psutil.Error:
+            described.append(f"{proc.pid} (gone)")
+    assert not left, f"Chromium processes left alive or defunct: {described}"
+    temporary = {p for p in profiles if Path(p).name.startswith("cdp-profile-")}
+    assert temporary == profiles or not profiles, f"unexpected profiles {profiles - temporary}"
+    remaining = existing(temporary)
+    assert not remaining, f"temporary profiles left behind: {remaining}"
+
+
+def existing(paths: set[str]) -> list[str]:
+    return sorted(p for p in paths if os.path.exists(p))
+
+
+def _reap_nowait(pid: int) -> None:
+    """Reap ``pid`` if it is a dead child of ours (never blocks: WNOHANG)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+# -- the crawl, watched ---------------------------------------------------------------------
+
+
+@attrs.define
+class Watcher:
+    """Samples, while a crawl runs: the pool against the browser's own target list, and
+    the Chromium processes (with their profiles) below ``root``."""
+
+    root: psutil.Process
+    exclude_pids: set[int] = attrs.field(factory=set)
+    exclude_profiles: set[str] = attrs.field(factory=set)
+    interval_s: float = 0.05
+    reports: list[InvariantReport] = attrs.field(factory=list)
+    bad: list[InvariantReport] = attrs.field(factory=list)
+    processes: dict[int, psutil.Process] = attrs.field(factory=dict)
+    profiles: set[str] = attrs.field(factory=set)
+
+    def sample_processes(self) -> None:
+        family = chromium_family(self.root, self.exclude_pids, self.exclude_profiles)
+        for proc in family:
+            self.processes.setdefault(proc.pid, proc)
+        self.profiles |= profiles_of(family)
+
+    async def run(self, get_engine: Callable[[], Crawler | None]) -> None:
+        while True:
+            self.sample_processes()
+            engine = get_engine()
+            pool = engine.pool if engine is not None else None
+            if pool is not None and pool.browser.connected:
+                try:
+                    report = await pool.check_invariants()
+                except (cdp.CDPError, trio.ClosedResourceError):
+                    report = None  # the browser went away mid-reading
+                if report is not None and pool.browser.connected:
+                    self.reports.append(report)
+                    if not report.ok:
+                        self.bad.append(report)
+            await trio.sleep(self.interval_s)
+
+
+def checked_browsers(get_engine: Callable[[], Crawler], ends: list[dict[str, Any]]):
+    """The ``open_browser`` seam around the engine's own launch/connect: when the engine
+    is done with a browser (its pool closed everything) and it still answers, record
+    the page targets and contexts it holds in ``ends``."""
+
+    @asynccontextmanager
+    async def open_browser() -> AsyncIterator[cdp.Browser]:
+        async with get_engine()._open_configured_browser() as browser:
+            try:
+                yield browser
+            finally:
+                end: dict[str, Any] = {"connected": browser.connected, "leaked_tabs": browser.leaked_tabs}
+                if browser.connected:
+                    with trio.move_on_after(5.0, shield=True):
+                        try:
+                            targets = await browser.targets()
+                            contexts = await browser.send("Target.getBrowserContexts")
+                            end["pages"] = [t for t in targets if t.type == "page"]
+                            end["contexts"] = contexts["browserContextIds"]
+                        except cdp.CDPError as exc:
+                            end["error"] = repr(exc)
+                ends.append(end)
+
+    return open_browser
+
+
+@attrs.define
+class Crawl:
+    engine: Crawler
+    store: SqliteStore
+    reason: str
+    watcher: Watcher
+    ends: list[dict[str, Any]]
+    started_wall: float
+    offset: float  # time.time() - trio.current_time() during the crawl, to compare the shop's times
+
+
+async def run_crawl(
+    cfg,
+    *,
+    during: Callable[[Crawler], Any] | None = None,
+    owned: cdp.Browser | None = None,
+    store: SqliteStore | None = None,
+) -> Crawl:
+    """Run a crawl in-process with the :class:`Watcher` sampling, and ``during`` (an
+    async function of the engine) alongside; returns everything to check.  ``owned``
+    is a browser the test launched itself (the connect path): its processes are not
+    the crawler's."""
+    cdp.become_child_subreaper()
+    store = store or SqliteStore(cfg.output.db)
+    ends: list[dict[str, Any]] = []
+    holder: dict[str, Crawler] = {}
+    engine = Crawler(cfg, store, open_browser=checked_browsers(lambda: holder["engine"], ends))
+    holder["engine"] = engine
+    watcher = Watcher(psutil.Process())
+    if owned is not None and owned.pid is not None:  # the test's own browser is not the crawler's
+        watcher.exclude_pids.add(owned.pid)
+        watcher.exclude_profiles |= profiles_of([psutil.Process(owned.pid)])
+    offset = time.time() - trio.current_time()
+    started = time.time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watcher.run, lambda: engine)
+        if during is not None:
+            nursery.start_soon(during, engine)
+        reason = await engine.run()
+        nursery.cancel_scope.cancel()
+    watcher.sample_processes()
+    return Crawl(engine, store, reason, watcher, ends, started, offset)
+
+
+async def assert_invariants(
+    crawl: Crawl,
+    shop: MatrixShop,
+    urls: list[str],
+    *,
+    done: set[str] | None = None,
+    failed: dict[str, str] | None = None,
+    launched: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """The five invariants of the module docstring, plus, if given, which URLs must end
+    done and which failed (url -> reason prefix).  Returns the frontier rows."""
+    rows = frontier(crawl.store)
+    assert set(rows) == set(urls)
+    items = {item["url"]: item for item in await crawl.store.items()}
+    for url in urls:
+        row = rows[url]
+        assert row["state"] in ("done", "failed"), f"{url}: left {row['state']} ({row['last_error']})"
+        if row["state"] == "done":
+            assert row["done_count"] == 1, f"{url}: done {row['done_count']} times"
+            assert items.get(url) == item_for(shop, url), f"{url}: wrong item {items.get(url)}"
+            path = "/" + url.split("/", 3)[3].split("?", 1)[0]
+            late = [t + crawl.offset - row["finished_at"] for t in shop.hits.get(path, ())]
+            assert max(late, default=-1.0) < 0.05, f"{url}: requested again {max(late):.3f} s after it was done"
+        else:
+            assert row["done_count"] == 0 and row["last_error"], f"{url}: failed without a reason"
+            assert url not in items
+    for url in done or ():
+        assert rows[url]["state"] == "done", f"{url}: {rows[url]['state']} ({rows[url]['last_error']})"
+    for url, reason in (failed or {}).items():
+        assert rows[url]["state"] == "failed" and rows[url]["last_error"].startswith(reason), (url, rows[url])
+
+    engine = crawl.engine
+    counters = engine.pool_counters()
+    assert counters["leases_acquired"] == counters["leases_released"] > 0, counters
+    assert engine.pool is None and not engine.in_flight
+    assert await crawl.store.in_progress_urls() == set()
+
+    watcher = crawl.watcher
+    assert len(watcher.reports) >= 3, "the watcher never read the browser's targets"
+    assert watcher.bad == [], watcher.bad[:3]
+    for end in crawl.ends:
+        if end["connected"]:
+            assert "error" not in end, end
+            assert end["pages"] == [] and end["contexts"] == [], end
+    if launched:
+        assert watcher.processes, "no Chromium process was seen"
+        await assert_all_gone(watcher.processes, watcher.profiles)
+    return rows
+
+
+async def wait_for(predicate: Callable[[], bool], *, timeout_s: float = 30.0, interval_s: float = 0.02) -> None:
+    """Poll state that no event signals (the store, the engine's counters)."""
+    with trio.fail_after(timeout_s):
+        while not predicate():  # noqa: ASYNC110 - nothing to wait on but the state itself
+            await trio.sleep(interval_s)
+
+
+def count_done(store: SqliteStore) -> int:
+    return sum(1 for row in frontier(store).values() if row["state"] == "done")
