@@ -293,25 +293,8 @@ async def assert_invariants(
     """The five invariants of the module docstring, plus, if given, which URLs must end
     done and which failed (url -> reason prefix).  Returns the frontier rows."""
     rows = frontier(crawl.store)
-    assert set(rows) == set(urls)
     items = {item["url"]: item for item in await crawl.store.items()}
-    for url in urls:
-        row = rows[url]
-        assert row["state"] in ("done", "failed"), f"{url}: left {row['state']} ({row['last_error']})"
-        if row["state"] == "done":
-            assert row["done_count"] == 1, f"{url}: done {row['done_count']} times"
-            assert items.get(url) == item_for(shop, url), f"{url}: wrong item {items.get(url)}"
-            path = "/" + url.split("/", 3)[3].split("?", 1)[0]
-            late = [t + crawl.offset - row["finished_at"] for t in shop.hits.get(path, ())]
-            assert max(late, default=-1.0) < 0.05, f"{url}: requested again {max(late):.3f} s after it was done"
-        else:
-            assert row["done_count"] == 0 and row["last_error"], f"{url}: failed without a reason"
-            assert url not in items
-    for url in done or ():
-        assert rows[url]["state"] == "done", f"{url}: {rows[url]['state']} ({rows[url]['last_error']})"
-    for url, reason in (failed or {}).items():
-        assert rows[url]["state"] == "failed" and rows[url]["last_error"].startswith(reason), (url, rows[url])
-
+    assert_outcome(rows, items, shop, urls, offset=crawl.offset, done=done, failed=failed)
     engine = crawl.engine
     counters = engine.pool_counters()
     assert counters["leases_acquired"] == counters["leases_released"] > 0, counters
@@ -329,6 +312,38 @@ async def assert_invariants(
         assert watcher.processes, "no Chromium process was seen"
         await assert_all_gone(watcher.processes, watcher.profiles)
     return rows
+
+
+def assert_outcome(
+    rows: dict[str, dict[str, Any]],
+    items: dict[str, dict[str, Any]],
+    shop: MatrixShop,
+    urls: list[str],
+    *,
+    offset: float,
+    done: set[str] | None = None,
+    failed: dict[str, str] | None = None,
+) -> None:
+    """Invariants 1 and 2 on the frontier rows and items: every URL terminal once, done
+    ones with the shop's data and never requested again after their finish (``offset``:
+    wall clock minus trio clock, to compare the shop's times with the store's)."""
+    assert set(rows) == set(urls)
+    for url in urls:
+        row = rows[url]
+        assert row["state"] in ("done", "failed"), f"{url}: left {row['state']} ({row['last_error']})"
+        if row["state"] == "done":
+            assert row["done_count"] == 1, f"{url}: done {row['done_count']} times"
+            assert items.get(url) == item_for(shop, url), f"{url}: wrong item {items.get(url)}"
+            path = "/" + url.split("/", 3)[3].split("?", 1)[0]
+            late = [t + offset - row["finished_at"] for t in shop.hits.get(path, ())]
+            assert max(late, default=-1.0) < 0.05, f"{url}: requested again {max(late):.3f} s after it was done"
+        else:
+            assert row["done_count"] == 0 and row["last_error"], f"{url}: failed without a reason"
+            assert url not in items
+    for url in done or ():
+        assert rows[url]["state"] == "done", f"{url}: {rows[url]['state']} ({rows[url]['last_error']})"
+    for url, reason in (failed or {}).items():
+        assert rows[url]["state"] == "failed" and rows[url]["last_error"].startswith(reason), (url, rows[url])
 
 
 async def wait_for(predicate: Callable[[], bool], *, timeout_s: float = 30.0, interval_s: float = 0.02) -> None:
