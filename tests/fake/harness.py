@@ -127,13 +127,18 @@ def end_of_session_problems(
         problems.append(f"connection still routes {stats.sessions} sessions after the pool closed")
     if not chromium.alive or not browser.connected or hung:
         return problems  # the browser died or stopped answering: closing it (or detaching) cleans up
-    orphans = {t.target_id for t in chromium.targets.values() if t.context_id in unowned}
-    tabs = [t.target_id for t in chromium.targets.values() if t.target_id not in unowned | orphans and not t.closing]
-    if len(tabs) > browser.leaked_tabs:
-        problems.append(f"browser still holds tabs {tabs}, engine counted {browser.leaked_tabs} leaked")
+    # A context left (counted as leaked, or never known: unowned) holds whatever is in it;
+    # any other tab left must have been counted as leaked.
     contexts = sorted(chromium.contexts - unowned)
     if len(contexts) > browser.leaked_contexts:
         problems.append(f"browser still holds contexts {contexts}, engine counted {browser.leaked_contexts} leaked")
+    tabs = [
+        t.target_id
+        for t in chromium.targets.values()
+        if t.context_id not in chromium.contexts and t.target_id not in unowned and not t.closing
+    ]
+    if len(tabs) > browser.leaked_tabs:
+        problems.append(f"browser still holds tabs {tabs}, engine counted {browser.leaked_tabs} leaked")
     return problems
 
 
