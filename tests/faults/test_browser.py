@@ -128,5 +128,5 @@ async def test_browser_that_stops_answering_is_dropped_and_the_crawl_reconnects(
     await assert_invariants(crawl, shop, urls, done=set(urls), launched=False)
     assert crawl.engine.browser_restarts == 1 and proxy.sessions == 2
     noticed_after = wedged_at[1] - wedged_at[0]
-    assert noticed_after <= HEARTBEAT_INTERVAL_S + 3.0 + 1.0, noticed_after
+    assert noticed_after <= HEARTBEAT_INTERVAL_S + 3.0 + 2.0, noticed_after  # interval + deadline + slack
     await assert_browser_holds_nothing_of_ours(owned_browser)

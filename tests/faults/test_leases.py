@@ -88,9 +88,11 @@ async def test_a_release_inside_the_block_makes_the_exit_a_no_op(pool):
 async def test_a_cancelled_lease_is_released_once_and_its_tab_closed(pool):
     """The body cancelled (a watchdog): the exit closes the tab, once; releasing again
     changes nothing."""
-    with trio.move_on_after(0.5):
+    with trio.CancelScope() as watchdog:
         async with pool.lease() as lease:
+            watchdog.cancel()
             await trio.sleep_forever()
+    assert watchdog.cancelled_caught
     assert lease.released and lease.tab.closed
     before = pool.statistics()
     assert before.leases_acquired == before.leases_released == 1 and before.tabs_discarded == 1

@@ -30,6 +30,9 @@ from tests.procs import start_crawler, write_config
 pytestmark = pytest.mark.chromium
 
 PAGES = 24
+# "Within a few seconds": in-flight jobs cancelled, tabs and contexts closed, Chromium
+# stopped, each step bounded.  It takes 1-2 s here; the slack is for a loaded machine.
+STOP_BOUND_S = 8.0
 
 
 def config_text(urls: list[str], db: str) -> str:
@@ -140,7 +143,7 @@ def assert_runs_balanced(runs: list[dict]) -> None:
 
 async def test_sigint_mid_crawl_exits_130_quickly_and_the_rerun_finishes(shop, tmp_path):
     """SIGINT while a hung-server page and a hung-renderer page are in flight: exit code
-    130 within 5 s (no waiting for their watchdogs), nothing left in progress, the
+    130 within a few seconds, nothing left in progress, the
     interrupted URLs pending with no attempt charged, nothing left running; the same
     command then ends every URL (the two hung ones failed 'timeout') exactly once."""
     urls, hang, busy = mix(shop)
@@ -151,10 +154,12 @@ async def test_sigint_mid_crawl_exits_130_quickly_and_the_rerun_finishes(shop, t
     sampler = Sampler(proc.pid)
     await run_until(proc, db, sampler, faulty_in_flight(hang, busy))
     in_flight = {u for u, s in states(db).items() if s == "in_progress"}
+    signalled = trio.current_time()
     proc.send_signal(signal.SIGINT)
-    with trio.fail_after(5.0):
+    with trio.fail_after(STOP_BOUND_S):
         code = await proc.wait()
     assert code == 130, (tmp_path / "crawler.err").read_text()[-2000:]
+    assert trio.current_time() - signalled < STOP_BOUND_S
     await assert_all_gone(sampler.processes, sampler.profiles)
     rows, _, runs = read_db(db)
     assert not [u for u, r in rows.items() if r["state"] == "in_progress"]
