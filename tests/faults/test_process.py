@@ -2,9 +2,9 @@
 while pages with a hung server and a hung renderer are in flight.
 
 ``python -m crawler --config ...`` runs as a subprocess against the shop served by the
-test.  SIGINT: it exits within a few seconds with code 130 (without waiting for the
-hung pages' watchdogs), every in-flight URL is pending again without an attempt
-charged, and the same command finishes the crawl.  SIGKILL: the browser guard kills
+test.  SIGINT: it exits within a few seconds with code 130, every in-flight URL (the
+hung ones included) is pending again without an attempt charged, and the same command
+finishes the crawl.  SIGKILL: the browser guard kills
 its Chromium and removes its profile, and the same command finishes the crawl with
 every URL done (or failed) exactly once.  Checked as in the in-process tests: the
 frontier and items (invariants 1, 2), the leases and the engine's own
