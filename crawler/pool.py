@@ -301,7 +301,9 @@ class TabPool:
         else:
             await self._retire(pooled, reason)
         if slot.draining:
-            for idle in [p for p in self._idle if p.slot is slot]:
+            # Other leases of this slot may be released meanwhile (each retire awaits):
+            # take the idle tabs one at a time, each out of the list before it is retired.
+            while (idle := next((p for p in self._idle if p.slot is slot), None)) is not None:
                 self._idle.remove(idle)
                 await self._retire(idle, "rotated")
             if not slot.tabs:

@@ -158,8 +158,8 @@ def choose_config(rng: random.Random, tmp: Path, urls: list[str]) -> Config:
         urls,
         browser={"command_timeout_s": rng.choice([0.5, 2.0, 10.0]), "restart_limit": 8},
         pool={
-            "concurrency": rng.choice([1, 2, 3]),
-            "recycle_tab_every": rng.choice([1, 2, 3, 5]),
+            "concurrency": rng.choice([1, 2, 3, 4, 6]),
+            "recycle_tab_every": rng.choice([1, 2, 3, 5, 100]),
             "rotate_context_every": rng.choice([1, 2, 3, 5, 8]),
             "tab_close_timeout_s": rng.choice([0.3, 1.0, 3.0]),
             "context_dispose_timeout_s": rng.choice([0.5, 2.0]),
@@ -305,6 +305,20 @@ async def test_a_tab_whose_close_fails_is_closed_another_way_or_counted_leaked(a
     assert outcome.browsers.leaked == [(1, 0)]
     # The browser closed it in the end (the dropped reply): the harness saw no stray.
     assert outcome.problems == [], explain(4, outcome)
+
+
+async def test_concurrent_releases_in_a_rotating_context_retire_each_idle_tab_once(autojump_clock, tmp_path):
+    """Six leases, no recycling, a context rotated every five pages: the leases of a
+    draining context come back at the same time, and each release retires the
+    context's idle tabs while the others do too.  Each idle tab is retired once and the
+    context disposed once.  (Found by widening the chaos configurations: the releases
+    raced over one list and the crawl died of ``ValueError: list.remove(x)``.)"""
+    urls = [shop_url("product", i) for i in range(1, 41)]
+    cfg = fixed_config(tmp_path, urls, pool={"concurrency": 6, "recycle_tab_every": 100, "rotate_context_every": 5})
+    with virtual_store_time():
+        outcome = await crawl_through_chaos(cfg, urls, ChaosPlan({}), seed=10)
+    assert outcome.problems == [], explain(10, outcome)
+    assert outcome.engines[0].pool_counters()["contexts_rotated"] >= 5
 
 
 async def test_a_wedged_browser_is_replaced_and_the_crawl_goes_on(autojump_clock, tmp_path):
