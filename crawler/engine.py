@@ -31,6 +31,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import Any
 
+import attrs
 import trio
 
 import cdp
@@ -637,16 +638,20 @@ def _compare(a: str, x: int, b: str, y: int) -> str:
     return f"{a}({x}) {'>' if x > y else '<' if x < y else '=='} {b}({y})"
 
 
+# Pool counters that add up across browser restarts (one pool per browser).
+CUMULATIVE_POOL_COUNTERS = (
+    "tabs_recycled",
+    "tabs_discarded",
+    "contexts_rotated",
+    "popups_closed",
+    "leases_acquired",
+    "leases_released",
+)
+
+
 def _pool_counters(pool: TabPool) -> Counter[str]:
-    s = pool.statistics()
-    return Counter(
-        tabs_recycled=s.tabs_recycled,
-        tabs_discarded=s.tabs_discarded,
-        contexts_rotated=s.contexts_rotated,
-        popups_closed=s.popups_closed,
-        leases_acquired=s.leases_acquired,
-        leases_released=s.leases_released,
-    )
+    stats = attrs.asdict(pool.statistics())
+    return Counter({name: stats[name] for name in CUMULATIVE_POOL_COUNTERS})
 
 
 def _memory_budget_mb(config: Config) -> int:
