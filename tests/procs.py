@@ -16,6 +16,31 @@ import cdp
 REPO = Path(__file__).resolve().parent.parent
 
 
+DEMO_EXTRACT_TOML = """
+[extract]
+wait_for = "body[data-ready]"
+poll_interval_s = 0.02
+[extract.fields]
+name = "h1"
+brand = { css = "p.brand" }
+price = { css = "#price" }
+image = { css = "img.main", attr = "src" }
+stock = { js = "document.querySelector('#stock').textContent" }
+[[extract.capture]]
+name = "goods"
+url_contains = "/api/goods/"
+"""
+
+
+def site_toml(name: str, inputs: str, db: str, settings: str) -> str:
+    """A site file for ``python -m crawler``: the demo shop's extraction rules, the given
+    ``[input]`` body and other sections, the database, and quick progress lines."""
+    return (
+        f'[site]\nname = "{name}"\n[input]\n{inputs.strip()}\n{settings.strip()}\n{DEMO_EXTRACT_TOML}'
+        f'[output]\ndb = "{db}"\n[monitor]\nprogress_interval_s = 0.5\ninvariant_interval_s = 0.5\n'
+    )
+
+
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path

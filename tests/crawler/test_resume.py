@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from crawler.demo import expected_item
-from tests.procs import descendants, existing, profile_dirs, start_crawler, wait_gone, write_config
+from tests.procs import descendants, existing, profile_dirs, site_toml, start_crawler, wait_gone, write_config
 
 pytestmark = pytest.mark.chromium
 
@@ -18,12 +18,7 @@ PAGES = 60
 
 
 def config_text(base: str, db: str) -> str:
-    return f"""
-[site]
-name = "resume-test"
-[input]
-url_template = "{base}/product/{{id}}"
-ids = "1-{PAGES}"
+    settings = """
 [pool]
 concurrency = 2
 recycle_tab_every = 5
@@ -33,23 +28,8 @@ timeout_s = 20
 jitter_s = 1
 [rate_limit]
 wait_ms = [40, 60]
-[extract]
-wait_for = "body[data-ready]"
-poll_interval_s = 0.02
-[extract.fields]
-name = "h1"
-brand = {{ css = "p.brand" }}
-price = {{ css = "#price" }}
-image = {{ css = "img.main", attr = "src" }}
-stock = {{ js = "document.querySelector('#stock').textContent" }}
-[[extract.capture]]
-name = "goods"
-url_contains = "/api/goods/"
-[output]
-db = "{db}"
-[monitor]
-progress_interval_s = 0.5
 """
+    return site_toml("resume-test", f'url_template = "{base}/product/{{id}}"\nids = "1-{PAGES}"', db, settings)
 
 
 def rows(db: str) -> dict[str, tuple]:

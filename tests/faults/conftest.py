@@ -18,7 +18,6 @@ engine and a real Chromium, and ends with :func:`assert_invariants`:
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,6 +36,7 @@ from crawler.httpserver import Response
 from crawler.pool import InvariantReport
 from crawler.store import SqliteStore
 from tests.crawler.conftest import frontier, make_config
+from tests.procs import existing, profile_dirs, wait_gone
 from tests.shop import FaultShop, start_shop
 
 # Pages that misbehave in ways tests/shop.py does not cover.
@@ -123,52 +123,15 @@ def chromium_family(
     return found
 
 
-def profiles_of(procs: list[psutil.Process]) -> set[str]:
-    dirs = set()
-    for proc in procs:
-        try:
-            for arg in proc.cmdline():
-                if arg.startswith("--user-data-dir="):
-                    dirs.add(arg.split("=", 1)[1])
-        except psutil.Error:
-            continue
-    return dirs
-
-
 async def assert_all_gone(procs: dict[int, psutil.Process], profiles: set[str], timeout_s: float = 15.0) -> None:
     """Every process is gone (reaping, by pid, those adopted by the test process as
     child subreaper) and every temporary profile directory is removed."""
-    left: list[psutil.Process] = list(procs.values())
-    with trio.move_on_after(timeout_s):
-        while left:
-            for proc in left:
-                _reap_nowait(proc.pid)
-            left = [p for p in left if p.is_running()]  # True for a zombie, False for a reused pid
-            if left:
-                await trio.sleep(0.05)
-    described = []
-    for proc in left:
-        try:
-            described.append(f"{proc.pid} {proc.status()} {' '.join(proc.cmdline())[:100]}")
-        except psutil.Error:
-            described.append(f"{proc.pid} (gone)")
-    assert not left, f"Chromium processes left alive or defunct: {described}"
+    left = await wait_gone(list(procs.values()), timeout_s)
+    assert not left, f"Chromium processes left alive or defunct: {left}"
     temporary = {p for p in profiles if Path(p).name.startswith("cdp-profile-")}
     assert temporary == profiles or not profiles, f"unexpected profiles {profiles - temporary}"
     remaining = existing(temporary)
-    assert not remaining, f"temporary profiles left behind: {remaining}"
-
-
-def existing(paths: set[str]) -> list[str]:
-    return sorted(p for p in paths if os.path.exists(p))
-
-
-def _reap_nowait(pid: int) -> None:
-    """Reap ``pid`` if it is a dead child of ours (never blocks: WNOHANG)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    assert not remaining, f"temporary profiles left behind: {sorted(remaining)}"
 
 
 # -- the crawl, watched ---------------------------------------------------------------------
@@ -192,7 +155,7 @@ class Watcher:
         family = chromium_family(self.root, self.exclude_pids, self.exclude_profiles)
         for proc in family:
             self.processes.setdefault(proc.pid, proc)
-        self.profiles |= profiles_of(family)
+        self.profiles |= profile_dirs(family)
 
     async def run(self, get_engine: Callable[[], Crawler | None]) -> None:
         while True:
@@ -268,7 +231,7 @@ async def run_crawl(
     watcher = Watcher(psutil.Process())
     if owned is not None and owned.pid is not None:  # the test's own browser is not the crawler's
         watcher.exclude_pids.add(owned.pid)
-        watcher.exclude_profiles |= profiles_of([psutil.Process(owned.pid)])
+        watcher.exclude_profiles |= profile_dirs([psutil.Process(owned.pid)])
     offset = time.time() - trio.current_time()
     started = time.time()
     async with trio.open_nursery() as nursery:

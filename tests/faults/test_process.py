@@ -24,8 +24,8 @@ import psutil
 import pytest
 import trio
 
-from tests.faults.conftest import assert_all_gone, assert_outcome, chromium_family, profiles_of
-from tests.procs import start_crawler, write_config
+from tests.faults.conftest import assert_all_gone, assert_outcome, chromium_family
+from tests.procs import profile_dirs, site_toml, start_crawler, write_config
 
 pytestmark = pytest.mark.chromium
 
@@ -37,13 +37,7 @@ STOP_BOUND_S = 8.0
 
 def config_text(urls: list[str], db: str) -> str:
     listed = ",\n  ".join(json.dumps(u) for u in urls)
-    return f"""
-[site]
-name = "fault-matrix"
-[input]
-urls = [
-  {listed}
-]
+    settings = """
 [pool]
 concurrency = 4
 recycle_tab_every = 4
@@ -55,24 +49,8 @@ jitter_s = 0.5
 [retry]
 max_attempts = 2
 backoff_s = [0.05, 0.2]
-[extract]
-wait_for = "body[data-ready]"
-poll_interval_s = 0.02
-[extract.fields]
-name = "h1"
-brand = {{ css = "p.brand" }}
-price = {{ css = "#price" }}
-image = {{ css = "img.main", attr = "src" }}
-stock = {{ js = "document.querySelector('#stock').textContent" }}
-[[extract.capture]]
-name = "goods"
-url_contains = "/api/goods/"
-[output]
-db = "{db}"
-[monitor]
-progress_interval_s = 0.5
-invariant_interval_s = 0.5
 """
+    return site_toml("fault-matrix", f"urls = [\n  {listed}\n]", db, settings)
 
 
 def read_db(db: str) -> tuple[dict[str, dict], dict[str, dict], list[dict]]:
@@ -104,7 +82,7 @@ class Sampler:
         family = chromium_family(self.root)
         for proc in family:
             self.processes.setdefault(proc.pid, proc)
-        self.profiles |= profiles_of(family)
+        self.profiles |= profile_dirs(family)
 
 
 async def run_until(proc: trio.Process, db: str, sampler: Sampler, ready, timeout_s: float = 60.0) -> None:
