@@ -136,42 +136,6 @@ def crawl_config(base: str, pages: int, concurrency: int, redis_url: str, crawl:
     return data
 
 
-def to_toml(data: dict[str, Any]) -> str:
-    """Enough TOML for a config (tables of scalars, lists, inline tables; arrays of tables)."""
-    lines: list[str] = []
-    for section, table in data.items():
-        simple = {k: v for k, v in table.items() if not isinstance(v, dict) and not _is_table_list(v)}
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_value(v)}" for k, v in simple.items()]
-        for key, value in table.items():
-            if isinstance(value, dict):
-                lines.append(f"[{section}.{key}]")
-                lines += [f"{k} = {_value(v)}" for k, v in value.items()]
-            elif _is_table_list(value):
-                for row in value:
-                    lines.append(f"[[{section}.{key}]]")
-                    lines += [f"{k} = {_value(v)}" for k, v in row.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _is_table_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(value)
-
-
 # -- one run --------------------------------------------------------------------------
 
 
@@ -193,7 +157,7 @@ async def run_workers(
     crawl = f"bench-{workers}w-{uuid.uuid4().hex[:6]}"
     data = crawl_config(base, args.pages, args.concurrency, redis_url, crawl, folder)
     path = folder / f"{crawl}.toml"
-    path.write_text(to_toml(data))
+    path.write_text(config_mod.to_toml(data))
     cfg = config_mod.load(path)
 
     children_cpu, own_cpu, redis_cpu = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF), _redis_cpu(server)

@@ -10,6 +10,7 @@ Paths inside the file (``url_file``, ``ids_file``) are relative to the file's fo
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -284,6 +285,40 @@ def from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir: str =
     config = Config(source=source, base_dir=base_dir, **sections)
     validate(config)
     return config
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """The TOML text of a config in the form :func:`from_dict` takes (sections of scalars,
+    lists and inline tables; a dict is a subtable, a list of dicts an array of tables),
+    for tools that write site files (the benchmarks, the tests)."""
+    lines: list[str] = []
+    for section, table in data.items():
+        arrays = {k: v for k, v in table.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+        subtables = {k: v for k, v in table.items() if isinstance(v, dict)}
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if k not in arrays and k not in subtables]
+        for key, value in subtables.items():
+            lines.append(f"[{section}.{key}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in value.items()]
+        for key, rows in arrays.items():
+            for row in rows:
+                lines.append(f"[[{section}.{key}]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in row.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"no TOML for {value!r}")
 
 
 def _section(cls: type, name: str, table: dict[str, Any], source: str) -> Any:

@@ -131,3 +131,23 @@ def test_cli_exits_2_for_bad_usage():
 def test_export_of_a_missing_database_is_one_line(tmp_path, capsys):
     assert main(["export", "--db", str(tmp_path / "nope.db")]) == 2
     assert capsys.readouterr().err.strip().endswith("--db: no such database '" + str(tmp_path / "nope.db") + "'")
+
+
+def test_to_toml_round_trips_a_config_dict(tmp_path):
+    """to_toml writes what from_dict takes: sections, subtables, inline tables, arrays of tables."""
+    import tomllib
+
+    data = {
+        "site": {"name": 'quote " and ₩'},
+        "input": {"urls": ["http://a.test/1"]},
+        "browser": {"headless": True, "args": ["--x"]},
+        "watchdog": {"timeout_s": 2.5, "jitter_s": 0},
+        "extract": {
+            "wait_for": "body",
+            "fields": {"name": "h1", "image": {"css": "img", "attr": "src"}},
+            "capture": [{"name": "goods", "url_contains": "/api/"}],
+        },
+    }
+    text = config_mod.to_toml(data)
+    assert tomllib.loads(text) == data
+    assert config_mod.from_dict(tomllib.loads(text)).extract.fields[1].attr == "src"

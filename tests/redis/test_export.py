@@ -9,8 +9,9 @@ import sys
 
 import trio
 
+from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
-from tests.redis.conftest import make_redis_config, redis_config_dict, to_toml
+from tests.redis.conftest import make_redis_config, redis_config_dict
 
 URLS = [f"http://shop.test/product/{i}" for i in range(1, 4)]
 

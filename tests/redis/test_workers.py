@@ -14,9 +14,10 @@ import trio
 
 import cdp
 from crawler import demo
+from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
 from tests.cdp.conftest import describe, wait_until
-from tests.redis.conftest import make_redis_config, redis_config_dict, to_toml
+from tests.redis.conftest import make_redis_config, redis_config_dict
 from tests.shop import FaultShop, start_shop
 
 PAGES = 300
