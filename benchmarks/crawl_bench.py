@@ -471,7 +471,7 @@ async def run_ours(base: str, mode: str, args: argparse.Namespace) -> dict[str, 
             cpu_start = {"client_cpu": _own_cpu(), "browser_cpu": 0.0}
             rec.t0 = trio.current_time()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(rec.run_periodic, lambda: crawler.done + sum(crawler.failed.values()), args.interval)
+                nursery.start_soon(rec.run_periodic, lambda: crawler.pages_finished, args.interval)
                 reason = await crawler.run()
                 wall = trio.current_time() - rec.t0
                 nursery.cancel_scope.cancel()

@@ -38,7 +38,7 @@ import cdp
 
 from . import metrics, monitor
 from .config import Config, ConfigError
-from .extract import PageFailure, PageResult, build_expression, prepare_tab, run_page
+from .extract import SLOW_DOWN_STATUS, PageFailure, PageResult, build_expression, prepare_tab, run_page
 from .inputs import iter_urls
 from .pool import TabPool, auto_recycle_every, open_pool
 from .ratelimit import HostRateLimiter
@@ -150,7 +150,6 @@ class Crawler:
                 await nursery.start(self._serve_metrics)  # first: a port in use is a ConfigError, before any work
             await store.start_run()
             self._started_at = trio.current_time()
-            self._wall_started = time.time()
             if handle_signals:
                 nursery.start_soon(self._watch_signals)
             nursery.start_soon(self._report_progress)
@@ -165,6 +164,11 @@ class Crawler:
             await store.finish_run(self.finish_reason, await self.summary())
         return self.finish_reason
 
+    @property
+    def pages_finished(self) -> int:
+        """Pages that ended (done or failed) in this run."""
+        return self.done + sum(self.failed.values())
+
     def stop(self) -> None:
         """Stop gracefully: in-flight jobs are cancelled and left pending."""
         self._stop_scope.cancel()
@@ -174,7 +178,7 @@ class Crawler:
         while True:
             if not await self._work_left():
                 return "limit" if self._limit_reached() else "finished"
-            finished_before = self.done + sum(self.failed.values())
+            finished_before = self.pages_finished
             try:
                 died = await self._run_browser()
             except cdp.CDPError as exc:
@@ -183,7 +187,7 @@ class Crawler:
             if not died:
                 return "limit" if self._limit_reached() else "finished"
             self.browser_restarts += 1
-            progressed = self.done + sum(self.failed.values()) > finished_before
+            progressed = self.pages_finished > finished_before
             failures_in_a_row = 0 if progressed else failures_in_a_row + 1
             if failures_in_a_row > self.config.browser.restart_limit:
                 return f"aborted: the browser died {failures_in_a_row} times in a row without finishing a page"
@@ -323,13 +327,13 @@ class Crawler:
                 log.warning("%s: finished, but the store no longer holds it in progress (lease lost)", job.url)
             return
         assert failure is not None
-        if failure.kind in ("http_429", "http_503") or failure.retry_after_s:
-            pause = failure.retry_after_s if failure.retry_after_s is not None else self._backoff_s(job.attempt)
-            self.limiter.back_off(job.url, pause)
+        delay = self._backoff_s(job.attempt)
+        if failure.status in SLOW_DOWN_STATUS:
+            # The whole host waits: Retry-After if it gave one, else this URL's backoff.
+            self.limiter.back_off(job.url, delay if failure.retry_after_s is None else failure.retry_after_s)
+        if failure.retry_after_s is not None:
+            delay = max(delay, failure.retry_after_s)
         if failure.retryable and job.attempt < self.config.retry.max_attempts:
-            delay = self._backoff_s(job.attempt)
-            if failure.retry_after_s is not None:
-                delay = max(delay, failure.retry_after_s)
             self.retries += 1
             log.info("%s: %s (attempt %d); retry in %.1f s", job.url, failure.reason, job.attempt, delay)
             await self.store.retry_later(job, failure.reason, delay, failure.status)
@@ -362,7 +366,7 @@ class Crawler:
     async def summary(self) -> dict[str, Any]:
         counts = await self.store.counts()
         elapsed = max(1e-9, trio.current_time() - self._started_at)
-        pages = self.done + sum(self.failed.values())
+        pages = self.pages_finished
         pool = self.pool_counters()
         return {
             "finish_reason": self.finish_reason,
@@ -405,7 +409,7 @@ class Crawler:
                 elapsed = max(1e-9, trio.current_time() - self._started_at)
                 counts = await self.store.counts()
                 self.url_counts = counts
-                pages = self.done + sum(self.failed.values())
+                pages = self.pages_finished
                 progress.show(
                     done=counts["done"],
                     failed=counts["failed"],

@@ -27,6 +27,7 @@ from .config import CaptureRule, Config, FieldRule
 from .ratelimit import HostRateLimiter
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+SLOW_DOWN_STATUS = (429, 503)  # the host asks us to back off (Retry-After honoured)
 MAX_RETRY_AFTER_S = 3600.0
 
 # Dialogs block the page until answered: make the common ones no-ops before any page
@@ -207,7 +208,7 @@ def _check_document(state: _PageState) -> None:
     status = state.status
     if status is None or status < 400:
         return
-    retry_after = _retry_after_s(state.headers) if status in (429, 503) else None
+    retry_after = _retry_after_s(state.headers) if status in SLOW_DOWN_STATUS else None
     raise PageFailure(
         f"http_{status}",
         retryable=status in RETRYABLE_STATUS,

@@ -170,14 +170,6 @@ class TabPool:
     # -- derived counts ------------------------------------------------------------------
 
     @property
-    def leases(self) -> list[Lease]:
-        return list(self._leases.values())
-
-    @property
-    def tabs(self) -> set[cdp.Tab]:
-        return {p.tab for slot in self._slots for p in slot.tabs}
-
-    @property
     def context_ids(self) -> set[str]:
         return {slot.context.id for slot in self._slots}
 
