@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -154,27 +155,32 @@ async def open_store(cfg: Config) -> AsyncIterator[Store]:
 
 
 async def crawl_command(cfg: Config, args: argparse.Namespace) -> int:
-    from .engine import Crawler
-
     async with open_store(cfg) as store:
         if args.fresh:
             await store.reset()
-        crawler = Crawler(cfg, store, limit=args.limit)
-        reason = await crawler.run(handle_signals=True)
-        summary = await crawler.summary()
+        reason, summary = await _crawl(cfg, store, args.limit)
+    return _finish(reason, summary, resume=[a for a in sys.argv[1:] if a != "--fresh"])
+
+
+async def _crawl(cfg: Config, store: Store, limit: int | None) -> tuple[str, dict[str, Any]]:
+    from .engine import Crawler
+
+    crawler = Crawler(cfg, store, limit=limit)
+    reason = await crawler.run(handle_signals=True)
+    return reason, await crawler.summary()
+
+
+def _finish(reason: str, summary: dict[str, Any], *, resume: list[str]) -> int:
+    """Print the summary and what to do next; the exit code of a crawl."""
     print(monitor.format_summary(summary), file=sys.stderr)
     if reason == "interrupted":
-        print(f"crawler: interrupted; resume with the same command: {_resume_hint()}", file=sys.stderr)
+        hint = " ".join(["python -m crawler", *resume])
+        print(f"crawler: interrupted; resume with the same command: {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if reason.startswith("aborted"):
         print(f"crawler: {reason}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_FAILED if summary["failed_this_run"] else EXIT_OK
-
-
-def _resume_hint() -> str:
-    argv = [a for a in sys.argv[1:] if a != "--fresh"]
-    return " ".join(["python -m crawler", *argv])
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -226,7 +232,6 @@ def write_items(items, out, fmt: str) -> int:
 
 async def demo_command(args: argparse.Namespace) -> int:
     from .demo import DemoShop
-    from .engine import Crawler
     from .httpserver import serve_http
 
     cfg = load_config(args)
@@ -248,14 +253,10 @@ async def demo_command(args: argparse.Namespace) -> int:
         async with open_store(cfg) as store:
             if not args.resume:
                 await store.reset()
-            crawler = Crawler(cfg, store, limit=args.limit)
-            reason = await crawler.run(handle_signals=True)
-            summary = await crawler.summary()
+            reason, summary = await _crawl(cfg, store, args.limit)
             with open(args.out, "w", encoding="utf-8") as out:  # noqa: ASYNC230
                 exported = write_items(await store.items(), out, "jsonl")
         nursery.cancel_scope.cancel()
-    print(monitor.format_summary(summary), file=sys.stderr)
     print(f"crawler: {exported} items written to {args.out} (database {cfg.output.db})", file=sys.stderr)
-    if reason == "interrupted":
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if summary["failed"] or reason.startswith("aborted") else EXIT_OK
+    resume = sys.argv[1:] if "--resume" in sys.argv else [*sys.argv[1:], "--resume"]
+    return _finish(reason, summary, resume=resume)
