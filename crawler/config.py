@@ -126,6 +126,16 @@ class CaptureRule:
 @attrs.frozen
 class SiteSection:
     name: str = _field("site", _str, "name used in logs and metrics")
+    handlers: str = _field("", _str, "Python file defining `router` (relative to this file); empty: TOML routes")
+
+
+@attrs.frozen
+class CrawlSection:
+    max_depth: int = _field(0, _int(0), "links followed at most this many hops from an [input] URL; 0: no limit")
+    same_host: bool = _field(True, _bool, "follow only links to the host of the page they were found on")
+    include: tuple[str, ...] = _field((), _str_list, "URL globs a followed link must match (any); empty: all")
+    exclude: tuple[str, ...] = _field((), _str_list, "URL globs a followed link must not match")
+    max_pages: int = _field(0, _int(0), "the frontier never holds more URLs than this; 0: no limit")
 
 
 @attrs.frozen
@@ -219,6 +229,7 @@ class StoreSection:
 class Config:
     source: str
     site: SiteSection = SiteSection()
+    crawl: CrawlSection = CrawlSection()
     input: InputSection = InputSection()
     browser: BrowserSection = BrowserSection()
     pool: PoolSection = PoolSection()
@@ -238,6 +249,7 @@ class Config:
 
 SECTIONS: dict[str, type] = {
     "site": SiteSection,
+    "crawl": CrawlSection,
     "input": InputSection,
     "browser": BrowserSection,
     "pool": PoolSection,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -83,33 +83,94 @@ STATES = (PENDING, IN_PROGRESS, DONE, FAILED)
 
 
 @attrs.frozen
+class Request:
+    """A URL to crawl and what its handler is told about it.
+
+    ``url`` is normalised by whoever makes the request (``crawler.links``); the store
+    compares URLs as given.  ``data`` must be JSON-serialisable; ``parent`` is the URL
+    of the page that enqueued it (None for ``[input]`` URLs)."""
+
+    url: str
+    label: str | None = None
+    depth: int = 0
+    data: dict[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    parent: str | None = None
+
+
+@attrs.frozen
 class Job:
-    """One attempt at one URL, as claimed from the store."""
+    """One attempt at one URL, as claimed from the store, with the URL's request fields."""
 
     id: int
     url: str
     attempt: int  # 1 for the first attempt
     token: str = ""  # the Redis backend's lease token
+    label: str | None = None
+    depth: int = 0
+    data: dict[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    parent: str | None = None
+
+    @property
+    def request(self) -> Request:
+        return Request(self.url, self.label, self.depth, self.data, self.parent)
 
 
 class Store(Protocol):
-    """What the engine needs of a store (SQLite here, Redis in ``redis_store``).
+    """What the engine needs of a store: :class:`SqliteStore` here, ``RedisStore`` in
+    ``redis_store``.  Every method means the same on both backends, and one contract
+    test suite (``tests/crawler/test_store_contract.py``) runs against each.
 
-    Every method is one atomic step.  ``complete`` returns False, and writes nothing,
-    when the job is no longer held in progress (for Redis: its lease was taken over).
+    Every method is one atomic step.  A store is one *worker's* view of a crawl: with
+    SQLite one process owns the database, so "this worker" is the whole crawl.
+
+    - ``add_urls(requests)``: add the requests (a ``str`` is ``Request(url)``) whose URL
+      is not in the frontier yet; returns how many were new.  The frontier never grows
+      past ``max_urls`` (the store's constructor argument; 0: no cap); requests beyond
+      it are dropped.
+    - ``known(urls)``: the subset of ``urls`` already in the frontier (any state).
+    - ``recover()``: URLs left in progress by a worker that is gone (SQLite: every row
+      in progress, since the process that held them is gone; Redis: every expired
+      lease) go back to pending *without* charging the interrupted attempt; returns
+      how many.
+    - ``claim()``: the next ready URL as a :class:`Job`, now in progress; None if none
+      is ready now.
+    - ``next_ready_in()``: seconds until a claim may succeed (0: now), None when
+      nothing is pending or in progress: the crawl is over.
+    - ``complete(job, items, links, status, elapsed_s)``: in one transaction: the job
+      done, its ``items`` (dicts, in push order) stored, and its ``links`` (Requests)
+      added as by ``add_urls``.  Returns False and writes nothing when the job is not
+      held in progress any more (taken over, already completed, released).
+    - ``retry_later``, ``fail``, ``release``: the job's other outcomes; whatever the job
+      pushed or enqueued is not stored.  ``release`` does not charge the attempt.
+    - ``counts()``: URLs per state of the whole crawl; ``failures_by_reason()``.
+    - ``in_progress_urls()``: the URLs *this store* holds in progress.
+    - ``url_state(url)``: one URL's record (``state``, ``attempts``, ``label``,
+      ``depth``, ``parent``, ``data``, ``last_error``, ``status``, ``done_count``), {}
+      if unknown.
+    - ``items()``: every stored item of the whole crawl, in the order their URLs
+      entered the frontier, then push order.
     """
 
-    async def add_urls(self, urls: Iterable[str]) -> int: ...
+    async def add_urls(self, requests: Iterable[Request | str]) -> int: ...
+    async def known(self, urls: Iterable[str]) -> set[str]: ...
     async def recover(self) -> int: ...
     async def claim(self) -> Job | None: ...
     async def next_ready_in(self) -> float | None: ...
-    async def complete(self, job: Job, item: dict[str, Any], status: int | None, elapsed_s: float) -> bool: ...
+    async def complete(
+        self,
+        job: Job,
+        items: Sequence[dict[str, Any]],
+        links: Sequence[Request],
+        status: int | None,
+        elapsed_s: float,
+    ) -> bool: ...
     async def retry_later(self, job: Job, reason: str, delay_s: float, status: int | None = None) -> None: ...
     async def fail(self, job: Job, reason: str, status: int | None = None) -> None: ...
     async def release(self, job: Job) -> None: ...
     async def counts(self) -> dict[str, int]: ...
     async def failures_by_reason(self) -> dict[str, int]: ...
     async def in_progress_urls(self) -> set[str]: ...
+    async def url_state(self, url: str) -> dict[str, Any]: ...
     async def items(self) -> Iterator[dict[str, Any]]: ...
     async def reset(self) -> None: ...
     async def start_run(self) -> int: ...
