@@ -18,6 +18,8 @@ from typing import Any
 
 import attrs
 
+from .fields import Field, FieldError, check_selector, parse_fields
+
 
 class ConfigError(Exception):
     """Bad configuration or input: the message is one line naming file and key."""
@@ -106,21 +108,43 @@ def _field(default: Any, check: Callable[[Any], Any], doc: str) -> Any:
 
 
 @attrs.frozen
-class FieldRule:
-    """How to extract one field: a CSS selector (text, or ``attr``), or a JS expression."""
-
-    name: str
-    css: str | None = None
-    attr: str | None = None
-    js: str | None = None
-
-
-@attrs.frozen
 class CaptureRule:
-    """Keep the JSON body of the first network response whose URL contains ``url_contains``."""
+    """Keep the JSON body of the first network response whose URL contains
+    ``url_contains`` (``all``: a list of the bodies of every such response)."""
 
     name: str
     url_contains: str
+    all: bool = False
+
+
+@attrs.frozen
+class ItemsRule:
+    """Many items per page: one per match of ``selector``, fields relative to it."""
+
+    selector: str
+    fields: tuple[Field, ...]
+
+
+@attrs.frozen
+class FollowRule:
+    """Enqueue the links of ``selector`` for the route ``label`` (None: the default)."""
+
+    selector: str
+    label: str | None = None
+
+
+@attrs.frozen
+class RouteSpec:
+    """A route written in TOML (``[[route]]``, or ``[extract]`` as the default route)."""
+
+    label: str | None = None
+    wait_for: str = ""
+    fields: tuple[Field, ...] = ()
+    capture: tuple[CaptureRule, ...] = ()
+    items: ItemsRule | None = None
+    follow: tuple[FollowRule, ...] = ()
+    scroll: bool = False
+    click_until_gone: str = ""
 
 
 @attrs.frozen
@@ -194,7 +218,7 @@ class RetrySection:
 @attrs.frozen
 class ExtractSection:
     wait_for: str = _field("", _str, "CSS selector that must appear before extraction; empty: the load event")
-    fields: tuple[FieldRule, ...] = _field((), lambda v: v, "field name -> selector, {css, attr} or {js}")
+    fields: tuple[Field, ...] = _field((), lambda v: v, "field name -> selector, {css, attr}, {js} or {css, all}")
     capture: tuple[CaptureRule, ...] = _field((), lambda v: v, "network responses whose JSON body is kept")
     poll_interval_s: float = _field(0.05, _float(positive=True), "how often wait_for is checked")
 
@@ -240,7 +264,13 @@ class Config:
     output: OutputSection = OutputSection()
     monitor: MonitorSection = MonitorSection()
     store: StoreSection = StoreSection()
+    routes: tuple[RouteSpec, ...] = ()
     base_dir: str = "."
+
+    def extract_route(self) -> RouteSpec:
+        """``[extract]`` as a route: the default route of a config that defines no other."""
+        e = self.extract
+        return RouteSpec(wait_for=e.wait_for, fields=e.fields, capture=e.capture)
 
     def path(self, relative: str) -> Path:
         """A path from the file, resolved against the file's folder."""
@@ -285,9 +315,12 @@ def load(path: str | Path) -> Config:
 def from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir: str = ".") -> Config:
     sections: dict[str, Any] = {}
     for name, table in data.items():
+        if name == "route":
+            sections["routes"] = _routes(table, source)
+            continue
         cls = SECTIONS.get(name)
         if cls is None:
-            raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(SECTIONS)})")
+            raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(SECTIONS)}, [[route]])")
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{name}] must be a table, got {table!r}")
         if name == "extract":
@@ -354,40 +387,8 @@ def _extract_section(table: dict[str, Any], source: str) -> ExtractSection:
     base = _section(ExtractSection, "extract", table, source)
     if not isinstance(fields_table, dict):
         raise ConfigError(f"{source}: [extract.fields] must be a table of field = selector")
-    fields = []
-    for name, rule in fields_table.items():
-        where = f"{source}: [extract.fields] {name}"
-        if isinstance(rule, str):
-            fields.append(FieldRule(name=name, css=rule))
-            continue
-        if not isinstance(rule, dict):
-            raise ConfigError(
-                f'{where}: expected a CSS selector string, {{ css = "...", attr = "..." }} or {{ js = "..." }}'
-            )
-        unknown = set(rule) - {"css", "attr", "js"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: css, attr, js)")
-        if not all(isinstance(v, str) and v for v in rule.values()):
-            raise ConfigError(f"{where}: css, attr and js must be non-empty strings")
-        if ("css" in rule) == ("js" in rule):
-            raise ConfigError(f"{where}: expected exactly one of css or js")
-        if "attr" in rule and "css" not in rule:
-            raise ConfigError(f"{where}: attr needs css")
-        fields.append(FieldRule(name=name, css=rule.get("css"), attr=rule.get("attr"), js=rule.get("js")))
-    if not isinstance(capture_list, list):
-        raise ConfigError(f"{source}: [[extract.capture]] must be an array of tables")
-    captures = []
-    for i, rule in enumerate(capture_list):
-        where = f"{source}: [[extract.capture]] #{i + 1}"
-        if not isinstance(rule, dict):
-            raise ConfigError(f"{where}: expected a table with name and url_contains")
-        unknown = set(rule) - {"name", "url_contains"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: name, url_contains)")
-        for key in ("name", "url_contains"):
-            if not isinstance(rule.get(key), str) or not rule[key]:
-                raise ConfigError(f"{where}: {key}: expected a non-empty string")
-        captures.append(CaptureRule(name=rule["name"], url_contains=rule["url_contains"]))
+    fields = _parse_fields(fields_table, f"{source}: [extract.fields]") if fields_table else ()
+    captures = _captures(capture_list, f"{source}: [[extract.capture]]")
     names = [f.name for f in fields] + [c.name for c in captures]
     reserved = {"url", "status"} & set(names)
     if reserved:
@@ -400,6 +401,102 @@ def _extract_section(table: dict[str, Any], source: str) -> ExtractSection:
             f"{source}: [extract] name {sorted(dupes)[0]!r} is used twice (fields and captures share names)"
         )
     return attrs.evolve(base, fields=tuple(fields), capture=tuple(captures))
+
+
+def _parse_fields(table: Any, where: str) -> tuple[Field, ...]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table of field = selector")
+    try:
+        return parse_fields(table, where=where)
+    except FieldError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _captures(rules: Any, where: str) -> tuple[CaptureRule, ...]:
+    if not isinstance(rules, list):
+        raise ConfigError(f"{where}: must be an array of tables")
+    captures = []
+    for i, rule in enumerate(rules):
+        at = f"{where} #{i + 1}"
+        if not isinstance(rule, dict):
+            raise ConfigError(f"{at}: expected a table with name and url_contains")
+        unknown = set(rule) - {"name", "url_contains", "all"}
+        if unknown:
+            raise ConfigError(f"{at}: unknown key {sorted(unknown)[0]!r} (known: name, url_contains, all)")
+        for key in ("name", "url_contains"):
+            if not isinstance(rule.get(key), str) or not rule[key]:
+                raise ConfigError(f"{at}: {key}: expected a non-empty string")
+        if not isinstance(rule.get("all", False), bool):
+            raise ConfigError(f"{at}: all: expected true or false")
+        captures.append(CaptureRule(rule["name"], rule["url_contains"], rule.get("all", False)))
+    return tuple(captures)
+
+
+ROUTE_KEYS = ("label", "wait_for", "fields", "capture", "items", "follow", "scroll", "click_until_gone")
+
+
+def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
+    """``[[route]]`` tables (see README, "Routes in TOML")."""
+    if not isinstance(tables, list):
+        raise ConfigError(f"{source}: [[route]] must be an array of tables")
+    routes = []
+    for i, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [[route]] #{i + 1}: expected a table")
+        where = f"{source}: [[route]] {table.get('label') or '(default)'}"
+        unknown = set(table) - set(ROUTE_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(ROUTE_KEYS)})")
+        label = table.get("label")
+        if label is not None and (not isinstance(label, str) or not label):
+            raise ConfigError(f"{where}: label: expected a non-empty string, got {label!r}")
+        try:
+            wait_for = table.get("wait_for", "")
+            if wait_for:
+                check_selector(wait_for, where=f"{where}: wait_for")
+            click = table.get("click_until_gone", "")
+            if click:
+                check_selector(click, where=f"{where}: click_until_gone")
+        except FieldError as exc:
+            raise ConfigError(str(exc)) from None
+        if not isinstance(table.get("scroll", False), bool):
+            raise ConfigError(f"{where}: scroll: expected true or false")
+        fields = _parse_fields(table["fields"], f"{where}: fields") if "fields" in table else ()
+        items = None
+        if "items" in table:
+            spec = table["items"]
+            if not isinstance(spec, dict) or set(spec) != {"selector", "fields"}:
+                raise ConfigError(f"{where}: items: expected {{ selector = \"...\", fields = {{ ... }} }}")
+            try:
+                selector = check_selector(spec["selector"], where=f"{where}: items.selector")
+            except FieldError as exc:
+                raise ConfigError(str(exc)) from None
+            items = ItemsRule(selector, _parse_fields(spec["fields"], f"{where}: items.fields"))
+        follow = []
+        for rule in table.get("follow", []):
+            if not isinstance(rule, dict) or "selector" not in rule or set(rule) - {"selector", "label"}:
+                raise ConfigError(f"{where}: follow: expected {{ selector = \"...\", label = \"...\" }}, got {rule!r}")
+            try:
+                follow.append(FollowRule(check_selector(rule["selector"], where=f"{where}: follow"), rule.get("label")))
+            except FieldError as exc:
+                raise ConfigError(str(exc)) from None
+        routes.append(
+            RouteSpec(
+                label=label,
+                wait_for=wait_for,
+                fields=fields,
+                capture=_captures(table.get("capture", []), f"{where}: capture"),
+                items=items,
+                follow=tuple(follow),
+                scroll=table.get("scroll", False),
+                click_until_gone=click,
+            )
+        )
+    labels = [r.label for r in routes]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise ConfigError(f"{source}: [[route]] {label or '(default)'}: the route is defined twice")
+    return tuple(routes)
 
 
 def validate(config: Config) -> None:
@@ -423,6 +520,8 @@ def validate(config: Config) -> None:
                 raise ConfigError(f"{src}: [input] {key}: no readable file {str(path)!r}")
     for url in inp.urls:
         check_url(url, where=f"{src}: [input] urls")
+    if config.site.handlers and not config.path(config.site.handlers).is_file():
+        raise ConfigError(f"{src}: [site] handlers: no such file {str(config.path(config.site.handlers))!r}")
     if config.store.backend == "redis" and not config.store.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
             f'{src}: [store] url: expected redis://host:port/db for backend = "redis", got {config.store.url!r}'

@@ -1,0 +1,78 @@
+"""Why a page job produced no outcome but a failure: :class:`PageFailure` and the HTTP
+statuses that decide whether to retry.
+
+A failure is data for the engine (a reason stored with the URL), raised as an exception
+inside the job: by the page (a status, a network error, a selector that never came),
+or by a user's handler (``raise crawler.PageFailure("blocked", retryable=True)``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+SLOW_DOWN_STATUS = (429, 503)  # the host asks us to back off (Retry-After honoured)
+MAX_RETRY_AFTER_S = 3600.0
+
+
+class PageFailure(Exception):
+    """A page job did not produce its outcome.
+
+    ``kind`` is the reason's first word (``http_404``, ``timeout``, ``blocked``...);
+    ``retryable`` whether another attempt may succeed; ``tab_reusable`` whether the tab
+    is in a known state (else it is closed rather than given back)."""
+
+    def __init__(
+        self,
+        kind: str,
+        detail: str = "",
+        *,
+        retryable: bool = False,
+        tab_reusable: bool = True,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ):
+        self.kind = kind
+        self.detail = detail
+        self.retryable = retryable
+        self.tab_reusable = tab_reusable
+        self.status = status
+        self.retry_after_s = retry_after_s
+        super().__init__(self.reason)
+
+    @property
+    def reason(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+
+class JavaScriptError(PageFailure):
+    """An expression evaluated in the page threw (not retried: the page's code or ours is wrong)."""
+
+    def __init__(self, detail: str):
+        super().__init__("js_error", detail, retryable=False)
+
+
+def status_failure(status: int | None, headers: dict[str, str]) -> PageFailure | None:
+    """The failure a main document's HTTP status means, or None if it is a success."""
+    if status is None or status < 400:
+        return None
+    retry_after = retry_after_s(headers) if status in SLOW_DOWN_STATUS else None
+    return PageFailure(
+        f"http_{status}", retryable=status in RETRYABLE_STATUS, status=status, retry_after_s=retry_after
+    )
+
+
+def retry_after_s(headers: dict[str, str]) -> float | None:
+    """Seconds a Retry-After header (seconds or an HTTP date) asks for, capped; None if absent."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return min(max(0.0, when - time.time()), MAX_RETRY_AFTER_S)

@@ -1,0 +1,460 @@
+"""The page a handler works on: one job's tab, with the job's request, its pushed items
+and its enqueued links.
+
+A :class:`Page` is made by :func:`open_page` for one job, inside the job's watchdog
+scope, and lives only as long as that ``async with`` block: it owns one event
+subscription and one task (its event reader), both ended on exit.  It owns nothing
+the handler must clean up: the tab belongs to the job's lease, and what the handler
+pushed and enqueued is committed by the job, with its outcome, in one transaction.
+
+Every await in a Page method is a plain trio checkpoint: when the watchdog expires,
+the handler is cancelled wherever it waits (``wait_for``, ``click``, ``evaluate``...),
+and nothing it pushed is stored.
+
+Pacing: every navigation of the main frame, whatever starts it (``goto``, a click, the
+page's own script), is a document request that the browser pauses (``Fetch`` domain,
+enabled on each tab by :func:`prepare_tab`) until the reader has taken the host's
+rate-limit turn for it; so the gaps are the ones the server sees.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+import cdp
+
+from .failure import JavaScriptError, PageFailure, status_failure
+from .fields import Field, check_selector, extract_all_expression, extract_expression, parse_fields
+from .links import LinkFilter, normalise_url
+from .ratelimit import HostRateLimiter
+from .store import Request
+
+# Dialogs block the page until answered: make the common ones no-ops before any page
+# script runs; whatever still opens a dialog is dismissed from the event stream.
+NO_DIALOGS_JS = "window.alert = () => {}; window.confirm = () => false; window.prompt = () => null;"
+
+PAGE_EVENTS = (
+    "Network.requestWillBeSent",
+    "Network.responseReceived",
+    "Network.loadingFinished",
+    "Network.loadingFailed",
+    "Page.javascriptDialogOpening",
+    "Fetch.requestPaused",
+)
+POLL_INTERVAL_S = 0.05  # how often a condition the page gives no event for is re-checked
+IDLE_S = 0.5  # wait_for_idle: this long without a request in flight
+SCROLL_ROUNDS = 50  # scroll_to_end: at most this many scrolls
+SCROLL_SETTLE_S = 0.5  # scroll_to_end: quiet time after a scroll before measuring again
+CONTEXT_RETRIES = 20  # evaluations retried while the page swaps its document (execution context gone)
+IGNORED_REQUEST_TYPES = ("EventSource", "WebSocket")  # never "finish": not counted as in flight
+
+
+async def prepare_tab(tab: cdp.Tab, *, block_urls: Iterable[str] = ()) -> None:
+    """Once per tab: the domains and settings every job on it relies on."""
+    await tab.send("Page.enable")
+    await tab.send("Network.enable", maxTotalBufferSize=32 * 2**20, maxResourceBufferSize=8 * 2**20)  # 32/8 MiB
+    # Main-frame documents are paused until their host's rate-limit turn (see the module docstring).
+    await tab.send("Fetch.enable", patterns=[{"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}])
+    await tab.send("Page.addScriptToEvaluateOnNewDocument", source=NO_DIALOGS_JS)
+    if block_urls := list(block_urls):
+        await tab.send("Network.setBlockedURLs", urls=block_urls)
+
+
+@attrs.frozen
+class PageEnv:
+    """What every page of a crawl shares: the host pacing, the link rules, the store's
+    ``known`` (which URLs are in the frontier already), the polling interval."""
+
+    limiter: HostRateLimiter
+    links: LinkFilter
+    known: Callable[[list[str]], Awaitable[set[str]]]
+    poll_interval_s: float = POLL_INTERVAL_S
+
+
+class _Response:
+    __slots__ = ("request_id", "url", "done", "error", "body")
+
+    def __init__(self, request_id: str, url: str):
+        self.request_id, self.url = request_id, url
+        self.done = False
+        self.error: str | None = None
+        self.body: Any = _UNREAD
+
+
+_UNREAD = object()
+
+
+class Page:
+    """One job's tab, as a handler sees it.  Made only by :func:`open_page`."""
+
+    def __init__(self, tab: cdp.Tab, request: Request, env: PageEnv):
+        self.tab = tab
+        self.request = request
+        self._env = env
+        self.items: list[dict[str, Any]] = []  # pushed, in order
+        self.links: list[Request] = []  # enqueued (new ones), in order
+        self.status: int | None = None  # of the last document goto() loaded
+        self._enqueued: set[str] = set()
+        self._loaders: dict[str, str] = {}  # main-frame document requestId -> loaderId
+        self._documents: dict[str, tuple[int | None, dict[str, str], str | None]] = {}  # loaderId -> status
+        self._responses: list[_Response] = []
+        self._by_request: dict[str, _Response] = {}
+        self._in_flight: set[str] = set()
+        self._last_activity = trio.current_time()
+        self._changed = trio.Event()
+        self.dialogs = 0
+
+    # -- what the job is -----------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The job's URL (as enqueued, normalised); items pushed without ``url`` get it."""
+        return self.request.url
+
+    @property
+    def label(self) -> str | None:
+        return self.request.label
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.request.data
+
+    @property
+    def depth(self) -> int:
+        return self.request.depth
+
+    # -- navigation ----------------------------------------------------------------------
+
+    async def goto(self, url: str) -> int | None:
+        """Navigate the tab to ``url`` (relative to the job's URL) and return once the new
+        document has committed, with its HTTP status.  The request waits for its host's
+        rate-limit turn.  Raises PageFailure for a network error or a status >= 400 (429
+        and 503 carry Retry-After).  If cancelled, the tab is left mid-navigation: the
+        job's lease then closes it rather than reuse it."""
+        target = normalise_url(url, self.url)
+        if target is None:
+            raise PageFailure("bad_url", f"not an http(s) URL: {url!r}")
+        reply = await self.tab.send("Page.navigate", url=target, timeout_s=_remaining_s())
+        if reply.get("errorText"):
+            raise PageFailure("net", reply["errorText"], retryable=True)
+        loader = reply.get("loaderId")
+        if not loader:
+            return self.status  # a same-document navigation (fragment): no new document
+        while loader not in self._documents:
+            await self._wait_change()
+        status, headers, error = self._documents[loader]
+        if error is not None:
+            raise PageFailure("net", error, retryable=True)
+        failure = status_failure(status, headers)
+        if failure is not None:
+            raise failure
+        self.status = status
+        return status
+
+    # -- waiting -------------------------------------------------------------------------
+
+    async def wait_for(self, selector: str, timeout_s: float | None = None) -> None:
+        """Return once ``selector`` matches an element.  Without ``timeout_s`` it waits
+        as long as the job's watchdog allows; with it, PageFailure ``wait_for``
+        (retryable) after that long.  An invalid selector fails at once."""
+        check_selector(selector)
+        expression = f"document.querySelector({json.dumps(selector)}) !== null"
+        with trio.move_on_after(float("inf") if timeout_s is None else timeout_s) as scope:
+            while not await self.evaluate(expression):
+                await self._wait_change(self._env.poll_interval_s)
+            return
+        assert scope.cancelled_caught
+        raise PageFailure("wait_for", f"{selector!r} did not appear within {timeout_s:g} s", retryable=True)
+
+    async def wait_for_load(self) -> None:
+        """Return once the document has loaded (``readyState`` complete)."""
+        while not await self.evaluate("document.readyState === 'complete'"):
+            await self._wait_change(self._env.poll_interval_s)
+
+    async def wait_for_idle(self, idle_s: float = IDLE_S) -> None:
+        """Return once no network request of the page has been in flight for ``idle_s``
+        (long-lived streams such as WebSockets are not counted)."""
+        while True:
+            quiet_for = trio.current_time() - self._last_activity
+            if not self._in_flight and quiet_for >= idle_s:
+                return
+            await self._wait_change(None if self._in_flight else idle_s - quiet_for)
+
+    # -- reading the page ----------------------------------------------------------------
+
+    async def evaluate(self, expression: str, *, await_promise: bool = False) -> Any:
+        """The value of a JavaScript expression in the page (JSON-able values; others
+        as None).  Raises JavaScriptError if it throws.  If the page is swapping its
+        document, it is evaluated again in the new one."""
+        for _ in range(CONTEXT_RETRIES):
+            try:
+                reply = await self.tab.send(
+                    "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=await_promise
+                )
+            except cdp.ProtocolError:
+                await self._wait_change(self._env.poll_interval_s)  # no execution context: mid-navigation
+                continue
+            details = reply.get("exceptionDetails")
+            if details:
+                text = details.get("exception", {}).get("description") or details.get("text", "")
+                raise JavaScriptError(text.split("\n")[0][:300])
+            return reply.get("result", {}).get("value")
+        raise PageFailure("js_error", "the page kept replacing its document", retryable=True)
+
+    async def extract(self, fields: Mapping[str, Any], *, wait_for: str | None = None) -> dict[str, Any]:
+        """The fields (see :mod:`crawler.fields`) of the document.  With ``wait_for``,
+        once that selector matches, in the same round trip.  A js field that throws is
+        None, and its error is under ``"_errors"``."""
+        expression = extract_expression(_fields(fields), wait_for=check_selector(wait_for) if wait_for else "")
+        while (found := await self.evaluate(expression)) is None:
+            await self._wait_change(self._env.poll_interval_s)
+        out = found["fields"]
+        if found["errors"]:
+            out["_errors"] = found["errors"]
+        return out
+
+    async def extract_all(self, selector: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One dict of ``fields`` per element matching ``selector``, in document order;
+        the fields' selectors are relative to the element (``el`` in js fields)."""
+        found = await self.evaluate(extract_all_expression(check_selector(selector), _fields(fields)))
+        rows = found["rows"]
+        if found["errors"]:
+            for row in rows:
+                row["_errors"] = found["errors"]
+        return rows
+
+    async def responses(self, url_contains: str) -> list[Any]:
+        """The bodies (parsed JSON, else text) of every response so far whose URL contains
+        ``url_contains``, in the order they arrived; one still loading is waited for,
+        one that failed is left out.  Raises PageFailure ``capture`` (retryable) when the
+        browser no longer has a body it received."""
+        matching = [r for r in self._responses if url_contains in r.url]
+        while not all(r.done for r in matching):
+            await self._wait_change()
+        return [await self._body(r) for r in matching if r.error is None]
+
+    async def html(self) -> str:
+        """The document's current HTML."""
+        return await self.evaluate("document.documentElement.outerHTML")
+
+    async def screenshot(self) -> bytes:
+        """A PNG of the viewport."""
+        reply = await self.tab.send("Page.captureScreenshot", format="png", timeout_s=_remaining_s())
+        return base64.b64decode(reply["data"])
+
+    # -- acting on the page --------------------------------------------------------------
+
+    async def click(self, selector: str) -> None:
+        """Wait for ``selector``, then click the middle of the element as a mouse would
+        (scrolled into view).  A navigation it causes takes its host's rate-limit turn."""
+        await self.wait_for(selector)
+        if not await self.click_if_present(selector):
+            raise PageFailure("click", f"{selector!r} is hidden or disabled", retryable=True)
+
+    async def click_if_present(self, selector: str) -> bool:
+        """Click ``selector`` if it matches a visible, enabled element now; False if not."""
+        check_selector(selector)
+        point = await self.evaluate(
+            f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
+            if (!e || e.disabled || e.getClientRects().length === 0) return null;
+            e.scrollIntoView({{block: 'center', inline: 'center'}});
+            const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"""
+        )
+        if point is None:
+            return False
+        x, y = point
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.tab.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+        self._touch()
+        return True
+
+    async def fill(self, selector: str, text: str) -> None:
+        """Wait for ``selector`` (an input, textarea or editable element), replace its
+        value with ``text`` as typed input (input events), then fire ``change``."""
+        await self.wait_for(selector)
+        target = json.dumps(selector)
+        await self.evaluate(
+            f"(() => {{ const e = document.querySelector({target}); e.focus(); if ('value' in e) e.value = ''; }})()"
+        )
+        await self.tab.send("Input.insertText", text=text)
+        await self.evaluate(
+            f"document.querySelector({target}).dispatchEvent(new Event('change', {{bubbles: true}}))"
+        )
+
+    async def scroll_to_end(self, max_rounds: int = SCROLL_ROUNDS, settle_s: float = SCROLL_SETTLE_S) -> int:
+        """Scroll to the bottom until the page stops growing (infinite scroll): after each
+        scroll, wait until the network has been quiet for ``settle_s``.  Returns how many
+        scrolls made the page taller (at most ``max_rounds``)."""
+        height_js = "document.scrollingElement.scrollHeight"
+        height = await self.evaluate(height_js)
+        grew = 0
+        for _ in range(max_rounds):
+            await self.evaluate(f"window.scrollTo(0, {height_js})")
+            self._touch()
+            await self.wait_for_idle(settle_s)
+            new_height = await self.evaluate(height_js)
+            if new_height <= height:
+                break
+            grew, height = grew + 1, new_height
+        return grew
+
+    # -- what the job produces -----------------------------------------------------------
+
+    async def enqueue(
+        self,
+        urls: Iterable[str] = (),
+        *,
+        selector: str | None = None,
+        label: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Enqueue ``urls`` and the links of the elements matching ``selector`` (their
+        ``href``, else ``src``), resolved against the document, for the route ``label``
+        (None: the default route), one level deeper, with ``data``.  Links the
+        ``[crawl]`` rules refuse, and non-http(s) ones, are skipped and counted.  Returns
+        how many were new to the crawl.  They are stored only with the job's outcome."""
+        payload = json.loads(json.dumps(dict(data or {})))  # a copy, and a TypeError now if not JSON
+        raw = [(u, self.url) for u in urls]
+        if selector is not None:
+            found = await self.evaluate(
+                f"""(() => ({{base: document.baseURI, links: Array.from(
+                document.querySelectorAll({json.dumps(check_selector(selector))}),
+                (e) => e.getAttribute('href') ?? e.getAttribute('src')).filter((h) => h !== null)}}))()"""
+            )
+            raw += [(link, found["base"]) for link in found["links"]]
+        depth = self.depth + 1
+        candidates: list[str] = []
+        for link, base in raw:
+            url = self._env.links.accept(link, base=base, page_url=self.url, depth=depth)
+            if url is not None and url not in self._enqueued and url not in candidates:
+                candidates.append(url)
+        if not candidates:
+            return 0
+        known = await self._env.known(candidates)
+        fresh = [u for u in candidates if u not in known]
+        self._enqueued.update(candidates)
+        self.links += [Request(u, label, depth, payload, self.url) for u in fresh]
+        return len(fresh)
+
+    async def push(self, item: Mapping[str, Any]) -> None:
+        """Add an item to the job's output: stored, with ``url`` (and ``label``, for a
+        labelled route) where the item lacks them, only if the job ends done, in the
+        same transaction.  Raises TypeError if the item is not JSON-serialisable."""
+        if not isinstance(item, Mapping):
+            raise TypeError(f"push: expected a dict, got {type(item).__name__}")
+        copy = json.loads(json.dumps(dict(item), ensure_ascii=False))
+        copy.setdefault("url", self.url)
+        if self.label is not None:
+            copy.setdefault("label", self.label)
+        self.items.append(copy)
+
+    # -- the event reader ----------------------------------------------------------------
+
+    async def _read_events(self, events: cdp.EventStream, nursery: trio.Nursery) -> None:
+        """Keep the page's picture current; pace main-frame documents.  Ends with the
+        page's nursery, or with the tab's error (crash, close), which the handler meets
+        on its next command: nothing to report here."""
+        frame = self.tab.target_id  # a page target's main frame has the target's id
+        try:
+            async for event in events:
+                p, method = event.params, event.method
+                if method == "Fetch.requestPaused":
+                    if p.get("frameId") == frame:
+                        nursery.start_soon(self._pace, p["requestId"], p["request"]["url"])
+                    else:
+                        await self.tab.send("Fetch.continueRequest", requestId=p["requestId"])
+                elif method == "Network.requestWillBeSent":
+                    if p.get("type") not in IGNORED_REQUEST_TYPES:
+                        self._in_flight.add(p["requestId"])
+                    if p.get("type") == "Document" and p.get("frameId") == frame:
+                        self._loaders[p["requestId"]] = p.get("loaderId", "")
+                elif method == "Network.responseReceived":
+                    response = p.get("response", {})
+                    loader = self._loaders.get(p["requestId"])
+                    if loader is not None:
+                        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+                        self._documents[loader] = (response.get("status"), headers, None)
+                    elif p["requestId"] not in self._by_request:
+                        record = _Response(p["requestId"], response.get("url", ""))
+                        self._responses.append(record)
+                        self._by_request[record.request_id] = record
+                elif method in ("Network.loadingFinished", "Network.loadingFailed"):
+                    request_id = p.get("requestId")
+                    self._in_flight.discard(request_id)
+                    record = self._by_request.get(request_id)
+                    failed = method == "Network.loadingFailed"
+                    if record is not None:
+                        record.done, record.error = True, p.get("errorText", "failed") if failed else None
+                    loader = self._loaders.get(request_id)
+                    if failed and loader is not None and loader not in self._documents and not p.get("canceled"):
+                        self._documents[loader] = (None, {}, p.get("errorText", "failed"))
+                elif method == "Page.javascriptDialogOpening":
+                    self.dialogs += 1
+                    await self.tab.send("Page.handleJavaScriptDialog", accept=p.get("type") == "beforeunload")
+                self._touch()
+        except (cdp.CDPError, trio.ClosedResourceError):
+            self._touch()
+
+    async def _pace(self, request_id: str, url: str) -> None:
+        try:
+            async with self._env.limiter.hold(url):
+                await self.tab.send("Fetch.continueRequest", requestId=request_id)
+        except (cdp.CDPError, trio.ClosedResourceError):
+            pass  # the navigation was abandoned, or the tab is gone: the handler finds out
+
+    def _touch(self) -> None:
+        self._last_activity = trio.current_time()
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _wait_change(self, timeout_s: float | None = None) -> None:
+        with trio.move_on_after(float("inf") if timeout_s is None else max(0.0, timeout_s)):
+            await self._changed.wait()
+
+    async def _body(self, record: _Response) -> Any:
+        if record.body is _UNREAD:
+            try:
+                reply = await self.tab.send("Network.getResponseBody", requestId=record.request_id)
+            except cdp.ProtocolError as exc:
+                # Seen, but its body cannot be had (evicted from the browser's buffer): an
+                # item without it would be silently incomplete.
+                raise PageFailure("capture", f"no body for {record.url}: {exc.message}", retryable=True) from None
+            text = reply["body"]
+            if reply.get("base64Encoded"):
+                text = base64.b64decode(text).decode("utf-8", "replace")
+            try:
+                record.body = json.loads(text)
+            except ValueError:
+                record.body = text
+        return record.body
+
+
+def _fields(fields: Mapping[str, Any] | tuple[Field, ...]) -> tuple[Field, ...]:
+    return fields if isinstance(fields, tuple) else parse_fields(fields)
+
+
+def _remaining_s() -> float | None:
+    """The time left before the enclosing deadline (the watchdog), for commands that
+    may legitimately take longer than the connection's default command deadline."""
+    deadline = trio.current_effective_deadline()
+    return None if deadline == float("inf") else max(0.001, deadline - trio.current_time())
+
+
+@asynccontextmanager
+async def open_page(tab: cdp.Tab, request: Request, env: PageEnv) -> AsyncIterator[Page]:
+    """A Page on ``tab`` for ``request``, with its event reader running; both end when
+    the block exits (also when cancelled).  Starts one task in its own nursery."""
+    page = Page(tab, request, env)
+    async with tab.listen(*PAGE_EVENTS) as events, cdp.open_service_nursery() as nursery:
+        nursery.start_soon(page._read_events, events, nursery)
+        try:
+            yield page
+        finally:
+            nursery.cancel_scope.cancel()
