@@ -1,35 +1,49 @@
 """The frontier and the items, in SQLite (the embedded default).
 
-Every URL is one row in ``frontier`` with a state::
+Every URL is one row in ``frontier`` with a state, and the request fields its handler
+sees (label, depth, data, parent)::
 
-    pending ──claim──► in_progress ──complete──► done
+    pending ──claim──► in_progress ──complete──► done (with its items and links)
        ▲                  │  ├──retry_later──► pending (attempt counted, next_attempt_at set)
        └──release/recover─┘  └──fail─────────► failed (reason kept)
 
-Each transition is one transaction, and ``complete`` only moves a row that is
-``in_progress`` (and writes its item in the same transaction), so a URL is done at
-most once whatever crashes when.  A crawl killed with SIGKILL leaves some rows
-``in_progress``; :meth:`recover` puts them back to pending at the next start, without
-charging the interrupted attempt.
+Each transition is one transaction.  ``complete`` only moves a row that is
+``in_progress`` under the claim's token, and writes the job's items and the links it
+enqueued in the same transaction, so a URL is done at most once, and its items are
+stored exactly once, whatever crashes when.  A crawl killed with SIGKILL leaves some
+rows ``in_progress``; :meth:`recover` puts them back to pending at the next start,
+without charging the interrupted attempt.
 
 The database uses WAL with ``synchronous=NORMAL``: a committed transaction survives
-the process being killed (not a power cut), and commits do not wait for fsync.  Calls
-are synchronous and short (well under a millisecond on local disk); the async methods
-are the interface the engine shares with the Redis backend.
+the process being killed (not a power cut), and commits do not wait for fsync.  Every
+call runs in a worker thread, one at a time (SQLite blocks; the event loop must not),
+and is not interrupted by cancellation once started: each method is atomic with
+respect to cancellation (it happened, or it did not start).
+
+Schema versions (``PRAGMA user_version``): 0 is the first release's (one item per URL,
+no request fields), migrated in place, in one transaction, to 2; a newer version than
+this code knows is refused with a one-line error.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
+import trio
 
+from .config import ConfigError
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS frontier (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -42,13 +56,21 @@ CREATE TABLE IF NOT EXISTS frontier (
     started_at REAL,
     finished_at REAL,
     elapsed_s REAL,
-    done_count INTEGER NOT NULL DEFAULT 0
+    done_count INTEGER NOT NULL DEFAULT 0,
+    label TEXT,
+    depth INTEGER NOT NULL DEFAULT 0,
+    data TEXT,
+    parent TEXT,
+    token TEXT
 );
 CREATE INDEX IF NOT EXISTS frontier_ready ON frontier (state, next_attempt_at, id);
 CREATE TABLE IF NOT EXISTS items (
-    url TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    url_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
     data TEXT NOT NULL,
-    extracted_at REAL NOT NULL
+    extracted_at REAL NOT NULL,
+    UNIQUE (url_id, seq)
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,6 +98,28 @@ CREATE TABLE IF NOT EXISTS tab_samples (
     listeners INTEGER,
     documents INTEGER
 );
+"""
+
+# Version 0 -> 2: the request fields and the claim token on frontier; items become one
+# row per pushed item (url_id, seq) instead of one per URL.
+MIGRATE_0_TO_2 = """
+ALTER TABLE frontier ADD COLUMN label TEXT;
+ALTER TABLE frontier ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE frontier ADD COLUMN data TEXT;
+ALTER TABLE frontier ADD COLUMN parent TEXT;
+ALTER TABLE frontier ADD COLUMN token TEXT;
+ALTER TABLE items RENAME TO items_v0;
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    url_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    extracted_at REAL NOT NULL,
+    UNIQUE (url_id, seq)
+);
+INSERT INTO items (url_id, seq, data, extracted_at)
+    SELECT f.id, 0, i.data, i.extracted_at FROM items_v0 i JOIN frontier f ON f.url = i.url ORDER BY f.id;
+DROP TABLE items_v0;
 """
 
 PENDING, IN_PROGRESS, DONE, FAILED = "pending", "in_progress", "done", "failed"
@@ -180,17 +224,55 @@ class Store(Protocol):
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path):
+    """The SQLite store (see the module docstring).  ``max_urls`` caps the frontier (0: none).
+
+    The constructor opens (creating or migrating) the database and blocks: from async
+    code use :meth:`open`.  Raises ConfigError (one line) for a file that is not a
+    database of this crawler."""
+
+    def __init__(self, path: str | Path, *, max_urls: int = 0):
         self.path = str(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        self.max_urls = max_urls
         self.run_id: int | None = None
+        self._limiter = trio.CapacityLimiter(1)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._prepare_schema()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: not a crawler database: {exc}") from None
+
+    @classmethod
+    async def open(cls, path: str | Path, *, max_urls: int = 0) -> SqliteStore:
+        return await trio.to_thread.run_sync(lambda: cls(path, max_urls=max_urls))
+
+    def _prepare_schema(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        tables = {t for (t,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{self.path}: database schema version {version} is newer than this crawler's ({SCHEMA_VERSION}):"
+                " refusing to touch it"
+            )
+        if version == 0 and "frontier" in tables:
+            columns = {c[1] for c in self._db.execute("PRAGMA table_info(frontier)")}
+            if "label" not in columns:
+                with self._transaction() as db:
+                    for statement in MIGRATE_0_TO_2.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread, one at a time; not abandoned if cancelled."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -209,137 +291,219 @@ class SqliteStore:
 
     # -- the frontier --------------------------------------------------------------------
 
-    async def add_urls(self, urls: Iterable[str], batch: int = 1000) -> int:
-        """Add URLs not seen before (the same URL twice is one row). Returns how many were new."""
+    async def add_urls(self, requests: Iterable[Request | str], batch: int = 1000) -> int:
+        """Add the requests whose URL is new (the same URL twice is one row), up to
+        ``max_urls``.  Returns how many were added.  Each batch is one transaction; the
+        iterable is read on the event loop (it may stream a file: keep lines short)."""
         added = 0
-        chunk: list[tuple[str]] = []
-        for url in urls:
-            chunk.append((url,))
+        chunk: list[Request] = []
+        for request in requests:
+            chunk.append(request if isinstance(request, Request) else Request(request))
             if len(chunk) >= batch:
-                added += self._insert(chunk)
+                added += await self._run(self._add_batch, chunk)
                 chunk = []
         if chunk:
-            added += self._insert(chunk)
+            added += await self._run(self._add_batch, chunk)
         return added
 
-    def _insert(self, chunk: list[tuple[str]]) -> int:
-        before = self._db.total_changes
+    def _add_batch(self, requests: Sequence[Request]) -> int:
         with self._transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO frontier (url) VALUES (?)", chunk)
-        return self._db.total_changes - before
+            return self._insert(db, requests)
+
+    def _insert(self, db: sqlite3.Connection, requests: Sequence[Request]) -> int:
+        room = None
+        if self.max_urls:
+            (count,) = db.execute("SELECT COUNT(*) FROM frontier").fetchone()
+            room = max(0, self.max_urls - count)
+        added = 0
+        for r in requests:
+            if room is not None and added >= room:
+                break
+            cur = db.execute(
+                "INSERT OR IGNORE INTO frontier (url, label, depth, data, parent) VALUES (?, ?, ?, ?, ?)",
+                (r.url, r.label, r.depth, json.dumps(r.data, ensure_ascii=False) if r.data else None, r.parent),
+            )
+            added += cur.rowcount
+        return added
+
+    async def known(self, urls: Iterable[str]) -> set[str]:
+        """The subset of ``urls`` already in the frontier."""
+        return await self._run(self._known, list(urls))
+
+    def _known(self, urls: list[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(urls), 500):
+            part = urls[i : i + 500]
+            marks = ",".join("?" * len(part))
+            found.update(u for (u,) in self._db.execute(f"SELECT url FROM frontier WHERE url IN ({marks})", part))
+        return found
 
     async def recover(self) -> int:
         """Put rows left in progress by a killed run back to pending (attempt not charged)."""
-        cur = self._execute(
-            f"UPDATE frontier SET state='{PENDING}', attempts=MAX(attempts-1, 0) WHERE state='{IN_PROGRESS}'"
-        )
-        return cur.rowcount
+        sql = f"UPDATE frontier SET state='{PENDING}', attempts=MAX(attempts-1, 0), token=NULL WHERE state='{IN_PROGRESS}'"
+        return (await self._run(self._execute, sql)).rowcount
 
     async def claim(self) -> Job | None:
         """Take the next ready URL (pending, its retry time reached) and mark it in progress."""
-        now = time.time()
+        return await self._run(self._claim)
+
+    def _claim(self) -> Job | None:
+        now, token = time.time(), secrets.token_hex(8)
         row = self._db.execute(
-            f"""UPDATE frontier SET state='{IN_PROGRESS}', attempts=attempts+1, started_at=?
+            f"""UPDATE frontier SET state='{IN_PROGRESS}', attempts=attempts+1, started_at=?, token=?
                 WHERE id = (SELECT id FROM frontier WHERE state='{PENDING}' AND next_attempt_at <= ?
                             ORDER BY next_attempt_at, id LIMIT 1)
-                RETURNING id, url, attempts""",
-            (now, now),
+                RETURNING id, url, attempts, label, depth, data, parent""",
+            (now, token, now),
         ).fetchone()
-        return Job(row[0], row[1], row[2]) if row else None
+        if row is None:
+            return None
+        job_id, url, attempt, label, depth, data, parent = row
+        return Job(job_id, url, attempt, token, label, depth, json.loads(data) if data else {}, parent)
 
     async def next_ready_in(self) -> float | None:
-        """Seconds until the earliest pending URL is ready (0 if one is); None if none is pending."""
-        (at,) = self._db.execute(f"SELECT MIN(next_attempt_at) FROM frontier WHERE state='{PENDING}'").fetchone()
-        return None if at is None else max(0.0, at - time.time())
+        """Seconds until the earliest pending URL is ready (0 if one is); None if none is
+        pending or in progress (the crawl is over)."""
+        return await self._run(self._next_ready_in)
 
-    async def complete(self, job: Job, item: dict[str, Any], status: int | None, elapsed_s: float) -> bool:
-        """Mark the job done and store its item, atomically. False (and nothing written)
-        if the row is not in progress any more."""
+    def _next_ready_in(self) -> float | None:
+        (at,) = self._db.execute(f"SELECT MIN(next_attempt_at) FROM frontier WHERE state='{PENDING}'").fetchone()
+        if at is not None:
+            return max(0.0, at - time.time())
+        (busy,) = self._db.execute(f"SELECT COUNT(*) FROM frontier WHERE state='{IN_PROGRESS}'").fetchone()
+        return 0.5 if busy else None  # in flight may still retry: ask again soon
+
+    async def complete(
+        self,
+        job: Job,
+        items: Sequence[dict[str, Any]],
+        links: Sequence[Request],
+        status: int | None,
+        elapsed_s: float,
+    ) -> bool:
+        """Mark the job done, store its items and add its links, in one transaction.
+        False, and nothing written, if the row is not in progress under this job's claim
+        (a second complete of the same job returns True and writes nothing again)."""
+        return await self._run(self._complete, job, list(items), list(links), status, elapsed_s)
+
+    def _complete(
+        self, job: Job, items: list[dict[str, Any]], links: list[Request], status: int | None, elapsed_s: float
+    ) -> bool:
         now = time.time()
         with self._transaction() as db:
             cur = db.execute(
                 f"""UPDATE frontier SET state='{DONE}', done_count=done_count+1, status=?, finished_at=?,
-                    elapsed_s=?, last_error=NULL WHERE id=? AND state='{IN_PROGRESS}'""",
-                (status, now, elapsed_s, job.id),
+                    elapsed_s=?, last_error=NULL WHERE id=? AND state='{IN_PROGRESS}' AND token IS ?""",
+                (status, now, elapsed_s, job.id, job.token or None),
             )
             if cur.rowcount != 1:
-                return False
-            db.execute(
-                "INSERT OR REPLACE INTO items (url, data, extracted_at) VALUES (?, ?, ?)",
-                (job.url, json.dumps(item, ensure_ascii=False), now),
+                (done,) = db.execute(
+                    f"SELECT COUNT(*) FROM frontier WHERE id=? AND state='{DONE}' AND token IS ?",
+                    (job.id, job.token or None),
+                ).fetchone()
+                return bool(done and job.token)
+            db.execute("DELETE FROM items WHERE url_id=?", (job.id,))
+            db.executemany(
+                "INSERT INTO items (url_id, seq, data, extracted_at) VALUES (?, ?, ?, ?)",
+                [(job.id, seq, json.dumps(item, ensure_ascii=False), now) for seq, item in enumerate(items)],
             )
+            self._insert(db, links)
         return True
 
     async def retry_later(self, job: Job, reason: str, delay_s: float, status: int | None = None) -> None:
-        await self._finish(job, PENDING, reason, status, next_attempt_at=time.time() + delay_s)
+        await self._run(self._finish, job, PENDING, reason, status, time.time() + delay_s)
 
     async def fail(self, job: Job, reason: str, status: int | None = None) -> None:
-        await self._finish(job, FAILED, reason, status)
+        await self._run(self._finish, job, FAILED, reason, status, 0.0)
 
-    async def _finish(self, job: Job, state: str, reason: str, status: int | None, next_attempt_at: float = 0) -> None:
+    def _finish(self, job: Job, state: str, reason: str, status: int | None, next_attempt_at: float) -> None:
         now = time.time()
         self._execute(
             f"""UPDATE frontier SET state=?, last_error=?, status=?, finished_at=?, next_attempt_at=?,
-                elapsed_s=? - started_at WHERE id=? AND state='{IN_PROGRESS}'""",
-            (state, reason, status, now, next_attempt_at, now, job.id),
+                elapsed_s=? - started_at, token=NULL WHERE id=? AND state='{IN_PROGRESS}' AND token IS ?""",
+            (state, reason, status, now, next_attempt_at, now, job.id, job.token or None),
         )
 
     async def release(self, job: Job) -> None:
         """The job was interrupted (shutdown, browser restart): back to pending, attempt not charged."""
-        self._execute(
-            f"UPDATE frontier SET state='{PENDING}', attempts=MAX(attempts-1, 0) WHERE id=? AND state='{IN_PROGRESS}'",
-            (job.id,),
-        )
+        sql = f"""UPDATE frontier SET state='{PENDING}', attempts=MAX(attempts-1, 0), token=NULL
+                  WHERE id=? AND state='{IN_PROGRESS}' AND token IS ?"""
+        await self._run(self._execute, sql, (job.id, job.token or None))
 
     # -- reading -------------------------------------------------------------------------
 
     async def counts(self) -> dict[str, int]:
+        return await self._run(self._counts)
+
+    def _counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
         counts.update(self._db.execute("SELECT state, COUNT(*) FROM frontier GROUP BY state").fetchall())
         return counts
 
     async def failures_by_reason(self) -> dict[str, int]:
-        rows = self._db.execute(
-            f"SELECT last_error, COUNT(*) FROM frontier WHERE state='{FAILED}' GROUP BY last_error ORDER BY 2 DESC"
-        )
-        return {reason_kind(r): n for r, n in rows}
+        sql = f"SELECT last_error, COUNT(*) FROM frontier WHERE state='{FAILED}' GROUP BY last_error"
+        rows = await self._run(lambda: self._db.execute(sql).fetchall())
+        kinds: dict[str, int] = {}
+        for reason, n in rows:
+            kinds[reason_kind(reason)] = kinds.get(reason_kind(reason), 0) + n
+        return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
 
     async def in_progress_urls(self) -> set[str]:
-        return {u for (u,) in self._db.execute(f"SELECT url FROM frontier WHERE state='{IN_PROGRESS}'")}
+        sql = f"SELECT url FROM frontier WHERE state='{IN_PROGRESS}'"
+        return await self._run(lambda: {u for (u,) in self._db.execute(sql)})
+
+    async def url_state(self, url: str) -> dict[str, Any]:
+        sql = """SELECT state, attempts, label, depth, parent, data, last_error, status, done_count
+                 FROM frontier WHERE url=?"""
+        row = await self._run(lambda: self._db.execute(sql, (url,)).fetchone())
+        if row is None:
+            return {}
+        keys = ("state", "attempts", "label", "depth", "parent", "data", "last_error", "status", "done_count")
+        record = dict(zip(keys, row, strict=True))
+        record["data"] = json.loads(record["data"]) if record["data"] else {}
+        return record
 
     async def items(self) -> Iterator[dict[str, Any]]:
-        """Every extracted item with its url, in crawl order."""
-        rows = self._db.execute("SELECT i.data FROM items i JOIN frontier f ON f.url = i.url ORDER BY f.id")
+        """Every stored item, in the order URLs entered the frontier, then push order.
+        The iterator reads the database lazily, in the thread that iterates it."""
+        rows = self._db.execute("SELECT data FROM items ORDER BY url_id, seq")
         return (json.loads(data) for (data,) in rows)
 
     async def reset(self) -> None:
         """Forget all progress (``--fresh``)."""
-        with self._transaction() as db:
-            for table in ("frontier", "items", "runs", "memory_samples", "tab_samples"):
-                db.execute(f"DELETE FROM {table}")
+
+        def reset() -> None:
+            with self._transaction() as db:
+                for table in ("frontier", "items", "runs", "memory_samples", "tab_samples"):
+                    db.execute(f"DELETE FROM {table}")
+
+        await self._run(reset)
 
     # -- run records -----------------------------------------------------------------------
 
     async def start_run(self) -> int:
-        cur = self._execute("INSERT INTO runs (started_at) VALUES (?)", (time.time(),))
+        cur = await self._run(self._execute, "INSERT INTO runs (started_at) VALUES (?)", (time.time(),))
         self.run_id = cur.lastrowid
         return self.run_id  # type: ignore[return-value]
 
     async def finish_run(self, reason: str, summary: dict[str, Any]) -> None:
-        self._execute(
+        await self._run(
+            self._execute,
             "UPDATE runs SET finished_at=?, finish_reason=?, summary=? WHERE id=?",
             (time.time(), reason, json.dumps(summary), self.run_id),
         )
 
     async def add_memory_sample(self, sample: dict[str, Any]) -> None:
-        self._db.execute(
+        await self._run(
+            self._db.execute,
             """INSERT INTO memory_samples (run_id, t, pages_done, browser_pss, crawler_pss, processes, tabs, contexts)
                VALUES (:run_id, :t, :pages_done, :browser_pss, :crawler_pss, :processes, :tabs, :contexts)""",
             {"run_id": self.run_id, **sample},
         )
 
     async def add_tab_sample(self, sample: dict[str, Any]) -> None:
-        self._db.execute(
+        await self._run(
+            self._db.execute,
             """INSERT INTO tab_samples (run_id, t, pages, js_heap_used, nodes, listeners, documents)
                VALUES (:run_id, :t, :pages, :js_heap_used, :nodes, :listeners, :documents)""",
             {"run_id": self.run_id, **sample},
