@@ -24,7 +24,8 @@ import cdp
 
 from .config import Config, ConfigError, RouteSpec
 from .failure import PageFailure
-from .page import Page
+from .page import Page, PageEnv, open_page
+from .store import Request
 
 Handler = Callable[[Page], Awaitable[None]]
 H = TypeVar("H", bound=Handler)
@@ -207,3 +208,24 @@ class SessionGate:
                     raise PageFailure("session", f"{type(exc).__name__}: {exc}", retryable=True) from exc
             self._ready.add(context_id)
             self.runs += 1
+
+
+async def run_route(
+    router: Router,
+    gate: SessionGate,
+    tab: cdp.Tab,
+    request: Request,
+    env: PageEnv,
+    live_contexts: set[str],
+) -> Page:
+    """One job's page work: the session hook if the tab's context is new, then the
+    navigation to ``request.url`` and the route's handler.  Returns the Page, whose
+    ``items``, ``links`` and ``status`` are the job's output (to be committed with its
+    outcome).  Raises whatever the hook or the handler raised (PageFailure, cdp
+    errors, the user's own exceptions); if cancelled, the tab is mid-navigation."""
+    handler = router.handler(request.label)
+    await gate.ensure(tab.context.id, live_contexts, lambda: open_page(tab, request, env))
+    async with open_page(tab, request, env) as page:
+        await page.goto(request.url)
+        await handler(page)
+    return page
