@@ -12,8 +12,6 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ import cdp
 from . import config as config_mod
 from . import monitor
 from .config import Config, ConfigError
-from .store import SqliteStore, Store
+from .store import Store, open_store
 
 log = logging.getLogger("crawler")
 
@@ -135,25 +133,6 @@ def load_config(args: argparse.Namespace) -> Config:
     )
 
 
-@asynccontextmanager
-async def open_store(cfg: Config) -> AsyncIterator[Store]:
-    """The store a config names (SQLite unless ``[store] backend = "redis"``), closed on exit."""
-    if cfg.store.backend == "redis":
-        from .redis_store import open_redis_store
-
-        async with open_redis_store(cfg) as store:
-            yield store
-        return
-    path = Path(cfg.output.db)
-    if not path.parent.exists():
-        raise ConfigError(f"{cfg.source}: [output] db: folder {str(path.parent)!r} does not exist")
-    store = SqliteStore(path)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 async def crawl_command(cfg: Config, args: argparse.Namespace) -> int:
     async with open_store(cfg) as store:
         if args.fresh:
@@ -200,7 +179,7 @@ async def _export(cfg: Config | None, args: argparse.Namespace) -> int:
         items = await store.items()
         out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout  # noqa: ASYNC230
         try:
-            count = write_items(items, out, args.format)
+            count = await trio.to_thread.run_sync(write_items, items, out, args.format)
         finally:
             if args.out:
                 out.close()

@@ -38,10 +38,13 @@ import cdp
 
 from . import metrics, monitor
 from .config import Config, ConfigError
-from .extract import SLOW_DOWN_STATUS, PageFailure, PageResult, build_expression, prepare_tab, run_page
+from .failure import SLOW_DOWN_STATUS, PageFailure
 from .inputs import iter_urls
+from .links import LinkFilter
+from .page import Page, PageEnv, prepare_tab
 from .pool import TabPool, auto_recycle_every, open_pool
 from .ratelimit import HostRateLimiter
+from .router import Router, SessionGate, router_for, run_route
 from .store import Job, Store
 from .watchdog import Watchdog
 
@@ -68,16 +71,23 @@ class Crawler:
         limit: int | None = None,
         rng: random.Random | None = None,
         open_browser: Callable[[], AbstractAsyncContextManager[cdp.Browser]] | None = None,
+        router: Router | None = None,
     ):
-        """``open_browser`` is the seam for tests (a fake or chaos-wrapped browser);
-        by default the config decides: launch Chromium, or connect to ``cdp_url``."""
+        """``router``: the crawl's handlers (default: the config's handlers file, its
+        ``[[route]]`` tables and ``[extract]``; the config's TOML routes are added to a
+        given router too).  ``open_browser`` is the seam for tests (a fake or
+        chaos-wrapped browser); by default the config decides: launch Chromium, or
+        connect to ``cdp_url``."""
         self.config = config
         self.store = store
         self.limit = limit
         self.rng = rng or random.Random()
         self.watchdog = Watchdog(config.watchdog.timeout_s, config.watchdog.jitter_s, rng=self.rng)
         self.limiter = HostRateLimiter(config.rate_limit.wait_ms, rng=self.rng)
-        self.expression = build_expression(config.extract.fields, config.extract.wait_for)
+        self.router = router_for(config, router)
+        self.sessions = SessionGate(self.router.session_hook)
+        self.links = LinkFilter(config.crawl)
+        self.page_env = PageEnv(self.limiter, self.links, store.known, config.extract.poll_interval_s)
         recycle = config.pool.recycle_tab_every
         self.recycle_tab_every = auto_recycle_every(_memory_budget_mb(config)) if recycle == "auto" else int(recycle)
         self._open_browser = open_browser or self._open_configured_browser
@@ -205,7 +215,7 @@ class Crawler:
                 concurrency=cfg.pool.concurrency,
                 recycle_tab_every=self.recycle_tab_every,
                 rotate_context_every=cfg.pool.rotate_context_every,
-                prepare_tab=lambda tab: prepare_tab(tab, cfg),
+                prepare_tab=lambda tab: prepare_tab(tab, block_urls=cfg.browser.block_urls),
                 tab_close_timeout_s=cfg.pool.tab_close_timeout_s,
                 context_dispose_timeout_s=cfg.pool.context_dispose_timeout_s,
             ) as pool,
@@ -278,7 +288,7 @@ class Crawler:
     async def _process(self, job: Job) -> None:
         self.in_flight[job.id] = job
         started = trio.current_time()
-        result: PageResult | None = None
+        result: Page | None = None
         failure: PageFailure | None = None
         try:
             async with self.pool.lease() as lease:  # type: ignore[union-attr]
@@ -287,13 +297,18 @@ class Crawler:
                 with self.watchdog.scope() as watchdog:
                     budget_s = watchdog.deadline - trio.current_time()
                     try:
-                        result = await run_page(
-                            lease.tab, job.url, self.config, self.limiter, self.expression, budget_s=budget_s
+                        result = await run_route(
+                            self.router, self.sessions, lease.tab, job.request, self.page_env, self.pool.context_ids
                         )
                     except PageFailure as exc:
                         failure = exc
                         if not exc.tab_reusable:
                             lease.discard(exc.kind)
+                    except cdp.CDPError:
+                        raise
+                    except Exception as exc:  # the user's handler raised: the URL fails with it
+                        failure = PageFailure("handler", f"{type(exc).__name__}: {exc}"[:500])
+                        lease.discard("handler")  # left in whatever state the handler had it
                 if watchdog.cancelled_caught:
                     lease.discard("timeout")  # the tab may be hung mid-navigation: never reuse it
                     self.watchdog_expiries += 1
@@ -319,9 +334,10 @@ class Crawler:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def _record(self, job: Job, result: PageResult | None, failure: PageFailure | None, elapsed_s: float) -> None:
+    async def _record(self, job: Job, result: Page | None, failure: PageFailure | None, elapsed_s: float) -> None:
         if result is not None:
-            if await self.store.complete(job, result.item, result.status, elapsed_s):
+            # What the handler pushed and enqueued is stored with the outcome, in one transaction.
+            if await self.store.complete(job, result.items, result.links, result.status, elapsed_s):
                 self.done += 1
             else:
                 log.warning("%s: finished, but the store no longer holds it in progress (lease lost)", job.url)
@@ -635,6 +651,21 @@ class Crawler:
         if in_store - set(in_flight):
             problems["only in store"] = (in_store - set(in_flight), numbers)
         return problems
+
+
+async def crawl(config: Config, router: Router | None = None, *, limit: int | None = None) -> dict[str, Any]:
+    """Crawl ``config`` with ``router``'s handlers (plus the config's TOML routes), in
+    the store the config names, resuming whatever an earlier run left; for embedding
+    in a trio program (the CLI is this plus signals and printing).  Returns the run's
+    summary (``finish_reason``, counts, rates...).  Failed URLs are data in the store,
+    not exceptions; raises ConfigError for bad configuration.  If cancelled, in-flight
+    URLs go back to pending and the store is closed."""
+    from .store import open_store
+
+    async with open_store(config) as store:
+        crawler = Crawler(config, store, limit=limit, router=router)
+        await crawler.run()
+        return await crawler.summary()
 
 
 def _compare(a: str, x: int, b: str, y: int) -> str:

@@ -31,15 +31,15 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import attrs
 import trio
 
-from .config import ConfigError
+from .config import Config, ConfigError
 
 T = TypeVar("T")
 
@@ -230,13 +230,18 @@ class SqliteStore:
     code use :meth:`open`.  Raises ConfigError (one line) for a file that is not a
     database of this crawler."""
 
-    def __init__(self, path: str | Path, *, max_urls: int = 0):
+    def __init__(self, path: str | Path, *, max_urls: int = 0, threads: bool = True):
+        """``threads=False`` runs each call on the event loop instead: for tests under
+        trio's MockClock, whose autojump would otherwise move virtual time while a call
+        waits for its thread."""
         self.path = str(path)
         self.max_urls = max_urls
+        self._threads = threads
         self.run_id: int | None = None
         self._limiter = trio.CapacityLimiter(1)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._check_version()  # before anything writes to the file
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
@@ -248,14 +253,18 @@ class SqliteStore:
     async def open(cls, path: str | Path, *, max_urls: int = 0) -> SqliteStore:
         return await trio.to_thread.run_sync(lambda: cls(path, max_urls=max_urls))
 
-    def _prepare_schema(self) -> None:
+    def _check_version(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
-        tables = {t for (t,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if version > SCHEMA_VERSION:
+            self._db.close()
             raise ConfigError(
                 f"{self.path}: database schema version {version} is newer than this crawler's ({SCHEMA_VERSION}):"
                 " refusing to touch it"
             )
+
+    def _prepare_schema(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        tables = {t for (t,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if version == 0 and "frontier" in tables:
             columns = {c[1] for c in self._db.execute("PRAGMA table_info(frontier)")}
             if "label" not in columns:
@@ -272,6 +281,9 @@ class SqliteStore:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker thread, one at a time; not abandoned if cancelled."""
+        if not self._threads:
+            await trio.lowlevel.checkpoint()
+            return fn(*args)
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     @contextmanager
@@ -453,12 +465,12 @@ class SqliteStore:
         return await self._run(lambda: {u for (u,) in self._db.execute(sql)})
 
     async def url_state(self, url: str) -> dict[str, Any]:
-        sql = """SELECT state, attempts, label, depth, parent, data, last_error, status, done_count
+        sql = """SELECT state, attempts, label, depth, parent, data, last_error, status, done_count, elapsed_s
                  FROM frontier WHERE url=?"""
         row = await self._run(lambda: self._db.execute(sql, (url,)).fetchone())
         if row is None:
             return {}
-        keys = ("state", "attempts", "label", "depth", "parent", "data", "last_error", "status", "done_count")
+        keys = ("state", "attempts", "label", "depth", "parent", "data", "last_error", "status", "done_count", "elapsed_s")
         record = dict(zip(keys, row, strict=True))
         record["data"] = json.loads(record["data"]) if record["data"] else {}
         return record
@@ -508,6 +520,26 @@ class SqliteStore:
                VALUES (:run_id, :t, :pages, :js_heap_used, :nodes, :listeners, :documents)""",
             {"run_id": self.run_id, **sample},
         )
+
+
+@asynccontextmanager
+async def open_store(cfg: Config) -> AsyncIterator[Store]:
+    """The store a config names (SQLite at ``[output] db`` unless ``[store] backend =
+    "redis"``), capped at ``[crawl] max_pages``, closed on exit."""
+    if cfg.store.backend == "redis":
+        from .redis_store import open_redis_store
+
+        async with open_redis_store(cfg) as redis_store:
+            yield redis_store
+        return
+    path = Path(cfg.output.db)
+    if not path.parent.exists():
+        raise ConfigError(f"{cfg.source}: [output] db: folder {str(path.parent)!r} does not exist")
+    store = await SqliteStore.open(path, max_urls=cfg.crawl.max_pages)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def reason_kind(reason: str | None) -> str:

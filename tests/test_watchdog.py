@@ -22,7 +22,7 @@ import crawler.pool
 from crawler.engine import Crawler
 from crawler.store import SqliteStore
 from crawler.watchdog import Watchdog
-from tests.crawler.conftest import frontier, make_config
+from tests.crawler.conftest import make_config
 from tests.fake.browser import shop_url
 from tests.fake.harness import FakeBrowsers, outcome_problems, virtual_store_time
 
@@ -76,20 +76,20 @@ async def crawl_recording_jobs(cfg, watchdog_seed, monkeypatch):
     target id, when its page job started (= when its watchdog was armed: nothing awaits
     in between), its deadline, and when it ended."""
     jobs: list[dict] = []
-    original = crawler.engine.run_page
+    original = crawler.engine.run_route
 
-    async def recording_run_page(tab, url, *args, budget_s, **kwargs):
-        job = {"url": url, "target": tab.target_id, "started": trio.current_time()}
-        job["deadline"] = job["started"] + budget_s
+    async def recording_run_route(router, sessions, tab, request, *args):
+        job = {"url": request.url, "target": tab.target_id, "started": trio.current_time()}
+        job["deadline"] = trio.current_effective_deadline()
         jobs.append(job)
         try:
-            return await original(tab, url, *args, budget_s=budget_s, **kwargs)
+            return await original(router, sessions, tab, request, *args)
         finally:
             job["ended"] = trio.current_time()
 
-    monkeypatch.setattr(crawler.engine, "run_page", recording_run_page)
+    monkeypatch.setattr(crawler.engine, "run_route", recording_run_route)
     browsers = FakeBrowsers(random.Random(1))
-    store = SqliteStore(cfg.output.db)
+    store = SqliteStore(cfg.output.db, threads=False)
     engine = Crawler(cfg, store, open_browser=browsers, rng=random.Random(2))
     engine.watchdog = Watchdog(cfg.watchdog.timeout_s, cfg.watchdog.jitter_s, rng=random.Random(watchdog_seed))
     engine._sample_memory = trio.sleep_forever
@@ -110,7 +110,7 @@ async def test_a_hung_job_is_cancelled_exactly_at_its_jittered_deadline(autojump
     assert job["deadline"] - job["started"] == pytest.approx(20.0 + random.Random(11).uniform(0, 6.0), abs=1e-9)
     assert job["ended"] == job["deadline"]
     assert engine.watchdog_expiries == 1
-    assert frontier(store)[url]["last_error"].startswith("timeout")
+    assert (await store.url_state(url))["last_error"].startswith("timeout")
 
 
 async def test_jobs_started_together_expire_spread_over_the_jitter_window(autojump_clock, tmp_path, monkeypatch):
@@ -156,4 +156,4 @@ async def test_cleanup_after_expiry_is_bounded_when_the_browser_never_answers_th
     assert [job["url"] for job in jobs if job["target"] == hung["target"]] == [hung["url"]]
     assert browsers.leaked[0][0] == 1  # counted, not silently dropped
     assert engine.pool_counters()["leases_acquired"] == engine.pool_counters()["leases_released"] == len(jobs)
-    assert engine.done == 6 and frontier(store)[urls[0]]["last_error"].startswith("timeout")
+    assert engine.done == 6 and (await store.url_state(urls[0]))["last_error"].startswith("timeout")

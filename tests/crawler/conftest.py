@@ -57,9 +57,6 @@ async def crawl(cfg: config_mod.Config, **kwargs: Any) -> tuple[Crawler, SqliteS
     return crawler, store, reason
 
 
-def frontier(store: SqliteStore) -> dict[str, dict[str, Any]]:
-    """url -> row of the frontier table."""
-    db = store._db
-    db.row_factory = None
-    cols = [d[0] for d in db.execute("SELECT * FROM frontier LIMIT 0").description]
-    return {row[1]: dict(zip(cols, row, strict=True)) for row in db.execute("SELECT * FROM frontier")}
+async def url_states(store: SqliteStore, urls) -> dict[str, dict[str, Any]]:
+    """url -> the store's record of it (``url_state``)."""
+    return {url: await store.url_state(url) for url in urls}

@@ -10,7 +10,7 @@ import trio
 import cdp
 import crawler.engine
 from crawler.demo import expected_item
-from tests.crawler.conftest import crawl, frontier, make_config
+from tests.crawler.conftest import crawl, make_config, url_states
 
 pytestmark = pytest.mark.chromium
 
@@ -19,13 +19,13 @@ pytestmark = pytest.mark.chromium
 def served(monkeypatch):
     """Record (url, tab target id, context id) of every page job, in start order."""
     log: list[tuple[str, str, str]] = []
-    original = crawler.engine.run_page
+    original = crawler.engine.run_route
 
-    async def recording_run_page(tab, url, *args, **kwargs):
-        log.append((url, tab.target_id, tab.context.id))
-        return await original(tab, url, *args, **kwargs)
+    async def recording_run_route(router, sessions, tab, request, *args):
+        log.append((request.url, tab.target_id, tab.context.id))
+        return await original(router, sessions, tab, request, *args)
 
-    monkeypatch.setattr(crawler.engine, "run_page", recording_run_page)
+    monkeypatch.setattr(crawler.engine, "run_route", recording_run_route)
     return log
 
 
@@ -49,7 +49,7 @@ async def test_hung_page_times_out_within_budget_and_its_tab_is_not_reused(shop,
         tmp_path, urls, watchdog={"timeout_s": 2.0, "jitter_s": 1.0}, retry={"max_attempts": 1}, pool={"concurrency": 2}
     )
     c, store, _ = await crawl(cfg)
-    row = frontier(store)[hang]
+    row = (await store.url_state(hang))
     assert row["state"] == "failed" and row["last_error"].startswith("timeout")
     assert row["elapsed_s"] <= 2.0 + 1.0 + 2.0
     assert c.watchdog_expiries == 1
@@ -168,7 +168,7 @@ async def test_retry_after_on_429_is_honoured(shop, tmp_path):
     hits = shop.hits["/status/429/5"]
     assert len(hits) == 2
     assert hits[1] - hits[0] >= 2.0
-    assert frontier(store)[url]["state"] == "done"
+    assert (await store.url_state(url))["state"] == "done"
     assert c.retries == 1
 
 
@@ -178,7 +178,7 @@ async def test_client_errors_fail_at_once_and_server_errors_are_retried(shop, tm
     unavailable = f"{shop.base}/status/503/2?times=99"
     cfg = make_config(tmp_path, [not_found, unavailable], retry={"max_attempts": 3, "backoff_s": [0.01, 0.05]})
     c, store, _ = await crawl(cfg)
-    rows = frontier(store)
+    rows = await url_states(store, cfg.input.urls)
     assert (rows[not_found]["state"], rows[not_found]["last_error"], rows[not_found]["attempts"]) == (
         "failed",
         "http_404",

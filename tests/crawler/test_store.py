@@ -1,86 +1,105 @@
-"""The SQLite frontier: every transition is one transaction; done happens at most once."""
+"""What is SQLite's own (the shared contract is tests/crawler/test_store_contract.py):
+the schema's versions, and that the database is reached off the event loop."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
+import trio
 
-from crawler.store import Job, SqliteStore
+from crawler.config import ConfigError
+from crawler.store import SCHEMA_VERSION, Job, Request, SqliteStore
 
-
-@pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "s.db")
-    yield s
-    s.close()
-
-
-async def test_duplicates_are_one_row_and_claims_go_in_order(store):
-    assert await store.add_urls(["http://a/1", "http://a/2", "http://a/1"]) == 2
-    assert await store.add_urls(["http://a/2", "http://a/3"]) == 1
-    jobs = [await store.claim() for _ in range(4)]
-    assert [j.url for j in jobs[:3]] == ["http://a/1", "http://a/2", "http://a/3"] and jobs[3] is None
-    assert all(j.attempt == 1 for j in jobs[:3])
-    assert (await store.counts())["in_progress"] == 3
+# The first release's tables, as it created them (one item per URL, no request fields).
+FIRST_SCHEMA = """
+CREATE TABLE frontier (id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0, last_error TEXT, status INTEGER, started_at REAL,
+    finished_at REAL, elapsed_s REAL, done_count INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE items (url TEXT PRIMARY KEY, data TEXT NOT NULL, extracted_at REAL NOT NULL);
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at REAL NOT NULL, finished_at REAL,
+    finish_reason TEXT, summary TEXT);
+"""
 
 
-async def test_complete_is_atomic_and_happens_once(store):
-    await store.add_urls(["http://a/1"])
+def first_release_db(path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript(FIRST_SCHEMA)
+    db.execute("INSERT INTO frontier (url, state, attempts, done_count) VALUES ('http://a/1', 'done', 1, 1)")
+    db.execute("INSERT INTO frontier (url, state, attempts) VALUES ('http://a/2', 'in_progress', 1)")
+    db.execute("""INSERT INTO items VALUES ('http://a/1', '{"url": "http://a/1", "name": "Tee"}', 1.0)""")
+    db.commit()
+    db.close()
+
+
+async def test_a_first_release_database_is_migrated_in_place_keeping_its_items_and_progress(tmp_path):
+    """Old items export unchanged; an interrupted row recovers; new items go next to the old."""
+    path = tmp_path / "old.db"
+    first_release_db(path)
+    store = await SqliteStore.open(path)
+    assert list(await store.items()) == [{"url": "http://a/1", "name": "Tee"}]
+    assert await store.recover() == 1
     job = await store.claim()
-    assert await store.complete(job, {"url": job.url, "x": 1}, 200, 0.5)
-    assert not await store.complete(job, {"url": job.url, "x": 2}, 200, 0.5)  # not in progress any more
-    assert list(await store.items()) == [{"url": "http://a/1", "x": 1}]
-    (done_count,) = store._db.execute("SELECT done_count FROM frontier").fetchone()
-    assert done_count == 1
+    assert (job.url, job.attempt, job.label, job.depth) == ("http://a/2", 1, None, 0)
+    assert await store.complete(job, [{"n": 1}, {"n": 2}], [Request("http://a/3", "p", 1, {}, job.url)], 200, 0.1)
+    assert [i.get("name", i.get("n")) for i in await store.items()] == ["Tee", 1, 2]
+    assert (await store.url_state("http://a/3"))["label"] == "p"
+    store.close()
+    (version,) = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()
+    assert version == SCHEMA_VERSION
 
 
-async def test_a_job_that_is_no_longer_held_cannot_be_completed(store):
-    """A stale job object (its row released and claimed again) cannot write twice."""
-    await store.add_urls(["http://a/1"])
-    first = await store.claim()
-    await store.release(first)
-    second = await store.claim()
-    assert await store.complete(second, {"url": second.url}, 200, 0.1)
-    assert not await store.complete(first, {"url": first.url, "stale": True}, 200, 0.1)
-    assert list(await store.items()) == [{"url": "http://a/1"}]
+async def test_a_database_of_a_newer_schema_is_refused_in_one_line_and_left_untouched(tmp_path):
+    path = tmp_path / "new.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE frontier (id INTEGER PRIMARY KEY, url TEXT)")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match="newer than this crawler") as info:
+        await SqliteStore.open(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    assert path.read_bytes() == before
 
 
-async def test_retry_later_waits_and_counts_attempts(store):
-    await store.add_urls(["http://a/1"])
-    job = await store.claim()
-    await store.retry_later(job, "timeout: no item", 3600, None)
-    assert await store.claim() is None
-    assert 3500 < await store.next_ready_in() <= 3600
-    store._db.execute("UPDATE frontier SET next_attempt_at = 0")
-    again = await store.claim()
-    assert again.attempt == 2
-    await store.fail(again, "timeout: no item")
-    assert await store.next_ready_in() is None
-    assert await store.failures_by_reason() == {"timeout": 1}
+async def test_a_file_that_is_not_a_database_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("not sqlite at all, " * 100)
+    with pytest.raises(ConfigError, match="not a crawler database"):
+        await SqliteStore.open(path)
 
 
-async def test_recover_puts_interrupted_rows_back_without_charging_the_attempt(store):
-    """After a kill, rows left in progress are pending again with the attempt undone."""
-    await store.add_urls(["http://a/1", "http://a/2"])
-    await store.claim()
-    await store.claim()
-    assert await store.recover() == 2
-    assert (await store.counts())["pending"] == 2
-    job = await store.claim()
-    assert job.attempt == 1
+async def test_store_calls_run_off_the_event_loop(tmp_path):
+    """While a transaction holds the database, other trio tasks keep running."""
+    store = await SqliteStore.open(tmp_path / "s.db")
+    await store.add_urls([f"http://a/{i}" for i in range(3)])
+    blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the store's next write waits for this lock (busy_timeout)
+    ticks = 0
 
+    async def tick():
+        nonlocal ticks
+        while True:
+            await trio.sleep(0.01)
+            ticks += 1
 
-async def test_state_survives_reopening(tmp_path):
-    path = tmp_path / "s.db"
-    first = SqliteStore(path)
-    await first.add_urls(["http://a/1", "http://a/2"])
-    job = await first.claim()
-    await first.complete(job, {"url": job.url}, 200, 0.1)
-    first.close()
-    second = SqliteStore(path)
-    assert (await second.counts())["done"] == 1 and (await second.counts())["pending"] == 1
-    await second.reset()
-    assert sum((await second.counts()).values()) == 0
-    second.close()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tick)
+        claim = trio.Event()
+
+        async def claim_one():
+            await store.claim()
+            claim.set()
+
+        nursery.start_soon(claim_one)
+        await trio.sleep(0.3)
+        assert not claim.is_set() and ticks >= 10
+        blocker.execute("COMMIT")
+        await claim.wait()
+        nursery.cancel_scope.cancel()
+    store.close()
 
 
 def test_job_is_a_value():

@@ -184,6 +184,7 @@ class FakeChromium:
         self.commands: Counter[str] = Counter()  # method -> how many were received
         self.alive = True
         self._numbers = itertools.count(1)
+        self._paused: dict[str, trio.Event] = {}  # Fetch-paused document requests by requestId
 
     # -- inspection (sync: an exact snapshot at a checkpoint) -----------------------------
 
@@ -373,6 +374,18 @@ class FakeChromium:
                     "request": {"url": url},
                 },
             )
+            if any("Fetch" in self.sessions[sid].domains for sid in target.sessions):
+                # The client paces documents (Fetch.enable): the request waits for its continue.
+                resume = self._paused[request_id] = trio.Event()
+                self._to_page(
+                    target,
+                    "Fetch.requestPaused",
+                    {"requestId": request_id, "frameId": frame, "resourceType": "Document", "request": {"url": url}},
+                )
+                try:
+                    await resume.wait()
+                finally:
+                    del self._paused[request_id]
             if kind == "hang":
                 await trio.sleep_forever()
             await trio.sleep(float(query.get("s", 2.0)) if kind == "slow" else self.latency())
@@ -535,6 +548,15 @@ class FakeChromium:
 
     async def _cmd_Performance_enable(self, client, session, **_):
         return await self._enable(session, "Performance")
+
+    async def _cmd_Fetch_enable(self, client, session, **_):
+        return await self._enable(session, "Fetch")
+
+    async def _cmd_Fetch_continueRequest(self, client, session, requestId, **_):
+        if requestId not in self._paused:
+            raise Fault(-32602, "Invalid InterceptionId.")
+        self._paused[requestId].set()
+        return {}
 
     async def _cmd_Network_setBlockedURLs(self, client, session, **_):
         return {}

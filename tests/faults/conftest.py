@@ -18,9 +18,10 @@ engine and a real Chromium, and ends with :func:`assert_invariants`:
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from crawler.engine import Crawler
 from crawler.httpserver import Response
 from crawler.pool import InvariantReport
 from crawler.store import SqliteStore
-from tests.crawler.conftest import frontier, make_config
+from tests.crawler.conftest import make_config, url_states
 from tests.procs import existing, profile_dirs, wait_gone
 from tests.shop import FaultShop, start_shop
 
@@ -255,7 +256,7 @@ async def assert_invariants(
 ) -> dict[str, dict[str, Any]]:
     """The five invariants of the module docstring, plus, if given, which URLs must end
     done and which failed (url -> reason prefix).  Returns the frontier rows."""
-    rows = frontier(crawl.store)
+    rows = await url_states(crawl.store, urls)
     items = {item["url"]: item for item in await crawl.store.items()}
     assert_outcome(rows, items, shop, urls, offset=crawl.offset, done=done, failed=failed)
     engine = crawl.engine
@@ -317,4 +318,6 @@ async def wait_for(predicate: Callable[[], bool], *, timeout_s: float = 30.0, in
 
 
 def count_done(store: SqliteStore) -> int:
-    return sum(1 for row in frontier(store).values() if row["state"] == "done")
+    """Done URLs, read through a connection of its own (a sync predicate for polling)."""
+    with closing(sqlite3.connect(store.path)) as db:
+        return db.execute("SELECT COUNT(*) FROM frontier WHERE state = 'done'").fetchone()[0]

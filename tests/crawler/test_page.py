@@ -1,0 +1,245 @@
+"""Every Page method against real Chromium, on the demo storefront.
+
+A Page is opened the way the job runner opens one (a prepared tab, a request, the
+crawl's shared pacing and link rules); the shop's truth functions say what each
+method must find."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+
+import cdp
+import crawler
+from crawler import demo
+from crawler.config import CrawlSection
+from crawler.httpserver import Request as HttpRequest
+from crawler.httpserver import serve_http
+from crawler.links import LinkFilter
+from crawler.page import PageEnv, open_page, prepare_tab
+from crawler.ratelimit import HostRateLimiter
+from crawler.store import Request
+
+pytestmark = pytest.mark.chromium
+
+PRODUCTS = 40
+
+
+class RecordingShop(demo.DemoShop):
+    """The storefront, noting when each path was requested."""
+
+    def __init__(self, products: int):
+        super().__init__(products)
+        self.hits: list[tuple[float, str]] = []
+
+    async def __call__(self, request: HttpRequest):
+        self.hits.append((trio.current_time(), request.path))
+        return await super().__call__(request)
+
+
+@pytest.fixture
+async def shop(nursery):
+    s = RecordingShop(PRODUCTS)
+    port = await nursery.start(lambda task_status: serve_http(s, task_status=task_status))
+    s.base = f"http://127.0.0.1:{port}"
+    return s
+
+
+@pytest.fixture
+async def browser():
+    async with cdp.launch() as b:
+        yield b
+
+
+def env_for(*, wait_ms=(0, 0), known=frozenset(), **crawl) -> PageEnv:
+    async def known_urls(urls):
+        return {u for u in urls if u in known}
+
+    return PageEnv(HostRateLimiter(wait_ms), LinkFilter(CrawlSection(**crawl)), known_urls, poll_interval_s=0.02)
+
+
+@asynccontextmanager
+async def page_on(browser, url: str, env: PageEnv | None = None, *, label=None, depth=0) -> AsyncIterator[crawler.Page]:
+    async with browser.new_context() as context, context.new_tab() as tab:
+        await prepare_tab(tab)
+        async with open_page(tab, Request(url, label, depth), env or env_for()) as page:
+            await page.goto(url)
+            yield page
+
+
+def product_with_reviews(pages_at_least: int) -> int:
+    return next(i for i in range(1, PRODUCTS + 1) if len(demo.reviews(i)) > 3 * (pages_at_least - 1))
+
+
+async def test_goto_returns_the_status_and_raises_http_404_for_a_missing_page(shop, browser):
+    """goto reports the document's status; a status >= 400 is a PageFailure naming it, not retried."""
+    async with page_on(browser, f"{shop.base}/") as page:
+        assert page.status == 200
+        with pytest.raises(crawler.PageFailure) as info:
+            await page.goto("/no/such/page")
+    assert info.value.kind == "http_404" and not info.value.retryable
+
+
+async def test_wait_for_returns_once_the_element_exists_and_times_out_with_a_retryable_failure(shop, browser):
+    """wait_for waits for script-rendered content; with timeout_s it fails as `wait_for`, retryable."""
+    async with page_on(browser, f"{shop.base}/product/1") as page:
+        await page.wait_for("body[data-ready]")
+        assert await page.evaluate("document.querySelector('#price').textContent") == demo.format_price(
+            demo.product(1)["price"]
+        )
+        with trio.fail_after(5), pytest.raises(crawler.PageFailure) as info:
+            await page.wait_for(".never-there", timeout_s=0.3)
+    assert info.value.kind == "wait_for" and info.value.retryable
+
+
+async def test_an_invalid_selector_fails_at_once_not_at_the_watchdog(shop, browser):
+    """A malformed selector is an immediate error naming it, whatever method it is given to."""
+    async with page_on(browser, f"{shop.base}/") as page:
+        with trio.fail_after(2):
+            for call in (page.wait_for("a[["), page.click_if_present("div >> p"), page.extract_all("..x", {"a": "b"})):
+                with pytest.raises(ValueError, match="invalid CSS selector"):
+                    await call
+
+
+async def test_evaluate_returns_values_awaits_promises_and_raises_javascript_errors(shop, browser):
+    async with page_on(browser, f"{shop.base}/") as page:
+        assert await page.evaluate("1 + 2") == 3
+        assert await page.evaluate("new Promise((r) => setTimeout(() => r('late'), 50))", await_promise=True) == "late"
+        with pytest.raises(crawler.JavaScriptError, match="boom"):
+            await page.evaluate("(() => { throw new Error('boom'); })()")
+
+
+async def test_extract_reads_every_kind_of_field(shop, browser):
+    """Text (trimmed), an attribute resolved to an absolute URL, a js expression, and a list."""
+    i = product_with_reviews(1)
+    async with page_on(browser, f"{shop.base}/product/{i}") as page:
+        found = await page.extract(
+            {
+                "name": "h1",
+                "image": {"css": "img.main", "attr": "src"},
+                "stock": {"js": "document.querySelector('#stock').textContent"},
+                "authors": {"css": ".review .author", "all": True},
+                "missing": ".nothing-here",
+            },
+            wait_for="body[data-ready]",
+        )
+    p = demo.product(i)
+    assert found == {
+        "name": p["name"],
+        "image": f"{shop.base}{p['image']}",
+        "stock": str(p["stock"]),
+        "authors": [r["author"] for r in demo.reviews(i)[:3]],
+        "missing": None,
+    }
+
+
+async def test_extract_all_gives_one_row_per_match_with_fields_relative_to_it(shop, browser):
+    i = product_with_reviews(1)
+    async with page_on(browser, f"{shop.base}/product/{i}") as page:
+        rows = await page.extract_all(
+            ".review",
+            {"id": {"css": ":scope", "attr": "data-id"}, "text": ".body", "stars": {"css": ".stars", "attr": "data-n"}},
+        )
+    assert rows == [{"id": r["id"], "text": r["text"], "stars": str(r["stars"])} for r in demo.reviews(i)[:3]]
+
+
+async def test_click_if_present_reaches_every_review_behind_the_more_button(shop, browser):
+    """The contract's loop: click "more" while it is there, waiting for the page to settle."""
+    i = product_with_reviews(3)
+    async with page_on(browser, f"{shop.base}/product/{i}") as page:
+        clicks = 0
+        while await page.click_if_present("button.more-reviews"):
+            await page.wait_for_idle()
+            clicks += 1
+        ids = [row["id"] for row in await page.extract_all(".review", {"id": {"css": ":scope", "attr": "data-id"}})]
+        assert not await page.click_if_present("button.more-reviews")
+    assert ids == [r["id"] for r in demo.reviews(i)]
+    assert clicks >= 2
+
+
+async def test_responses_keep_the_body_of_every_page_of_the_review_api(shop, browser):
+    """Every matching response, in order: pages 2..N of the review API are all there."""
+    i = product_with_reviews(3)
+    async with page_on(browser, f"{shop.base}/product/{i}") as page:
+        while await page.click_if_present("button.more-reviews"):
+            await page.wait_for_idle()
+        bodies = await page.responses("/api/reviews/")
+    assert [b["page"] for b in bodies] == list(range(2, bodies[0]["pages"] + 1))
+    assert [r["id"] for b in bodies for r in b["reviews"]] == [r["id"] for r in demo.reviews(i)[3:]]
+
+
+async def test_click_waits_for_the_element_and_fill_types_into_inputs(shop, browser):
+    """Logging in through the form: fill both inputs, click submit; the session cookie then shows."""
+    async with page_on(browser, f"{shop.base}/login") as page:
+        await page.fill("#username", "demo")
+        await page.fill("#password", "demo")
+        await page.click("button[type=submit]")
+        await page.wait_for(".wish")
+        wishes = await page.extract({"ids": {"css": ".wish a", "attr": "href", "all": True}})
+    assert shop.logins == 1
+    assert len(wishes["ids"]) == len(demo.truth(PRODUCTS)["wishes"])
+
+
+async def test_scroll_to_end_loads_every_entry_of_an_infinite_list(shop, browser):
+    i = max(range(1, PRODUCTS + 1), key=lambda n: len(demo.questions(n)))
+    async with page_on(browser, f"{shop.base}/product/{i}/questions") as page:
+        grew = await page.scroll_to_end(settle_s=0.3)
+        ids = [row["id"] for row in await page.extract_all(".question", {"id": {"css": ":scope", "attr": "data-id"}})]
+    assert ids == [q["id"] for q in demo.questions(i)]
+    assert grew >= 1
+
+
+async def test_enqueue_normalises_links_skips_non_http_and_other_hosts_and_counts_new_ones(shop, browser):
+    """Only http(s) links of this host, fragments dropped, each once; known ones are not new."""
+    known = {f"{shop.base}/about"}
+    env = env_for(known=known)
+    async with page_on(browser, f"{shop.base}/", env, depth=2) as page:
+        new = await page.enqueue(selector="a", label="any", data={"from": "home"})
+        again = await page.enqueue(selector="a")
+    urls = [r.url for r in page.links]
+    assert new == len(urls) and again == 0
+    assert all(u.startswith(shop.base + "/") and "#" not in u for u in urls)
+    assert len(set(urls)) == len(urls) and f"{shop.base}/about" not in urls
+    assert f"{shop.base}/login" in urls
+    assert {r.depth for r in page.links} == {3} and {r.parent for r in page.links} == {f"{shop.base}/"}
+    assert all(r.label == "any" and r.data == {"from": "home"} for r in page.links)
+    skipped = env.links.skipped
+    assert skipped["other_host"] >= 1
+    assert {"scheme_mailto", "scheme_javascript", "scheme_file", "scheme_data"} <= set(skipped)
+
+
+async def test_push_adds_url_and_label_where_the_item_lacks_them(shop, browser):
+    async with page_on(browser, f"{shop.base}/", label="home") as page:
+        await page.push({"a": 1})
+        await page.push({"a": 2, "url": "elsewhere", "label": "mine"})
+        with pytest.raises(TypeError):
+            await page.push({"bad": object()})
+    assert page.items == [
+        {"a": 1, "url": f"{shop.base}/", "label": "home"},
+        {"a": 2, "url": "elsewhere", "label": "mine"},
+    ]
+
+
+async def test_html_and_screenshot(shop, browser):
+    async with page_on(browser, f"{shop.base}/about") as page:
+        html = await page.html()
+        png = await page.screenshot()
+    assert html.startswith("<html") and "</body>" in html
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+async def test_a_navigation_caused_by_a_click_waits_for_the_hosts_rate_limit_turn(shop, browser):
+    """goto and a click's navigation are both document requests paced per host."""
+    env = env_for(wait_ms=(400, 400))
+    async with page_on(browser, f"{shop.base}/", env) as page:
+        await page.click("a[href='/about']")
+        await page.wait_for_load()
+        with trio.fail_after(5):
+            while not [t for t, path in shop.hits if path == "/about"]:
+                await trio.sleep(0.02)
+    home = next(t for t, path in shop.hits if path == "/")
+    about = next(t for t, path in shop.hits if path == "/about")
+    assert about - home >= 0.38
