@@ -465,12 +465,15 @@ class SqliteStore:
         return await self._run(lambda: {u for (u,) in self._db.execute(sql)})
 
     async def url_state(self, url: str) -> dict[str, Any]:
-        sql = """SELECT state, attempts, label, depth, parent, data, last_error, status, done_count, elapsed_s
-                 FROM frontier WHERE url=?"""
+        sql = """SELECT state, attempts, label, depth, parent, data, last_error, status, done_count, elapsed_s,
+                        started_at, finished_at FROM frontier WHERE url=?"""
         row = await self._run(lambda: self._db.execute(sql, (url,)).fetchone())
         if row is None:
             return {}
-        keys = ("state", "attempts", "label", "depth", "parent", "data", "last_error", "status", "done_count", "elapsed_s")
+        keys = (
+            *("state", "attempts", "label", "depth", "parent", "data", "last_error", "status", "done_count"),
+            *("elapsed_s", "started_at", "finished_at"),
+        )
         record = dict(zip(keys, row, strict=True))
         record["data"] = json.loads(record["data"]) if record["data"] else {}
         return record

@@ -39,7 +39,10 @@ def rows(db: str) -> dict[str, tuple]:
 
 def items(db: str) -> dict[str, dict]:
     with sqlite3.connect(db) as conn:
-        return {url: json.loads(data) for url, data in conn.execute("SELECT url, data FROM items")}
+        pairs = conn.execute("SELECT f.url, i.data FROM items i JOIN frontier f ON f.id = i.url_id").fetchall()
+    by_url = {url: json.loads(data) for url, data in pairs}
+    assert len(by_url) == len(pairs), "a page's item was stored twice"
+    return by_url
 
 
 async def wait_done(db: str, at_least: int, proc: trio.Process, timeout_s: float = 60) -> None:
