@@ -6,7 +6,7 @@
 
 For each mode, one after the other in this process: start nothing new but a fresh
 SqliteStore in a temporary folder and a :class:`crawler.engine.Crawler` whose config is
-``config/demo.toml`` pointed at the demo shop (served by this same trio process on
+``config/products.toml`` pointed at the demo shop (served by this same trio process on
 127.0.0.1, any free port), ids ``1-N``, ``pool.concurrency = C`` and no rate-limit
 waits.  Modes:
 
@@ -60,7 +60,7 @@ from crawler.httpserver import serve_http
 from crawler.store import SqliteStore
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_CONFIG = REPO / "config" / "demo.toml"
+DEMO_CONFIG = REPO / "config" / "products.toml"  # the flat product-page crawl
 RUNNER = Path(__file__).resolve().parent / "playwright_runner.py"
 MiB = 2**20
 HUGE = 10**9

@@ -3,7 +3,7 @@
 Playwright's async API (asyncio), so it runs in its own process.  Not meant to be run
 by hand: crawl_bench.py starts it, serves the shop, and measures this process tree.
 
-Per page it does the work the engine does with config/demo.toml: navigate, wait until
+Per page it does the work the engine does with config/products.toml: navigate, wait until
 ``body[data-ready]`` exists, read the same fields in one evaluate (text trimmed, image
 src made absolute, ``#stock`` textContent as is), and keep the JSON body of the
 ``/api/goods/`` response.  Tabs are closed after ``--recycle-tab-every`` pages and a

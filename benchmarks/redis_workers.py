@@ -6,7 +6,7 @@
 
 This process starts a throwaway ``redis-server`` on 127.0.0.1 (unless ``--redis-url``
 is given) and serves the bundled demo shop (127.0.0.1, a free port).  For each worker
-count W, a fresh crawl of ``--pages`` product pages (``config/demo.toml`` with
+count W, a fresh crawl of ``--pages`` product pages (``config/products.toml`` with
 ``[store] backend = "redis"``, ``pool.concurrency = C``, no rate-limit waits) is
 crawled by W ``python -m crawler --config FILE`` processes started together, each
 launching its own Chromium.  Measured per run:
@@ -126,7 +126,7 @@ class RedisServer:
 
 
 def crawl_config(base: str, pages: int, concurrency: int, redis_url: str, crawl: str, folder: Path) -> dict[str, Any]:
-    data = tomllib.loads((ROOT / "config" / "demo.toml").read_text())
+    data = tomllib.loads((ROOT / "config" / "products.toml").read_text())
     data["site"]["name"] = crawl
     data["input"] = {"url_template": f"{base}/product/{{id}}", "ids": f"1-{pages}"}
     data["pool"]["concurrency"] = concurrency

@@ -51,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="output file (default: standard output)")
 
     demo = sub.add_parser("demo", help="start the bundled demo shop on 127.0.0.1 and crawl it")
-    demo.add_argument("--config", default=str(REPO_CONFIG / "demo.toml"), help="default: config/demo.toml")
-    demo.add_argument("--products", type=_positive, default=None, help="number of products (default: the config's ids)")
+    demo.add_argument("--config", default=str(REPO_CONFIG / "products.toml"), help="default: config/products.toml")
+    demo.add_argument(
+        "--products", type=_positive, default=None, help="number of products (default: the config's ids, else 200)"
+    )
     demo.add_argument("--port", type=int, default=0, help="port of the shop (default: any free port)")
     demo.add_argument("--serve-only", action="store_true", help="only run the shop until interrupted")
     demo.add_argument("--out", default="demo-items.jsonl", help="where the items are exported (JSONL)")
@@ -210,32 +212,47 @@ def write_items(items, out, fmt: str) -> int:
 
 
 async def demo_command(args: argparse.Namespace) -> int:
-    from .demo import DemoShop
+    from . import demo
     from .httpserver import serve_http
 
     cfg = load_config(args)
-    low, high = config_mod.parse_id_range(cfg.input.ids or "1-200", where=f"{cfg.source}: [input] ids")
+    where = f"{cfg.source}: [input] ids"
+    low, high = config_mod.parse_id_range(cfg.input.ids, where=where) if cfg.input.ids else (1, demo.DEFAULT_PRODUCTS)
     products = args.products or high
-    shop = DemoShop(products)
+    shop = demo.DemoShop(products)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(lambda task_status: serve_http(shop, port=args.port, task_status=task_status))
         base = f"http://127.0.0.1:{port}"
         log.info("demo shop with %d products at %s", products, base)
         if args.serve_only:
             await trio.sleep_forever()
-        cfg = attrs.evolve(
-            cfg,
-            input=attrs.evolve(
-                cfg.input, url_template=f"{base}/product/{{id}}", ids=f"{low}-{products}", urls=(), url_file=""
-            ),
-        )
+        cfg = _point_at_shop(cfg, base, ids=f"{low}-{products}" if cfg.input.ids else "")
         async with open_store(cfg) as store:
             if not args.resume:
                 await store.reset()
             reason, summary = await _crawl(cfg, store, args.limit)
-            with open(args.out, "w", encoding="utf-8") as out:  # noqa: ASYNC230
-                exported = write_items(await store.items(), out, "jsonl")
+            items = list(await store.items())
         nursery.cancel_scope.cancel()
+    with open(args.out, "w", encoding="utf-8") as out:  # noqa: ASYNC230
+        exported = write_items(items, out, "jsonl")
     print(f"crawler: {exported} items written to {args.out} (database {cfg.output.db})", file=sys.stderr)
+    print(f"crawler: {demo.format_comparison(demo.compare(items, products))}", file=sys.stderr)
     resume = sys.argv[1:] if "--resume" in sys.argv else [*sys.argv[1:], "--resume"]
     return _finish(reason, summary, resume=resume)
+
+
+def _point_at_shop(cfg: Config, base: str, *, ids: str) -> Config:
+    """``cfg`` with the demo configs' placeholder address replaced by the shop's ``base`` in
+    ``[input] urls`` and ``url_template``, and ``ids`` (if given) as the id range."""
+    from .demo import CONFIG_BASE_URL
+
+    inp = cfg.input
+    return attrs.evolve(
+        cfg,
+        input=attrs.evolve(
+            inp,
+            urls=tuple(url.replace(CONFIG_BASE_URL, base) for url in inp.urls),
+            url_template=inp.url_template.replace(CONFIG_BASE_URL, base),
+            ids=ids or inp.ids,
+        ),
+    )

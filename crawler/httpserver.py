@@ -1,7 +1,9 @@
 """A small HTTP/1.1 server on trio, for the demo shop and the test shops.
 
-Keep-alive, GET/HEAD only, no request bodies.  A handler returns a :class:`Response`;
-a response can also misbehave on purpose (hang before answering, answer late, or
+Keep-alive; any method, with a request body of up to :data:`MAX_BODY_BYTES` given by
+Content-Length (no chunked request bodies: a browser's form post never sends one).  A
+handler returns a :class:`Response`, whose ``headers`` carry Set-Cookie, Location and the
+like; a response can also misbehave on purpose (hang before answering, answer late, or
 close the connection halfway through the body), which is what the fault tests use.
 """
 
@@ -18,6 +20,7 @@ import trio
 log = logging.getLogger("crawler.httpserver")
 
 MAX_HEADER_BYTES = 64 * 1024
+MAX_BODY_BYTES = 2**20  # 1 MiB; a longer Content-Length is answered 413 and the connection closed
 
 
 @attrs.frozen
@@ -25,7 +28,18 @@ class Request:
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
+    body: bytes = b""
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The name=value pairs of the ``cookie`` header (the first of a repeated name wins)."""
+        cookies: dict[str, str] = {}
+        for pair in self.headers.get("cookie", "").split(";"):
+            name, sep, value = pair.strip().partition("=")
+            if sep and name:
+                cookies.setdefault(name, value)
+        return cookies
 
 
 @attrs.frozen
@@ -69,9 +83,17 @@ async def _serve_connection(stream: trio.SocketStream, handler: Handler) -> None
                     buffer += chunk
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
                 request = _parse(head)
-                if request is None:
-                    await stream.send_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                refusal = _refusal(request)
+                if request is None or refusal:
+                    await _refuse(stream, refusal or HTTPStatus.BAD_REQUEST)
                     return
+                length = int(request.headers.get("content-length", "0"))
+                while len(buffer) < length:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                request, buffer = attrs.evolve(request, body=buffer[:length]), buffer[length:]
                 response = await handler(request)
                 if response.hang:
                     await trio.sleep_forever()
@@ -82,6 +104,26 @@ async def _serve_connection(stream: trio.SocketStream, handler: Handler) -> None
                     return
     except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
         return
+
+
+def _refusal(request: Request | None) -> HTTPStatus | None:
+    """Why a request cannot be read, if it cannot."""
+    if request is None:
+        return HTTPStatus.BAD_REQUEST
+    if "transfer-encoding" in request.headers:
+        return HTTPStatus.NOT_IMPLEMENTED
+    length = request.headers.get("content-length", "0")
+    if not length.isdigit():
+        return HTTPStatus.BAD_REQUEST
+    if int(length) > MAX_BODY_BYTES:
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    return None
+
+
+async def _refuse(stream: trio.SocketStream, status: HTTPStatus) -> None:
+    """Answer a request we will not handle, and leave the connection to be closed."""
+    head = f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    await stream.send_all(head.encode("latin-1"))
 
 
 def _parse(head: bytes) -> Request | None:

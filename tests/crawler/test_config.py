@@ -104,7 +104,7 @@ def test_command_line_overrides_the_file(tmp_path):
 
 
 def test_the_shipped_configs_are_valid():
-    for name in ("demo", "musinsa"):
+    for name in ("demo", "products", "musinsa"):
         cfg = config_mod.load(config_mod.Path(__file__).parents[2] / "config" / f"{name}.toml")
         assert next(iter_urls(cfg)).startswith("http")
     musinsa = config_mod.load(config_mod.Path(__file__).parents[2] / "config" / "musinsa.toml")

@@ -1,0 +1,71 @@
+"""The bundled demo shop: a small storefront on 127.0.0.1, deterministic from ids.
+
+Product pages render price and stock from a JSON API call made by page JavaScript,
+like a real storefront; around them are listings, reviews behind a button, questions
+behind infinite scrolling, and a login with CSRF and a session cookie.
+
+==============================  ============================================================
+``/``                           links to every category, ``/login``, ``/wishlist``, ``/about``,
+                                and :data:`NOISE_LINKS` (mailto:, javascript:, other hosts...)
+``/category/{slug}?page=N``     12 ``.product a`` per page, ``a.next`` but on the last page,
+                                ``a.footer`` to ``/about`` on every page; no ``page``: page 1
+``/product/{i}``                the product (``body[data-ready]`` once ``/api/goods`` is in),
+                                ``.account``, ``#reviews`` (page 1 rendered, then
+                                ``button.more-reviews``), ``a.questions``
+``/product/{i}/questions``      5 ``.question``, more on scrolling; then ``body[data-done]``
+``/login``                      GET: the form (sets ``csrf_session``); POST: see ``DemoShop``
+``/wishlist``                   the demo user's ``.wish`` links; 303 to ``/login`` without a session
+``/about``                      a static page
+``/api/goods/{i}``              ``product(i)``
+``/api/reviews/{i}?page=N``     ``{"reviews": [...3], "page": N, "pages": P}``; 404 past P
+``/api/questions/{i}?page=N``   ``{"questions": [...5], "page": N, "pages": P}``; 404 past P
+``/img/...``                    a 1x1 PNG
+==============================  ============================================================
+
+The truth (``product``, ``reviews``, ``questions``, ``wishlist``, ``truth``) is what
+those pages show; ``compare`` counts how much of it a crawl's items hold.
+"""
+
+from ._data import CATEGORIES as CATEGORIES
+from ._data import CONFIG_BASE_URL as CONFIG_BASE_URL
+from ._data import DEFAULT_PRODUCTS as DEFAULT_PRODUCTS
+from ._data import ITEM_KINDS as ITEM_KINDS
+from ._data import PIXEL_PNG as PIXEL_PNG
+from ._data import USERS as USERS
+from ._data import category_of as category_of
+from ._data import category_products as category_products
+from ._data import compare as compare
+from ._data import expected_item as expected_item
+from ._data import format_comparison as format_comparison
+from ._data import format_price as format_price
+from ._data import product as product
+from ._data import questions as questions
+from ._data import reviews as reviews
+from ._data import truth as truth
+from ._data import wishlist as wishlist
+from ._pages import NOISE_LINKS as NOISE_LINKS
+from ._pages import PRODUCT_PAGE as PRODUCT_PAGE
+from ._shop import DemoShop as DemoShop
+
+__all__ = [
+    "CATEGORIES",
+    "CONFIG_BASE_URL",
+    "DEFAULT_PRODUCTS",
+    "ITEM_KINDS",
+    "NOISE_LINKS",
+    "PIXEL_PNG",
+    "PRODUCT_PAGE",
+    "USERS",
+    "DemoShop",
+    "category_of",
+    "category_products",
+    "compare",
+    "expected_item",
+    "format_comparison",
+    "format_price",
+    "product",
+    "questions",
+    "reviews",
+    "truth",
+    "wishlist",
+]
