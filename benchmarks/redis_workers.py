@@ -188,7 +188,7 @@ async def run_workers(
             state = await store.url_state(f"{base}/product/{i}")
             done_counts.append(state.get("done_count"))
             if state.get("finished_at"):
-                finished.append(float(state["finished_at"]))
+                finished.append(state["finished_at"])
         await store.reset()
     wrong = sum(1 for i in range(1, args.pages + 1) if items.get(f"{base}/product/{i}") != expected_item(base, i))
     done = counts["done"]
@@ -200,7 +200,7 @@ async def run_workers(
         "exit_codes": codes,
         "done": done,
         "wrong_items": wrong,
-        "done_once": all(n == "1" for n in done_counts),
+        "done_once": all(n == 1 for n in done_counts),
         "wall_s": wall_s,
         "wall_pages_per_s": done / wall_s,
         "steady_pages_per_s": steady,

@@ -8,8 +8,8 @@ States of a URL are the SQLite store's, plus a **lease** on ``in_progress``::
 
     pending ──claim──► in_progress (lease: token, holder, expiry) ──complete──► done
        ▲                  │  ├──retry_later──► pending (attempt counted, ready time set)
-       └──release─────────┘  └──fail─────────► failed (reason kept)
-                          │
+       ├──release─────────┤  └──fail─────────► failed (reason kept)
+       └──recover─────────┤ (lease expired; the attempt not charged)
                           └──lease expired, another worker's claim──► in_progress (new token)
 
 Every transition is one Lua script, so it is atomic on the server whatever the
@@ -18,21 +18,31 @@ clients do.  A claimed URL is held by a lease: a random token and an expiry
 every lease this store holds every ``lease_s / 3``.  A worker that dies (SIGKILL, a
 lost machine) stops renewing; once its leases have expired, the next claim by any
 worker takes the URL over (counting an attempt; after ``[retry] max_attempts`` the URL
-is failed with reason ``lease_expired`` rather than handed on forever).  ``complete``,
-``retry_later``, ``fail`` and ``release`` only act while the caller's token still holds
-the lease: a slow worker that finishes after its lease was taken over gets ``False``
-from ``complete`` and writes nothing, so a URL is marked done once.
+is failed with reason ``lease_expired`` rather than handed on forever), or a worker's
+``recover`` at its start puts it back to pending (not counting the attempt, as SQLite's
+``recover`` does after a kill).  ``complete``, ``retry_later``, ``fail`` and
+``release`` only act while the caller's token still holds the lease: a slow worker
+that finishes after its lease was taken over gets ``False`` from ``complete`` and
+writes nothing, so a URL is marked done once.  ``complete`` is one script that marks
+the URL done, stores the job's items and adds its links: all of it or none.
+
+The frontier never holds more than ``max_urls`` URLs (``[crawl] max_pages``; 0: no
+cap), counted as ``P seq``: every URL ever added, whatever its state now.
 
 Keys (``P`` is ``crawler:{<crawl>}:``, ``<crawl>`` being ``[store] crawl`` or the site
 name; the braces make every key of a crawl share one Redis Cluster hash slot):
 
 =====================  =========================================================
-``P seq``              string: the last URL id given (ids give the crawl order)
+``P seq``              string: the last URL id given (ids give the crawl order;
+                       also the number of URLs ever added, which ``max_urls`` caps)
 ``P ids``              hash: url -> id (the same URL added twice is one URL)
 ``P u:<id>``           hash: url, state, attempts, ready, token, worker,
                        lease_until, started_at, finished_at, elapsed_s, status,
-                       last_error, done_count, done_by, done_token, takeovers,
-                       taken_from, taken_at
+                       last_error, done_count, done_by, done_token, done_call,
+                       takeovers, taken_from, taken_at; and the request: depth,
+                       label, parent, data (JSON object); label, parent and data
+                       are absent for None / {} (and in URLs added by the previous
+                       layout, which had no request fields)
 ``P pending``          zset: id -> ready time (a fresh URL's score is its id,
                        always in the past, so fresh URLs go first, in order)
 ``P leases``           zset: id -> lease expiry (every URL in progress)
@@ -40,30 +50,38 @@ name; the braces make every key of a crawl share one Redis Cluster hash slot):
 ``P done``             zset: id -> id (crawl order of the items)
 ``P failed``           zset: id -> id
 ``P fail_kinds``       hash: failure kind (reason before ':') -> count
-``P items``            hash: id -> item JSON
+``P items``            hash: id -> JSON array of the items its job pushed, in push
+                       order (absent when none; a JSON object, from the previous
+                       layout, is one item)
 ``P workers``          zset: worker id (``host:pid:random``) -> last renewal
 ``P runs``             hash: run number -> JSON record; ``P run_seq``
 ``P mem:<run>``        list of memory samples, capped at MAX_SAMPLES
 ``P tabs:<run>``       list of tab samples, capped at MAX_SAMPLES
 =====================  =========================================================
 
+A stored value this version cannot read (an item that is not a JSON object or
+array, a ``data`` that is not a JSON object...) raises :class:`RedisLayoutError`,
+one line naming the key: the crawl was written by an incompatible version.
+
 Times are Redis's ``TIME`` (seconds, float), so workers on machines whose clocks
 disagree still agree on lease expiries and ready times.
 
 The client is coredis (6.x, built on anyio, runs under trio).  It retries a command
 whose connection broke; every script is idempotent for that: a retried claim with
-the same token returns the same URL, a retried complete of a completed token
-returns True.
+the same token returns the same URL, a retried complete (the same call: each call
+sends a random ``call`` id) returns True and adds nothing again, while a second
+``complete`` call for a job already completed returns False, as on SQLite.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -74,7 +92,7 @@ import trio
 import cdp
 
 from .config import Config, ConfigError
-from .store import STATES, Job, reason_kind
+from .store import STATES, Job, Request, reason_kind
 
 log = logging.getLogger("crawler.redis_store")
 
@@ -82,6 +100,7 @@ CONNECT_TIMEOUT_S = 10.0  # bound on reaching Redis when the store opens
 COMMAND_TIMEOUT_S = 30.0  # a reply that takes longer breaks the connection (then retried)
 CLEANUP_TIMEOUT_S = 5.0  # bound on giving leases back when the store closes or a claim is cancelled
 ADD_BATCH = 1000  # URLs per add_urls script call
+REQUEST_FIELDS = 5  # script arguments per request: url, label, depth, data, parent (see _encode_request)
 READ_BATCH = 1000  # items per read when exporting
 MAX_SAMPLES = 10_000  # memory / tab samples kept per run (a capped list each)
 TAKEOVER_SCAN = 50  # expired leases one claim may fail (max_attempts reached) before giving up
@@ -94,26 +113,53 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# ARGV: prefix, url...  -> number of new URLs
+# Shared by the scripts that add URLs: ``add_request(i, max_urls)`` adds the request
+# whose REQUEST_FIELDS arguments start at ARGV[i] (url, label, depth, data, parent;
+# label and parent are '' for None, else '=' then the text; data is the JSON object,
+# '' for {}) unless its URL is known or the frontier is full -> 1 if added.
+# ``frontier_full(max_urls)``: ``P seq`` (every URL ever added) has reached max_urls
+# (0: no cap).
+_ADD_FUNCTIONS = f"""
+local REQUEST_FIELDS = {REQUEST_FIELDS}
+local function frontier_full(max_urls)
+  return max_urls > 0 and tonumber(redis.call('GET', K .. 'seq') or '0') >= max_urls
+end
+local function add_request(i, max_urls)
+  local url = ARGV[i]
+  if redis.call('HEXISTS', K .. 'ids', url) == 1 or frontier_full(max_urls) then return 0 end
+  local id = redis.call('INCR', K .. 'seq')
+  redis.call('HSET', K .. 'ids', url, id)
+  local u = K .. 'u:' .. id
+  redis.call('HSET', u, 'url', url, 'state', 'pending', 'attempts', 0, 'ready', id, 'done_count', 0,
+             'depth', ARGV[i + 2])
+  if ARGV[i + 1] ~= '' then redis.call('HSET', u, 'label', string.sub(ARGV[i + 1], 2)) end
+  if ARGV[i + 3] ~= '' then redis.call('HSET', u, 'data', ARGV[i + 3]) end
+  if ARGV[i + 4] ~= '' then redis.call('HSET', u, 'parent', string.sub(ARGV[i + 4], 2)) end
+  redis.call('ZADD', K .. 'pending', id, id)
+  return 1
+end
+"""
+
+# The fields of a URL record a claim returns, after the id (see ``_job``).
+_JOB_FIELDS = "'url', 'attempts', 'label', 'depth', 'data', 'parent'"
+
+# ARGV: prefix, max_urls, then REQUEST_FIELDS per request
+#   -> {number of new URLs, 1 if the frontier is full now else 0}
 _ADD_URLS = (
     _PROLOGUE
+    + _ADD_FUNCTIONS
     + """
+local max_urls = tonumber(ARGV[2])
 local added = 0
-for i = 2, #ARGV do
-  local url = ARGV[i]
-  if redis.call('HEXISTS', K .. 'ids', url) == 0 then
-    local id = redis.call('INCR', K .. 'seq')
-    redis.call('HSET', K .. 'ids', url, id)
-    redis.call('HSET', K .. 'u:' .. id, 'url', url, 'state', 'pending', 'attempts', 0, 'ready', id, 'done_count', 0)
-    redis.call('ZADD', K .. 'pending', id, id)
-    added = added + 1
-  end
+for i = 3, #ARGV, REQUEST_FIELDS do
+  added = added + add_request(i, max_urls)
 end
-return added
+return {added, frontier_full(max_urls) and 1 or 0}
 """
 )
 
-# ARGV: prefix, worker, token, lease_s, max_attempts  -> {id, url, attempt} or nil
+# ARGV: prefix, worker, token, lease_s, max_attempts, takeover_scan
+#   -> {id, url, attempt, label, depth, data, parent} (absent fields nil) or nil
 _CLAIM = (
     _PROLOGUE
     + """
@@ -122,8 +168,7 @@ local lease_s, max_attempts = tonumber(ARGV[4]), tonumber(ARGV[5])
 -- A retry of a claim whose reply was lost: the same token gets the same URL.
 for _, held in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
   if redis.call('HGET', K .. 'u:' .. held, 'token') == token then
-    local u = K .. 'u:' .. held
-    return {held, redis.call('HGET', u, 'url'), tonumber(redis.call('HGET', u, 'attempts'))}
+    return {held, unpack(redis.call('HMGET', K .. 'u:' .. held, JOB_FIELDS))}
   end
 end
 local id = nil
@@ -155,23 +200,31 @@ if not id then
   redis.call('ZREM', K .. 'pending', id)
 end
 local u = K .. 'u:' .. id
-local attempt = redis.call('HINCRBY', u, 'attempts', 1)
+redis.call('HINCRBY', u, 'attempts', 1)
 local lease_until = now + lease_s
 redis.call('HSET', u, 'state', 'in_progress', 'token', token, 'worker', worker,
            'started_at', now, 'lease_until', lease_until)
 redis.call('ZADD', K .. 'leases', lease_until, id)
 redis.call('SADD', K .. 'held:' .. worker, id)
-return {id, redis.call('HGET', u, 'url'), attempt}
+return {id, unpack(redis.call('HMGET', u, JOB_FIELDS))}
 """
-)
+).replace("JOB_FIELDS", _JOB_FIELDS)
 
-# ARGV: prefix, id, token, item_json, status ('' for none), elapsed_s  -> 1 done, 0 not held
+# ARGV: prefix, id, token, call, items_json ('' for none), status ('' for none),
+#   elapsed_s, max_urls, then REQUEST_FIELDS per link
+#   -> 1 done (by this call, or by this same call before: a client's retry),
+#      2 already done by another complete call of this job (nothing written),
+#      0 not held (nothing written)
 _COMPLETE = (
     _PROLOGUE
+    + _ADD_FUNCTIONS
     + """
-local id, token = ARGV[2], ARGV[3]
+local id, token, call = ARGV[2], ARGV[3], ARGV[4]
 local u = K .. 'u:' .. id
-if redis.call('HGET', u, 'done_token') == token then return 1 end  -- a retried call
+if redis.call('HGET', u, 'done_token') == token then
+  if redis.call('HGET', u, 'done_call') == call then return 1 end  -- a retried call
+  return 2
+end
 if redis.call('HGET', u, 'state') ~= 'in_progress' or redis.call('HGET', u, 'token') ~= token then
   return 0
 end
@@ -179,12 +232,36 @@ local worker = redis.call('HGET', u, 'worker')
 redis.call('SREM', K .. 'held:' .. worker, id)
 redis.call('ZREM', K .. 'leases', id)
 redis.call('HSET', u, 'state', 'done', 'token', '', 'worker', '', 'done_by', worker, 'done_token', token,
-           'finished_at', now, 'elapsed_s', ARGV[6], 'last_error', '')
-if ARGV[5] ~= '' then redis.call('HSET', u, 'status', ARGV[5]) end
+           'done_call', call, 'finished_at', now, 'elapsed_s', ARGV[7])
+redis.call('HDEL', u, 'last_error')
+if ARGV[6] ~= '' then redis.call('HSET', u, 'status', ARGV[6]) else redis.call('HDEL', u, 'status') end
 redis.call('HINCRBY', u, 'done_count', 1)
 redis.call('ZADD', K .. 'done', id, id)
-redis.call('HSET', K .. 'items', id, ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', K .. 'items', id, ARGV[5]) end
+local max_urls = tonumber(ARGV[8])
+for i = 9, #ARGV, REQUEST_FIELDS do
+  add_request(i, max_urls)
+end
 return 1
+"""
+)
+
+# ARGV: prefix  -> how many expired leases (any worker's) went back to pending, the
+# interrupted attempt not charged
+_RECOVER = (
+    _PROLOGUE
+    + """
+local recovered = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K .. 'leases', '-inf', now)) do
+  local u = K .. 'u:' .. id
+  redis.call('SREM', K .. 'held:' .. (redis.call('HGET', u, 'worker') or ''), id)
+  redis.call('ZREM', K .. 'leases', id)
+  if tonumber(redis.call('HGET', u, 'attempts') or '0') > 0 then redis.call('HINCRBY', u, 'attempts', -1) end
+  redis.call('HSET', u, 'state', 'pending', 'token', '', 'worker', '')
+  redis.call('ZADD', K .. 'pending', redis.call('HGET', u, 'ready'), id)
+  recovered = recovered + 1
+end
+return recovered
 """
 )
 
@@ -210,7 +287,7 @@ if mode == 'release' then
 end
 local started = tonumber(redis.call('HGET', u, 'started_at') or now)
 redis.call('HSET', u, 'last_error', ARGV[5], 'finished_at', now, 'elapsed_s', now - started)
-if ARGV[7] ~= '' then redis.call('HSET', u, 'status', ARGV[7]) end
+if ARGV[7] ~= '' then redis.call('HSET', u, 'status', ARGV[7]) else redis.call('HDEL', u, 'status') end
 if mode == 'retry' then
   local ready = now + tonumber(ARGV[8])
   redis.call('HSET', u, 'state', 'pending', 'ready', ready)
@@ -326,6 +403,7 @@ _SCRIPTS = {
     "add_urls": _ADD_URLS,
     "claim": _CLAIM,
     "complete": _COMPLETE,
+    "recover": _RECOVER,
     "finish": _FINISH,
     "release_held": _RELEASE_HELD,
     "renew": _RENEW,
@@ -336,6 +414,12 @@ _SCRIPTS = {
 }
 
 REDIS_ERRORS = (coredis.exceptions.RedisError, OSError)
+
+
+class RedisLayoutError(ConfigError):
+    """A value in the crawl's keys that this version cannot read: the crawl was
+    written by an incompatible version.  A ConfigError, since the remedy is in the
+    configuration (another ``[store] crawl``, or ``--fresh``)."""
 
 
 def key_prefix(crawl: str) -> str:
@@ -352,7 +436,7 @@ class RedisStore:
     """The frontier and the items of one crawl in Redis, as seen by one worker.
 
     Create it with :func:`open_redis_store`, which also renews its leases.  Every
-    method is one round trip (``add_urls``, ``items`` and ``reset`` one per batch) and
+    method is one round trip (``add_urls``, ``known``, ``items`` and ``reset`` one per batch) and
     one atomic script on the server.  If a method is cancelled while waiting for the
     reply, the script may or may not have run; what that means is said per method.
     Methods raise ``coredis`` errors when Redis cannot be reached (after the client's
@@ -366,6 +450,7 @@ class RedisStore:
         *,
         lease_s: float,
         max_attempts: int,
+        max_urls: int = 0,
         worker: str | None = None,
     ):
         self.client = client
@@ -373,6 +458,7 @@ class RedisStore:
         self.prefix = key_prefix(crawl)
         self.lease_s = lease_s
         self.max_attempts = max_attempts
+        self.max_urls = max_urls  # the frontier never holds more URLs (ever added); 0: no cap
         self.worker = worker or new_worker_id()
         self.run_id: int | None = None
         self.leases_lost = 0
@@ -398,31 +484,44 @@ class RedisStore:
 
     # -- the frontier --------------------------------------------------------------------
 
-    async def add_urls(self, urls: Iterable[str], batch: int = ADD_BATCH) -> int:
-        """Add URLs not seen before (the same URL twice, by any worker, is one URL).
-        Returns how many were new.  Each batch is atomic; if cancelled, the batches
-        sent so far are added, possibly the one in flight too."""
+    async def add_urls(self, requests: Iterable[Request | str], batch: int = ADD_BATCH) -> int:
+        """Add the requests (a ``str`` is ``Request(url)``) whose URL is not in the
+        frontier yet (added by any worker): the first request for a URL wins.  Once the
+        frontier holds ``max_urls`` URLs (ever added), the rest are dropped (and the
+        iterable is not read further).  Returns how many were added.  Raises ValueError
+        for a request whose ``data`` is not a JSON object.  Each batch is atomic; if
+        cancelled, the batches sent so far are added, possibly the one in flight too."""
         added = 0
-        chunk: list[str] = []
-        for url in urls:
-            chunk.append(url)
-            if len(chunk) >= batch:
-                added += int(await self._run("add_urls", *chunk))
-                chunk = []
-        if chunk:
-            added += int(await self._run("add_urls", *chunk))
+        for chunk in _batches(requests, batch):
+            args = [arg for request in chunk for arg in _encode_request(request)]
+            new, full = await self._run("add_urls", str(self.max_urls), *args)
+            added += int(new)
+            if int(full):
+                break
         return added
 
+    async def known(self, urls: Iterable[str]) -> set[str]:
+        """The subset of ``urls`` in the frontier, in any state.  Read in batches of
+        READ_BATCH, each one consistent; cancelled half-way: nothing is returned."""
+        found: set[str] = set()
+        for chunk in _batches(urls, READ_BATCH):
+            ids = await self.client.hmget(self.key("ids"), chunk)
+            found.update(url for url, job_id in zip(chunk, ids, strict=True) if job_id is not None)
+        return found
+
     async def recover(self) -> int:
-        """Nothing to do, returns 0: URLs left in progress by a dead worker are held by
-        leases that expire on their own, and are then taken over by any claim.  (A
-        new store is a new worker and holds nothing yet; releasing leases of other
-        workers here would steal live work.)"""
-        return 0
+        """Put every expired lease, whoever held it, back to pending without charging
+        the interrupted attempt (what SQLite's recover does after a kill); returns how
+        many.  Live leases (still renewed) are not touched.  Run at a worker's start:
+        an expired lease is a dead worker's, and its URL goes back in its place in line
+        rather than waiting for a takeover (which would count the attempt).  Atomic; if
+        cancelled, it may or may not have happened."""
+        return int(await self._run("recover"))
 
     async def claim(self) -> Job | None:
         """Take a URL: one whose lease expired (a dead worker's), else the next ready
         pending one; hold it with a fresh lease.  None if nothing is claimable now.
+        The Job carries the URL's request fields (label, depth, data, parent).
 
         Atomic with respect to cancellation: if cancelled, whatever the script claimed
         with this call's token goes back to pending (bounded by CLEANUP_TIMEOUT_S;
@@ -438,9 +537,22 @@ class RedisStore:
             raise
         if not reply:
             return None
-        job = Job(int(reply[0]), reply[1], int(reply[2]), token)
+        job = self._job(reply, token)
         self._held[job.id] = token
         return job
+
+    def _job(self, reply: list[Any], token: str) -> Job:
+        job_id, url, attempts, label, depth, data, parent = reply
+        return Job(
+            int(job_id),
+            url,
+            int(attempts),
+            token,
+            label=label,
+            depth=int(depth or 0),
+            data=self._decode_data(f"u:{job_id}", data),
+            parent=parent,
+        )
 
     async def next_ready_in(self) -> float | None:
         """Seconds until something may be claimable: 0 if a pending URL is ready,
@@ -450,19 +562,43 @@ class RedisStore:
         reply = await self._run("next_ready_in")
         return None if reply is None else float(reply)
 
-    async def complete(self, job: Job, item: dict[str, Any], status: int | None, elapsed_s: float) -> bool:
-        """Mark the job done and store its item, atomically, if its lease is still
-        held by ``job.token``.  False, and nothing written, if another worker took
-        the lease over (or the job was already released).  If cancelled, it may or
-        may not have completed; calling it again tells (True if it had)."""
-        data = json.dumps(item, ensure_ascii=False)
+    async def complete(
+        self,
+        job: Job,
+        items: Sequence[dict[str, Any]],
+        links: Sequence[Request],
+        status: int | None,
+        elapsed_s: float,
+    ) -> bool:
+        """In one script, if the lease is still held by ``job.token``: the job done,
+        its ``items`` stored (in push order) and its ``links`` added as by
+        :meth:`add_urls` (new URLs only, within ``max_urls``).  False, and nothing
+        written, if the job is not held any more: another worker took the lease over,
+        it was released, or it was completed already (a second call returns False; the
+        client's own retry of this call returns True).  Raises ValueError, writing
+        nothing, if an item or a link's data is not JSON.  If cancelled, it may or may
+        not have happened (all of it or none); either way the lease is no longer
+        renewed, so a job not completed is taken over once its lease expires."""
+        try:
+            items_json = json.dumps(list(items), ensure_ascii=False) if items else ""
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{job.url}: an item is not JSON-serialisable: {exc}") from None
+        link_args = [arg for link in links for arg in _encode_request(link)]
         self._held.pop(job.id, None)  # no more renewals: the outcome is on its way
         done = await self._run(
-            "complete", str(job.id), job.token, data, "" if status is None else str(status), repr(elapsed_s)
+            "complete",
+            str(job.id),
+            job.token,
+            secrets.token_hex(8),  # this call's id: a retry of it is told from a second call
+            items_json,
+            "" if status is None else str(status),
+            repr(elapsed_s),
+            str(self.max_urls),
+            *link_args,
         )
-        if not done:
+        if int(done) == 0:
             self.leases_lost += 1
-        return bool(done)
+        return int(done) == 1
 
     async def retry_later(self, job: Job, reason: str, delay_s: float, status: int | None = None) -> None:
         """Back to pending, ready in ``delay_s`` (the attempt counts), if still held.
@@ -540,23 +676,78 @@ class RedisStore:
         return set(await self._run("held_urls", self.worker))
 
     async def items(self) -> Iterator[dict[str, Any]]:
-        """Every extracted item with its url, in crawl order (of the whole crawl).
-        Read in batches of READ_BATCH, all before returning: memory grows with the
-        crawl.  Cancelled half-way: nothing is returned."""
-        data: list[str] = []
+        """Every stored item of the whole crawl, in the order the URLs entered the
+        frontier (URL id), then push order.  Read in batches of READ_BATCH, all before
+        returning: memory grows with the crawl.  Cancelled half-way: nothing is
+        returned."""
+        items: list[dict[str, Any]] = []
         start = 0
         while True:
             ids = await self.client.zrange(self.key("done"), start, start + READ_BATCH - 1)
             if not ids:
                 break
-            data += [d for d in await self.client.hmget(self.key("items"), ids) if d is not None]
+            for job_id, data in zip(ids, await self.client.hmget(self.key("items"), ids), strict=True):
+                if data is not None:
+                    items += self._decode_items(job_id, data)
             start += READ_BATCH
-        return (json.loads(d) for d in data)
+        return iter(items)
 
-    async def url_state(self, url: str) -> dict[str, str]:
-        """The whole record of one URL (for tests and debugging); {} if unknown."""
+    async def url_state(self, url: str) -> dict[str, Any]:
+        """One URL's record; {} if unknown.  The contract's keys, typed as SQLite's:
+        ``state`` str, ``attempts``, ``depth``, ``done_count`` int, ``status`` int or
+        None, ``label``, ``parent``, ``last_error`` str or None, ``data`` dict.  Then
+        the lease's bookkeeping: ``url``, ``token``, ``worker``, ``done_by``,
+        ``done_token``, ``done_call``, ``taken_from`` str; ``ready``, ``lease_until``,
+        ``started_at``, ``finished_at``, ``elapsed_s``, ``taken_at`` float (server
+        time), ``takeovers`` int; each only when set.  Two reads (the id, then the
+        record); cancelled half-way: nothing is returned."""
         job_id = await self.client.hget(self.key("ids"), url)
-        return {} if job_id is None else dict(await self.client.hgetall(self.key(f"u:{job_id}")))
+        if job_id is None:
+            return {}
+        record: dict[str, Any] = dict(await self.client.hgetall(self.key(f"u:{job_id}")))
+        key = f"u:{job_id}"
+        try:
+            for name in _FLOAT_FIELDS & record.keys():
+                record[name] = float(record[name])
+            for name in _INT_FIELDS & record.keys():
+                record[name] = int(record[name])
+        except ValueError as exc:
+            raise RedisLayoutError(f"{self.key(key)}: {exc}") from None
+        return {
+            **record,
+            "state": record.get("state", ""),
+            "attempts": record.get("attempts", 0),
+            "label": record.get("label"),
+            "depth": record.get("depth", 0),
+            "parent": record.get("parent"),
+            "data": self._decode_data(key, record.get("data")),
+            "last_error": record.get("last_error") or None,  # '' in records of the previous layout
+            "status": record.get("status"),
+            "done_count": record.get("done_count", 0),
+        }
+
+    def _decode_data(self, key: str, data: str | None) -> dict[str, Any]:
+        if data is None:
+            return {}
+        try:
+            value = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise RedisLayoutError(f"{self.key(key)} data: not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise RedisLayoutError(f"{self.key(key)} data: expected a JSON object, got {type(value).__name__}")
+        return value
+
+    def _decode_items(self, job_id: str, data: str) -> list[dict[str, Any]]:
+        where = f"{self.key('items')} {job_id}"
+        try:
+            value = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise RedisLayoutError(f"{where}: not JSON: {exc}") from None
+        if isinstance(value, dict):
+            return [value]  # the previous layout: one item per URL, stored as itself
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            return value
+        raise RedisLayoutError(f"{where}: expected a JSON array of objects, got {data[:60]!r}")
 
     async def reset(self) -> None:
         """Delete every key of this crawl (``--fresh``).  Not atomic: do it while no
@@ -612,6 +803,34 @@ class RedisStore:
             await trio.sleep(interval_s)
 
 
+_FLOAT_FIELDS = {"ready", "lease_until", "started_at", "finished_at", "elapsed_s", "taken_at"}
+_INT_FIELDS = {"attempts", "depth", "done_count", "status", "takeovers"}
+
+
+def _encode_request(request: Request | str) -> list[str]:
+    """The REQUEST_FIELDS script arguments of one request (see ``_ADD_FUNCTIONS``)."""
+    if isinstance(request, str):
+        return [request, "", "0", "", ""]
+    if not isinstance(request.data, dict):
+        raise ValueError(f"{request.url}: request data must be a dict, not {type(request.data).__name__}")
+    try:
+        data = json.dumps(request.data, ensure_ascii=False) if request.data else ""
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{request.url}: request data is not JSON-serialisable: {exc}") from None
+    return [request.url, _optional(request.label), str(int(request.depth)), data, _optional(request.parent)]
+
+
+def _optional(text: str | None) -> str:
+    """'' for None, else '=' then the text (so that '' stays a string)."""
+    return "" if text is None else "=" + text
+
+
+def _batches(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(iterable)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
@@ -644,6 +863,7 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
         section.crawl or cfg.site.name,
         lease_s=section.lease_s,
         max_attempts=cfg.retry.max_attempts,
+        max_urls=cfg.crawl.max_pages,
     )
     # coredis runs its connections in an anyio task group, which wraps an exception of
     # the body in an ExceptionGroup: callers catch ConfigError, not a group of it.

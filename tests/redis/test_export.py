@@ -23,8 +23,8 @@ async def test_export_writes_the_redis_items_in_crawl_order(tmp_path, redis_serv
     async with open_redis_store(cfg) as store:
         await store.add_urls(URLS)
         jobs = [await store.claim() for _ in URLS]
-        await store.complete(jobs[2], {"url": URLS[2], "name": "Cap #3", "goods": {"id": 3}}, 200, 0.1)
-        await store.complete(jobs[0], {"url": URLS[0], "name": "Tee #1", "goods": {"id": 1}}, 200, 0.1)
+        await store.complete(jobs[2], [{"url": URLS[2], "name": "Cap #3", "goods": {"id": 3}}], [], 200, 0.1)
+        await store.complete(jobs[0], [{"url": URLS[0], "name": "Tee #1", "goods": {"id": 1}}], [], 200, 0.1)
         await store.fail(jobs[1], "http_404: gone", 404)
     config = tmp_path / "export.toml"
     config.write_text(to_toml(redis_config_dict(redis_server, crawl_name, URLS)))
@@ -54,6 +54,35 @@ async def test_export_writes_the_redis_items_in_crawl_order(tmp_path, redis_serv
     with open(out_csv, newline="", encoding="utf-8") as f:  # noqa: ASYNC230 - a small local file
         rows = list(csv.DictReader(f))
     assert [(r["url"], json.loads(r["goods"])) for r in rows] == [(URLS[0], {"id": 1}), (URLS[2], {"id": 3})]
+
+
+async def test_export_reads_a_crawl_written_by_the_previous_layout(tmp_path, redis_server, crawl_name):
+    """A crawl whose items were stored one JSON object per URL (the previous layout)
+    still exports, each object as one item, in crawl order with the items of this
+    version."""
+    cfg = make_redis_config(redis_server, crawl_name, URLS)
+    async with open_redis_store(cfg) as store:
+        await store.add_urls(URLS[:2])
+        old, new = await store.claim(), await store.claim()
+        await store.complete(new, [{"url": URLS[1], "n": 1}, {"url": URLS[1], "n": 2}], [], 200, 0.1)
+        # What the previous version's complete wrote for the first URL:
+        await store.complete(old, [], [], 200, 0.1)
+        await store.client.hset(store.key("items"), {str(old.id): json.dumps({"url": URLS[0], "n": 0})})
+    config = tmp_path / "export.toml"
+    config.write_text(to_toml(redis_config_dict(redis_server, crawl_name, URLS)))
+    out = tmp_path / "items.jsonl"
+    result = await trio.run_process(
+        [sys.executable, "-m", "crawler", "export", "--config", str(config), "--format", "jsonl", "--out", str(out)],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [
+        {"url": URLS[0], "n": 0},
+        {"url": URLS[1], "n": 1},
+        {"url": URLS[1], "n": 2},
+    ]
 
 
 async def test_export_from_an_unreachable_redis_is_a_one_line_error(tmp_path, redis_server, crawl_name):

@@ -1,13 +1,18 @@
-"""The Redis store's transitions, one at a time, against a real redis-server."""
+"""What only the Redis store does, against a real redis-server: several workers,
+leases (renewal, expiry, takeover), tokens, retried scripts, the key layout.  What
+both backends do is in tests/crawler/test_store_contract.py."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import trio
 
 from crawler import redis_store
 from crawler.config import ConfigError
-from crawler.redis_store import open_redis_store
+from crawler.redis_store import RedisLayoutError, open_redis_store
+from crawler.store import Request
 from tests.redis.conftest import make_redis_config
 
 URLS = [f"http://shop.test/product/{i}" for i in range(1, 6)]
@@ -27,81 +32,38 @@ async def test_add_urls_counts_each_url_once_across_workers(cfg):
         assert await a.counts() == {"pending": 5, "in_progress": 0, "done": 0, "failed": 0}
 
 
-async def test_claim_takes_fresh_urls_in_order_then_none(cfg):
-    """Fresh URLs are claimed in the order they were added, each once; then claim
-    returns None and next_ready_in says how long until a lease may expire."""
+async def test_each_claim_has_its_own_token_and_a_held_url_comes_back_within_a_lease(cfg):
+    """Every claim gets a fresh lease token; with every URL held, next_ready_in is at
+    most lease_s: the earliest lease may expire by then."""
     async with open_redis_store(cfg) as store:
         await store.add_urls(URLS)
         jobs = [await store.claim() for _ in URLS]
-        assert [j.url for j in jobs] == URLS
-        assert [j.attempt for j in jobs] == [1] * 5
         assert len({j.token for j in jobs}) == 5
         assert await store.claim() is None
-        assert await store.counts() == {"pending": 0, "in_progress": 5, "done": 0, "failed": 0}
         ready_in = await store.next_ready_in()
         assert ready_in is not None and 0 < ready_in <= cfg.store.lease_s
 
 
-async def test_next_ready_in_is_none_only_when_nothing_is_pending_or_in_progress(cfg):
-    async with open_redis_store(cfg) as store:
-        assert await store.next_ready_in() is None
-        await store.add_urls(URLS[:1])
-        assert await store.next_ready_in() == 0
-        job = await store.claim()
-        assert await store.next_ready_in() is not None  # held: it may still come back
-        assert await store.complete(job, ITEM, 200, 0.1)
-        assert await store.next_ready_in() is None
-
-
-async def test_complete_stores_item_and_counts_done_once(cfg):
-    """complete marks done and stores the item in one step; the per-URL done counter
-    is 1; a retried complete of the same token is True and changes nothing."""
+async def test_a_retried_complete_call_is_true_and_adds_nothing_again(cfg):
+    """The client resends a script whose connection broke: the same complete call
+    (same token, same call id) run twice is True both times and stores the items and
+    links once.  (A second complete *call* is False: see the contract suite.)"""
     async with open_redis_store(cfg) as store:
         await store.add_urls(URLS[:1])
         job = await store.claim()
-        assert await store.complete(job, ITEM, 200, 0.25)
-        assert await store.complete(job, ITEM, 200, 0.25)  # the same call retried
+        args = (str(job.id), job.token, "call-1", json.dumps([ITEM]), "200", "0.25", "0")
+        link = ["http://shop.test/list/1", "", "1", "", "=" + job.url]
+        assert await store._run("complete", *args, *link) == 1
+        assert await store._run("complete", *args, *link) == 1  # the client's retry of the same call
         state = await store.url_state(job.url)
-        assert state["state"] == "done" and state["done_count"] == "1" and state["status"] == "200"
-        assert state["done_by"] == store.worker
+        assert (state["state"], state["done_count"], state["status"], state["done_by"]) == (
+            "done",
+            1,
+            200,
+            store.worker,
+        )
         assert list(await store.items()) == [ITEM]
-        assert await store.in_progress_urls() == set()
-        assert await store.counts() == {"pending": 0, "in_progress": 0, "done": 1, "failed": 0}
-
-
-async def test_retry_later_makes_the_url_ready_after_the_delay_with_the_attempt_counted(cfg):
-    async with open_redis_store(cfg) as store:
-        await store.add_urls(URLS[:1])
-        job = await store.claim()
-        await store.retry_later(job, "http_503: busy", 0.3, 503)
-        assert await store.claim() is None
-        ready_in = await store.next_ready_in()
-        assert ready_in is not None and 0 < ready_in <= 0.3
-        state = await store.url_state(job.url)
-        assert (state["state"], state["last_error"], state["status"]) == ("pending", "http_503: busy", "503")
-        await trio.sleep(ready_in + 0.05)
-        again = await store.claim()
-        assert (again.url, again.attempt) == (job.url, 2)
-
-
-async def test_fail_keeps_the_reason_and_counts_by_kind(cfg):
-    async with open_redis_store(cfg) as store:
-        await store.add_urls(URLS[:3])
-        reasons = ["http_404: gone", "timeout: no item within 20.0 s", "http_404: not here"]
-        for reason in reasons:
-            await store.fail(await store.claim(), reason, 404)
-        assert await store.failures_by_reason() == {"http_404": 2, "timeout": 1}
-        assert await store.counts() == {"pending": 0, "in_progress": 0, "done": 0, "failed": 3}
-        assert (await store.url_state(URLS[1]))["last_error"] == reasons[1]
-
-
-async def test_release_puts_the_url_back_without_charging_the_attempt(cfg):
-    async with open_redis_store(cfg) as store:
-        await store.add_urls(URLS[:2])
-        first = await store.claim()
-        await store.release(first)
-        again = await store.claim()
-        assert (again.url, again.attempt) == (first.url, 1)  # back in its place, first in line
+        assert await store.counts() == {"pending": 1, "in_progress": 0, "done": 1, "failed": 0}
 
 
 async def test_in_progress_urls_are_only_this_stores_leases(cfg):
@@ -120,7 +82,23 @@ async def test_recover_does_not_steal_live_leases_of_other_workers(cfg):
         job = await a.claim()
         assert await b.recover() == 0
         assert await b.claim() is None
-        assert await a.complete(job, ITEM, 200, 0.1)
+        assert await a.complete(job, [ITEM], [], 200, 0.1)
+
+
+async def test_a_recovered_lease_cannot_be_completed_by_its_old_holder(cfg):
+    """recover takes back an expired lease of a worker that stopped renewing (frozen,
+    not dead): its late complete is False and writes nothing; the URL is pending with
+    the attempt not charged."""
+    async with open_redis_store(cfg, renew=False) as a, open_redis_store(cfg) as b:
+        await a.add_urls(URLS[:1])
+        old = await a.claim()
+        await trio.sleep(cfg.store.lease_s + 0.1)
+        assert await b.recover() == 1
+        assert not await a.complete(old, [ITEM], [Request(URLS[1])], 200, 5.0)
+        assert list(await b.items()) == [] and await b.known(URLS) == {URLS[0]}
+        state = await b.url_state(old.url)
+        assert (state["state"], state["attempts"], state["worker"]) == ("pending", 0, "")
+        assert await a.in_progress_urls() == set()
 
 
 async def test_a_renewed_lease_is_not_taken_over(cfg):
@@ -130,7 +108,7 @@ async def test_a_renewed_lease_is_not_taken_over(cfg):
         job = await a.claim()
         await trio.sleep(4 * cfg.store.lease_s)
         assert await b.claim() is None
-        assert await a.complete(job, ITEM, 200, 2.0)
+        assert await a.complete(job, [ITEM], [], 200, 2.0)
 
 
 async def test_a_lease_taken_over_cannot_be_completed_by_its_old_holder(cfg):
@@ -145,20 +123,20 @@ async def test_a_lease_taken_over_cannot_be_completed_by_its_old_holder(cfg):
         new = await b.claim()
         assert (new.url, new.attempt) == (old.url, 2)
         state = await b.url_state(old.url)
-        assert (state["takeovers"], state["taken_from"]) == ("1", a.worker)
-        assert float(state["taken_at"]) >= float(state["started_at"]) - 1e-3
+        assert (state["takeovers"], state["taken_from"]) == (1, a.worker)
+        assert state["taken_at"] >= state["started_at"] - 1e-3
 
-        assert not await a.complete(old, {**ITEM, "by": "a"}, 200, 5.0)
+        assert not await a.complete(old, [{**ITEM, "by": "a"}], [], 200, 5.0)
         await a.retry_later(old, "timeout: late", 0.0)  # no effect either
         await a.fail(old, "timeout: late")
         await a.release(old)
         state = await b.url_state(old.url)
-        assert (state["state"], state["done_count"], state["worker"]) == ("in_progress", "0", b.worker)
+        assert (state["state"], state["done_count"], state["worker"]) == ("in_progress", 0, b.worker)
         assert list(await a.items()) == []
 
-        assert await b.complete(new, {**ITEM, "by": "b"}, 200, 0.5)
-        assert not await a.complete(old, {**ITEM, "by": "a"}, 200, 5.0)
-        assert (await b.url_state(old.url))["done_count"] == "1"
+        assert await b.complete(new, [{**ITEM, "by": "b"}], [], 200, 0.5)
+        assert not await a.complete(old, [{**ITEM, "by": "a"}], [], 200, 5.0)
+        assert (await b.url_state(old.url))["done_count"] == 1
         assert list(await b.items()) == [{**ITEM, "by": "b"}]
 
 
@@ -201,15 +179,6 @@ async def test_a_cancelled_claim_leaves_nothing_held(cfg):
         held = {j.url for j in got}
         assert await store.in_progress_urls() == held
         assert (await store.counts())["pending"] == len(URLS) - len(held)
-
-
-async def test_items_come_in_crawl_order(cfg):
-    async with open_redis_store(cfg) as store:
-        await store.add_urls(URLS)
-        jobs = [await store.claim() for _ in URLS]
-        for job in reversed(jobs):
-            assert await store.complete(job, {"url": job.url}, 200, 0.1)
-        assert [item["url"] for item in await store.items()] == URLS
 
 
 async def test_reset_deletes_only_this_crawls_keys(redis_server, crawl_name, cfg):
@@ -263,8 +232,93 @@ async def test_a_claim_whose_reply_was_lost_is_given_back_by_its_token(cfg):
         kept = await store.claim()
         args = (store.worker, "lost-token", repr(store.lease_s), "3", "10")
         first = await store._run("claim", *args)
+        assert first[1] == URLS[1]
         assert await store._run("claim", *args) == first  # the client's retry of the same call
         assert await store._run("release_held", store.worker, "lost-token") == 1
         assert await store.in_progress_urls() == {kept.url}
         again = await store.claim()
         assert (again.url, again.attempt) == (first[1], 1)
+
+
+async def test_one_max_urls_cap_holds_for_every_worker(redis_server, crawl_name):
+    """[crawl] max_pages caps the crawl's frontier, whichever workers add the URLs."""
+    capped = make_redis_config(redis_server, crawl_name, URLS, crawl={"max_pages": 3})
+    async with open_redis_store(capped) as a, open_redis_store(capped) as b:
+        assert await a.add_urls(URLS[:2]) == 2
+        assert await b.add_urls(URLS[2:]) == 1
+        assert await a.counts() == {"pending": 3, "in_progress": 0, "done": 0, "failed": 0}
+
+
+async def test_add_urls_stops_reading_the_requests_once_the_frontier_is_full(redis_server, crawl_name):
+    """A capped frontier does not read a long input to the end: it stops at the batch
+    that fills it."""
+    capped = make_redis_config(redis_server, crawl_name, URLS, crawl={"max_pages": 3})
+    read = 0
+
+    def requests():
+        nonlocal read
+        for i in range(10_000):
+            read += 1
+            yield f"http://shop.test/product/{i}"
+
+    async with open_redis_store(capped) as store:
+        assert await store.add_urls(requests(), batch=10) == 3
+        assert read == 10
+
+
+async def test_request_data_that_is_not_json_is_refused_naming_the_url(cfg):
+    """add_urls and complete refuse (ValueError, one line naming the URL) a request
+    or item they cannot store, and write nothing."""
+    async with open_redis_store(cfg) as store:
+        with pytest.raises(ValueError, match=rf"^{URLS[0]}: request data is not JSON-serialisable"):
+            await store.add_urls([Request(URLS[0], data={"when": object()})])
+        await store.add_urls(URLS[1:2])
+        job = await store.claim()
+        with pytest.raises(ValueError, match=rf"^{URLS[1]}: an item is not JSON-serialisable"):
+            await store.complete(job, [{"x": {1, 2}}], [], 200, 0.1)
+        assert await store.counts() == {"pending": 0, "in_progress": 1, "done": 0, "failed": 0}
+        assert await store.complete(job, [ITEM], [], 200, 0.1)
+
+
+async def test_a_crawl_of_the_previous_layout_reads_as_plain_requests_and_single_items(cfg):
+    """Keys written by the previous version: URL records without request fields (and
+    '' for no error), an item stored as one JSON object.  They read as Request(url)
+    and a one-item list, next to records of this version."""
+    async with open_redis_store(cfg) as store:
+        old_item = {"url": URLS[0], "name": "Tee #1"}
+        await store.client.set(store.key("seq"), "2")
+        await store.client.hset(store.key("ids"), {URLS[0]: "1", URLS[1]: "2"})
+        await store.client.hset(
+            store.key("u:1"),
+            {"url": URLS[0], "state": "done", "attempts": "1", "ready": "1", "done_count": "1", "last_error": "",
+             "status": "200"},
+        )  # fmt: skip
+        await store.client.hset(
+            store.key("u:2"),
+            {"url": URLS[1], "state": "pending", "attempts": "0", "ready": "2", "done_count": "0"},
+        )
+        await store.client.zadd(store.key("done"), {"1": 1})
+        await store.client.zadd(store.key("pending"), {"2": 2})
+        await store.client.hset(store.key("items"), {"1": json.dumps(old_item)})
+
+        state = await store.url_state(URLS[0])
+        assert (state["last_error"], state["label"], state["depth"], state["data"]) == (None, None, 0, {})
+        job = await store.claim()
+        assert (job.url, job.label, job.depth, job.data, job.parent) == (URLS[1], None, 0, {}, None)
+        assert await store.complete(job, [{"n": 1}, {"n": 2}], [], 200, 0.1)
+        assert list(await store.items()) == [old_item, {"n": 1}, {"n": 2}]
+
+
+async def test_an_unreadable_stored_item_is_a_one_line_layout_error(cfg):
+    """A stored value this version cannot read fails loudly: RedisLayoutError (a
+    ConfigError: the CLI prints it as one line), naming the key."""
+    async with open_redis_store(cfg) as store:
+        await store.add_urls(URLS[:1])
+        assert await store.complete(await store.claim(), [ITEM], [], 200, 0.1)
+        await store.client.hset(store.key("items"), {"1": '"just a string"'})
+        with pytest.raises(RedisLayoutError, match=r"items 1: expected a JSON array of objects") as caught:
+            await store.items()
+        assert "\n" not in str(caught.value) and isinstance(caught.value, ConfigError)
+        await store.client.hset(store.key("u:1"), {"data": "[1]"})
+        with pytest.raises(RedisLayoutError, match=r"u:1 data: expected a JSON object, got list"):
+            await store.url_state(URLS[0])

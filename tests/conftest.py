@@ -1,0 +1,114 @@
+"""Fixtures shared by every test folder.
+
+- ``redis_server`` (session): Debian's ``redis-server`` started on 127.0.0.1, a free
+  port, a temporary folder, no persistence; stopped at the end of the session, and
+  started only if a test asks for it.  When ``redis-server`` is not installed the
+  tests that need it fail (not skip): run scripts/bootstrap.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pytest
+
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+
+
+@attrs.frozen
+class RedisServer:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _start(executable: str, folder: Any) -> RedisServer:
+    port = _free_port()
+    log = open(folder / f"redis-{port}.log", "wb")  # noqa: SIM115 - the server writes it until stopped
+    process = subprocess.Popen(
+        [
+            executable,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+            "--protected-mode",
+            "yes",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        if _answers_ping(port):
+            return RedisServer(port, process)
+        time.sleep(0.05)
+    _stop(process)
+    raise RuntimeError(
+        f"redis-server on port {port} did not start: {(folder / f'redis-{port}.log').read_text()[-500:]}"
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of our own for the session (a port picked free may be taken
+    before the server binds it: then another port is tried)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail(
+            "redis-server is not installed: run scripts/bootstrap (it installs Debian's redis-server)", pytrace=False
+        )
+    folder = tmp_path_factory.mktemp("redis")
+    for attempt in range(3):
+        try:
+            server = _start(executable, folder)
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    try:
+        yield server
+    finally:
+        _stop(server.process)
