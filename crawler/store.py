@@ -395,7 +395,7 @@ class SqliteStore:
     ) -> bool:
         """Mark the job done, store its items and add its links, in one transaction.
         False, and nothing written, if the row is not in progress under this job's claim
-        (a second complete of the same job returns True and writes nothing again)."""
+        (a second complete of the same job included)."""
         return await self._run(self._complete, job, list(items), list(links), status, elapsed_s)
 
     def _complete(
@@ -405,15 +405,11 @@ class SqliteStore:
         with self._transaction() as db:
             cur = db.execute(
                 f"""UPDATE frontier SET state='{DONE}', done_count=done_count+1, status=?, finished_at=?,
-                    elapsed_s=?, last_error=NULL WHERE id=? AND state='{IN_PROGRESS}' AND token IS ?""",
+                    elapsed_s=?, last_error=NULL, token=NULL WHERE id=? AND state='{IN_PROGRESS}' AND token IS ?""",
                 (status, now, elapsed_s, job.id, job.token or None),
             )
             if cur.rowcount != 1:
-                (done,) = db.execute(
-                    f"SELECT COUNT(*) FROM frontier WHERE id=? AND state='{DONE}' AND token IS ?",
-                    (job.id, job.token or None),
-                ).fetchone()
-                return bool(done and job.token)
+                return False
             db.execute("DELETE FROM items WHERE url_id=?", (job.id,))
             db.executemany(
                 "INSERT INTO items (url_id, seq, data, extracted_at) VALUES (?, ?, ?, ?)",
