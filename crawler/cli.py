@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="output file (default: standard output)")
 
     demo = sub.add_parser("demo", help="start the bundled demo shop on 127.0.0.1 and crawl it")
-    demo.add_argument("--config", default=str(REPO_CONFIG / "products.toml"), help="default: config/products.toml")
+    demo.add_argument("--config", default=str(REPO_CONFIG / "demo.toml"), help="default: config/demo.toml")
     demo.add_argument(
         "--products", type=_positive, default=None, help="number of products (default: the config's ids, else 200)"
     )
