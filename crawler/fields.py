@@ -7,6 +7,8 @@ A field is one of::
     {js = "document.title"}               a JavaScript expression; ``el`` is the match (extract_all)
                                           or ``document`` (extract)
     {css = ".tag", all = true}            a list: the texts (or ``attr`` values) of every match
+    {attr = "data-id"}                    an attribute of the element itself (the match, in
+                                          extract_all; the root element, in extract)
 
 Fields are compiled into one JavaScript expression, so extracting any number of fields
 is one ``Runtime.evaluate``.  Selectors are checked when a field is compiled
@@ -63,15 +65,15 @@ def parse_fields(fields: Mapping[str, Any], *, where: str = "fields") -> tuple[F
         unknown = set(rule) - {"css", "attr", "js", "all"}
         if unknown:
             raise FieldError(f"{at}: unknown key {sorted(unknown)[0]!r} (known: css, attr, js, all)")
-        if ("css" in rule) == ("js" in rule):
-            raise FieldError(f"{at}: expected exactly one of css or js")
+        if "css" in rule and "js" in rule or not ({"css", "js", "attr"} & set(rule)):
+            raise FieldError(f"{at}: expected exactly one of css or js (or attr alone: the element's own)")
         for key in ("attr", "js"):
             if key in rule and (not isinstance(rule[key], str) or not rule[key]):
                 raise FieldError(f"{at}: {key}: expected a non-empty string, got {rule[key]!r}")
         if "all" in rule and not isinstance(rule["all"], bool):
             raise FieldError(f"{at}: all: expected true or false, got {rule['all']!r}")
-        if "css" not in rule and ("attr" in rule or rule.get("all")):
-            raise FieldError(f"{at}: attr and all need css")
+        if "js" in rule and ("attr" in rule or rule.get("all")):
+            raise FieldError(f"{at}: attr and all go with css, not js")
         css = check_selector(rule["css"], where=f"{at}.css") if "css" in rule else None
         out.append(Field(name, css=css, attr=rule.get("attr"), js=rule.get("js"), all=bool(rule.get("all"))))
     return tuple(out)
@@ -82,8 +84,8 @@ _PRELUDE = """
   const __v = (e, a) => { if (!e) return null; if (a === null) return e.textContent.trim();
     const v = e.getAttribute(a);
     return v !== null && (a === 'src' || a === 'href') ? new URL(v, document.baseURI).href : v; };
-  const __one = (root, s, a) => __v(root.querySelector(s), a);
-  const __all = (root, s, a) => Array.from(root.querySelectorAll(s), (e) => __v(e, a));
+  const __one = (root, s, a) => __v(s === null ? root : root.querySelector(s), a);
+  const __all = (root, s, a) => s === null ? [__v(root, a)] : Array.from(root.querySelectorAll(s), (e) => __v(e, a));
 """
 
 
@@ -91,6 +93,8 @@ def _getter(field: Field, root: str) -> str:
     if field.js is not None:
         return f"((el) => ({field.js}))({root})"
     fn = "__all" if field.all else "__one"
+    if field.css is None and root == "document":
+        root = "document.documentElement"  # an attribute of the element itself: the root element
     return f"{fn}({root}, {json.dumps(field.css)}, {json.dumps(field.attr)})"
 
 

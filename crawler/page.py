@@ -292,7 +292,8 @@ class Page:
         """Scroll to the bottom until the page stops growing (infinite scroll): after each
         scroll, wait until the network has been quiet for ``settle_s``.  Returns how many
         scrolls made the page taller (at most ``max_rounds``)."""
-        height_js = "document.scrollingElement.scrollHeight"
+        await self.wait_for_load()
+        height_js = "(document.scrollingElement || document.documentElement).scrollHeight"
         height = await self.evaluate(height_js)
         grew = 0
         for _ in range(max_rounds):
