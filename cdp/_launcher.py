@@ -63,6 +63,11 @@ DEFAULT_ARGS = (
     "--disable-quic",
     "--no-default-browser-check",
     "--mute-audio",
+    # A crawler works in many tabs at once and none of them has the user's attention:
+    # no tab's timers are throttled or its renderer deprioritised as a background one.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
 )
 
 STARTUP_TIMEOUT_S = 30.0
