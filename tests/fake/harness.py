@@ -9,6 +9,7 @@
   only be read with commands, which take time).
 - :func:`virtual_store_time`: the SQLite store's clock on trio's clock, so retry
   delays and ``finished_at`` are virtual times like everything else.
+- :func:`no_memory_reading`: the ``read_memory`` seam of ``Crawler`` for fake browsers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import trio
 
 import cdp
 import crawler.store
+from crawler.memory import MemoryReading
 from crawler.pool import TabPool
 
 from .browser import FakeChromium, connect_fake, expected_item_for, open_fake_chromium
@@ -47,6 +49,12 @@ def virtual_store_time() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(crawler.store, "time", _VirtualTime())
         yield
+
+
+async def no_memory_reading(browser_pid: int | None) -> MemoryReading:
+    """The engine's ``read_memory`` seam for fake browsers: nothing to measure, and no
+    worker thread (the default reader's threads take real time, not virtual)."""
+    return MemoryReading(browser_pss=0, browser_processes=0, crawler_pss=0)
 
 
 class FakeBrowsers:
