@@ -34,6 +34,7 @@ in a subprocess because Playwright runs on asyncio) against the same shop.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import logging
@@ -43,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ from crawler.demo import DemoShop, expected_item
 from crawler.engine import Crawler
 from crawler.httpserver import serve_http
 from crawler.store import SqliteStore
+from crawler.supervisor import open_configured_browser
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "config" / "products.toml"  # the flat product-page crawl
@@ -185,15 +187,23 @@ def find_chromium_root(root_pid: int) -> int | None:
 
 
 class OursProbe:
-    """Measures our crawler: the browser tree (``crawler.browser.pid``) and this process."""
+    """Measures our crawler: the browser tree (of the browser :meth:`open_browser`, the
+    engine's ``open_browser`` seam, opened last) and this process."""
 
-    def __init__(self, crawler: Crawler):
-        self.crawler = crawler
+    def __init__(self, cfg: config_mod.Config):
+        self.cfg = cfg
+        self.browser: cdp.Browser | None = None
         self.browser_cpu = TreeCpu()
+
+    @contextlib.asynccontextmanager
+    async def open_browser(self) -> AsyncIterator[cdp.Browser]:
+        async with open_configured_browser(self.cfg) as browser:
+            self.browser = browser
+            yield browser
 
     def measure(self) -> dict[str, Any]:
         start = time.thread_time()
-        browser = self.crawler.browser
+        browser = self.browser
         pid = browser.pid if browser is not None and browser.connected else None
         pss, uss, procs = tree_memory(pid)
         mine = monitor.self_pss()
@@ -463,15 +473,15 @@ async def run_ours(base: str, mode: str, args: argparse.Namespace) -> dict[str, 
 
         store = BenchStore(cfg.output.db, on_finished)
         try:
-            crawler = Crawler(cfg, store)
-            probe = OursProbe(crawler)
+            probe = OursProbe(cfg)
+            crawler = Crawler(cfg, store, open_browser=probe.open_browser)
             rec = Recorder(pages=pages, probe_measure=probe.measure)
             marks = set(rec.mark_points())
             load_before = os.getloadavg()[0]
             cpu_start = {"client_cpu": _own_cpu(), "browser_cpu": 0.0}
             rec.t0 = trio.current_time()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(rec.run_periodic, lambda: crawler.pages_finished, args.interval)
+                nursery.start_soon(rec.run_periodic, lambda: crawler.statistics().jobs.pages_finished, args.interval)
                 reason = await crawler.run()
                 wall = trio.current_time() - rec.t0
                 nursery.cancel_scope.cancel()
@@ -480,9 +490,8 @@ async def run_ours(base: str, mode: str, args: argparse.Namespace) -> dict[str, 
         finally:
             store.close()
     check = verify_items(items, base, pages)
-    out = figures(
-        rec, wall_s=wall, done=crawler.done, failed=sum(crawler.failed.values()), check=check, cpu_start=cpu_start
-    )
+    jobs = crawler.statistics().jobs
+    out = figures(rec, wall_s=wall, done=jobs.done, failed=sum(jobs.failed.values()), check=check, cpu_start=cpu_start)
     out.update(
         mode=mode,
         finish_reason=reason,

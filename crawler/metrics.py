@@ -5,8 +5,9 @@ package's small HTTP server, from a private :class:`prometheus_client.CollectorR
 (prometheus_client's own ``start_http_server`` runs threads, and the default registry
 is process-global).  Paths:
 
-- ``/metrics``: the text exposition format.  Values are read from the crawler at
-  scrape time (one custom collector, no counters moved on the hot path);
+- ``/metrics``: the text exposition format.  Values are read at scrape time from one
+  :class:`~crawler.stats.CrawlStatistics` snapshot and the heartbeat (one custom
+  collector, no counters moved on the hot path);
   ``crawler_browser_page_targets`` and ``crawler_browser_contexts`` are the browser's
   own figures as of the last invariant check.
 - ``/healthz``: 200 while the heartbeat is fresh, 503 once it is stale (the crawler's
@@ -24,17 +25,14 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from .httpserver import Request, Response, serve_http
+from .stats import CrawlStatistics
 from .store import STATES
-
-if TYPE_CHECKING:
-    from .engine import Crawler
 
 log = logging.getLogger("crawler.metrics")
 
@@ -126,64 +124,65 @@ class Heartbeat:
 
 
 class CrawlerCollector:
-    """Reads a :class:`~crawler.engine.Crawler`'s figures at scrape time."""
+    """Reads the crawl's figures at scrape time: one :class:`~crawler.stats.CrawlStatistics`
+    snapshot (from ``statistics``) and the heartbeat's age, nothing else."""
 
-    def __init__(self, crawler: Crawler):
-        self.crawler = crawler
+    def __init__(self, statistics: Callable[[], CrawlStatistics], heartbeat: Heartbeat):
+        self.statistics = statistics
+        self.heartbeat = heartbeat
 
     def collect(self) -> Iterator[Metric]:
-        c = self.crawler
-        pool = c.pool.statistics() if c.pool is not None else None
-        totals = c.pool_counters()
+        s = self.statistics()
+        jobs, pool, totals, memory = s.jobs, s.browser.pool, s.browser.pool_totals, s.memory
         counters = {
-            "crawler_pages_done": c.done,
-            "crawler_page_retries": c.retries,
-            "crawler_tabs_recycled": totals["tabs_recycled"],
-            "crawler_tabs_discarded": totals["tabs_discarded"],
-            "crawler_contexts_rotated": totals["contexts_rotated"],
-            "crawler_popups_closed": totals["popups_closed"],
-            "crawler_watchdog_expiries": c.watchdog_expiries,
-            "crawler_browser_restarts": c.browser_restarts,
-            "crawler_invariant_violations": c.invariant_violations,
+            "crawler_pages_done": jobs.done,
+            "crawler_page_retries": jobs.retries,
+            "crawler_tabs_recycled": totals.tabs_recycled,
+            "crawler_tabs_discarded": totals.tabs_discarded,
+            "crawler_contexts_rotated": totals.contexts_rotated,
+            "crawler_popups_closed": totals.popups_closed,
+            "crawler_watchdog_expiries": jobs.watchdog_expiries,
+            "crawler_browser_restarts": s.browser.restarts,
+            "crawler_invariant_violations": s.invariants.violations,
         }
         for name, value in counters.items():
             yield CounterMetricFamily(name, COUNTERS[name], value=value)
         failed = CounterMetricFamily("crawler_pages_failed", COUNTERS["crawler_pages_failed"], labels=["reason"])
-        for reason, n in sorted(c.failed.items()):
+        for reason, n in sorted(jobs.failed.items()):
             failed.add_metric([reason], n)
         yield failed
 
-        throttle = c.throttle
-        age = c.heartbeat.age_s()
+        age = self.heartbeat.age_s()
         gauges = {
-            "crawler_pages_in_flight": len(c.in_flight),
+            "crawler_pages_in_flight": jobs.in_flight,
             "crawler_tab_leases": pool.leases if pool else 0,
             "crawler_pool_tabs": pool.tabs if pool else 0,
             "crawler_pool_contexts": pool.contexts if pool else 0,
-            "crawler_pool_concurrency": pool.concurrency if pool else c.config.pool.concurrency,
-            "crawler_recycle_tab_every": c.pool.recycle_tab_every if c.pool is not None else c.recycle_tab_every,
-            "crawler_browser_page_targets": c.browser_targets[0],
-            "crawler_browser_contexts": c.browser_targets[1],
-            "crawler_browser_pss_bytes": c.browser_pss,
-            "crawler_browser_processes": c.browser_processes,
-            "crawler_process_pss_bytes": c.crawler_pss,
-            "crawler_memory_budget_bytes": throttle.budget_bytes if throttle else 0,
-            "crawler_memory_throttle_level": throttle.level if throttle else 0,
-            "crawler_invariant_mismatches": len(c.invariant_mismatches),
+            "crawler_pool_concurrency": pool.concurrency if pool else s.concurrency,
+            "crawler_recycle_tab_every": pool.recycle_tab_every if pool else s.recycle_tab_every,
+            "crawler_browser_page_targets": s.invariants.browser_page_targets,
+            "crawler_browser_contexts": s.invariants.browser_contexts,
+            "crawler_browser_pss_bytes": memory.browser_pss,
+            "crawler_browser_processes": memory.browser_processes,
+            "crawler_process_pss_bytes": memory.crawler_pss,
+            "crawler_memory_budget_bytes": memory.budget_bytes,
+            "crawler_memory_throttle_level": memory.throttle_level,
+            "crawler_invariant_mismatches": s.invariants.mismatches,
             "crawler_heartbeat_age_seconds": age if age is not None else float("nan"),
         }
         for name, value in gauges.items():
             yield GaugeMetricFamily(name, GAUGES[name], value=value)
         urls = GaugeMetricFamily("crawler_urls", GAUGES["crawler_urls"], labels=["state"])
         for state in STATES:
-            urls.add_metric([state], c.url_counts.get(state, 0))
+            urls.add_metric([state], s.url_counts.get(state, 0))
         yield urls
 
 
-def build_registry(crawler: Crawler) -> CollectorRegistry:
-    """A private registry holding the crawler's collector (never the global one)."""
+def build_registry(statistics: Callable[[], CrawlStatistics], heartbeat: Heartbeat) -> CollectorRegistry:
+    """A private registry (never the global one) holding one collector that reads
+    ``statistics()`` and ``heartbeat`` at scrape time."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(CrawlerCollector(crawler))
+    registry.register(CrawlerCollector(statistics, heartbeat))
     return registry
 
 

@@ -97,6 +97,7 @@ class PoolStatistics:
     contexts_rotated: int
     popups_closed: int
     concurrency: int
+    recycle_tab_every: int
 
 
 @attrs.frozen
@@ -197,6 +198,7 @@ class TabPool:
             contexts_rotated=self.contexts_rotated,
             popups_closed=self.popups_closed,
             concurrency=self.concurrency,
+            recycle_tab_every=self.recycle_tab_every,
         )
 
     # -- leasing -------------------------------------------------------------------------

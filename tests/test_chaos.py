@@ -52,12 +52,13 @@ from hypothesis import strategies as st
 
 import cdp
 from crawler.config import Config
-from crawler.engine import HEARTBEAT_INTERVAL_S, RESTART_BACKOFF_S, Crawler
+from crawler.engine import Crawler
 from crawler.store import SqliteStore
-from tests.crawler.conftest import make_config
+from crawler.supervisor import HEARTBEAT_INTERVAL_S, RESTART_BACKOFF_S
+from tests.crawler.conftest import CurrentPool, make_config
 from tests.fake.browser import shop_url
 from tests.fake.chaos import KINDS, ChaosPlan, ChaosWatchdog, Fault
-from tests.fake.harness import FakeBrowsers, outcome_problems, virtual_store_time, watch_pool
+from tests.fake.harness import FakeBrowsers, no_memory_reading, outcome_problems, virtual_store_time, watch_pool
 
 CI_EXAMPLES = int(os.environ.get("CHAOS_EXAMPLES", "150"))
 SOAK_EXAMPLES = int(os.environ.get("CHAOS_SOAK_EXAMPLES", "3000"))
@@ -93,11 +94,19 @@ async def crawl_through_chaos(cfg: Config, urls: list[str], plan: ChaosPlan, see
     store = SqliteStore(cfg.output.db, threads=False)
     try:
         for run in range(MAX_RUNS):
-            engine = Crawler(cfg, store, open_browser=browsers, rng=random.Random(seed + run))
+            rng = random.Random(seed + run)
+            watchdog = ChaosWatchdog(cfg.watchdog.timeout_s, cfg.watchdog.jitter_s, rng=rng)
+            current = CurrentPool()
+            engine = Crawler(
+                cfg,
+                store,
+                open_browser=browsers,
+                open_pool=current,
+                rng=rng,
+                watchdog=watchdog,
+                read_memory=no_memory_reading,  # the default reads /proc in a thread: real time, not virtual
+            )
             engines.append(engine)
-            engine._sample_memory = trio.sleep_forever  # reads /proc in a thread: real time, not virtual
-            watchdog = ChaosWatchdog(cfg.watchdog.timeout_s, cfg.watchdog.jitter_s, rng=engine.rng)
-            engine.watchdog = watchdog
 
             def cancel_caller(watchdog: ChaosWatchdog = watchdog, engine: Crawler = engine) -> None:
                 scope = watchdog.current_job_scope()
@@ -108,23 +117,23 @@ async def crawl_through_chaos(cfg: Config, urls: list[str], plan: ChaosPlan, see
 
             plan.on_cancel = cancel_caller
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(watch_pool, lambda engine=engine: engine.pool, browsers, problems)
+                nursery.start_soon(watch_pool, lambda current=current: current.pool, browsers, problems)
                 with trio.move_on_after(VIRTUAL_BUDGET_S) as budget:
                     reason = await engine.run()
                 nursery.cancel_scope.cancel()
             if budget.cancelled_caught:
                 problems.append(f"run {run} did not finish within {VIRTUAL_BUDGET_S} s (virtual)")
                 break
-            if engine.in_flight:
-                problems.append(f"run {run}: jobs still in flight after the run: {list(engine.in_flight.values())}")
+            if in_flight := engine.statistics().jobs.in_flight:
+                problems.append(f"run {run}: {in_flight} jobs still in flight after the run")
             if in_progress := await store.in_progress_urls():
                 problems.append(f"run {run}: URLs still in progress after the run: {sorted(in_progress)}")
             if reason == "finished":
                 break
         else:
             problems.append(f"not finished after {MAX_RUNS} runs")
-        acquired = sum(e.pool_counters()["leases_acquired"] for e in engines)
-        released = sum(e.pool_counters()["leases_released"] for e in engines)
+        acquired = sum(e.statistics().browser.pool_totals.leases_acquired for e in engines)
+        released = sum(e.statistics().browser.pool_totals.leases_released for e in engines)
         if acquired != released:
             problems.append(f"leases acquired {acquired} != released {released}")
         problems += browsers.problems
@@ -241,7 +250,7 @@ def fixed_config(tmp_path: Path, urls: list[str], **sections: dict[str, Any]) ->
 
 
 async def test_a_stop_while_pages_load_leaves_every_job_pending(autojump_clock, tmp_path):
-    """Stopped while jobs are inside run_page (whose nursery then raises the Cancelled
+    """Stopped while jobs are inside run_route (whose nursery then raises the Cancelled
     of its body and of its tasks together), every in-flight job is released: none is
     left in flight or in progress, and the resumed crawl completes.  (Found with seed
     3280387012: the group of Cancelled slipped past the engine's ``except Cancelled``.)"""
@@ -280,7 +289,7 @@ async def test_a_capture_whose_body_cannot_be_read_is_retried_not_recorded_empty
     with virtual_store_time():
         outcome = await crawl_through_chaos(fixed_config(tmp_path, urls), urls, plan, seed=3)
     assert outcome.problems == [], explain(3, outcome)
-    assert outcome.engines[0].retries == 1
+    assert outcome.engines[0].statistics().jobs.retries == 1
 
 
 async def test_a_tab_whose_close_fails_is_closed_another_way_or_counted_leaked(autojump_clock, tmp_path):
@@ -318,10 +327,7 @@ async def test_concurrent_releases_in_a_rotating_context_retire_each_idle_tab_on
     with virtual_store_time():
         outcome = await crawl_through_chaos(cfg, urls, ChaosPlan({}), seed=10)
     assert outcome.problems == [], explain(10, outcome)
-    # Leases granted before a context starts draining still count against it, so how
-    # many pages a context serves depends on the schedule (each job also has its
-    # document paced through Fetch): 40 pages make at least 4 rotations here.
-    assert outcome.engines[0].pool_counters()["contexts_rotated"] >= 4
+    assert outcome.engines[0].statistics().browser.pool_totals.contexts_rotated >= 4
 
 
 async def test_a_wedged_browser_is_replaced_and_the_crawl_goes_on(autojump_clock, tmp_path):
@@ -335,9 +341,9 @@ async def test_a_wedged_browser_is_replaced_and_the_crawl_goes_on(autojump_clock
     with virtual_store_time():
         outcome = await crawl_through_chaos(cfg, urls, plan, seed=5)
     assert outcome.problems == [], explain(5, outcome)
-    engine = outcome.engines[0]
+    stats = outcome.engines[0].statistics()
     assert [n for n, _, _ in plan.applied] == [40] and len(outcome.browsers.chromiums) == 2
-    assert engine.done == len(urls) and engine.browser_restarts == 1
+    assert stats.jobs.done == len(urls) and stats.browser.restarts == 1
     # Noticed within heartbeat + command deadline; replaced after the first backoff step;
     # no close on the wedged browser waited out (each would take 3 s).
     assert trio.current_time() < HEARTBEAT_INTERVAL_S + 2.0 + RESTART_BACKOFF_S[0] + 3.0, trio.current_time()
@@ -352,21 +358,23 @@ async def test_pool_invariant_check_counts_nothing_in_transit_as_a_mismatch(auto
     cfg = fixed_config(tmp_path, urls, pool={"concurrency": 3, "recycle_tab_every": 1, "rotate_context_every": 4})
     browsers = FakeBrowsers(random.Random(1))
     store = SqliteStore(cfg.output.db, threads=False)
-    engine = Crawler(cfg, store, open_browser=browsers, rng=random.Random(1))
-    engine._sample_memory = trio.sleep_forever
+    current = CurrentPool()
+    engine = Crawler(
+        cfg, store, open_browser=browsers, open_pool=current, rng=random.Random(1), read_memory=no_memory_reading
+    )
     reports, exact = [], []
 
     async def read_reports():
         while True:
-            if engine.pool is not None:
+            if (pool := current.pool) is not None:
                 with contextlib.suppress(cdp.ConnectionLost):  # the last reading, as the crawl ends
-                    reports.append(await engine.pool.check_invariants())
+                    reports.append(await pool.check_invariants())
             await trio.sleep(0.003)
 
     with virtual_store_time():
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_reports)
-            nursery.start_soon(watch_pool, lambda: engine.pool, browsers, exact)
+            nursery.start_soon(watch_pool, lambda: current.pool, browsers, exact)
             assert await engine.run() == "finished"
             nursery.cancel_scope.cancel()
     assert len(reports) > 50

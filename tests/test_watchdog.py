@@ -17,14 +17,14 @@ from collections import Counter
 import pytest
 import trio
 
-import crawler.engine
 import crawler.pool
 from crawler.engine import Crawler
+from crawler.router import run_route
 from crawler.store import SqliteStore
 from crawler.watchdog import Watchdog
 from tests.crawler.conftest import make_config
 from tests.fake.browser import shop_url
-from tests.fake.harness import FakeBrowsers, outcome_problems, virtual_store_time
+from tests.fake.harness import FakeBrowsers, no_memory_reading, outcome_problems, virtual_store_time
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -71,55 +71,59 @@ def crawl_config(tmp_path, urls, **sections):
     return make_config(tmp_path, urls, **base)
 
 
-async def crawl_recording_jobs(cfg, watchdog_seed, monkeypatch):
+async def crawl_recording_jobs(cfg, watchdog_seed):
     """Crawl on the fake browser; returns the crawler, the store and, per job, its tab's
     target id, when its page job started (= when its watchdog was armed: nothing awaits
     in between), its deadline, and when it ended."""
     jobs: list[dict] = []
-    original = crawler.engine.run_route
 
     async def recording_run_route(router, sessions, tab, request, *args):
         job = {"url": request.url, "target": tab.target_id, "started": trio.current_time()}
         job["deadline"] = trio.current_effective_deadline()
         jobs.append(job)
         try:
-            return await original(router, sessions, tab, request, *args)
+            return await run_route(router, sessions, tab, request, *args)
         finally:
             job["ended"] = trio.current_time()
 
-    monkeypatch.setattr(crawler.engine, "run_route", recording_run_route)
     browsers = FakeBrowsers(random.Random(1))
     store = SqliteStore(cfg.output.db, threads=False)
-    engine = Crawler(cfg, store, open_browser=browsers, rng=random.Random(2))
-    engine.watchdog = Watchdog(cfg.watchdog.timeout_s, cfg.watchdog.jitter_s, rng=random.Random(watchdog_seed))
-    engine._sample_memory = trio.sleep_forever
+    engine = Crawler(
+        cfg,
+        store,
+        open_browser=browsers,
+        rng=random.Random(2),
+        watchdog=Watchdog(cfg.watchdog.timeout_s, cfg.watchdog.jitter_s, rng=random.Random(watchdog_seed)),
+        run_route=recording_run_route,
+        read_memory=no_memory_reading,
+    )
     with virtual_store_time():
         assert await engine.run() == "finished"
         problems = browsers.problems + await outcome_problems(store, list(cfg.input.urls), browsers)
     return engine, store, jobs, browsers, problems
 
 
-async def test_a_hung_job_is_cancelled_exactly_at_its_jittered_deadline(autojump_clock, tmp_path, monkeypatch):
+async def test_a_hung_job_is_cancelled_exactly_at_its_jittered_deadline(autojump_clock, tmp_path):
     """A page whose server never answers: the engine's job is cancelled at exactly its
     start + timeout + its jitter draw, and recorded as a timeout."""
     url = shop_url("hang", 1)
     cfg = crawl_config(tmp_path, [url], watchdog={"timeout_s": 20.0, "jitter_s": 6.0})
-    engine, store, jobs, _, problems = await crawl_recording_jobs(cfg, 11, monkeypatch)
+    engine, store, jobs, _, problems = await crawl_recording_jobs(cfg, 11)
     assert problems == []
     (job,) = jobs
     assert job["deadline"] - job["started"] == pytest.approx(20.0 + random.Random(11).uniform(0, 6.0), abs=1e-9)
     assert job["ended"] == job["deadline"]
-    assert engine.watchdog_expiries == 1
+    assert engine.statistics().jobs.watchdog_expiries == 1
     assert (await store.url_state(url))["last_error"].startswith("timeout")
 
 
-async def test_jobs_started_together_expire_spread_over_the_jitter_window(autojump_clock, tmp_path, monkeypatch):
+async def test_jobs_started_together_expire_spread_over_the_jitter_window(autojump_clock, tmp_path):
     """Eight hung jobs start at the same moment; their watchdogs expire at eight
     different moments spread over the 30 s window (not all at 300 s), and each cleans
     up on its own."""
     urls = [shop_url("hang", i) for i in range(1, 9)]
     cfg = crawl_config(tmp_path, urls, watchdog={"timeout_s": 300.0, "jitter_s": 30.0})
-    _, _, jobs, _, problems = await crawl_recording_jobs(cfg, 3, monkeypatch)
+    _, _, jobs, _, problems = await crawl_recording_jobs(cfg, 3)
     assert problems == []
     starts = [job["started"] for job in jobs]
     assert max(starts) - min(starts) < 0.5  # started together
@@ -146,7 +150,7 @@ async def test_cleanup_after_expiry_is_bounded_when_the_browser_never_answers_th
         released.append((trio.current_time(), lease.tab.target_id))
 
     monkeypatch.setattr(crawler.pool.TabPool, "_release", recording_release)
-    engine, store, jobs, browsers, problems = await crawl_recording_jobs(cfg, 0, monkeypatch)
+    engine, store, jobs, browsers, problems = await crawl_recording_jobs(cfg, 0)
     assert problems == []
     hung = next(job for job in jobs if "unclosable" in job["url"])
     assert hung["ended"] == hung["deadline"] == hung["started"] + 5.0
@@ -155,5 +159,6 @@ async def test_cleanup_after_expiry_is_bounded_when_the_browser_never_answers_th
     assert released_at - hung["ended"] == pytest.approx(cfg.pool.tab_close_timeout_s, abs=1e-9)
     assert [job["url"] for job in jobs if job["target"] == hung["target"]] == [hung["url"]]
     assert browsers.leaked[0][0] == 1  # counted, not silently dropped
-    assert engine.pool_counters()["leases_acquired"] == engine.pool_counters()["leases_released"] == len(jobs)
-    assert engine.done == 6 and (await store.url_state(urls[0]))["last_error"].startswith("timeout")
+    stats = engine.statistics()
+    assert stats.browser.pool_totals.leases_acquired == stats.browser.pool_totals.leases_released == len(jobs)
+    assert stats.jobs.done == 6 and (await store.url_state(urls[0]))["last_error"].startswith("timeout")

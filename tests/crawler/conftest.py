@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
+import cdp
 from crawler import config as config_mod
 from crawler.engine import Crawler
+from crawler.pool import TabPool, open_pool
 from crawler.store import SqliteStore
 from tests.shop import FaultShop, start_shop
 
@@ -60,3 +64,23 @@ async def crawl(cfg: config_mod.Config, **kwargs: Any) -> tuple[Crawler, SqliteS
 async def url_states(store: SqliteStore, urls) -> dict[str, dict[str, Any]]:
     """url -> the store's record of it (``url_state``)."""
     return {url: await store.url_state(url) for url in urls}
+
+
+class CurrentPool:
+    """The ``open_pool`` seam of :class:`Crawler`, keeping track of the pool in use:
+    ``pool`` is the pool the engine works with, None before the first browser and
+    from the moment the engine is done with a pool (before it closes)."""
+
+    def __init__(self) -> None:
+        self.pool: TabPool | None = None
+        self.opened = 0
+
+    @asynccontextmanager
+    async def __call__(self, browser: cdp.Browser, **options: Any) -> AsyncIterator[TabPool]:
+        async with open_pool(browser, **options) as pool:
+            self.pool = pool
+            self.opened += 1
+            try:
+                yield pool
+            finally:
+                self.pool = None

@@ -8,25 +8,25 @@ import pytest
 import trio
 
 import cdp
-import crawler.engine
 from crawler.demo import expected_item
-from tests.crawler.conftest import crawl, make_config, url_states
+from crawler.router import run_route
+from tests.crawler.conftest import CurrentPool, crawl, make_config, url_states
 
 pytestmark = pytest.mark.chromium
 
 
+class Served(list):
+    """(url, tab target id, context id) of every page job, in start order, recorded by
+    :meth:`run_route`, the engine's ``run_route`` seam around the real page work."""
+
+    async def run_route(self, router, sessions, tab, request, *args):
+        self.append((request.url, tab.target_id, tab.context.id))
+        return await run_route(router, sessions, tab, request, *args)
+
+
 @pytest.fixture
-def served(monkeypatch):
-    """Record (url, tab target id, context id) of every page job, in start order."""
-    log: list[tuple[str, str, str]] = []
-    original = crawler.engine.run_route
-
-    async def recording_run_route(router, sessions, tab, request, *args):
-        log.append((request.url, tab.target_id, tab.context.id))
-        return await original(router, sessions, tab, request, *args)
-
-    monkeypatch.setattr(crawler.engine, "run_route", recording_run_route)
-    return log
+def served() -> Served:
+    return Served()
 
 
 async def test_every_field_kind_and_the_capture_are_extracted(shop, tmp_path):
@@ -37,7 +37,8 @@ async def test_every_field_kind_and_the_capture_are_extracted(shop, tmp_path):
     assert reason == "finished"
     items = {item["url"]: item for item in await store.items()}
     assert items == {u: expected_item(shop.base, i) for i, u in enumerate(urls, 1)}
-    assert c.done == 6 and not c.failed
+    jobs = c.statistics().jobs
+    assert jobs.done == 6 and not jobs.failed
 
 
 async def test_hung_page_times_out_within_budget_and_its_tab_is_not_reused(shop, tmp_path, served):
@@ -48,14 +49,14 @@ async def test_hung_page_times_out_within_budget_and_its_tab_is_not_reused(shop,
     cfg = make_config(
         tmp_path, urls, watchdog={"timeout_s": 2.0, "jitter_s": 1.0}, retry={"max_attempts": 1}, pool={"concurrency": 2}
     )
-    c, store, _ = await crawl(cfg)
+    c, store, _ = await crawl(cfg, run_route=served.run_route)
     row = (await store.url_state(hang))
     assert row["state"] == "failed" and row["last_error"].startswith("timeout")
     assert row["elapsed_s"] <= 2.0 + 1.0 + 2.0
-    assert c.watchdog_expiries == 1
+    assert c.statistics().jobs.watchdog_expiries == 1
     hung_tab = next(target for url, target, _ in served if url == hang)
     assert [url for url, target, _ in served if target == hung_tab] == [hang]
-    assert c.done == 8
+    assert c.statistics().jobs.done == 8
 
 
 async def test_tabs_recycle_every_n_pages_and_contexts_rotate_every_m_with_no_strays(shop, tmp_path, served, nursery):
@@ -73,11 +74,11 @@ async def test_tabs_recycle_every_n_pages_and_contexts_rotate_every_m_with_no_st
             pool={"concurrency": 1, "recycle_tab_every": 3, "rotate_context_every": 7},
         )
         reports = []
-        engine = None
+        current = CurrentPool()
 
         async def watch():
             while True:
-                pool = engine.pool if engine is not None else None
+                pool = current.pool
                 if pool is not None:
                     try:
                         reports.append(await pool.check_invariants())
@@ -89,7 +90,7 @@ async def test_tabs_recycle_every_n_pages_and_contexts_rotate_every_m_with_no_st
         from crawler.store import SqliteStore
 
         store = SqliteStore(cfg.output.db)
-        engine = Crawler(cfg, store)
+        engine = Crawler(cfg, store, open_pool=current, run_route=served.run_route)
         nursery.start_soon(watch)
         assert await engine.run() == "finished"
         nursery.cancel_scope.cancel()
@@ -106,7 +107,7 @@ async def test_tabs_recycle_every_n_pages_and_contexts_rotate_every_m_with_no_st
         tabs, contexts = {}, {}
         observed = [(tabs.setdefault(t, len(tabs)), contexts.setdefault(x, len(contexts))) for _, t, x in served]
         assert observed == expected
-        assert engine.pool_counters()["contexts_rotated"] == 2  # after pages 7 and 14
+        assert engine.statistics().browser.pool_totals.contexts_rotated == 2  # after pages 7 and 14
 
         assert len(reports) > 20
         bad = [r for r in reports if not r.ok or r.browser_tabs > 1 or r.browser_contexts > 2]
@@ -144,7 +145,7 @@ async def test_rate_limit_gaps_per_host_stay_in_the_configured_range(tmp_path, n
     cfg = make_config(tmp_path, urls, rate_limit={"wait_ms": [200, 300]}, pool={"concurrency": 4})
     started = trio.current_time()
     c, _, _ = await crawl(cfg)
-    assert c.done == 16
+    assert c.statistics().jobs.done == 16
     for base in (base_a, base_b):
         host = base.removeprefix("http://")
         arrivals = shop.hosts[host]
@@ -172,7 +173,7 @@ async def test_retry_after_on_429_is_honoured(shop, tmp_path):
     assert len(hits) == 2
     assert hits[1] - hits[0] >= 2.0
     assert (await store.url_state(url))["state"] == "done"
-    assert c.retries == 1
+    assert c.statistics().jobs.retries == 1
 
 
 async def test_client_errors_fail_at_once_and_server_errors_are_retried(shop, tmp_path):
@@ -196,4 +197,4 @@ async def test_the_same_url_fed_twice_is_crawled_once(shop, tmp_path):
     url = f"{shop.base}/product/3"
     c, store, _ = await crawl(make_config(tmp_path, [url, url, url]))
     assert len(shop.page_hits("product", 3)) == 1
-    assert c.done == 1 and (await store.counts())["done"] == 1
+    assert c.statistics().jobs.done == 1 and (await store.counts())["done"] == 1

@@ -9,14 +9,16 @@
   only be read with commands, which take time).
 - :func:`virtual_store_time`: the SQLite store's clock on trio's clock, so retry
   delays and ``finished_at`` are virtual times like everything else.
+- :func:`no_memory_reading`: the ``read_memory`` seam of ``Crawler`` for fake browsers.
 """
 
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, closing, contextmanager
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ import trio
 
 import cdp
 import crawler.store
+from crawler.memory import MemoryReading
 from crawler.pool import TabPool
 
 from .browser import FakeChromium, connect_fake, expected_item_for, open_fake_chromium
@@ -47,6 +50,12 @@ def virtual_store_time() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(crawler.store, "time", _VirtualTime())
         yield
+
+
+async def no_memory_reading(browser_pid: int | None) -> MemoryReading:
+    """The engine's ``read_memory`` seam for fake browsers: nothing to measure, and no
+    worker thread (the default reader's threads take real time, not virtual)."""
+    return MemoryReading(browser_pss=0, browser_processes=0, crawler_pss=0)
 
 
 class FakeBrowsers:
@@ -200,12 +209,13 @@ async def watch_pool(get_pool, browsers: FakeBrowsers, problems: list[str], inte
 async def outcome_problems(store: crawler.store.SqliteStore, urls: list[str], browsers: FakeBrowsers) -> list[str]:
     """Every URL in exactly one terminal state with the right data, none loaded after it was done."""
     problems = []
-    rows = {
-        url: (state, done_count, last_error, finished_at)
-        for url, state, done_count, last_error, finished_at in store._db.execute(
-            "SELECT url, state, done_count, last_error, finished_at FROM frontier"
-        )
-    }
+    with closing(sqlite3.connect(store.path)) as db:  # a connection of its own, read at once
+        rows = {
+            url: (state, done_count, last_error, finished_at)
+            for url, state, done_count, last_error, finished_at in db.execute(
+                "SELECT url, state, done_count, last_error, finished_at FROM frontier"
+            )
+        }
     if set(rows) != set(urls):
         problems.append(f"frontier holds {sorted(set(rows) ^ set(urls))} unexpectedly")
     items = {item["url"]: item for item in await store.items()}

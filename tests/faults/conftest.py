@@ -9,9 +9,10 @@ engine and a real Chromium, and ends with :func:`assert_invariants`:
 3. every tab lease acquired was released (summed over browser restarts) and none is
    held;
 4. the browser's own target list held no tab or context the pool does not own,
-   sampled during the crawl (:class:`Watcher`, through ``pool.check_invariants``),
-   and none at the end of each browser (:func:`checked_browsers`, a seam around
-   the engine's own launch or connect), or through a connection the test owns;
+   sampled during the crawl (:class:`Watcher`, through ``pool.check_invariants`` on
+   the pool in use, from the engine's ``open_pool`` seam), and none at the end of
+   each browser (:func:`checked_browsers`, the ``open_browser`` seam around the
+   engine's own launch or connect), or through a connection the test owns;
 5. no Chromium process the crawler started is alive or defunct after it exits, and
    no temporary profile (``cdp-profile-*``) it created is left.
 """
@@ -36,7 +37,8 @@ from crawler.engine import Crawler
 from crawler.httpserver import Response
 from crawler.pool import InvariantReport
 from crawler.store import SqliteStore
-from tests.crawler.conftest import make_config, url_states
+from crawler.supervisor import open_configured_browser
+from tests.crawler.conftest import CurrentPool, make_config, url_states
 from tests.procs import existing, profile_dirs, wait_gone
 from tests.shop import FaultShop, start_shop
 
@@ -158,11 +160,10 @@ class Watcher:
             self.processes.setdefault(proc.pid, proc)
         self.profiles |= profile_dirs(family)
 
-    async def run(self, get_engine: Callable[[], Crawler | None]) -> None:
+    async def run(self, current: CurrentPool) -> None:
         while True:
             self.sample_processes()
-            engine = get_engine()
-            pool = engine.pool if engine is not None else None
+            pool = current.pool
             if pool is not None and pool.browser.connected:
                 try:
                     report = await pool.check_invariants()
@@ -175,14 +176,16 @@ class Watcher:
             await trio.sleep(self.interval_s)
 
 
-def checked_browsers(get_engine: Callable[[], Crawler], ends: list[dict[str, Any]]):
-    """The ``open_browser`` seam around the engine's own launch/connect: when the engine
-    is done with a browser (its pool closed everything) and it still answers, record
-    the page targets and contexts it holds in ``ends``."""
+def checked_browsers(cfg, opened: list[cdp.Browser], ends: list[dict[str, Any]]):
+    """The ``open_browser`` seam around the engine's own launch/connect: each browser
+    goes into ``opened`` as it opens; when the engine is done with it (its pool closed
+    everything) and it still answers, the page targets and contexts it holds go into
+    ``ends``."""
 
     @asynccontextmanager
     async def open_browser() -> AsyncIterator[cdp.Browser]:
-        async with get_engine()._open_configured_browser() as browser:
+        async with open_configured_browser(cfg) as browser:
+            opened.append(browser)
             try:
                 yield browser
             finally:
@@ -202,12 +205,29 @@ def checked_browsers(get_engine: Callable[[], Crawler], ends: list[dict[str, Any
 
 
 @attrs.define
+class Running:
+    """A crawl in progress, as ``during`` sees it."""
+
+    engine: Crawler
+    store: SqliteStore
+    browsers: list[cdp.Browser]  # every browser the engine opened, in order
+    current: CurrentPool  # the pool in use
+
+    @property
+    def browser(self) -> cdp.Browser | None:
+        """The browser opened last (still in use, unless it died)."""
+        return self.browsers[-1] if self.browsers else None
+
+
+@attrs.define
 class Crawl:
     engine: Crawler
     store: SqliteStore
     reason: str
     watcher: Watcher
     ends: list[dict[str, Any]]
+    browsers: list[cdp.Browser]  # every browser the engine opened, in order
+    current: CurrentPool
     started_wall: float
     offset: float  # time.time() - trio.current_time() during the crawl, to compare the shop's times
 
@@ -215,20 +235,20 @@ class Crawl:
 async def run_crawl(
     cfg,
     *,
-    during: Callable[[Crawler], Any] | None = None,
+    during: Callable[[Running], Any] | None = None,
     owned: cdp.Browser | None = None,
     store: SqliteStore | None = None,
 ) -> Crawl:
     """Run a crawl in-process with the :class:`Watcher` sampling, and ``during`` (an
-    async function of the engine) alongside; returns everything to check.  ``owned``
+    async function of the :class:`Running` crawl) alongside; returns everything to check.  ``owned``
     is a browser the test launched itself (the connect path): its processes are not
     the crawler's."""
     cdp.become_child_subreaper()
     store = store or SqliteStore(cfg.output.db)
     ends: list[dict[str, Any]] = []
-    holder: dict[str, Crawler] = {}
-    engine = Crawler(cfg, store, open_browser=checked_browsers(lambda: holder["engine"], ends))
-    holder["engine"] = engine
+    browsers: list[cdp.Browser] = []
+    current = CurrentPool()
+    engine = Crawler(cfg, store, open_browser=checked_browsers(cfg, browsers, ends), open_pool=current)
     watcher = Watcher(psutil.Process())
     if owned is not None and owned.pid is not None:  # the test's own browser is not the crawler's
         watcher.exclude_pids.add(owned.pid)
@@ -236,13 +256,13 @@ async def run_crawl(
     offset = time.time() - trio.current_time()
     started = time.time()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(watcher.run, lambda: engine)
+        nursery.start_soon(watcher.run, current)
         if during is not None:
-            nursery.start_soon(during, engine)
+            nursery.start_soon(during, Running(engine, store, browsers, current))
         reason = await engine.run()
         nursery.cancel_scope.cancel()
     watcher.sample_processes()
-    return Crawl(engine, store, reason, watcher, ends, started, offset)
+    return Crawl(engine, store, reason, watcher, ends, browsers, current, started, offset)
 
 
 async def assert_invariants(
@@ -259,10 +279,10 @@ async def assert_invariants(
     rows = await url_states(crawl.store, urls)
     items = {item["url"]: item for item in await crawl.store.items()}
     assert_outcome(rows, items, shop, urls, offset=crawl.offset, done=done, failed=failed)
-    engine = crawl.engine
-    counters = engine.pool_counters()
-    assert counters["leases_acquired"] == counters["leases_released"] > 0, counters
-    assert engine.pool is None and not engine.in_flight
+    stats = crawl.engine.statistics()
+    counters = stats.browser.pool_totals
+    assert counters.leases_acquired == counters.leases_released > 0, counters
+    assert crawl.current.pool is None and stats.browser.pool is None and stats.jobs.in_flight == 0
     assert await crawl.store.in_progress_urls() == set()
 
     watcher = crawl.watcher

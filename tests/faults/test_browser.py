@@ -20,7 +20,7 @@ import pytest
 import trio
 
 import cdp
-from crawler.engine import HEARTBEAT_INTERVAL_S
+from crawler.supervisor import HEARTBEAT_INTERVAL_S
 from tests.faults.conftest import assert_invariants, count_done, matrix_config, run_crawl, wait_for
 from tests.faults.proxy import CdpProxy
 
@@ -52,15 +52,19 @@ async def test_browser_sigkilled_mid_crawl_is_relaunched_and_the_crawl_goes_on(s
     urls = slow_pages(shop, 15, 0.3)
     killed: list[int] = []
 
-    async def kill_the_browser(engine):
-        await wait_for(lambda: count_done(engine.store) >= 3 and len(engine.in_flight) >= 2 and engine.browser)
-        killed.append(engine.browser.pid)
-        os.kill(engine.browser.pid, signal.SIGKILL)
+    async def kill_the_browser(running):
+        await wait_for(
+            lambda: (
+                count_done(running.store) >= 3 and running.engine.statistics().jobs.in_flight >= 2 and running.browser
+            )
+        )
+        killed.append(running.browser.pid)
+        os.kill(running.browser.pid, signal.SIGKILL)
 
     crawl = await run_crawl(matrix_config(tmp_path, urls), during=kill_the_browser)
     await assert_invariants(crawl, shop, urls, done=set(urls))
-    assert killed and crawl.engine.browser_restarts == 1
-    assert crawl.engine.browser.pid != killed[0]
+    assert killed and crawl.engine.statistics().browser.restarts == 1
+    assert crawl.browsers[-1].pid != killed[0]
     assert len(crawl.watcher.profiles) == 2  # two browsers, both profiles removed
 
 
@@ -87,16 +91,16 @@ async def test_websocket_cut_while_commands_are_pending_reconnects(shop, tmp_pat
     cfg = matrix_config(tmp_path, urls, browser={"cdp_url": proxy.url(owned_browser.connection.name)})
     cut_at: list[float] = []
 
-    async def cut(engine):
-        await wait_for(lambda: count_done(engine.store) >= 3)
-        await wait_for(lambda: engine.browser is not None and engine.browser.connection.statistics().pending_commands)
+    async def cut(running):
+        await wait_for(lambda: count_done(running.store) >= 3)
+        await wait_for(lambda: running.browser is not None and running.browser.connection.statistics().pending_commands)
         assert proxy.sever() == 1  # no checkpoint since the check: commands are pending now
         cut_at.append(trio.current_time())
-        await wait_for(lambda: not engine.browser.connected, timeout_s=2.0)
+        await wait_for(lambda: not running.browser.connected, timeout_s=2.0)
 
     crawl = await run_crawl(cfg, during=cut, owned=owned_browser)
     await assert_invariants(crawl, shop, urls, done=set(urls), launched=False)
-    assert crawl.engine.browser_restarts == 1 and proxy.sessions == 2
+    assert crawl.engine.statistics().browser.restarts == 1 and proxy.sessions == 2
     assert [end["connected"] for end in crawl.ends] == [False, True]
     await assert_browser_holds_nothing_of_ours(owned_browser)
 
@@ -116,17 +120,17 @@ async def test_browser_that_stops_answering_is_dropped_and_the_crawl_reconnects(
     )
     wedged_at: list[float] = []
 
-    async def wedge(engine):
-        await wait_for(lambda: count_done(engine.store) >= 3)
+    async def wedge(running):
+        await wait_for(lambda: count_done(running.store) >= 3)
         assert proxy.swallow() == 1
         wedged_at.append(trio.current_time())
-        wedged = engine.browser
+        wedged = running.browser
         await wait_for(lambda: not wedged.connected, timeout_s=HEARTBEAT_INTERVAL_S + 3.0 + 5.0)
         wedged_at.append(trio.current_time())
 
     crawl = await run_crawl(cfg, during=wedge, owned=owned_browser)
     await assert_invariants(crawl, shop, urls, done=set(urls), launched=False)
-    assert crawl.engine.browser_restarts == 1 and proxy.sessions == 2
+    assert crawl.engine.statistics().browser.restarts == 1 and proxy.sessions == 2
     noticed_after = wedged_at[1] - wedged_at[0]
     assert noticed_after <= HEARTBEAT_INTERVAL_S + 3.0 + 2.0, noticed_after  # interval + deadline + slack
     await assert_browser_holds_nothing_of_ours(owned_browser)

@@ -27,7 +27,7 @@ async def test_server_that_never_answers_times_out_and_the_rest_is_done(shop, tm
     urls = [hang, *products(shop, range(1, 8))]
     crawl = await run_crawl(matrix_config(tmp_path, urls, watchdog={"timeout_s": 3.0, "jitter_s": 0.5}))
     rows = await assert_invariants(crawl, shop, urls, done=set(urls[1:]), failed={hang: "timeout"})
-    assert rows[hang]["attempts"] == 2 and crawl.engine.watchdog_expiries == 2
+    assert rows[hang]["attempts"] == 2 and crawl.engine.statistics().jobs.watchdog_expiries == 2
     assert rows[hang]["elapsed_s"] <= 3.0 + 0.5 + 2.0
     assert len(shop.page_hits("hang", 1)) == 2
 
@@ -75,7 +75,7 @@ async def test_hung_renderer_is_released_by_the_watchdog_and_its_tab_closes(shop
     rows = await assert_invariants(crawl, shop, urls, done=set(urls[1:]), failed={busy: "timeout"})
     assert rows[busy]["elapsed_s"] <= 3.0 + 0.5 + 2.0
     assert all(end["leaked_tabs"] == 0 for end in crawl.ends), crawl.ends
-    assert crawl.engine.pool_counters()["tabs_discarded"] >= 2
+    assert crawl.engine.statistics().browser.pool_totals.tabs_discarded >= 2
 
 
 async def test_renderer_out_of_memory_fails_fast_without_waiting_for_the_watchdog(shop, tmp_path):
@@ -94,7 +94,7 @@ async def test_renderer_out_of_memory_fails_fast_without_waiting_for_the_watchdo
     rows = await assert_invariants(crawl, shop, urls, done=set(urls[1:]), failed={oom: "crashed"})
     assert rows[oom]["attempts"] == 2
     assert rows[oom]["elapsed_s"] < 20.0
-    assert crawl.engine.watchdog_expiries == 0
+    assert crawl.engine.statistics().jobs.watchdog_expiries == 0
 
 
 @pytest.mark.parametrize("blocking", [True, False], ids=["popup-blocker", "no-popup-blocker"])
@@ -108,7 +108,7 @@ async def test_popups_in_a_loop_are_closed_and_none_is_left(shop, tmp_path, bloc
     args = [] if blocking else ["--disable-popup-blocking"]
     crawl = await run_crawl(matrix_config(tmp_path, urls, browser={"args": args}))
     await assert_invariants(crawl, shop, urls, done=set(urls))
-    closed = crawl.engine.pool_counters()["popups_closed"]
+    closed = crawl.engine.statistics().browser.pool_totals.popups_closed
     assert closed == 0 if blocking else closed >= 5, closed
 
 

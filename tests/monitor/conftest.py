@@ -28,8 +28,9 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 @pytest.fixture
 def engine_log(caplog):
-    """Records the engine's log records (INFO and up)."""
-    caplog.set_level(logging.INFO, logger="crawler.engine")
+    """Records the engine's log records (INFO and up), from each of its parts' loggers
+    (``crawler.engine``, ``crawler.invariants``, ``crawler.memory`` ...)."""
+    caplog.set_level(logging.INFO, logger="crawler")
     return caplog
 
 
@@ -37,7 +38,7 @@ def warnings_about(caplog, text: str) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "crawler.engine" and r.levelno >= logging.WARNING and text in r.getMessage()
+        if r.name.startswith("crawler.") and r.levelno >= logging.WARNING and text in r.getMessage()
     ]
 
 

@@ -8,8 +8,9 @@ import pytest
 import trio
 
 from crawler.engine import Crawler
+from crawler.invariants import InvariantMonitor
 from crawler.store import Job, SqliteStore
-from tests.crawler.conftest import crawl, make_config
+from tests.crawler.conftest import CurrentPool, crawl, make_config
 from tests.monitor.conftest import wait_until, warnings_about
 
 
@@ -21,23 +22,24 @@ async def test_fake_in_flight_job_is_reported_once_with_its_id_and_cleared(tmp_p
     url = "http://127.0.0.1:9/product/77"
     cfg = make_config(tmp_path, [url])
     store = SqliteStore(cfg.output.db)
-    crawler = Crawler(cfg, store)
-    assert await crawler.check_invariants() == []
+    in_flight: dict[int, Job] = {}
+    monitor = InvariantMonitor(store, pool=lambda: None, in_flight=in_flight.values, interval_s=3600)
+    assert await monitor.check() == []
 
-    crawler.in_flight[4242] = Job(4242, url, 1)
-    problems = await crawler.check_invariants()
+    in_flight[4242] = Job(4242, url, 1)
+    problems = await monitor.check()
     assert problems == [
         f"in-flight jobs(1) > store in-progress(0); only in flight: {url} (job 4242)",
     ]
     assert warnings_about(engine_log, "invariant:") == [f"invariant: {problems[0]}"]
-    assert await crawler.check_invariants() == problems
+    assert await monitor.check() == problems
     assert len(warnings_about(engine_log, "invariant:")) == 1
-    assert crawler.invariant_violations == 1
+    assert monitor.statistics().violations == 1 and monitor.statistics().mismatches == 1
 
-    del crawler.in_flight[4242]
-    assert await crawler.check_invariants() == []
+    del in_flight[4242]
+    assert await monitor.check() == []
     assert any("invariant holds again" in r.getMessage() for r in engine_log.records)
-    assert crawler.invariant_mismatches == {}
+    assert monitor.statistics().mismatches == 0
 
 
 async def test_row_in_progress_without_a_job_is_reported(tmp_path, engine_log):
@@ -61,12 +63,17 @@ async def test_stray_target_created_behind_the_pools_back_is_reported_once(shop,
     pool's tab counts; closing it clears the mismatch.  The crawl is unaffected."""
     urls = [f"{shop.base}/slow/{i}?s=0.3" for i in range(1, 13)]
     cfg = make_config(tmp_path, urls, pool={"concurrency": 2}, monitor={"invariant_interval_s": 3600})
-    crawler = Crawler(cfg, SqliteStore(cfg.output.db))
+    current = CurrentPool()
+    crawler = Crawler(cfg, SqliteStore(cfg.output.db), open_pool=current)
     result: dict[str, object] = {}
 
     async def inject():
-        await wait_until(lambda: crawler.pool is not None and crawler.pool.statistics().tabs == 2 and crawler.done >= 1)
-        pool = crawler.pool
+        await wait_until(
+            lambda: (
+                current.pool is not None and current.pool.statistics().tabs == 2 and crawler.statistics().jobs.done >= 1
+            )
+        )
+        pool = current.pool
         (context_id,) = pool.context_ids
         stray = (await pool.browser.send("Target.createTarget", url="about:blank", browserContextId=context_id))[
             "targetId"
@@ -90,12 +97,13 @@ async def test_stray_target_created_behind_the_pools_back_is_reported_once(shop,
     assert f"stray tabs: {stray}" in problem
     assert "browser tabs(3) > pool tabs(2)" in problem, problem
     assert warnings_about(engine_log, "invariant:") == [f"invariant: {problem}"]
-    assert crawler.invariant_violations == 1
-    assert crawler.done == len(urls)
+    stats = crawler.statistics()
+    assert stats.invariants.violations == 1
+    assert stats.jobs.done == len(urls)
 
 
 @pytest.mark.chromium
-async def test_clean_crawl_with_recycling_rotation_failures_and_popups_is_silent(shop, tmp_path, caplog, monkeypatch):
+async def test_clean_crawl_with_recycling_rotation_failures_and_popups_is_silent(shop, tmp_path, caplog):
     """Checked every 50 ms through a crawl that recycles tabs every 2 pages, rotates
     contexts every 5, discards a timed-out tab, fails a 404 and closes popups, the
     invariant monitor never fires."""
@@ -110,20 +118,13 @@ async def test_clean_crawl_with_recycling_rotation_failures_and_popups_is_silent
         retry={"max_attempts": 1},
         monitor={"invariant_interval_s": 0.05},
     )
-    readings = 0
-    original = Crawler._invariant_reading
-
-    async def counting(self):
-        nonlocal readings
-        readings += 1
-        return await original(self)
-
-    monkeypatch.setattr(Crawler, "_invariant_reading", counting)
     c, _, reason = await crawl(cfg)
     assert reason == "finished"
+    stats = c.statistics()
     # Under load a product page may time out too: the contract here is silence.
-    assert c.pages_finished == len(urls)
-    assert c.failed["http_404"] == 1 and c.failed["timeout"] >= 1 and c.watchdog_expiries >= 1
-    assert readings >= 20
+    assert stats.jobs.pages_finished == len(urls)
+    jobs = stats.jobs
+    assert jobs.failed["http_404"] == 1 and jobs.failed["timeout"] >= 1 and jobs.watchdog_expiries >= 1
+    assert stats.invariants.checks >= 20
     assert [r.getMessage() for r in caplog.records if "invariant" in r.getMessage()] == []
-    assert c.invariant_violations == 0
+    assert stats.invariants.violations == 0

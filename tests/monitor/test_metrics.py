@@ -45,7 +45,8 @@ async def test_metrics_lists_every_documented_name_and_healthz_follows_the_heart
     crawler = Crawler(cfg, SqliteStore(cfg.output.db))
     clock = FakeClock()
     heartbeat = metrics.Heartbeat(stale_after_s=30.0, clock=clock)
-    port = await nursery.start(partial(metrics.serve_metrics, crawler.metrics_registry, heartbeat))
+    registry = metrics.build_registry(crawler.statistics, heartbeat)
+    port = await nursery.start(partial(metrics.serve_metrics, registry, heartbeat))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         assert (await client.get("/healthz")).status_code == 503
         heartbeat.beat()
@@ -86,10 +87,16 @@ async def test_metrics_port_in_use_is_a_configuration_error(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         cfg = make_config(tmp_path, ["http://127.0.0.1:9/x"], monitor={"metrics_port": port})
-        crawler = Crawler(cfg, SqliteStore(cfg.output.db))
+        opened = []
+
+        def open_browser():
+            opened.append(True)
+            raise AssertionError("a browser was opened")
+
+        crawler = Crawler(cfg, SqliteStore(cfg.output.db), open_browser=open_browser)
         with pytest.raises(ConfigError, match=rf"\[monitor\] metrics_port: cannot listen on 127.0.0.1:{port}"):
             await crawler.run()
-        assert crawler.browser is None
+        assert opened == []
 
 
 @pytest.mark.chromium
@@ -139,14 +146,15 @@ async def test_endpoint_is_scraped_during_a_real_crawl_of_the_demo_shop(shop, tm
     assert all(value(s, "crawler_browser_contexts") <= 2 for s in scrapes)
     assert set(health) == {200}
     done = [value(s, "crawler_pages_done_total") for s in scrapes]
-    assert done == sorted(done) and done[-1] <= crawler.done == 16
+    stats = crawler.statistics()
+    assert done == sorted(done) and done[-1] <= stats.jobs.done == 16
     last = scrapes[-1]
     assert value(last, "crawler_pool_concurrency") == 2 and value(last, "crawler_recycle_tab_every") == 3
     assert value(last, "crawler_invariant_violations_total") == 0
     # The final figures, read the way a last scrape would see them.
-    final = parse(generate_latest(crawler.metrics_registry).decode())
+    final = parse(generate_latest(metrics.build_registry(crawler.statistics, metrics.Heartbeat())).decode())
     assert value(final, "crawler_pages_done_total") == 16
     assert value(final, "crawler_pages_failed_total", reason="http_404") == 1
-    assert value(final, "crawler_tabs_recycled_total") == crawler.pool_counters()["tabs_recycled"] >= 4
+    assert value(final, "crawler_tabs_recycled_total") == stats.browser.pool_totals.tabs_recycled >= 4
     assert value(final, "crawler_watchdog_expiries_total") == 0
     assert value(final, "crawler_browser_restarts_total") == 0

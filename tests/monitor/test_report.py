@@ -113,7 +113,7 @@ async def test_report_command_works_on_the_db_of_a_short_crawl(shop, tmp_path, e
     )
     c, store, reason = await crawl(cfg)
     store.close()
-    assert reason == "finished" and c.done == 8
+    assert reason == "finished" and c.statistics().jobs.done == 8
     memory_lines = [r.getMessage() for r in engine_log.records if r.getMessage().startswith("memory: browser")]
     assert any("tab(s) recycled since the last line, at recycle: JS heap" in m for m in memory_lines), memory_lines
     result = await trio.run_process(

@@ -7,7 +7,8 @@ import pytest
 import trio
 
 from crawler.engine import Crawler
-from crawler.monitor import MemoryThrottle
+from crawler.memory import MemoryReading
+from crawler.monitor import MemoryThrottle, self_pss
 from crawler.store import SqliteStore
 from tests.crawler.conftest import make_config
 from tests.monitor.conftest import wait_until, warnings_about
@@ -25,9 +26,11 @@ def test_auto_recycle_interval_follows_the_seed_table_for_the_budget(tmp_path, b
     cfg = make_config(
         tmp_path, ["http://127.0.0.1:9/x"], pool={"recycle_tab_every": "auto", "memory_budget_mb": budget_mb}
     )
-    crawler = Crawler(cfg, SqliteStore(cfg.output.db))
-    assert low <= crawler.recycle_tab_every <= high
-    assert crawler.throttle is not None and crawler.throttle.base_recycle_every == crawler.recycle_tab_every
+    stats = Crawler(cfg, SqliteStore(cfg.output.db)).statistics()
+    assert low <= stats.recycle_tab_every <= high
+    # A throttle is set up, and at its normal level it keeps that interval.
+    assert stats.memory.budget_bytes == budget_mb * MiB and stats.memory.throttle_level == 0
+    assert stats.memory.recycle_tab_every == stats.recycle_tab_every
 
 
 def test_auto_recycle_interval_without_a_budget_uses_the_machine_memory(tmp_path, monkeypatch):
@@ -36,9 +39,9 @@ def test_auto_recycle_interval_without_a_budget_uses_the_machine_memory(tmp_path
     total = psutil.virtual_memory()._replace(total=8192 * MiB)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: total)
     cfg = make_config(tmp_path, ["http://127.0.0.1:9/x"], pool={"recycle_tab_every": "auto"})
-    crawler = Crawler(cfg, SqliteStore(cfg.output.db))
-    assert 5 <= crawler.recycle_tab_every <= 10
-    assert crawler.throttle is None
+    stats = Crawler(cfg, SqliteStore(cfg.output.db)).statistics()
+    assert 5 <= stats.recycle_tab_every <= 10
+    assert stats.memory.budget_bytes == 0  # no throttle
 
 
 def test_throttle_levels_rise_at_85_and_100_percent_and_fall_only_below_85_and_70():
@@ -80,43 +83,50 @@ async def test_budget_throttle_lowers_concurrency_near_the_budget_and_restores_i
         pool={"concurrency": 4, "recycle_tab_every": 6, "memory_budget_mb": 1000},
         monitor={"sample_interval_s": 0.05, "invariant_interval_s": 0.2},
     )
-    crawler = Crawler(cfg, SqliteStore(cfg.output.db))
     reading = {"pss": 300 * MiB}
-    crawler.tree_pss = lambda pid: (reading["pss"] if pid else 0, 5)
+
+    async def read_memory(pid):  # the browser tree's PSS injected; the crawler's own measured
+        return MemoryReading(reading["pss"] if pid else 0, 5, await trio.to_thread.run_sync(self_pss))
+
+    crawler = Crawler(cfg, SqliteStore(cfg.output.db), read_memory=read_memory)
     observed: list[tuple[int, int, int]] = []  # (level, pool concurrency, leases held)
+
+    def pool():
+        return crawler.statistics().browser.pool
 
     async def watch():
         while True:
-            if crawler.pool is not None:
-                stats = crawler.pool.statistics()
-                observed.append((crawler.throttle.level, stats.concurrency, stats.leases))
+            stats = crawler.statistics()
+            if stats.browser.pool is not None:
+                observed.append(
+                    (stats.memory.throttle_level, stats.browser.pool.concurrency, stats.browser.pool.leases)
+                )
             await trio.sleep(0.005)
 
     async def settle(pss_mb: int, concurrency: int, recycle: int) -> None:
         reading["pss"] = pss_mb * MiB
         await wait_until(
             lambda: (
-                crawler.pool is not None
-                and (crawler.pool.concurrency, crawler.pool.recycle_tab_every) == (concurrency, recycle)
+                (stats := pool()) is not None and (stats.concurrency, stats.recycle_tab_every) == (concurrency, recycle)
             )
         )
 
     async def drive():
-        await wait_until(lambda: crawler.done >= 4, timeout_s=30)
-        assert crawler.pool.concurrency == 4 and crawler.pool.recycle_tab_every == 6
+        await wait_until(lambda: crawler.statistics().jobs.done >= 4, timeout_s=30)
+        assert pool().concurrency == 4 and pool().recycle_tab_every == 6
         await settle(900, 2, 3)
         await settle(1100, 1, 1)
         # Leases already held finish their page; after that, one at a time.
-        await wait_until(lambda: crawler.pool.statistics().leases <= 1)
+        await wait_until(lambda: pool().leases <= 1)
         # Tabs left idle before the change serve one more page each; from then on
         # every page gets a fresh tab, recycled after it.
         mark = len(observed)
-        opened = crawler.pool.statistics().tabs_opened
-        await wait_until(lambda: crawler.pool.statistics().tabs_opened >= opened + 3)
+        opened = pool().tabs_opened
+        await wait_until(lambda: pool().tabs_opened >= opened + 3)
         assert max(leases for _, _, leases in observed[mark:]) <= 1
-        first_fresh = crawler.pool.statistics()
-        await wait_until(lambda: crawler.pool.statistics().tabs_recycled >= first_fresh.tabs_recycled + 2)
-        now = crawler.pool.statistics()
+        first_fresh = pool()
+        await wait_until(lambda: pool().tabs_recycled >= first_fresh.tabs_recycled + 2)
+        now = pool()
         assert now.leases_released - first_fresh.leases_released <= now.tabs_recycled - first_fresh.tabs_recycled
         await settle(800, 2, 3)
         await settle(600, 4, 6)
@@ -132,5 +142,6 @@ async def test_budget_throttle_lowers_concurrency_near_the_budget_and_restores_i
     assert "over budget, concurrency 2 -> 1, recycling tabs every 3 -> 1 pages" in changes[1]
     assert "pressure, concurrency 1 -> 2" in changes[2]
     assert "normal, concurrency 2 -> 4, recycling tabs every 3 -> 6 pages" in changes[3]
-    assert not crawler.failed
-    assert crawler.invariant_violations == 0
+    stats = crawler.statistics()
+    assert not stats.jobs.failed
+    assert stats.invariants.violations == 0

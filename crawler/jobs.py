@@ -1,0 +1,273 @@
+"""The job runner: workers claim URLs from the store and run each as one job.
+
+Life of one job (one attempt at one URL):
+
+1. a worker ``claim``\\ s the URL (the store moves it ``pending → in_progress`` and
+   counts the attempt); the job enters the in-flight table;
+2. it leases a tab from the pool (waiting while ``concurrency`` leases are held);
+3. it opens its watchdog scope (timeout + jitter): the clock runs from lease to item,
+   so a worker waiting for a tab is not yet on it;
+4. :meth:`JobRunner._work`, the page work: :func:`crawler.router.run_route` runs the
+   session hook if the tab's context is new, navigates to the URL and runs the
+   route's handler (a Python handler, or a TOML route), which pushes items and
+   enqueues links into the job's :class:`~crawler.page.Page`;
+5. the lease exits: the tab is given back, or closed (watchdog expiry, crash, a
+   failure that leaves the tab unusable);
+6. :meth:`JobRunner._record` stores the outcome in one transaction: done with its
+   items and its new links, pending again after a backoff (what it pushed dropped), or failed with its reason (the decision is
+   :class:`crawler.retry.RetryPolicy`'s).  Only then does the job leave the in-flight
+   table, so in-flight jobs and the store's in-progress rows agree at every checkpoint.
+
+How a job went wrong becomes its failure reason in one place, :func:`page_failure`.
+A job cancelled from outside (shutdown, browser restart) goes back to pending without
+being charged an attempt, and the Cancelled goes on.
+
+Tasks: :meth:`JobRunner.run_workers` owns a nursery of one task per worker, for one
+pool; each job's page work may run tasks of its own, inside its watchdog scope.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import trio
+
+import cdp
+
+from . import router as routing
+from .config import Config
+from .failure import SLOW_DOWN_STATUS, PageFailure
+from .links import LinkFilter
+from .page import Page, PageEnv
+from .pool import Lease, TabPool
+from .ratelimit import HostRateLimiter
+from .retry import RetryPolicy
+from .router import Router, SessionGate
+from .stats import JobStatistics
+from .store import Job, Store
+from .watchdog import Watchdog
+
+log = logging.getLogger("crawler.jobs")
+
+RELEASE_TIMEOUT_S = 5.0  # bound on a shielded store write: an outcome, or an interrupted job put back
+IDLE_POLL_S = 0.5  # a worker with nothing ready re-checks the frontier this often
+
+# The page work's signature (that of crawler.router.run_route): router, sessions, tab,
+# request, page env, live context ids -> the Page with the job's output, or raises.
+RunRoute = Callable[..., Awaitable[Page]]
+
+
+class WatchdogExpired(Exception):
+    """How a job ended when its watchdog fired: never raised, only translated by
+    :func:`page_failure` (the watchdog's own scope catches its Cancelled)."""
+
+    def __init__(self, budget_s: float):
+        self.budget_s = budget_s
+        super().__init__(f"no item within {budget_s:.1f} s")
+
+
+def page_failure(exc: Exception) -> PageFailure:
+    """The failure (reason kind, retryable or not) for how a job went wrong: the one
+    translation of watchdog expiries and CDP errors into failure reasons.
+
+    =========================  =================  =========
+    how                        kind               retryable
+    =========================  =================  =========
+    :class:`PageFailure`       its own            its own
+    the watchdog expired       ``timeout``        yes
+    ``cdp.TargetCrashed``      ``crashed``        yes
+    ``cdp.ConnectionLost``     ``browser_lost``   yes
+    ``cdp.CommandTimeout``     ``unresponsive``   yes
+    any other ``cdp.CDPError`` ``cdp_error``      yes
+    anything else the handler  ``handler``        no
+    raised (``ValueError``...)
+    =========================  =================  =========
+
+    A handler's own exception is named with its type and message, e.g. ``handler:
+    ValueError: no price``; to have a URL retried, raise ``PageFailure(...,
+    retryable=True)``.
+    """
+    if isinstance(exc, PageFailure):
+        return exc
+    if not isinstance(exc, WatchdogExpired | cdp.CDPError):
+        return PageFailure("handler", f"{type(exc).__name__}: {exc}"[:500], tab_reusable=False)
+    if isinstance(exc, WatchdogExpired):
+        kind = "timeout"
+    elif isinstance(exc, cdp.TargetCrashed):
+        kind = "crashed"
+    elif isinstance(exc, cdp.ConnectionLost):
+        kind = "browser_lost"
+    elif isinstance(exc, cdp.CommandTimeout):
+        kind = "unresponsive"
+    else:
+        kind = "cdp_error"
+    return PageFailure(kind, str(exc), retryable=True)
+
+
+class JobRunner:
+    """Claims jobs from the store and runs them on a pool's tabs; owns the job figures.
+
+    ``rng`` draws the rate limiter's gaps and the retry backoffs (and the default
+    watchdog's jitter); ``router`` holds the crawl's handlers; ``watchdog`` and
+    ``run_route`` are seams for tests.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        rng: random.Random,
+        limit: int | None = None,
+        watchdog: Watchdog | None = None,
+        router: Router | None = None,
+        run_route: RunRoute | None = None,
+    ):
+        self._config = config
+        self._store = store
+        self._limit = limit
+        self._watchdog = watchdog or Watchdog(config.watchdog.timeout_s, config.watchdog.jitter_s, rng=rng)
+        self._limiter = HostRateLimiter(config.rate_limit.wait_ms, rng=rng)
+        self._retry = RetryPolicy(config.retry.max_attempts, config.retry.backoff_s, SLOW_DOWN_STATUS, rng)
+        self._router = routing.router_for(config, router)
+        self._sessions = SessionGate(self._router.session_hook)
+        self._links = LinkFilter(config.crawl)
+        self._page_env = PageEnv(self._limiter, self._links, store.known, config.extract.poll_interval_s)
+        self._run_route = run_route or routing.run_route
+        self._in_flight: dict[int, Job] = {}
+        self._changed = trio.Event()  # set (and replaced) whenever a job ends: idle workers look again
+        self._claimed = 0
+        self._done = 0
+        self._failed: Counter[str] = Counter()
+        self._retries = 0
+        self._watchdog_expiries = 0
+
+    def statistics(self) -> JobStatistics:
+        return JobStatistics(
+            claimed=self._claimed,
+            in_flight=len(self._in_flight),
+            done=self._done,
+            failed=dict(self._failed),
+            retries=self._retries,
+            watchdog_expiries=self._watchdog_expiries,
+            links_skipped=dict(self._links.skipped),
+            sessions_started=self._sessions.runs,
+        )
+
+    def in_flight_jobs(self) -> list[Job]:
+        """The jobs claimed and not yet recorded (a copy)."""
+        return list(self._in_flight.values())
+
+    def limit_reached(self) -> bool:
+        """True once ``limit`` jobs were claimed in this run."""
+        return self._limit is not None and self._claimed >= self._limit
+
+    async def work_left(self) -> bool:
+        """Whether a worker would find something to do: the limit is not reached and the
+        store holds a URL that is (or will become) ready.  Only reads the store."""
+        if self.limit_reached():
+            return False
+        return await self._store.next_ready_in() is not None
+
+    async def run_workers(self, pool: TabPool, concurrency: int) -> None:
+        """Run ``concurrency`` workers on ``pool`` until no work is left (or the limit is
+        reached), in a nursery of their own.  If cancelled (shutdown, browser lost),
+        every job in flight goes back to pending and the Cancelled goes on.  Failed
+        URLs are data; store errors and bugs propagate."""
+        async with trio.open_nursery() as nursery:
+            for _ in range(concurrency):
+                nursery.start_soon(self._worker, pool)
+
+    async def _worker(self, pool: TabPool) -> None:
+        while True:
+            if self.limit_reached():
+                return
+            job = await self._store.claim()
+            if job is None:
+                ready_in = await self._store.next_ready_in()
+                if ready_in is None and not self._in_flight:
+                    return
+                with trio.move_on_after(min(ready_in if ready_in is not None else IDLE_POLL_S, IDLE_POLL_S)):
+                    await self._changed.wait()
+                continue
+            self._claimed += 1
+            await self._process(pool, job)
+
+    async def _process(self, pool: TabPool, job: Job) -> None:
+        """One job: lease → watchdog scope → page work → outcome recorded."""
+        self._in_flight[job.id] = job
+        started = trio.current_time()
+        result: Page | None = None
+        failure: PageFailure | None = None
+        try:
+            async with pool.lease() as lease:
+                # The watchdog runs from lease to extracted item: a worker waiting for a
+                # tab (the memory throttle lowered concurrency) is not yet on the clock.
+                with self._watchdog.scope() as watchdog:
+                    budget_s = watchdog.deadline - trio.current_time()
+                    try:
+                        result = await self._work(pool, lease, job)
+                    except cdp.CDPError:
+                        raise  # the tab's or the browser's: translated below, once the lease closed the tab
+                    except Exception as exc:  # PageFailure, or whatever the user's handler raised
+                        failure = page_failure(exc)
+                        if not failure.tab_reusable:
+                            lease.discard(failure.kind)
+                if watchdog.cancelled_caught:
+                    lease.discard("timeout")  # the tab may be hung mid-navigation: never reuse it
+                    self._watchdog_expiries += 1
+                    failure = page_failure(WatchdogExpired(budget_s))
+        except cdp.CDPError as exc:  # out of the lease: the lease closed the tab
+            failure = page_failure(exc)
+        except trio.Cancelled:
+            with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
+                await self._store.release(job)
+            del self._in_flight[job.id]
+            raise
+        # The job leaves in_flight only once its outcome is stored, so in-flight jobs and
+        # the store's in-progress rows agree at every checkpoint.
+        with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
+            await self._record(job, result, failure, trio.current_time() - started)
+        del self._in_flight[job.id]
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _work(self, pool: TabPool, lease: Lease, job: Job) -> Page:
+        """The page work of one job, on the leased tab, inside the job's watchdog (which
+        cancels it when its time runs out): the route's handler.
+
+        Returns the Page holding the job's items, links and status; raises PageFailure
+        (``tab_reusable`` if the tab may serve the next job), the tab's CDP error, or
+        whatever the handler raised.  Cancelled: the lease then closes the tab."""
+        return await self._run_route(
+            self._router, self._sessions, lease.tab, job.request, self._page_env, pool.context_ids
+        )
+
+    async def _record(self, job: Job, result: Page | None, failure: PageFailure | None, elapsed_s: float) -> None:
+        """Store the job's outcome: done with its items and links, or, for a failure, what the
+        retry policy decides (pending again after a delay, or failed with its reason),
+        pausing the host first if the failure asks for it."""
+        if result is not None:
+            # What the handler pushed and enqueued is stored with the outcome, in one transaction.
+            if await self._store.complete(job, result.items, result.links, result.status, elapsed_s):
+                self._done += 1
+            else:
+                log.warning("%s: finished, but the store no longer holds it in progress (lease lost)", job.url)
+            return
+        assert failure is not None
+        decision = self._retry.decide(
+            job.attempt, retryable=failure.retryable, status=failure.status, retry_after_s=failure.retry_after_s
+        )
+        if decision.host_pause_s is not None:
+            self._limiter.back_off(job.url, decision.host_pause_s)
+        if decision.retry:
+            self._retries += 1
+            log.info("%s: %s (attempt %d); retry in %.1f s", job.url, failure.reason, job.attempt, decision.delay_s)
+            await self._store.retry_later(job, failure.reason, decision.delay_s, failure.status)
+        else:
+            self._failed[failure.kind] += 1
+            log.warning("%s: failed after %d attempt(s): %s", job.url, job.attempt, failure.reason)
+            await self._store.fail(job, failure.reason, failure.status)
