@@ -128,7 +128,7 @@ async def test_pagination_is_followed_to_the_last_page_and_a_link_on_every_page_
     assert all(u.startswith(shop.base + "/") and "#" not in u for u in urls), urls
     names = sorted(item["name"] for item in await store.items())
     assert names == sorted(demo.product(i)["name"] for i in range(1, products + 1))
-    skipped = engine.links.skipped
+    skipped = engine.statistics().jobs.links_skipped
     assert {"scheme_mailto", "scheme_javascript", "scheme_file", "scheme_data"} <= set(skipped), skipped
 
 
@@ -141,7 +141,7 @@ async def test_max_depth_stops_discovery_at_that_many_hops_from_the_input(shop, 
     assert not [path for path in shop.hits if path.startswith("/product/")]
     depths = {(await store.url_state(u))["depth"] for u in frontier_urls(store)}
     assert depths == {0, 1}
-    assert engine.links.skipped["max_depth"] > 0
+    assert engine.statistics().jobs.links_skipped["max_depth"] > 0
 
 
 async def test_toml_routes_reach_every_review_behind_the_more_button(shop, tmp_path):
@@ -196,9 +196,10 @@ async def test_the_session_hook_runs_once_per_context_and_every_page_sees_the_lo
     engine, store, reason = await run(cfg, router)
     assert reason == "finished"
     assert [item["user"] for item in await store.items()] == ["demo"] * len(urls)
-    assert len(runs) == len(set(runs)) == shop.logins == engine.sessions.runs
-    assert engine.pool_counters()["contexts_rotated"] >= 4
-    assert len(runs) >= engine.pool_counters()["contexts_rotated"]
+    stats = engine.statistics()
+    assert len(runs) == len(set(runs)) == shop.logins == stats.jobs.sessions_started
+    assert stats.browser.pool_totals.contexts_rotated >= 4
+    assert len(runs) >= stats.browser.pool_totals.contexts_rotated
 
 
 @pytest.mark.parametrize("hang", ["wait_for", "evaluate", "click"])

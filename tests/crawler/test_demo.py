@@ -41,7 +41,6 @@ def test_flat_crawl_of_the_product_pages_exports_every_item_correctly(tmp_path):
     assert "crawler: products 200/200, reviews 0/" in proc.stderr
 
 
-@pytest.mark.skipif(not hasattr(crawler, "Router"), reason="needs the crawling API (crawler.Router, issue 9)")
 def test_demo_command_finds_everything_the_storefront_shows(tmp_path):
     """A fresh `python -m crawler demo --products 60` (config/demo.toml: the storefront and
     the routes of config/demo_handlers.py) exits 0, reports every product, review, question

@@ -238,7 +238,7 @@ async def test_a_navigation_caused_by_a_click_waits_for_the_hosts_rate_limit_tur
         await page.click("a[href='/about']")
         await page.wait_for_load()
         with trio.fail_after(5):
-            while not [t for t, path in shop.hits if path == "/about"]:
+            while not [t for t, path in shop.hits if path == "/about"]:  # noqa: ASYNC110 - the shop has no event
                 await trio.sleep(0.02)
     home = next(t for t, path in shop.hits if path == "/")
     about = next(t for t, path in shop.hits if path == "/about")
