@@ -11,7 +11,10 @@ SqliteStore in a temporary folder and a :class:`crawler.engine.Crawler` whose co
 waits.  Modes:
 
 - ``recycle``: the config's tab recycling (every 10 pages) and context rotation (every 50);
-- ``norecycle``: both set to 10**9, so each worker's tab serves all its pages in one context.
+- ``norecycle``: both set to 10**9, so each worker's tab serves all its pages in one context;
+- ``handler``: as ``recycle``, but the pages go through a Python handler that does what
+  the config's ``[extract]`` route does (issue 9: the handler path costs no more than
+  the TOML path); compare it with ``recycle`` in the same run.
 
 Measured per run (see benchmarks/README.md for the method):
 
@@ -53,6 +56,7 @@ import psutil
 import trio
 
 import cdp
+import crawler
 from crawler import config as config_mod
 from crawler import monitor
 from crawler.demo import DemoShop, expected_item
@@ -66,7 +70,7 @@ DEMO_CONFIG = REPO / "config" / "products.toml"  # the flat product-page crawl
 RUNNER = Path(__file__).resolve().parent / "playwright_runner.py"
 MiB = 2**20
 HUGE = 10**9
-MODES = ("recycle", "norecycle")
+MODES = ("recycle", "norecycle", "handler")
 MARKS = 10  # a mark at every 10% of the pages
 SHOWN_MISMATCHES = 5
 
@@ -308,8 +312,8 @@ class BenchStore(SqliteStore):
         super().__init__(path)
         self._on_finished = on_finished
 
-    async def complete(self, job, item, status, elapsed_s):  # type: ignore[override]
-        ok = await super().complete(job, item, status, elapsed_s)
+    async def complete(self, job, items, links, status, elapsed_s):  # type: ignore[override]
+        ok = await super().complete(job, items, links, status, elapsed_s)
         if ok:
             await self._on_finished()
         return ok
@@ -442,6 +446,24 @@ def figures(
 # -- one run of our crawler ---------------------------------------------------------------
 
 
+def python_router(cfg: config_mod.Config) -> crawler.Router:
+    """The ``handler`` mode's route: what the config's ``[extract]`` route does, written
+    as a user's Python handler (the same fields, so the same page-side work)."""
+    fields, wait_for = cfg.extract.fields, cfg.extract.wait_for
+    captures = cfg.extract.capture
+    router = crawler.Router()
+
+    @router.route()
+    async def product(page: crawler.Page) -> None:
+        item = {"url": page.url, "status": page.status, **await page.extract(fields, wait_for=wait_for)}
+        for rule in captures:
+            bodies = await page.responses(rule.url_contains)
+            item[rule.name] = bodies[0] if bodies else None
+        await page.push(item)
+
+    return router
+
+
 def bench_config(base: str, pages: int, concurrency: int, mode: str, db: Path) -> config_mod.Config:
     cfg = config_mod.load(DEMO_CONFIG)
     pool = attrs.evolve(cfg.pool, concurrency=concurrency)
@@ -474,7 +496,11 @@ async def run_ours(base: str, mode: str, args: argparse.Namespace) -> dict[str, 
         store = BenchStore(cfg.output.db, on_finished)
         try:
             probe = OursProbe(cfg)
-            crawler = Crawler(cfg, store, open_browser=probe.open_browser)
+            router = None
+            if mode == "handler":  # the same pages through a Python handler instead of the TOML route
+                router = python_router(cfg)
+                cfg = attrs.evolve(cfg, extract=config_mod.ExtractSection(poll_interval_s=cfg.extract.poll_interval_s))
+            crawler = Crawler(cfg, store, open_browser=probe.open_browser, router=router)
             rec = Recorder(pages=pages, probe_measure=probe.measure)
             marks = set(rec.mark_points())
             load_before = os.getloadavg()[0]
@@ -836,7 +862,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="crawl_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--pages", type=int, default=1000, help="pages to crawl per run (default 1000)")
     p.add_argument("--concurrency", type=int, default=8, help="tabs working at once (default 8)")
-    p.add_argument("--modes", default="recycle,norecycle", help="comma-separated: recycle, norecycle")
+    p.add_argument("--modes", default="recycle,norecycle", help="comma-separated: recycle, norecycle, handler")
     p.add_argument("--json", dest="json_out", help="write every result to this JSON file")
     p.add_argument("--playwright", action="store_true", help="also crawl with Playwright (pip install playwright)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between periodic PSS samples (default 1)")

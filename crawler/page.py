@@ -42,6 +42,7 @@ NO_DIALOGS_JS = "window.alert = () => {}; window.confirm = () => false; window.p
 
 PAGE_EVENTS = (
     "Network.requestWillBeSent",
+    "Network.requestWillBeSentExtraInfo",
     "Network.responseReceived",
     "Network.loadingFinished",
     "Network.loadingFailed",
@@ -54,6 +55,7 @@ SCROLL_ROUNDS = 50  # scroll_to_end: at most this many scrolls
 SCROLL_SETTLE_S = 0.5  # scroll_to_end: quiet time after a scroll before measuring again
 CONTEXT_RETRIES = 20  # evaluations retried while the page swaps its document (execution context gone)
 IGNORED_REQUEST_TYPES = ("EventSource", "WebSocket")  # never "finish": not counted as in flight
+REQUEST_SENT_WAIT_S = 5.0  # longest a paced document holds its host's turn waiting to be sent
 
 
 async def prepare_tab(tab: cdp.Tab, *, block_urls: Iterable[str] = ()) -> None:
@@ -107,6 +109,7 @@ class Page:
         self._responses: list[_Response] = []
         self._by_request: dict[str, _Response] = {}
         self._in_flight: set[str] = set()
+        self._sent: set[str] = set()  # requestIds the network stack has sent (or answered, or failed)
         self._last_activity = trio.current_time()
         self._changed = trio.Event()
         self.dialogs = 0
@@ -368,15 +371,18 @@ class Page:
                 p, method = event.params, event.method
                 if method == "Fetch.requestPaused":
                     if p.get("frameId") == frame:
-                        nursery.start_soon(self._pace, p["requestId"], p["request"]["url"])
+                        nursery.start_soon(self._pace, p["requestId"], p.get("networkId"), p["request"]["url"])
                     else:
                         await self.tab.send("Fetch.continueRequest", requestId=p["requestId"])
+                elif method == "Network.requestWillBeSentExtraInfo":
+                    self._sent.add(p.get("requestId"))
                 elif method == "Network.requestWillBeSent":
                     if p.get("type") not in IGNORED_REQUEST_TYPES:
                         self._in_flight.add(p["requestId"])
                     if p.get("type") == "Document" and p.get("frameId") == frame:
                         self._loaders[p["requestId"]] = p.get("loaderId", "")
                 elif method == "Network.responseReceived":
+                    self._sent.add(p["requestId"])
                     response = p.get("response", {})
                     loader = self._loaders.get(p["requestId"])
                     if loader is not None:
@@ -389,6 +395,7 @@ class Page:
                 elif method in ("Network.loadingFinished", "Network.loadingFailed"):
                     request_id = p.get("requestId")
                     self._in_flight.discard(request_id)
+                    self._sent.add(request_id)
                     record = self._by_request.get(request_id)
                     failed = method == "Network.loadingFailed"
                     if record is not None:
@@ -403,10 +410,17 @@ class Page:
         except (cdp.CDPError, trio.ClosedResourceError):
             self._touch()
 
-    async def _pace(self, request_id: str, url: str) -> None:
+    async def _pace(self, request_id: str, network_id: str | None, url: str) -> None:
+        """Continue a paused main-frame document in its host's turn, and hold the turn
+        until the network stack has really sent it (its raw headers were reported, or
+        it was answered or failed): the next request to the host then starts one gap
+        after this one left, as the server sees it."""
         try:
             async with self._env.limiter.hold(url):
                 await self.tab.send("Fetch.continueRequest", requestId=request_id)
+                with trio.move_on_after(REQUEST_SENT_WAIT_S):
+                    while network_id is not None and network_id not in self._sent:
+                        await self._changed.wait()
         except (cdp.CDPError, trio.ClosedResourceError):
             pass  # the navigation was abandoned, or the tab is gone: the handler finds out
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import crawler
 from crawler.demo import ITEM_KINDS, expected_item, format_price, product, questions, reviews, truth, wishlist
 
 pytestmark = pytest.mark.chromium

@@ -57,7 +57,9 @@ def read_db(db: str) -> tuple[dict[str, dict], dict[str, dict], list[dict]]:
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
         rows = {r["url"]: dict(r) for r in conn.execute("SELECT * FROM frontier")}
-        items = {url: json.loads(data) for url, data in conn.execute("SELECT url, data FROM items")}
+        pairs = conn.execute("SELECT f.url, i.data FROM items i JOIN frontier f ON f.id = i.url_id").fetchall()
+        items = {url: json.loads(data) for url, data in pairs}
+        assert len(items) == len(pairs), "a page's item was stored twice"
         runs = [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY id")]
     return rows, items, runs
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import argparse
 import sys
 
@@ -21,13 +23,14 @@ async def synthetic_db(path, pages: int = 200) -> None:
     """A finished run of ``pages`` pages whose browser PSS grows exactly 2 MiB per
     100 pages from 300 MiB, sampled every 10 pages, one tab sample per 10 pages."""
     store = SqliteStore(path)
+    raw = sqlite3.connect(path, isolation_level=None)  # a connection of its own, to set the times
     await store.add_urls(f"http://127.0.0.1:9/p/{i}" for i in range(pages))
     await store.start_run()
-    t0 = store._db.execute("SELECT started_at FROM runs").fetchone()[0]
+    t0 = raw.execute("SELECT started_at FROM runs").fetchone()[0]
     for i in range(pages):
         job = await store.claim()
-        await store.complete(job, {"url": job.url}, 200, 0.1)
-        store._db.execute("UPDATE frontier SET finished_at=? WHERE id=?", (t0 + 0.1 * (i + 1), job.id))
+        await store.complete(job, [{"url": job.url}], [], 200, 0.1)
+        raw.execute("UPDATE frontier SET finished_at=? WHERE id=?", (t0 + 0.1 * (i + 1), job.id))
         if i % 10 == 0:
             await store.add_memory_sample(
                 {
@@ -66,7 +69,7 @@ async def synthetic_db(path, pages: int = 200) -> None:
         "invariant_violations": 0,
     }
     await store.finish_run("finished", summary)
-    store._db.execute("UPDATE runs SET finished_at=? WHERE id=?", (t0 + 0.1 * pages, store.run_id))
+    raw.execute("UPDATE runs SET finished_at=? WHERE id=?", (t0 + 0.1 * pages, store.run_id))
     store.close()
 
 

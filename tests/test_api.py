@@ -1,0 +1,58 @@
+"""The public surface of ``import crawler``: small, sorted, and every name is there."""
+
+from __future__ import annotations
+
+import inspect
+
+import crawler
+
+CONTRACT = {"Config", "ConfigError", "JavaScriptError", "Page", "PageFailure", "Request", "Router", "crawl", "load_config"}
+
+
+def test_all_is_sorted_and_holds_exactly_the_public_names():
+    assert crawler.__all__ == sorted(crawler.__all__)
+    assert set(crawler.__all__) == CONTRACT
+    assert all(hasattr(crawler, name) for name in crawler.__all__)
+
+
+def test_the_contracts_signatures_hold():
+    """The names and parameters issue 9 made binding (users' handlers depend on them)."""
+    page = crawler.Page
+    assert {"url", "label", "data", "depth"} <= {n for n, _ in inspect.getmembers(page)}
+    params = {
+        name: list(inspect.signature(member).parameters)
+        for name, member in inspect.getmembers(page, inspect.isfunction)
+        if not name.startswith("_")
+    }
+    assert params["goto"] == ["self", "url"]
+    assert params["wait_for"] == ["self", "selector", "timeout_s"]
+    assert params["evaluate"] == ["self", "expression", "await_promise"]
+    assert params["extract_all"] == ["self", "selector", "fields"]
+    assert params["click_if_present"] == ["self", "selector"] and params["fill"] == ["self", "selector", "text"]
+    assert params["scroll_to_end"] == ["self", "max_rounds", "settle_s"]
+    assert params["enqueue"] == ["self", "urls", "selector", "label", "data"]
+    assert params["push"] == ["self", "item"] and params["responses"] == ["self", "url_contains"]
+    assert {"wait_for_idle", "extract", "click", "html", "screenshot"} <= set(params)
+    assert list(inspect.signature(crawler.crawl).parameters)[:2] == ["config", "router"]
+    assert inspect.signature(crawler.PageFailure).parameters["retryable"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_a_router_refuses_a_label_twice_and_a_handler_that_is_not_async():
+    router = crawler.Router()
+
+    @router.route("product")
+    async def product(page):
+        pass
+
+    try:
+        router.add("product", product)
+    except ValueError as exc:
+        assert "defined twice" in str(exc)
+    else:
+        raise AssertionError("a second route for one label was accepted")
+    try:
+        router.route()(lambda page: None)
+    except TypeError as exc:
+        assert "async function" in str(exc)
+    else:
+        raise AssertionError("a sync handler was accepted")
