@@ -107,6 +107,12 @@ def page_failure(exc: Exception) -> PageFailure:
     return PageFailure(kind, str(exc), retryable=True)
 
 
+def paces_documents(config: Config) -> bool:
+    """Whether the crawl keeps gaps between requests to a host, so that tabs must pause
+    every document for its host's turn (see :mod:`crawler.page`)."""
+    return config.rate_limit.wait_ms[1] > 0
+
+
 class JobRunner:
     """Claims jobs from the store and runs them on a pool's tabs; owns the job figures.
 
@@ -135,7 +141,9 @@ class JobRunner:
         self._router = routing.router_for(config, router)
         self._sessions = SessionGate(self._router.session_hook)
         self._links = LinkFilter(config.crawl)
-        self._page_env = PageEnv(self._limiter, self._links, store.known, config.extract.poll_interval_s)
+        self._page_env = PageEnv(
+            self._limiter, self._links, store.known, config.extract.poll_interval_s, paces_documents(config)
+        )
         self._run_route = run_route or routing.run_route
         self._in_flight: dict[int, Job] = {}
         self._changed = trio.Event()  # set (and replaced) whenever a job ends: idle workers look again

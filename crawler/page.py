@@ -11,10 +11,13 @@ Every await in a Page method is a plain trio checkpoint: when the watchdog expir
 the handler is cancelled wherever it waits (``wait_for``, ``click``, ``evaluate``...),
 and nothing it pushed is stored.
 
-Pacing: every navigation of the main frame, whatever starts it (``goto``, a click, the
-page's own script), is a document request that the browser pauses (``Fetch`` domain,
-enabled on each tab by :func:`prepare_tab`) until the reader has taken the host's
-rate-limit turn for it; so the gaps are the ones the server sees.
+Pacing: in a crawl with gaps between requests (``[rate_limit] wait_ms``), every
+navigation of the main frame, whatever starts it (``goto``, a click, the page's own
+script), is a document request that the browser pauses (``Fetch`` domain, enabled on
+each tab by :func:`prepare_tab`) until the reader has taken the host's rate-limit turn
+for it, and the turn is held until the request has left; so the gaps are the ones the
+server sees.  Without gaps nothing is intercepted; ``goto`` only waits out a host's
+back-off (a 429's Retry-After).
 """
 
 from __future__ import annotations
@@ -58,12 +61,17 @@ IGNORED_REQUEST_TYPES = ("EventSource", "WebSocket")  # never "finish": not coun
 REQUEST_SENT_WAIT_S = 5.0  # longest a paced document holds its host's turn waiting to be sent
 
 
-async def prepare_tab(tab: cdp.Tab, *, block_urls: Iterable[str] = ()) -> None:
-    """Once per tab: the domains and settings every job on it relies on."""
+async def prepare_tab(tab: cdp.Tab, *, block_urls: Iterable[str] = (), pace_documents: bool = False) -> None:
+    """Once per tab: the domains and settings every job on it relies on.  With
+    ``pace_documents`` (a crawl with gaps between requests), main-frame documents are
+    paused until their host's rate-limit turn (see the module docstring); without it
+    nothing is intercepted, which saves a round trip through the browser per page."""
     await tab.send("Page.enable")
     await tab.send("Network.enable", maxTotalBufferSize=32 * 2**20, maxResourceBufferSize=8 * 2**20)  # 32/8 MiB
-    # Main-frame documents are paused until their host's rate-limit turn (see the module docstring).
-    await tab.send("Fetch.enable", patterns=[{"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}])
+    if pace_documents:
+        await tab.send(
+            "Fetch.enable", patterns=[{"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}]
+        )
     await tab.send("Page.addScriptToEvaluateOnNewDocument", source=NO_DIALOGS_JS)
     if block_urls := list(block_urls):
         await tab.send("Network.setBlockedURLs", urls=block_urls)
@@ -72,12 +80,14 @@ async def prepare_tab(tab: cdp.Tab, *, block_urls: Iterable[str] = ()) -> None:
 @attrs.frozen
 class PageEnv:
     """What every page of a crawl shares: the host pacing, the link rules, the store's
-    ``known`` (which URLs are in the frontier already), the polling interval."""
+    ``known`` (which URLs are in the frontier already), the polling interval, and
+    whether its tabs were prepared with ``pace_documents``."""
 
     limiter: HostRateLimiter
     links: LinkFilter
     known: Callable[[list[str]], Awaitable[set[str]]]
     poll_interval_s: float = POLL_INTERVAL_S
+    paces_documents: bool = False
 
 
 class _Response:
@@ -144,6 +154,9 @@ class Page:
         target = normalise_url(url, self.url)
         if target is None:
             raise PageFailure("bad_url", f"not an http(s) URL: {url!r}")
+        if not self._env.paces_documents:  # no gaps to keep: only a host's back-off (Retry-After) to wait out
+            async with self._env.limiter.hold(target):
+                pass
         reply = await self.tab.send("Page.navigate", url=target, timeout_s=_remaining_s())
         if reply.get("errorText"):
             raise PageFailure("net", reply["errorText"], retryable=True)

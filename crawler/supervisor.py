@@ -30,7 +30,7 @@ import trio
 import cdp
 
 from .config import Config
-from .jobs import JobRunner
+from .jobs import JobRunner, paces_documents
 from .page import prepare_tab
 from .pool import TabPool, open_pool
 from .stats import BrowserStatistics, PoolTotals
@@ -154,7 +154,9 @@ class BrowserSupervisor:
                     concurrency=pool_cfg.concurrency,
                     recycle_tab_every=self._recycle_tab_every,
                     rotate_context_every=pool_cfg.rotate_context_every,
-                    prepare_tab=lambda tab: prepare_tab(tab, block_urls=self._config.browser.block_urls),
+                    prepare_tab=lambda tab: prepare_tab(
+                        tab, block_urls=self._config.browser.block_urls, pace_documents=paces_documents(self._config)
+                    ),
                     tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
                     context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,
                 ) as pool,

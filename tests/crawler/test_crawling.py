@@ -109,7 +109,7 @@ async def test_pagination_is_followed_to_the_last_page_and_a_link_on_every_page_
     """Every listing page of every category is visited once, every product once, and
     /about (linked from every listing page and the home page) once; nothing but http(s)
     URLs of the shop ever enters the frontier."""
-    products = 100  # 25 per category: 3 listing pages each
+    products = 52  # 13 per category: 2 listing pages each
     shop = await start_shop(nursery, products)
     cfg = site_config(tmp_path, [f"{shop.base}/"], pool={"concurrency": 4})
     engine, store, reason = await run(cfg, listing_router())

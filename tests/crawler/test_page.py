@@ -58,14 +58,16 @@ def env_for(*, wait_ms=(0, 0), known=frozenset(), **crawl) -> PageEnv:
     async def known_urls(urls):
         return {u for u in urls if u in known}
 
-    return PageEnv(HostRateLimiter(wait_ms), LinkFilter(CrawlSection(**crawl)), known_urls, poll_interval_s=0.02)
+    limits = HostRateLimiter(wait_ms)
+    return PageEnv(limits, LinkFilter(CrawlSection(**crawl)), known_urls, 0.02, paces_documents=wait_ms[1] > 0)
 
 
 @asynccontextmanager
 async def page_on(browser, url: str, env: PageEnv | None = None, *, label=None, depth=0) -> AsyncIterator[crawler.Page]:
+    env = env or env_for()
     async with browser.new_context() as context, context.new_tab() as tab:
-        await prepare_tab(tab)
-        async with open_page(tab, Request(url, label, depth), env or env_for()) as page:
+        await prepare_tab(tab, pace_documents=env.paces_documents)
+        async with open_page(tab, Request(url, label, depth), env) as page:
             await page.goto(url)
             yield page
 
