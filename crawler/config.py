@@ -466,7 +466,7 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
         if "items" in table:
             spec = table["items"]
             if not isinstance(spec, dict) or set(spec) != {"selector", "fields"}:
-                raise ConfigError(f"{where}: items: expected {{ selector = \"...\", fields = {{ ... }} }}")
+                raise ConfigError(f'{where}: items: expected {{ selector = "...", fields = {{ ... }} }}')
             try:
                 selector = check_selector(spec["selector"], where=f"{where}: items.selector")
             except FieldError as exc:
@@ -475,7 +475,7 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
         follow = []
         for rule in table.get("follow", []):
             if not isinstance(rule, dict) or "selector" not in rule or set(rule) - {"selector", "label"}:
-                raise ConfigError(f"{where}: follow: expected {{ selector = \"...\", label = \"...\" }}, got {rule!r}")
+                raise ConfigError(f'{where}: follow: expected {{ selector = "...", label = "..." }}, got {rule!r}')
             try:
                 follow.append(FollowRule(check_selector(rule["selector"], where=f"{where}: follow"), rule.get("label")))
             except FieldError as exc:

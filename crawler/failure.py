@@ -58,9 +58,7 @@ def status_failure(status: int | None, headers: dict[str, str]) -> PageFailure |
     if status is None or status < 400:
         return None
     retry_after = retry_after_s(headers) if status in SLOW_DOWN_STATUS else None
-    return PageFailure(
-        f"http_{status}", retryable=status in RETRYABLE_STATUS, status=status, retry_after_s=retry_after
-    )
+    return PageFailure(f"http_{status}", retryable=status in RETRYABLE_STATUS, status=status, retry_after_s=retry_after)
 
 
 def retry_after_s(headers: dict[str, str]) -> float | None:

@@ -61,7 +61,9 @@ def parse_fields(fields: Mapping[str, Any], *, where: str = "fields") -> tuple[F
             out.append(Field(name, css=check_selector(rule, where=at)))
             continue
         if not isinstance(rule, Mapping):
-            raise FieldError(f'{at}: expected a CSS selector, {{css, attr}}, {{js}} or {{css, all = true}}, got {rule!r}')
+            raise FieldError(
+                f"{at}: expected a CSS selector, {{css, attr}}, {{js}} or {{css, all = true}}, got {rule!r}"
+            )
         unknown = set(rule) - {"css", "attr", "js", "all"}
         if unknown:
             raise FieldError(f"{at}: unknown key {sorted(unknown)[0]!r} (known: css, attr, js, all)")
@@ -103,7 +105,9 @@ def _object(fields: tuple[Field, ...], root: str) -> str:
     lines = []
     for f in fields:
         key = json.dumps(f.name)
-        lines.append(f"try {{ out[{key}] = {_getter(f, root)}; }} catch (e) {{ out[{key}] = null; errors[{key}] = String(e); }}")
+        lines.append(
+            f"try {{ out[{key}] = {_getter(f, root)}; }} catch (e) {{ out[{key}] = null; errors[{key}] = String(e); }}"
+        )
     return "\n".join("    " + line for line in lines)
 
 
@@ -124,9 +128,7 @@ def extract_expression(fields: tuple[Field, ...], *, wait_for: str = "") -> str:
 def extract_all_expression(selector: str, fields: tuple[Field, ...]) -> str:
     """JS returning ``{rows, errors}``: one ``{name: value}`` per match of ``selector``."""
     return (
-        "(() => {\n"
-        + _PRELUDE
-        + "  const rows = [], errors = {};\n"
+        "(() => {\n" + _PRELUDE + "  const rows = [], errors = {};\n"
         f"  for (const match of document.querySelectorAll({json.dumps(selector)})) {{\n"
         "    const out = {};\n"
         + _object(fields, "match")

@@ -38,27 +38,18 @@ from .fields import Field, check_selector, extract_all_expression, extract_expre
 from .links import LinkFilter, normalise_url
 from .ratelimit import HostRateLimiter
 from .store import Request
+from .traffic import EVENTS as TRAFFIC_EVENTS
+from .traffic import Traffic
 
 # Dialogs block the page until answered: make the common ones no-ops before any page
 # script runs; whatever still opens a dialog is dismissed from the event stream.
 NO_DIALOGS_JS = "window.alert = () => {}; window.confirm = () => false; window.prompt = () => null;"
 
-PAGE_EVENTS = (
-    "Network.requestWillBeSent",
-    "Network.requestWillBeSentExtraInfo",
-    "Network.responseReceived",
-    "Network.loadingFinished",
-    "Network.loadingFailed",
-    "Page.javascriptDialogOpening",
-    "Fetch.requestPaused",
-)
 POLL_INTERVAL_S = 0.05  # how often a condition the page gives no event for is re-checked
 IDLE_S = 0.5  # wait_for_idle: this long without a request in flight
 SCROLL_ROUNDS = 50  # scroll_to_end: at most this many scrolls
 SCROLL_SETTLE_S = 0.5  # scroll_to_end: quiet time after a scroll before measuring again
 CONTEXT_RETRIES = 20  # evaluations retried while the page swaps its document (execution context gone)
-IGNORED_REQUEST_TYPES = ("EventSource", "WebSocket")  # never "finish": not counted as in flight
-REQUEST_SENT_WAIT_S = 5.0  # longest a paced document holds its host's turn waiting to be sent
 
 
 async def prepare_tab(tab: cdp.Tab, *, block_urls: Iterable[str] = (), pace_documents: bool = False) -> None:
@@ -90,19 +81,6 @@ class PageEnv:
     paces_documents: bool = False
 
 
-class _Response:
-    __slots__ = ("request_id", "url", "done", "error", "body")
-
-    def __init__(self, request_id: str, url: str):
-        self.request_id, self.url = request_id, url
-        self.done = False
-        self.error: str | None = None
-        self.body: Any = _UNREAD
-
-
-_UNREAD = object()
-
-
 class Page:
     """One job's tab, as a handler sees it.  Made only by :func:`open_page`."""
 
@@ -114,15 +92,7 @@ class Page:
         self.links: list[Request] = []  # enqueued (new ones), in order
         self.status: int | None = None  # of the last document goto() loaded
         self._enqueued: set[str] = set()
-        self._loaders: dict[str, str] = {}  # main-frame document requestId -> loaderId
-        self._documents: dict[str, tuple[int | None, dict[str, str], str | None]] = {}  # loaderId -> status
-        self._responses: list[_Response] = []
-        self._by_request: dict[str, _Response] = {}
-        self._in_flight: set[str] = set()
-        self._sent: set[str] = set()  # requestIds the network stack has sent (or answered, or failed)
-        self._last_activity = trio.current_time()
-        self._changed = trio.Event()
-        self.dialogs = 0
+        self.traffic = Traffic(tab, env.limiter)  # what the tab's events say (its reader runs in open_page)
 
     # -- what the job is -----------------------------------------------------------------
 
@@ -163,9 +133,9 @@ class Page:
         loader = reply.get("loaderId")
         if not loader:
             return self.status  # a same-document navigation (fragment): no new document
-        while loader not in self._documents:
-            await self._wait_change()
-        status, headers, error = self._documents[loader]
+        while loader not in self.traffic.documents:
+            await self.traffic.wait_change()
+        status, headers, error = self.traffic.documents[loader]
         if error is not None:
             raise PageFailure("net", error, retryable=True)
         failure = status_failure(status, headers)
@@ -184,7 +154,7 @@ class Page:
         expression = f"document.querySelector({json.dumps(selector)}) !== null"
         with trio.move_on_after(float("inf") if timeout_s is None else timeout_s) as scope:
             while not await self.evaluate(expression):
-                await self._wait_change(self._env.poll_interval_s)
+                await self.traffic.wait_change(self._env.poll_interval_s)
             return
         assert scope.cancelled_caught
         raise PageFailure("wait_for", f"{selector!r} did not appear within {timeout_s:g} s", retryable=True)
@@ -192,16 +162,16 @@ class Page:
     async def wait_for_load(self) -> None:
         """Return once the document has loaded (``readyState`` complete)."""
         while not await self.evaluate("document.readyState === 'complete'"):
-            await self._wait_change(self._env.poll_interval_s)
+            await self.traffic.wait_change(self._env.poll_interval_s)
 
     async def wait_for_idle(self, idle_s: float = IDLE_S) -> None:
         """Return once no network request of the page has been in flight for ``idle_s``
         (long-lived streams such as WebSockets are not counted)."""
         while True:
-            quiet_for = trio.current_time() - self._last_activity
-            if not self._in_flight and quiet_for >= idle_s:
+            quiet_for = trio.current_time() - self.traffic.last_activity
+            if not self.traffic.in_flight and quiet_for >= idle_s:
                 return
-            await self._wait_change(None if self._in_flight else idle_s - quiet_for)
+            await self.traffic.wait_change(None if self.traffic.in_flight else idle_s - quiet_for)
 
     # -- reading the page ----------------------------------------------------------------
 
@@ -215,7 +185,7 @@ class Page:
                     "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=await_promise
                 )
             except cdp.ProtocolError:
-                await self._wait_change(self._env.poll_interval_s)  # no execution context: mid-navigation
+                await self.traffic.wait_change(self._env.poll_interval_s)  # no execution context: mid-navigation
                 continue
             details = reply.get("exceptionDetails")
             if details:
@@ -230,7 +200,7 @@ class Page:
         None, and its error is under ``"_errors"``."""
         expression = extract_expression(_fields(fields), wait_for=check_selector(wait_for) if wait_for else "")
         while (found := await self.evaluate(expression)) is None:
-            await self._wait_change(self._env.poll_interval_s)
+            await self.traffic.wait_change(self._env.poll_interval_s)
         out = found["fields"]
         if found["errors"]:
             out["_errors"] = found["errors"]
@@ -251,10 +221,10 @@ class Page:
         ``url_contains``, in the order they arrived; one still loading is waited for,
         one that failed is left out.  Raises PageFailure ``capture`` (retryable) when the
         browser no longer has a body it received."""
-        matching = [r for r in self._responses if url_contains in r.url]
+        matching = [r for r in self.traffic.responses if url_contains in r.url]
         while not all(r.done for r in matching):
-            await self._wait_change()
-        return [await self._body(r) for r in matching if r.error is None]
+            await self.traffic.wait_change()
+        return [await self.traffic.body(r) for r in matching if r.error is None]
 
     async def html(self) -> str:
         """The document's current HTML."""
@@ -288,7 +258,7 @@ class Page:
         x, y = point
         for kind in ("mousePressed", "mouseReleased"):
             await self.tab.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-        self._touch()
+        self.traffic.touch()
         return True
 
     async def fill(self, selector: str, text: str) -> None:
@@ -300,9 +270,7 @@ class Page:
             f"(() => {{ const e = document.querySelector({target}); e.focus(); if ('value' in e) e.value = ''; }})()"
         )
         await self.tab.send("Input.insertText", text=text)
-        await self.evaluate(
-            f"document.querySelector({target}).dispatchEvent(new Event('change', {{bubbles: true}}))"
-        )
+        await self.evaluate(f"document.querySelector({target}).dispatchEvent(new Event('change', {{bubbles: true}}))")
 
     async def scroll_to_end(self, max_rounds: int = SCROLL_ROUNDS, settle_s: float = SCROLL_SETTLE_S) -> int:
         """Scroll to the bottom until the page stops growing (infinite scroll): after each
@@ -314,7 +282,7 @@ class Page:
         grew = 0
         for _ in range(max_rounds):
             await self.evaluate(f"window.scrollTo(0, {height_js})")
-            self._touch()
+            self.traffic.touch()
             await self.wait_for_idle(settle_s)
             new_height = await self.evaluate(height_js)
             if new_height <= height:
@@ -372,97 +340,6 @@ class Page:
             copy.setdefault("label", self.label)
         self.items.append(copy)
 
-    # -- the event reader ----------------------------------------------------------------
-
-    async def _read_events(self, events: cdp.EventStream, nursery: trio.Nursery) -> None:
-        """Keep the page's picture current; pace main-frame documents.  Ends with the
-        page's nursery, or with the tab's error (crash, close), which the handler meets
-        on its next command: nothing to report here."""
-        frame = self.tab.target_id  # a page target's main frame has the target's id
-        try:
-            async for event in events:
-                p, method = event.params, event.method
-                if method == "Fetch.requestPaused":
-                    if p.get("frameId") == frame:
-                        nursery.start_soon(self._pace, p["requestId"], p.get("networkId"), p["request"]["url"])
-                    else:
-                        await self.tab.send("Fetch.continueRequest", requestId=p["requestId"])
-                elif method == "Network.requestWillBeSentExtraInfo":
-                    self._sent.add(p.get("requestId"))
-                elif method == "Network.requestWillBeSent":
-                    if p.get("type") not in IGNORED_REQUEST_TYPES:
-                        self._in_flight.add(p["requestId"])
-                    if p.get("type") == "Document" and p.get("frameId") == frame:
-                        self._loaders[p["requestId"]] = p.get("loaderId", "")
-                elif method == "Network.responseReceived":
-                    self._sent.add(p["requestId"])
-                    response = p.get("response", {})
-                    loader = self._loaders.get(p["requestId"])
-                    if loader is not None:
-                        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-                        self._documents[loader] = (response.get("status"), headers, None)
-                    elif p["requestId"] not in self._by_request:
-                        record = _Response(p["requestId"], response.get("url", ""))
-                        self._responses.append(record)
-                        self._by_request[record.request_id] = record
-                elif method in ("Network.loadingFinished", "Network.loadingFailed"):
-                    request_id = p.get("requestId")
-                    self._in_flight.discard(request_id)
-                    self._sent.add(request_id)
-                    record = self._by_request.get(request_id)
-                    failed = method == "Network.loadingFailed"
-                    if record is not None:
-                        record.done, record.error = True, p.get("errorText", "failed") if failed else None
-                    loader = self._loaders.get(request_id)
-                    if failed and loader is not None and loader not in self._documents and not p.get("canceled"):
-                        self._documents[loader] = (None, {}, p.get("errorText", "failed"))
-                elif method == "Page.javascriptDialogOpening":
-                    self.dialogs += 1
-                    await self.tab.send("Page.handleJavaScriptDialog", accept=p.get("type") == "beforeunload")
-                self._touch()
-        except (cdp.CDPError, trio.ClosedResourceError):
-            self._touch()
-
-    async def _pace(self, request_id: str, network_id: str | None, url: str) -> None:
-        """Continue a paused main-frame document in its host's turn, and hold the turn
-        until the network stack has really sent it (its raw headers were reported, or
-        it was answered or failed): the next request to the host then starts one gap
-        after this one left, as the server sees it."""
-        try:
-            async with self._env.limiter.hold(url):
-                await self.tab.send("Fetch.continueRequest", requestId=request_id)
-                with trio.move_on_after(REQUEST_SENT_WAIT_S):
-                    while network_id is not None and network_id not in self._sent:
-                        await self._changed.wait()
-        except (cdp.CDPError, trio.ClosedResourceError):
-            pass  # the navigation was abandoned, or the tab is gone: the handler finds out
-
-    def _touch(self) -> None:
-        self._last_activity = trio.current_time()
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def _wait_change(self, timeout_s: float | None = None) -> None:
-        with trio.move_on_after(float("inf") if timeout_s is None else max(0.0, timeout_s)):
-            await self._changed.wait()
-
-    async def _body(self, record: _Response) -> Any:
-        if record.body is _UNREAD:
-            try:
-                reply = await self.tab.send("Network.getResponseBody", requestId=record.request_id)
-            except cdp.ProtocolError as exc:
-                # Seen, but its body cannot be had (evicted from the browser's buffer): an
-                # item without it would be silently incomplete.
-                raise PageFailure("capture", f"no body for {record.url}: {exc.message}", retryable=True) from None
-            text = reply["body"]
-            if reply.get("base64Encoded"):
-                text = base64.b64decode(text).decode("utf-8", "replace")
-            try:
-                record.body = json.loads(text)
-            except ValueError:
-                record.body = text
-        return record.body
-
 
 def _fields(fields: Mapping[str, Any] | tuple[Field, ...]) -> tuple[Field, ...]:
     return fields if isinstance(fields, tuple) else parse_fields(fields)
@@ -480,8 +357,8 @@ async def open_page(tab: cdp.Tab, request: Request, env: PageEnv) -> AsyncIterat
     """A Page on ``tab`` for ``request``, with its event reader running; both end when
     the block exits (also when cancelled).  Starts one task in its own nursery."""
     page = Page(tab, request, env)
-    async with tab.listen(*PAGE_EVENTS) as events, cdp.open_service_nursery() as nursery:
-        nursery.start_soon(page._read_events, events, nursery)
+    async with tab.listen(*TRAFFIC_EVENTS) as events, cdp.open_service_nursery() as nursery:
+        nursery.start_soon(page.traffic.read_events, events, nursery)
         try:
             yield page
         finally:

@@ -92,6 +92,7 @@ import trio
 import cdp
 
 from .config import Config, ConfigError
+from .redis_scripts import SCRIPTS
 from .store import STATES, Job, Request, reason_kind
 
 log = logging.getLogger("crawler.redis_store")
@@ -100,318 +101,11 @@ CONNECT_TIMEOUT_S = 10.0  # bound on reaching Redis when the store opens
 COMMAND_TIMEOUT_S = 30.0  # a reply that takes longer breaks the connection (then retried)
 CLEANUP_TIMEOUT_S = 5.0  # bound on giving leases back when the store closes or a claim is cancelled
 ADD_BATCH = 1000  # URLs per add_urls script call
-REQUEST_FIELDS = 5  # script arguments per request: url, label, depth, data, parent (see _encode_request)
 READ_BATCH = 1000  # items per read when exporting
 MAX_SAMPLES = 10_000  # memory / tab samples kept per run (a capped list each)
 TAKEOVER_SCAN = 50  # expired leases one claim may fail (max_attempts reached) before giving up
 WORKER_FORGET_LEASES = 10  # a worker not seen for this many lease_s is dropped from ``workers``
 
-# Shared Lua prologue: K is the key prefix (ARGV[1]); now is the server's time.
-_PROLOGUE = """
-local K = ARGV[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-"""
-
-# Shared by the scripts that add URLs: ``add_request(i, max_urls)`` adds the request
-# whose REQUEST_FIELDS arguments start at ARGV[i] (url, label, depth, data, parent;
-# label and parent are '' for None, else '=' then the text; data is the JSON object,
-# '' for {}) unless its URL is known or the frontier is full -> 1 if added.
-# ``frontier_full(max_urls)``: ``P seq`` (every URL ever added) has reached max_urls
-# (0: no cap).
-_ADD_FUNCTIONS = f"""
-local REQUEST_FIELDS = {REQUEST_FIELDS}
-local function frontier_full(max_urls)
-  return max_urls > 0 and tonumber(redis.call('GET', K .. 'seq') or '0') >= max_urls
-end
-local function add_request(i, max_urls)
-  local url = ARGV[i]
-  if redis.call('HEXISTS', K .. 'ids', url) == 1 or frontier_full(max_urls) then return 0 end
-  local id = redis.call('INCR', K .. 'seq')
-  redis.call('HSET', K .. 'ids', url, id)
-  local u = K .. 'u:' .. id
-  redis.call('HSET', u, 'url', url, 'state', 'pending', 'attempts', 0, 'ready', id, 'done_count', 0,
-             'depth', ARGV[i + 2])
-  if ARGV[i + 1] ~= '' then redis.call('HSET', u, 'label', string.sub(ARGV[i + 1], 2)) end
-  if ARGV[i + 3] ~= '' then redis.call('HSET', u, 'data', ARGV[i + 3]) end
-  if ARGV[i + 4] ~= '' then redis.call('HSET', u, 'parent', string.sub(ARGV[i + 4], 2)) end
-  redis.call('ZADD', K .. 'pending', id, id)
-  return 1
-end
-"""
-
-# The fields of a URL record a claim returns, after the id (see ``_job``).
-_JOB_FIELDS = "'url', 'attempts', 'label', 'depth', 'data', 'parent'"
-
-# ARGV: prefix, max_urls, then REQUEST_FIELDS per request
-#   -> {number of new URLs, 1 if the frontier is full now else 0}
-_ADD_URLS = (
-    _PROLOGUE
-    + _ADD_FUNCTIONS
-    + """
-local max_urls = tonumber(ARGV[2])
-local added = 0
-for i = 3, #ARGV, REQUEST_FIELDS do
-  added = added + add_request(i, max_urls)
-end
-return {added, frontier_full(max_urls) and 1 or 0}
-"""
-)
-
-# ARGV: prefix, worker, token, lease_s, max_attempts, takeover_scan
-#   -> {id, url, attempt, label, depth, data, parent} (absent fields nil) or nil
-_CLAIM = (
-    _PROLOGUE
-    + """
-local worker, token = ARGV[2], ARGV[3]
-local lease_s, max_attempts = tonumber(ARGV[4]), tonumber(ARGV[5])
--- A retry of a claim whose reply was lost: the same token gets the same URL.
-for _, held in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
-  if redis.call('HGET', K .. 'u:' .. held, 'token') == token then
-    return {held, unpack(redis.call('HMGET', K .. 'u:' .. held, JOB_FIELDS))}
-  end
-end
-local id = nil
-for _ = 1, tonumber(ARGV[6]) do
-  local expired = redis.call('ZRANGEBYSCORE', K .. 'leases', '-inf', now, 'LIMIT', 0, 1)
-  if #expired == 0 then break end
-  local e = expired[1]
-  local u = K .. 'u:' .. e
-  local old = redis.call('HGET', u, 'worker') or ''
-  redis.call('SREM', K .. 'held:' .. old, e)
-  redis.call('ZREM', K .. 'leases', e)
-  local attempts = tonumber(redis.call('HGET', u, 'attempts') or '0')
-  if attempts >= max_attempts then
-    local reason = 'lease_expired: ' .. old .. ' stopped renewing its lease (attempt ' .. attempts .. ')'
-    redis.call('HSET', u, 'state', 'failed', 'last_error', reason, 'finished_at', now, 'token', '', 'worker', '')
-    redis.call('ZADD', K .. 'failed', e, e)
-    redis.call('HINCRBY', K .. 'fail_kinds', 'lease_expired', 1)
-  else
-    redis.call('HINCRBY', u, 'takeovers', 1)
-    redis.call('HSET', u, 'taken_from', old, 'taken_at', now)
-    id = e
-    break
-  end
-end
-if not id then
-  local ready = redis.call('ZRANGEBYSCORE', K .. 'pending', '-inf', now, 'LIMIT', 0, 1)
-  if #ready == 0 then return false end
-  id = ready[1]
-  redis.call('ZREM', K .. 'pending', id)
-end
-local u = K .. 'u:' .. id
-redis.call('HINCRBY', u, 'attempts', 1)
-local lease_until = now + lease_s
-redis.call('HSET', u, 'state', 'in_progress', 'token', token, 'worker', worker,
-           'started_at', now, 'lease_until', lease_until)
-redis.call('ZADD', K .. 'leases', lease_until, id)
-redis.call('SADD', K .. 'held:' .. worker, id)
-return {id, unpack(redis.call('HMGET', u, JOB_FIELDS))}
-"""
-).replace("JOB_FIELDS", _JOB_FIELDS)
-
-# ARGV: prefix, id, token, call, items_json ('' for none), status ('' for none),
-#   elapsed_s, max_urls, then REQUEST_FIELDS per link
-#   -> 1 done (by this call, or by this same call before: a client's retry),
-#      2 already done by another complete call of this job (nothing written),
-#      0 not held (nothing written)
-_COMPLETE = (
-    _PROLOGUE
-    + _ADD_FUNCTIONS
-    + """
-local id, token, call = ARGV[2], ARGV[3], ARGV[4]
-local u = K .. 'u:' .. id
-if redis.call('HGET', u, 'done_token') == token then
-  if redis.call('HGET', u, 'done_call') == call then return 1 end  -- a retried call
-  return 2
-end
-if redis.call('HGET', u, 'state') ~= 'in_progress' or redis.call('HGET', u, 'token') ~= token then
-  return 0
-end
-local worker = redis.call('HGET', u, 'worker')
-redis.call('SREM', K .. 'held:' .. worker, id)
-redis.call('ZREM', K .. 'leases', id)
-redis.call('HSET', u, 'state', 'done', 'token', '', 'worker', '', 'done_by', worker, 'done_token', token,
-           'done_call', call, 'finished_at', now, 'elapsed_s', ARGV[7])
-redis.call('HDEL', u, 'last_error')
-if ARGV[6] ~= '' then redis.call('HSET', u, 'status', ARGV[6]) else redis.call('HDEL', u, 'status') end
-redis.call('HINCRBY', u, 'done_count', 1)
-redis.call('ZADD', K .. 'done', id, id)
-if ARGV[5] ~= '' then redis.call('HSET', K .. 'items', id, ARGV[5]) end
-local max_urls = tonumber(ARGV[8])
-for i = 9, #ARGV, REQUEST_FIELDS do
-  add_request(i, max_urls)
-end
-return 1
-"""
-)
-
-# ARGV: prefix  -> how many expired leases (any worker's) went back to pending, the
-# interrupted attempt not charged
-_RECOVER = (
-    _PROLOGUE
-    + """
-local recovered = 0
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', K .. 'leases', '-inf', now)) do
-  local u = K .. 'u:' .. id
-  redis.call('SREM', K .. 'held:' .. (redis.call('HGET', u, 'worker') or ''), id)
-  redis.call('ZREM', K .. 'leases', id)
-  if tonumber(redis.call('HGET', u, 'attempts') or '0') > 0 then redis.call('HINCRBY', u, 'attempts', -1) end
-  redis.call('HSET', u, 'state', 'pending', 'token', '', 'worker', '')
-  redis.call('ZADD', K .. 'pending', redis.call('HGET', u, 'ready'), id)
-  recovered = recovered + 1
-end
-return recovered
-"""
-)
-
-# ARGV: prefix, id, token, mode ('retry' | 'fail' | 'release'), reason, kind, status, delay_s
-#   -> 1 moved, 0 not held (any more)
-_FINISH = (
-    _PROLOGUE
-    + """
-local id, token, mode = ARGV[2], ARGV[3], ARGV[4]
-local u = K .. 'u:' .. id
-if redis.call('HGET', u, 'state') ~= 'in_progress' or redis.call('HGET', u, 'token') ~= token then
-  return 0
-end
-local worker = redis.call('HGET', u, 'worker')
-redis.call('SREM', K .. 'held:' .. worker, id)
-redis.call('ZREM', K .. 'leases', id)
-redis.call('HSET', u, 'token', '', 'worker', '')
-if mode == 'release' then
-  if tonumber(redis.call('HGET', u, 'attempts')) > 0 then redis.call('HINCRBY', u, 'attempts', -1) end
-  redis.call('HSET', u, 'state', 'pending')
-  redis.call('ZADD', K .. 'pending', redis.call('HGET', u, 'ready'), id)
-  return 1
-end
-local started = tonumber(redis.call('HGET', u, 'started_at') or now)
-redis.call('HSET', u, 'last_error', ARGV[5], 'finished_at', now, 'elapsed_s', now - started)
-if ARGV[7] ~= '' then redis.call('HSET', u, 'status', ARGV[7]) else redis.call('HDEL', u, 'status') end
-if mode == 'retry' then
-  local ready = now + tonumber(ARGV[8])
-  redis.call('HSET', u, 'state', 'pending', 'ready', ready)
-  redis.call('ZADD', K .. 'pending', ready, id)
-else
-  redis.call('HSET', u, 'state', 'failed')
-  redis.call('ZADD', K .. 'failed', id, id)
-  redis.call('HINCRBY', K .. 'fail_kinds', ARGV[6], 1)
-end
-return 1
-"""
-)
-
-# ARGV: prefix, worker, token ('' for all)  -> how many leases of ``worker`` went back to pending
-_RELEASE_HELD = (
-    _PROLOGUE
-    + """
-local worker, token = ARGV[2], ARGV[3]
-local released = 0
-for _, id in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
-  local u = K .. 'u:' .. id
-  if redis.call('HGET', u, 'worker') == worker and redis.call('HGET', u, 'state') == 'in_progress'
-     and (token == '' or redis.call('HGET', u, 'token') == token) then
-    redis.call('ZREM', K .. 'leases', id)
-    if tonumber(redis.call('HGET', u, 'attempts')) > 0 then redis.call('HINCRBY', u, 'attempts', -1) end
-    redis.call('HSET', u, 'state', 'pending', 'token', '', 'worker', '')
-    redis.call('ZADD', K .. 'pending', redis.call('HGET', u, 'ready'), id)
-    redis.call('SREM', K .. 'held:' .. worker, id)
-    released = released + 1
-  elseif token == '' or redis.call('HGET', u, 'worker') ~= worker then
-    redis.call('SREM', K .. 'held:' .. worker, id)  -- not (or no longer) ours: a stale entry
-  end
-end
-if token == '' then redis.call('ZREM', K .. 'workers', worker) end
-return released
-"""
-)
-
-# ARGV: prefix, worker, lease_s, forget_s, id1, token1, id2, token2...  -> ids no longer held
-_RENEW = (
-    _PROLOGUE
-    + """
-local worker, lease_s = ARGV[2], tonumber(ARGV[3])
-redis.call('ZADD', K .. 'workers', now, worker)
-redis.call('ZREMRANGEBYSCORE', K .. 'workers', '-inf', now - tonumber(ARGV[4]))
-local lost = {}
-for i = 5, #ARGV, 2 do
-  local id, token = ARGV[i], ARGV[i + 1]
-  local u = K .. 'u:' .. id
-  if redis.call('HGET', u, 'state') == 'in_progress' and redis.call('HGET', u, 'token') == token then
-    redis.call('ZADD', K .. 'leases', 'XX', now + lease_s, id)
-    redis.call('HSET', u, 'lease_until', now + lease_s)
-  else
-    table.insert(lost, id)
-  end
-end
-return lost
-"""
-)
-
-# ARGV: prefix  -> seconds (string) until something is claimable, or nil
-_NEXT_READY_IN = (
-    _PROLOGUE
-    + """
-local best = nil
-for _, key in ipairs({'pending', 'leases'}) do
-  local first = redis.call('ZRANGE', K .. key, 0, 0, 'WITHSCORES')
-  if #first == 2 then
-    local at = tonumber(first[2])
-    if best == nil or at < best then best = at end
-  end
-end
-if best == nil then return false end
-return tostring(math.max(0, best - now))
-"""
-)
-
-# ARGV: prefix  -> {pending, in_progress, done, failed}
-_COUNTS = """
-local K = ARGV[1]
-return {redis.call('ZCARD', K .. 'pending'), redis.call('ZCARD', K .. 'leases'),
-        redis.call('ZCARD', K .. 'done'), redis.call('ZCARD', K .. 'failed')}
-"""
-
-# ARGV: prefix, worker  -> urls of the ids ``worker`` holds
-_HELD_URLS = """
-local K, worker = ARGV[1], ARGV[2]
-local urls = {}
-for _, id in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
-  local u = K .. 'u:' .. id
-  if redis.call('HGET', u, 'worker') == worker and redis.call('HGET', u, 'state') == 'in_progress' then
-    table.insert(urls, redis.call('HGET', u, 'url'))
-  end
-end
-return urls
-"""
-
-# ARGV: prefix .. list key, max, json  (appends, keeps the last ``max``)
-_PUSH_CAPPED = """
-redis.call('RPUSH', ARGV[1], ARGV[3])
-redis.call('LTRIM', ARGV[1], -tonumber(ARGV[2]), -1)
-"""
-
-# -> the server's time, seconds as a string (coredis's ``time()`` loses the
-# microseconds: it divides them by 1000)
-_TIME = """
-local t = redis.call('TIME')
-return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
-"""
-
-_SCRIPTS = {
-    "time": _TIME,
-    "add_urls": _ADD_URLS,
-    "claim": _CLAIM,
-    "complete": _COMPLETE,
-    "recover": _RECOVER,
-    "finish": _FINISH,
-    "release_held": _RELEASE_HELD,
-    "renew": _RENEW,
-    "next_ready_in": _NEXT_READY_IN,
-    "counts": _COUNTS,
-    "held_urls": _HELD_URLS,
-    "push_capped": _PUSH_CAPPED,
-}
 
 REDIS_ERRORS = (coredis.exceptions.RedisError, OSError)
 
@@ -463,12 +157,12 @@ class RedisStore:
         self.run_id: int | None = None
         self.leases_lost = 0
         self._held: dict[int, str] = {}  # id -> token of every lease this store holds
-        self._scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
+        self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
 
     async def load_scripts(self) -> None:
         """Load the scripts into Redis's script cache up front (else each one's first
         EVALSHA fails with NOSCRIPT and is sent again as EVAL)."""
-        for source in _SCRIPTS.values():
+        for source in SCRIPTS.values():
             await self.client.script_load(source)
 
     async def _run(self, script: str, *args: Any) -> Any:
@@ -808,7 +502,7 @@ _INT_FIELDS = {"attempts", "depth", "done_count", "status", "takeovers"}
 
 
 def _encode_request(request: Request | str) -> list[str]:
-    """The REQUEST_FIELDS script arguments of one request (see ``_ADD_FUNCTIONS``)."""
+    """The REQUEST_FIELDS script arguments of one request (see ``redis_scripts._ADD_FUNCTIONS``)."""
     if isinstance(request, str):
         return [request, "", "0", "", ""]
     if not isinstance(request.data, dict):

@@ -1,0 +1,157 @@
+"""What one page's network traffic says, as the page's event reader learns it.
+
+:class:`Traffic` is a :class:`~crawler.page.Page`'s picture of its tab: the main-frame
+documents and their statuses, every response in arrival order (for ``responses()``),
+the requests in flight (for ``wait_for_idle()``), and the dialogs dismissed.  Its
+reader task consumes the tab's events and never raises; with pacing on, it continues
+each paused main-frame document in its host's rate-limit turn (see :mod:`crawler.page`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import trio
+
+import cdp
+
+from .failure import PageFailure
+from .ratelimit import HostRateLimiter
+
+EVENTS = (
+    "Network.requestWillBeSent",
+    "Network.requestWillBeSentExtraInfo",
+    "Network.responseReceived",
+    "Network.loadingFinished",
+    "Network.loadingFailed",
+    "Page.javascriptDialogOpening",
+    "Fetch.requestPaused",
+)
+IGNORED_REQUEST_TYPES = ("EventSource", "WebSocket")  # never "finish": not counted as in flight
+REQUEST_SENT_WAIT_S = 5.0  # longest a paced document holds its host's turn waiting to be sent
+
+
+class Response:
+    __slots__ = ("request_id", "url", "done", "error", "body")
+
+    def __init__(self, request_id: str, url: str):
+        self.request_id, self.url = request_id, url
+        self.done = False
+        self.error: str | None = None
+        self.body: Any = _UNREAD
+
+
+_UNREAD = object()
+
+
+class Traffic:
+    """One tab's traffic during one job.  ``documents`` maps a main-frame navigation's
+    loaderId to (status, headers, error); ``responses`` are the other responses, in
+    arrival order; ``in_flight`` the requests not finished yet."""
+
+    def __init__(self, tab: cdp.Tab, limiter: HostRateLimiter):
+        self.tab = tab
+        self._limiter = limiter
+        self._loaders: dict[str, str] = {}  # main-frame document requestId -> loaderId
+        self.documents: dict[str, tuple[int | None, dict[str, str], str | None]] = {}
+        self.responses: list[Response] = []
+        self._by_request: dict[str, Response] = {}
+        self.in_flight: set[str] = set()
+        self._sent: set[str] = set()  # requestIds the network stack has sent (or answered, or failed)
+        self.last_activity = trio.current_time()
+        self._changed = trio.Event()
+        self.dialogs = 0
+
+    async def read_events(self, events: cdp.EventStream, nursery: trio.Nursery) -> None:
+        """Keep the page's picture current; pace main-frame documents.  Ends with the
+        page's nursery, or with the tab's error (crash, close), which the handler meets
+        on its next command: nothing to report here."""
+        frame = self.tab.target_id  # a page target's main frame has the target's id
+        try:
+            async for event in events:
+                p, method = event.params, event.method
+                if method == "Fetch.requestPaused":
+                    if p.get("frameId") == frame:
+                        nursery.start_soon(self._pace, p["requestId"], p.get("networkId"), p["request"]["url"])
+                    else:
+                        await self.tab.send("Fetch.continueRequest", requestId=p["requestId"])
+                elif method == "Network.requestWillBeSentExtraInfo":
+                    self._sent.add(p.get("requestId"))
+                elif method == "Network.requestWillBeSent":
+                    if p.get("type") not in IGNORED_REQUEST_TYPES:
+                        self.in_flight.add(p["requestId"])
+                    if p.get("type") == "Document" and p.get("frameId") == frame:
+                        self._loaders[p["requestId"]] = p.get("loaderId", "")
+                elif method == "Network.responseReceived":
+                    self._sent.add(p["requestId"])
+                    response = p.get("response", {})
+                    loader = self._loaders.get(p["requestId"])
+                    if loader is not None:
+                        headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+                        self.documents[loader] = (response.get("status"), headers, None)
+                    elif p["requestId"] not in self._by_request:
+                        record = Response(p["requestId"], response.get("url", ""))
+                        self.responses.append(record)
+                        self._by_request[record.request_id] = record
+                elif method in ("Network.loadingFinished", "Network.loadingFailed"):
+                    request_id = p.get("requestId")
+                    self.in_flight.discard(request_id)
+                    self._sent.add(request_id)
+                    record = self._by_request.get(request_id)
+                    failed = method == "Network.loadingFailed"
+                    if record is not None:
+                        record.done, record.error = True, p.get("errorText", "failed") if failed else None
+                    loader = self._loaders.get(request_id)
+                    if failed and loader is not None and loader not in self.documents and not p.get("canceled"):
+                        self.documents[loader] = (None, {}, p.get("errorText", "failed"))
+                elif method == "Page.javascriptDialogOpening":
+                    self.dialogs += 1
+                    await self.tab.send("Page.handleJavaScriptDialog", accept=p.get("type") == "beforeunload")
+                self.touch()
+        except (cdp.CDPError, trio.ClosedResourceError):
+            self.touch()
+
+    async def _pace(self, request_id: str, network_id: str | None, url: str) -> None:
+        """Continue a paused main-frame document in its host's turn, and hold the turn
+        until the network stack has really sent it (its raw headers were reported, or
+        it was answered or failed): the next request to the host then starts one gap
+        after this one left, as the server sees it."""
+        try:
+            async with self._limiter.hold(url):
+                await self.tab.send("Fetch.continueRequest", requestId=request_id)
+                with trio.move_on_after(REQUEST_SENT_WAIT_S):
+                    while network_id is not None and network_id not in self._sent:
+                        await self._changed.wait()
+        except (cdp.CDPError, trio.ClosedResourceError):
+            pass  # the navigation was abandoned, or the tab is gone: the handler finds out
+
+    def touch(self) -> None:
+        """Something happened (an event, or the page acted): wake whoever waits."""
+        self.last_activity = trio.current_time()
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_change(self, timeout_s: float | None = None) -> None:
+        """Wait for the next event (or ``timeout_s``)."""
+        with trio.move_on_after(float("inf") if timeout_s is None else max(0.0, timeout_s)):
+            await self._changed.wait()
+
+    async def body(self, record: Response) -> Any:
+        """A response's body, parsed as JSON if it is JSON (fetched once, then kept)."""
+        if record.body is _UNREAD:
+            try:
+                reply = await self.tab.send("Network.getResponseBody", requestId=record.request_id)
+            except cdp.ProtocolError as exc:
+                # Seen, but its body cannot be had (evicted from the browser's buffer): an
+                # item without it would be silently incomplete.
+                raise PageFailure("capture", f"no body for {record.url}: {exc.message}", retryable=True) from None
+            text = reply["body"]
+            if reply.get("base64Encoded"):
+                text = base64.b64decode(text).decode("utf-8", "replace")
+            try:
+                record.body = json.loads(text)
+            except ValueError:
+                record.body = text
+        return record.body
