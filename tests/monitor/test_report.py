@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import argparse
+import sqlite3
 import sys
 
 import pytest
