@@ -165,10 +165,7 @@ class BrowserContext:
         browser = self.browser
         await trio.lowlevel.checkpoint_if_cancelled()
         with trio.CancelScope(shield=True):
-            # Each tab in a window of its own: tabs that share a window are "hidden" but for
-            # the last one, and a hidden page gets no animation frames, so its scroll events
-            # and IntersectionObservers never fire (infinite lists stall).
-            created = await browser.send("Target.createTarget", url=url, browserContextId=self.id, newWindow=True)
+            created = await browser.send("Target.createTarget", url=url, browserContextId=self.id)
         target_id = created["targetId"]
         tab = Tab(self, target_id)
         self.tabs.add(tab)

@@ -270,7 +270,7 @@ class Crawler:
                 progress.show(
                     done=counts["done"],
                     failed=counts["failed"],
-                    total=s.urls,
+                    total=sum(counts.values()),  # the frontier grows as pages enqueue links
                     rate=s.pages_per_s,
                     in_flight=s.jobs.in_flight,
                 )

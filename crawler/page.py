@@ -275,13 +275,19 @@ class Page:
     async def scroll_to_end(self, max_rounds: int = SCROLL_ROUNDS, settle_s: float = SCROLL_SETTLE_S) -> int:
         """Scroll to the bottom until the page stops growing (infinite scroll): after each
         scroll, wait until the network has been quiet for ``settle_s``.  Returns how many
-        scrolls made the page taller (at most ``max_rounds``)."""
+        scrolls made the page taller (at most ``max_rounds``).
+
+        Each scroll also dispatches a ``scroll`` event itself: the crawler's tabs share a
+        window, all of them but one are hidden, and a hidden page gets no rendering
+        updates, so the browser would never deliver the event (an IntersectionObserver
+        does not fire there either: such lists are out of reach for now)."""
         await self.wait_for_load()
         height_js = "(document.scrollingElement || document.documentElement).scrollHeight"
+        scroll_js = f"window.scrollTo(0, {height_js}); document.dispatchEvent(new Event('scroll', {{bubbles: true}}))"
         height = await self.evaluate(height_js)
         grew = 0
         for _ in range(max_rounds):
-            await self.evaluate(f"window.scrollTo(0, {height_js})")
+            await self.evaluate(scroll_js)
             self.traffic.touch()
             await self.wait_for_idle(settle_s)
             new_height = await self.evaluate(height_js)
