@@ -314,9 +314,14 @@ class TabPool:
         with trio.move_on_after(self._tab_close_timeout_s):
             try:
                 result = await tab.send("Page.navigate", url="about:blank")
+                if result.get("errorText"):
+                    return False
+                # A navigation the page started meanwhile (a reload loop) can replace ours
+                # without an error: only a tab that is really at about:blank may idle.
+                where = await tab.send("Runtime.evaluate", expression="location.href", returnByValue=True)
             except (cdp.CDPError, trio.ClosedResourceError):
                 return False
-            return not result.get("errorText")
+            return where.get("result", {}).get("value") == "about:blank"
         return False
 
     async def _retire(self, pooled: _PooledTab, reason: str) -> None:

@@ -608,10 +608,12 @@ class FakeChromium:
             return NO_REPLY
         return {"frameId": target.target_id, "loaderId": "", "errorText": "net::ERR_ABORTED"}
 
-    async def _cmd_Runtime_evaluate(self, client, session, **_):
+    async def _cmd_Runtime_evaluate(self, client, session, expression="", **_):
         target = await self._renderer(session)
         if target is None:
             return NO_REPLY
+        if expression == "location.href":
+            return {"result": {"type": "string", "value": target.url}}
         if not target.ready or target.product is None:
             return {"result": {"type": "object", "subtype": "null", "value": None}}
         return {"result": {"type": "object", "value": {"fields": self._fields(target.product), "errors": {}}}}
