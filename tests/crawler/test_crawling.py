@@ -230,7 +230,7 @@ async def test_a_handler_that_hangs_is_cancelled_at_the_watchdog_deadline_and_st
     engine, store, reason = await run(cfg, router)
     state = await store.url_state(urls[0])
     assert state["state"] == "failed" and state["last_error"].startswith("timeout")
-    assert hung["deadline"] <= hung["cancelled"] <= hung["deadline"] + 0.5  # at the deadline, not later
+    assert hung["deadline"] <= hung["cancelled"] <= hung["deadline"] + 1.0  # at the deadline, not a retry later
     assert [i["url"] for i in await store.items()] == urls[1:]
     assert trio.current_time() - started < 20
 
