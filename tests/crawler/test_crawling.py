@@ -20,8 +20,8 @@ from crawler import demo
 from crawler.demo._data import PRODUCTS_PER_PAGE, pages
 from crawler.engine import Crawler
 from crawler.httpserver import Request as HttpRequest
-from crawler.httpserver import serve_http
 from crawler.store import SqliteStore
+from tests.shop import start_shop
 
 pytestmark = pytest.mark.chromium
 
@@ -41,16 +41,15 @@ class CountingShop(demo.DemoShop):
         return await super().__call__(request)
 
 
-async def start_shop(nursery, products: int) -> CountingShop:
+async def start_counting_shop(nursery, products: int) -> CountingShop:
     s = CountingShop(products)
-    port = await nursery.start(lambda task_status: serve_http(s, task_status=task_status))
-    s.base = f"http://127.0.0.1:{port}"
+    s.base = await start_shop(nursery, s)
     return s
 
 
 @pytest.fixture
 async def shop(nursery):
-    return await start_shop(nursery, PRODUCTS)
+    return await start_counting_shop(nursery, PRODUCTS)
 
 
 def site_config(tmp_path, urls: list[str], **sections: dict[str, Any]) -> config_mod.Config:
@@ -110,7 +109,7 @@ async def test_pagination_is_followed_to_the_last_page_and_a_link_on_every_page_
     /about (linked from every listing page and the home page) once; nothing but http(s)
     URLs of the shop ever enters the frontier."""
     products = 52  # 13 per category: 2 listing pages each
-    shop = await start_shop(nursery, products)
+    shop = await start_counting_shop(nursery, products)
     cfg = site_config(tmp_path, [f"{shop.base}/"], pool={"concurrency": 4})
     engine, store, reason = await run(cfg, listing_router())
     assert reason == "finished"

@@ -17,11 +17,11 @@ import crawler
 from crawler import demo
 from crawler.config import CrawlSection
 from crawler.httpserver import Request as HttpRequest
-from crawler.httpserver import serve_http
 from crawler.links import LinkFilter
 from crawler.page import PageEnv, open_page, prepare_tab
 from crawler.ratelimit import HostRateLimiter
 from crawler.store import Request
+from tests.shop import start_shop
 
 pytestmark = pytest.mark.chromium
 
@@ -43,8 +43,7 @@ class RecordingShop(demo.DemoShop):
 @pytest.fixture
 async def shop(nursery):
     s = RecordingShop(PRODUCTS)
-    port = await nursery.start(lambda task_status: serve_http(s, task_status=task_status))
-    s.base = f"http://127.0.0.1:{port}"
+    s.base = await start_shop(nursery, s)
     return s
 
 

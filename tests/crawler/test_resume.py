@@ -129,11 +129,10 @@ DISCOVERY_PRODUCTS = 24
 @pytest.fixture
 async def storefront(nursery):
     from crawler.demo import DemoShop
-    from crawler.httpserver import serve_http
+    from tests.shop import start_shop
 
     shop = DemoShop(DISCOVERY_PRODUCTS)
-    port = await nursery.start(lambda task_status: serve_http(shop, task_status=task_status))
-    shop.base = f"http://127.0.0.1:{port}"
+    shop.base = await start_shop(nursery, shop)
     return shop
 
 
