@@ -45,30 +45,33 @@ log = logging.getLogger("cdp.launcher")
 
 EXECUTABLE_NAMES = ("chromium", "chromium-browser", "google-chrome", "headless_shell")
 
-# The seeds' server flags, plus what keeps a server quiet on a closed network.
+# Every default switch and why.  Not here, on purpose: ``--no-zygote`` (it makes every
+# child process a fresh exec with nothing shared: twice the CPU per page, measured in
+# benchmarks/compare.py) and ``--single-process`` (one renderer crash would kill the
+# browser).  ``--disable-dev-shm-usage`` is added by launch() only where /dev/shm is small.
 DEFAULT_ARGS = (
-    "--no-sandbox",
-    "--disable-setuid-sandbox",
-    "--disable-dev-shm-usage",
-    "--disable-blink-features=AutomationControlled",
-    "--disable-gpu",
-    "--disable-software-rasterizer",
-    "--disable-extensions",
-    "--disable-background-networking",
-    "--disable-default-apps",
-    "--no-first-run",
-    "--no-zygote",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-default-browser-check",
-    "--mute-audio",
+    "--no-sandbox",  # the setuid/namespace sandbox cannot start as root or in most containers
+    "--disable-setuid-sandbox",  # the same, for the setuid helper
+    "--disable-blink-features=AutomationControlled",  # navigator.webdriver stays false: sites block bots on it
+    "--disable-gpu",  # servers have no GPU; compositing runs on the CPU anyway
+    "--disable-software-rasterizer",  # no SwiftShader (software WebGL): CPU no product page needs
+    "--disable-extensions",  # a fresh profile has none; no extension system to start
+    "--disable-background-networking",  # no update, safe-browsing or field-trial requests on a closed network
+    "--disable-default-apps",  # no default apps installed into the fresh profile
+    "--no-first-run",  # no first-run dialogs and their set-up work
+    "--disable-component-update",  # no component downloads (killed Chromes left their scratch in /tmp)
+    "--disable-sync",  # no sync service
+    "--disable-quic",  # TCP only: HTTP/3 over UDP bypasses HTTP proxies and is often blocked on servers
+    "--no-default-browser-check",  # no default-browser probe at start
+    "--mute-audio",  # servers have no audio device
+    "--disable-back-forward-cache",  # a crawler never goes back: the cache only keeps old pages alive
     # A crawler works in many tabs at once and none of them has the user's attention:
     # no tab's timers are throttled or its renderer deprioritised as a background one.
     "--disable-background-timer-throttling",
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 )
+SMALL_SHM_BYTES = 512 * 2**20  # 512 MiB: below this /dev/shm (Docker's default is 64 MiB), use /tmp instead
 
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -109,6 +112,19 @@ def become_child_subreaper() -> bool:
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+def _shm_args() -> list[str]:
+    """``--disable-dev-shm-usage`` where /dev/shm is missing or small (containers): there
+    Chromium's shared memory runs out and renderers crash; elsewhere /dev/shm is faster."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return ["--disable-dev-shm-usage"]
+    if st.f_frsize * st.f_blocks < SMALL_SHM_BYTES:
+        log.info("/dev/shm is under %d MiB: Chromium keeps its shared memory in /tmp", SMALL_SHM_BYTES // 2**20)
+        return ["--disable-dev-shm-usage"]
+    return []
 
 
 def group_pids(pgid: int) -> list[int]:
@@ -154,7 +170,7 @@ async def launch(
     port_file = profile / "DevToolsActivePort"
     port_file.unlink(missing_ok=True)
     stderr_path = profile / "chromium-stderr.log"
-    argv = [exe, *default_args]
+    argv = [exe, *default_args, *_shm_args()]
     if headless:
         argv.append("--headless=new")
     argv += ["--remote-debugging-port=0", f"--user-data-dir={profile}", *args, "about:blank"]
