@@ -98,7 +98,9 @@ class Crawler:
         rng = rng or random.Random()
         recycle = config.pool.recycle_tab_every
         self._recycle_tab_every = auto_recycle_every(_memory_budget_mb(config)) if recycle == "auto" else int(recycle)
-        self._jobs = JobRunner(config, store, rng=rng, limit=limit, watchdog=watchdog, router=router, run_route=run_route)
+        self._jobs = JobRunner(
+            config, store, rng=rng, limit=limit, watchdog=watchdog, router=router, run_route=run_route
+        )
         self._supervisor = supervisor = BrowserSupervisor(
             config,
             self._jobs,

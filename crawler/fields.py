@@ -125,6 +125,25 @@ def extract_expression(fields: tuple[Field, ...], *, wait_for: str = "") -> str:
     )
 
 
+def when_ready(expression: str, slice_ms: int) -> str:
+    """JS: a promise of ``expression``'s value once it is not null, checked now and after
+    every change to the DOM (a MutationObserver: no polling round trips); null after
+    ``slice_ms``, so that no single evaluation outlives a command deadline."""
+    return (
+        "new Promise((resolve) => {\n"
+        f"  const attempt = () => {expression};\n"
+        "  const first = attempt();\n"
+        "  if (first !== null) return resolve(first);\n"
+        "  const observer = new MutationObserver(() => {\n"
+        "    const value = attempt();\n"
+        "    if (value !== null) { observer.disconnect(); clearTimeout(timer); resolve(value); }\n"
+        "  });\n"
+        "  observer.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});\n"
+        f"  const timer = setTimeout(() => {{ observer.disconnect(); resolve(null); }}, {int(slice_ms)});\n"
+        "})"
+    )
+
+
 def extract_all_expression(selector: str, fields: tuple[Field, ...]) -> str:
     """JS returning ``{rows, errors}``: one ``{name: value}`` per match of ``selector``."""
     return (

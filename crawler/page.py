@@ -34,7 +34,7 @@ import trio
 import cdp
 
 from .failure import JavaScriptError, PageFailure, status_failure
-from .fields import Field, check_selector, extract_all_expression, extract_expression, parse_fields
+from .fields import Field, check_selector, extract_all_expression, extract_expression, parse_fields, when_ready
 from .links import LinkFilter, normalise_url
 from .ratelimit import HostRateLimiter
 from .store import Request
@@ -46,23 +46,35 @@ from .traffic import Traffic
 NO_DIALOGS_JS = "window.alert = () => {}; window.confirm = () => false; window.prompt = () => null;"
 
 POLL_INTERVAL_S = 0.05  # how often a condition the page gives no event for is re-checked
+# A wait for the DOM runs in the page (a MutationObserver, see crawler.fields.when_ready)
+# for at most this long per round trip: well inside any command deadline.
+WAIT_SLICE_MS = 2000
 IDLE_S = 0.5  # wait_for_idle: this long without a request in flight
 SCROLL_ROUNDS = 50  # scroll_to_end: at most this many scrolls
 SCROLL_SETTLE_S = 0.5  # scroll_to_end: quiet time after a scroll before measuring again
 CONTEXT_RETRIES = 20  # evaluations retried while the page swaps its document (execution context gone)
 
 
-async def prepare_tab(tab: cdp.Tab, *, block_urls: Iterable[str] = (), pace_documents: bool = False) -> None:
+async def prepare_tab(
+    tab: cdp.Tab,
+    *,
+    block_urls: Iterable[str] = (),
+    block_resources: Iterable[str] = (),
+    pace_documents: bool = False,
+) -> None:
     """Once per tab: the domains and settings every job on it relies on.  With
     ``pace_documents`` (a crawl with gaps between requests), main-frame documents are
-    paused until their host's rate-limit turn (see the module docstring); without it
-    nothing is intercepted, which saves a round trip through the browser per page."""
+    paused until their host's rate-limit turn (see the module docstring); requests of
+    the CDP resource types in ``block_resources`` ("Image", "Font"...) are paused and
+    failed (see :class:`crawler.traffic.Traffic`).  Without either nothing is
+    intercepted, which saves a round trip through the browser per request."""
     await tab.send("Page.enable")
     await tab.send("Network.enable", maxTotalBufferSize=32 * 2**20, maxResourceBufferSize=8 * 2**20)  # 32/8 MiB
+    patterns = [{"urlPattern": "*", "resourceType": kind, "requestStage": "Request"} for kind in block_resources]
     if pace_documents:
-        await tab.send(
-            "Fetch.enable", patterns=[{"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}]
-        )
+        patterns.append({"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"})
+    if patterns:
+        await tab.send("Fetch.enable", patterns=patterns)
     await tab.send("Page.addScriptToEvaluateOnNewDocument", source=NO_DIALOGS_JS)
     if block_urls := list(block_urls):
         await tab.send("Network.setBlockedURLs", urls=block_urls)
@@ -117,7 +129,7 @@ class Page:
 
     async def goto(self, url: str) -> int | None:
         """Navigate the tab to ``url`` (relative to the job's URL) and return once the new
-        document has committed, with its HTTP status.  The request waits for its host's
+        document has committed and been parsed (DOMContentLoaded), with its HTTP status.  The request waits for its host's
         rate-limit turn.  Raises PageFailure for a network error or a status >= 400 (429
         and 503 carry Retry-After).  If cancelled, the tab is left mid-navigation: the
         job's lease then closes it rather than reuse it."""
@@ -133,16 +145,31 @@ class Page:
         loader = reply.get("loaderId")
         if not loader:
             return self.status  # a same-document navigation (fragment): no new document
+        self.traffic.expect(loader)
         while loader not in self.traffic.documents:
-            await self.traffic.wait_change()
+            await self._wait_event()
         status, headers, error = self.traffic.documents[loader]
         if error is not None:
             raise PageFailure("net", error, retryable=True)
         failure = status_failure(status, headers)
         if failure is not None:
             raise failure
+        # Until the document commits, an evaluation may still run in the one before it
+        # (the tab's previous page), and until it is parsed it may be empty: nothing is
+        # read before DOMContentLoaded (Playwright's "domcontentloaded").
+        while loader not in self.traffic.parsed:
+            await self._wait_event()
         self.status = status
         return status
+
+    async def _wait_event(self) -> None:
+        """Wait for the tab's next event; raise the tab's error (a renderer crash, the
+        tab or the browser gone) rather than wait for events that cannot come."""
+        if (error := self.tab.error) is None:
+            await self.traffic.wait_change()
+            error = self.tab.error
+        if error is not None:
+            raise error
 
     # -- waiting -------------------------------------------------------------------------
 
@@ -151,9 +178,9 @@ class Page:
         as long as the job's watchdog allows; with it, PageFailure ``wait_for``
         (retryable) after that long.  An invalid selector fails at once."""
         check_selector(selector)
-        expression = f"document.querySelector({json.dumps(selector)}) !== null"
+        expression = when_ready(f"document.querySelector({json.dumps(selector)}) !== null || null", WAIT_SLICE_MS)
         with trio.move_on_after(float("inf") if timeout_s is None else timeout_s) as scope:
-            while not await self.evaluate(expression):
+            while not await self.evaluate(expression, await_promise=True):
                 await self.traffic.wait_change(self._env.poll_interval_s)
             return
         assert scope.cancelled_caught
@@ -199,7 +226,9 @@ class Page:
         once that selector matches, in the same round trip.  A js field that throws is
         None, and its error is under ``"_errors"``."""
         expression = extract_expression(_fields(fields), wait_for=check_selector(wait_for) if wait_for else "")
-        while (found := await self.evaluate(expression)) is None:
+        if wait_for:
+            expression = when_ready(expression, WAIT_SLICE_MS)
+        while (found := await self.evaluate(expression, await_promise=True)) is None:
             await self.traffic.wait_change(self._env.poll_interval_s)
         out = found["fields"]
         if found["errors"]:
@@ -221,7 +250,7 @@ class Page:
         ``url_contains``, in the order they arrived; one still loading is waited for,
         one that failed is left out.  Raises PageFailure ``capture`` (retryable) when the
         browser no longer has a body it received."""
-        matching = [r for r in self.traffic.responses if url_contains in r.url]
+        matching = [r for r in self.traffic.responses() if url_contains in r.url]
         while not all(r.done for r in matching):
             await self.traffic.wait_change()
         return [await self.traffic.body(r) for r in matching if r.error is None]

@@ -27,6 +27,8 @@ EVENTS = (
     "Network.loadingFinished",
     "Network.loadingFailed",
     "Page.javascriptDialogOpening",
+    "Page.frameNavigated",
+    "Page.domContentEventFired",
     "Fetch.requestPaused",
 )
 IGNORED_REQUEST_TYPES = ("EventSource", "WebSocket")  # never "finish": not counted as in flight
@@ -34,10 +36,10 @@ REQUEST_SENT_WAIT_S = 5.0  # longest a paced document holds its host's turn wait
 
 
 class Response:
-    __slots__ = ("request_id", "url", "done", "error", "body")
+    __slots__ = ("request_id", "url", "loader", "done", "error", "body")
 
-    def __init__(self, request_id: str, url: str):
-        self.request_id, self.url = request_id, url
+    def __init__(self, request_id: str, url: str, loader: str):
+        self.request_id, self.url, self.loader = request_id, url, loader
         self.done = False
         self.error: str | None = None
         self.body: Any = _UNREAD
@@ -48,21 +50,33 @@ _UNREAD = object()
 
 class Traffic:
     """One tab's traffic during one job.  ``documents`` maps a main-frame navigation's
-    loaderId to (status, headers, error); ``responses`` are the other responses, in
-    arrival order; ``in_flight`` the requests not finished yet."""
+    loaderId to (status, headers, error); ``committed`` holds the loaderIds of the
+    main-frame documents that committed, ``parsed`` those whose DOMContentLoaded fired; :meth:`responses` are the other responses, in
+    arrival order; :attr:`in_flight` the requests not finished yet.
+
+    Only this job's documents count: those its own navigations started (:meth:`expect`)
+    and those the page committed after one of them (a click that loads the next page).
+    A tab is reused without being blanked between jobs (see ``crawler.pool``), so the
+    previous job's document may still finish requests while the next job starts; they
+    carry that document's loaderId, and are not this job's."""
 
     def __init__(self, tab: cdp.Tab, limiter: HostRateLimiter):
         self.tab = tab
         self._limiter = limiter
         self._loaders: dict[str, str] = {}  # main-frame document requestId -> loaderId
         self.documents: dict[str, tuple[int | None, dict[str, str], str | None]] = {}
-        self.responses: list[Response] = []
+        self.committed: set[str] = set()
+        self.parsed: set[str] = set()  # committed loaderIds whose DOMContentLoaded fired
+        self._current: str | None = None  # the main frame's document that committed last
+        self._mine: set[str] = set()  # loaderIds of this job's documents
+        self._responses: list[Response] = []
         self._by_request: dict[str, Response] = {}
-        self.in_flight: set[str] = set()
+        self._in_flight: dict[str, str] = {}  # requestId -> loaderId
         self._sent: set[str] = set()  # requestIds the network stack has sent (or answered, or failed)
         self.last_activity = trio.current_time()
         self._changed = trio.Event()
         self.dialogs = 0
+        self.blocked = 0  # requests failed because their resource type is blocked
 
     async def read_events(self, events: cdp.EventStream, nursery: trio.Nursery) -> None:
         """Keep the page's picture current; pace main-frame documents.  Ends with the
@@ -73,7 +87,10 @@ class Traffic:
             async for event in events:
                 p, method = event.params, event.method
                 if method == "Fetch.requestPaused":
-                    if p.get("frameId") == frame:
+                    if p.get("resourceType") != "Document":  # only blocked types are paused
+                        self.blocked += 1
+                        nursery.start_soon(self._refuse, p["requestId"])
+                    elif p.get("frameId") == frame:
                         nursery.start_soon(self._pace, p["requestId"], p.get("networkId"), p["request"]["url"])
                     else:
                         await self.tab.send("Fetch.continueRequest", requestId=p["requestId"])
@@ -81,7 +98,7 @@ class Traffic:
                     self._sent.add(p.get("requestId"))
                 elif method == "Network.requestWillBeSent":
                     if p.get("type") not in IGNORED_REQUEST_TYPES:
-                        self.in_flight.add(p["requestId"])
+                        self._in_flight[p["requestId"]] = p.get("loaderId", "")
                     if p.get("type") == "Document" and p.get("frameId") == frame:
                         self._loaders[p["requestId"]] = p.get("loaderId", "")
                 elif method == "Network.responseReceived":
@@ -92,12 +109,12 @@ class Traffic:
                         headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
                         self.documents[loader] = (response.get("status"), headers, None)
                     elif p["requestId"] not in self._by_request:
-                        record = Response(p["requestId"], response.get("url", ""))
-                        self.responses.append(record)
+                        record = Response(p["requestId"], response.get("url", ""), p.get("loaderId", ""))
+                        self._responses.append(record)
                         self._by_request[record.request_id] = record
                 elif method in ("Network.loadingFinished", "Network.loadingFailed"):
                     request_id = p.get("requestId")
-                    self.in_flight.discard(request_id)
+                    self._in_flight.pop(request_id, None)
                     self._sent.add(request_id)
                     record = self._by_request.get(request_id)
                     failed = method == "Network.loadingFailed"
@@ -106,12 +123,48 @@ class Traffic:
                     loader = self._loaders.get(request_id)
                     if failed and loader is not None and loader not in self.documents and not p.get("canceled"):
                         self.documents[loader] = (None, {}, p.get("errorText", "failed"))
+                elif method == "Page.frameNavigated":
+                    committed = p.get("frame", {})
+                    if committed.get("id") == frame and committed.get("loaderId"):
+                        self.committed.add(committed["loaderId"])
+                        self._current = committed["loaderId"]
+                        if self._mine:  # the page moved on after this job's navigation
+                            self._mine.add(committed["loaderId"])
+                elif method == "Page.domContentEventFired":
+                    # The Page domain's events come in order: this is the document that
+                    # committed last (its HTML is parsed, its deferred scripts have run).
+                    if self._current is not None:
+                        self.parsed.add(self._current)
                 elif method == "Page.javascriptDialogOpening":
                     self.dialogs += 1
                     await self.tab.send("Page.handleJavaScriptDialog", accept=p.get("type") == "beforeunload")
                 self.touch()
         except (cdp.CDPError, trio.ClosedResourceError):
             self.touch()
+
+    def expect(self, loader: str) -> None:
+        """A navigation of this job's started the document ``loader``: it is this job's."""
+        self._mine.add(loader)
+
+    def mine(self, loader: str) -> bool:
+        """Whether a request of document ``loader`` is this job's ("": a worker's)."""
+        return not loader or loader in self._mine
+
+    @property
+    def in_flight(self) -> set[str]:
+        """This job's requests not finished yet."""
+        return {request for request, loader in self._in_flight.items() if self.mine(loader)}
+
+    def responses(self) -> list[Response]:
+        """This job's responses (documents aside), in arrival order."""
+        return [r for r in self._responses if self.mine(r.loader)]
+
+    async def _refuse(self, request_id: str) -> None:
+        """Fail a paused request of a blocked resource type, as an ad blocker would."""
+        try:
+            await self.tab.send("Fetch.failRequest", requestId=request_id, errorReason="BlockedByClient")
+        except (cdp.CDPError, trio.ClosedResourceError):
+            pass  # the page moved on, or the tab is gone
 
     async def _pace(self, request_id: str, network_id: str | None, url: str) -> None:
         """Continue a paused main-frame document in its host's turn, and hold the turn

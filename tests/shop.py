@@ -15,6 +15,7 @@ the demo shop (so its data is checkable with ``demo.expected_item``):
 ``popups``         the page opens popups in a loop, then renders
 ``dialogs``        the page raises alert() and confirm(), then renders
 ``reload``         the page reloads itself forever
+``poll``           the page fetches ``/api/goods/{id + 1}`` every 20 ms, forever
 ``never``          the page never produces the wait_for element
 =================  ==========================================================
 """
@@ -35,6 +36,8 @@ SCRIPTS = {
     "setInterval(() => window.open('/product/{id}?popup=late'), 50);</script>",
     "dialogs": "<script>alert('hello'); confirm('sure?'); prompt('name?');</script>",
     "reload": "<script>setTimeout(() => location.reload(), 50);</script>",
+    # keeps asking its API for the next product's data, as a live widget would
+    "poll": "<script>setInterval(() => fetch('/api/goods/' + ({id} + 1) + '?poll=1'), 20);</script>",
 }
 
 

@@ -292,6 +292,19 @@ async def test_a_capture_whose_body_cannot_be_read_is_retried_not_recorded_empty
     assert outcome.engines[0].statistics().jobs.retries == 1
 
 
+async def test_a_reused_tab_records_none_of_the_previous_pages_late_responses(autojump_clock, tmp_path):
+    """Tabs are reused without a reset between jobs: a ``late`` page's fetches of
+    another product's API go on arriving, under its loaderId, while the tab loads the
+    next page.  Every item still holds its own product's capture: a job counts only the
+    responses of its own documents."""
+    urls = [shop_url("late", i) for i in range(1, 9)]
+    cfg = fixed_config(tmp_path, urls, pool={"concurrency": 1, "recycle_tab_every": 100})
+    with virtual_store_time():
+        outcome = await crawl_through_chaos(cfg, urls, ChaosPlan({}), seed=5)
+    assert outcome.problems == [], explain(5, outcome)
+    assert outcome.engines[0].statistics().jobs.done == 8
+
+
 async def test_a_tab_whose_close_fails_is_closed_another_way_or_counted_leaked(autojump_clock, tmp_path):
     """``Page.close`` and then ``Target.closeTarget`` fail for one tab: the tab is not
     taken for closed; the last step (crash, close again) closes it, so the browser

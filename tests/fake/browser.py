@@ -27,6 +27,8 @@ The shop behind it is imaginary: ``http://shop.test/{kind}/{id}`` renders demo p
 ``popups``      the page opens 5 popups (page targets with an opener) at once, then one
                 every 50 ms, 10 in all
 ``never``       the page never becomes ready (no ``wait_for`` element)
+``late``        a normal page that goes on fetching ``/api/goods/{id + 500}`` every 10 ms
+                for 1 s, under its own loaderId, whatever the tab loads meanwhile
 ``unclosable``  a ``busy`` page whose target cannot be closed either: Target.closeTarget,
                 Page.crash and disposing its context never answer (Chromium has been
                 seen to leave such tabs, and disposal to hang)
@@ -91,6 +93,9 @@ class _Client:
         self.sessions: set[str] = set()
 
 
+LATE_OFFSET = 500  # a ``late`` page fetches this product's API: wrong for any item
+
+
 class _Target:
     def __init__(self, target_id: str, context_id: str, url: str, opener_id: str | None):
         self.target_id = target_id
@@ -99,6 +104,7 @@ class _Target:
         self.opener_id = opener_id
         self.sessions: set[str] = set()
         self.crashed = False
+        self.frozen = False  # Page.setWebLifecycleState(frozen): the next navigation thaws it
         self.busy = False  # renderer stuck in while(true){}
         self.ready = False
         self.product: int | None = None
@@ -358,7 +364,7 @@ class FakeChromium:
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             kind = path[0] if path else ""
             i = int(path[-1]) if len(path) >= 2 and path[-1].isdigit() else None
-            target.url, target.ready, target.product = url, False, i
+            target.url, target.ready, target.product, target.frozen = url, False, i, False
             target.bodies.clear()
             self.hits[url].append(trio.current_time())
             request_id = f"R{next(self._numbers):04d}"
@@ -409,6 +415,8 @@ class FakeChromium:
                     "response": {"url": url, "status": status, "headers": headers},
                 },
             )
+            self._to_page(target, "Page.frameNavigated", {"frame": {"id": frame, "loaderId": loader, "url": url}})
+            self._to_page(target, "Page.domContentEventFired", {"timestamp": trio.current_time()})
             navigated["result"] = {"frameId": frame, "loaderId": loader}
             navigated["event"].set()
             self._to_page(target, "Network.loadingFinished", {"requestId": request_id})
@@ -422,24 +430,9 @@ class FakeChromium:
             if kind == "crash":
                 self._crash_target(target)
                 return
-            api_url, api_request = f"{SHOP}/api/goods/{i}", f"R{next(self._numbers):04d}"
-            self._to_page(
-                target,
-                "Network.requestWillBeSent",
-                {"requestId": api_request, "frameId": frame, "type": "Fetch", "request": {"url": api_url}},
-            )
-            self._to_page(
-                target,
-                "Network.responseReceived",
-                {
-                    "requestId": api_request,
-                    "frameId": frame,
-                    "type": "Fetch",
-                    "response": {"url": api_url, "status": 200, "headers": {"Content-Type": "application/json"}},
-                },
-            )
-            target.bodies[api_request] = json.dumps(product(i))
-            self._to_page(target, "Network.loadingFinished", {"requestId": api_request})
+            self._api_response(target, loader, i)
+            if kind == "late":  # the page goes on fetching, also once the tab serves another page
+                self._nursery.start_soon(self._late_responses, target, loader, i + LATE_OFFSET)
             if kind == "popups":  # a burst as the script starts, then one popup every interval
                 for n in range(POPUPS_PER_PAGE // 2):
                     self._create_target(target.context_id, f"{SHOP}/product/{i}?popup={n}", target.target_id)
@@ -449,6 +442,25 @@ class FakeChromium:
                 for n in range(POPUPS_PER_PAGE // 2, POPUPS_PER_PAGE):
                     await trio.sleep(POPUP_INTERVAL_S)
                     self._create_target(target.context_id, f"{SHOP}/product/{i}?popup={n}", target.target_id)
+
+    def _api_response(self, target: _Target, loader: str, i: int) -> None:
+        """The page's fetch of ``/api/goods/{i}``, from request to body, at once."""
+        api_url, api_request, frame = f"{SHOP}/api/goods/{i}", f"R{next(self._numbers):04d}", target.target_id
+        common = {"requestId": api_request, "loaderId": loader, "frameId": frame, "type": "Fetch"}
+        self._to_page(target, "Network.requestWillBeSent", {**common, "request": {"url": api_url}})
+        response = {"url": api_url, "status": 200, "headers": {"Content-Type": "application/json"}}
+        self._to_page(target, "Network.responseReceived", {**common, "response": response})
+        target.bodies[api_request] = json.dumps(product(i))
+        self._to_page(target, "Network.loadingFinished", {"requestId": api_request})
+
+    async def _late_responses(self, target: _Target, loader: str, i: int) -> None:
+        """A ``late`` page's fetches of another product, every 10 ms for 1 s, whatever the
+        tab does meanwhile (the requests of a page still finishing as the next one loads)."""
+        for _ in range(100):
+            await trio.sleep(0.01)
+            if target.dead.is_set():
+                return
+            self._api_response(target, loader, i)
 
     def _fields(self, i: int) -> dict[str, Any]:
         p = product(i)
@@ -565,6 +577,13 @@ class FakeChromium:
         return {"identifier": "1"}
 
     async def _cmd_Page_handleJavaScriptDialog(self, client, session, **_):
+        return {}
+
+    async def _cmd_Page_setWebLifecycleState(self, client, session, state, **_):
+        target = await self._renderer(session)
+        if target is None:
+            return NO_REPLY
+        target.frozen = state == "frozen"
         return {}
 
     async def _renderer(self, session) -> _Target | None:
