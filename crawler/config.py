@@ -91,6 +91,28 @@ def _choice(*options: str) -> Callable[[Any], str]:
     return check
 
 
+# [browser] block_resources: the CDP resource types a crawl may refuse to load.  Not
+# documents, scripts or XHR/fetch: without them a page shows something else.
+BLOCKABLE_RESOURCES = {
+    "image": "Image",
+    "media": "Media",
+    "font": "Font",
+    "stylesheet": "Stylesheet",
+    "texttrack": "TextTrack",
+    "prefetch": "Prefetch",
+    "ping": "Ping",
+    "manifest": "Manifest",
+}
+
+
+def _resource_types(value: Any) -> tuple[str, ...]:
+    kinds = _str_list(value)
+    for kind in kinds:
+        if kind.lower() not in BLOCKABLE_RESOURCES:
+            raise _Bad(f"unknown resource type {kind!r}; choose from {', '.join(BLOCKABLE_RESOURCES)}")
+    return tuple(BLOCKABLE_RESOURCES[kind.lower()] for kind in kinds)
+
+
 def _recycle_every(value: Any) -> int | str:
     if value == "auto":
         return value
@@ -179,6 +201,11 @@ class BrowserSection:
     headless: bool = _field(True, _bool, "run without a window")
     block_urls: tuple[str, ...] = _field(
         (), _str_list, "URL patterns never loaded (Network.setBlockedURLs), e.g. *.png"
+    )
+    block_resources: tuple[str, ...] = _field(
+        (),
+        _resource_types,
+        'resource types never loaded, e.g. ["image", "media", "font"] (stylesheet too, if no selector needs layout)',
     )
     command_timeout_s: float = _field(30.0, _float(positive=True), "deadline of one CDP command")
     restart_limit: int = _field(5, _int(0), "browser restarts in a row without a finished page before the crawl aborts")

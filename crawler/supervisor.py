@@ -155,7 +155,10 @@ class BrowserSupervisor:
                     recycle_tab_every=self._recycle_tab_every,
                     rotate_context_every=pool_cfg.rotate_context_every,
                     prepare_tab=lambda tab: prepare_tab(
-                        tab, block_urls=self._config.browser.block_urls, pace_documents=paces_documents(self._config)
+                        tab,
+                        block_urls=self._config.browser.block_urls,
+                        block_resources=self._config.browser.block_resources,
+                        pace_documents=paces_documents(self._config),
                     ),
                     tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
                     context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,

@@ -19,7 +19,10 @@ behind infinite scrolling, and a login with CSRF and a session cookie.
 ``/api/goods/{i}``              ``product(i)``
 ``/api/reviews/{i}?page=N``     ``{"reviews": [...3], "page": N, "pages": P}``; 404 past P
 ``/api/questions/{i}?page=N``   ``{"questions": [...5], "page": N, "pages": P}``; 404 past P
-``/img/...``                    a 1x1 PNG
+``/heavy/product/{i}``           the product inside a page weighed like a real storefront's
+                                (see ``crawler.demo._heavy``): 1.8 MB of HTML and script,
+                                40 images, three API calls; ``body[data-ready]`` after them
+``/img/...``                    a 1x1 PNG (``/img/heavy/...``: a 49 KB one)
 ==============================  ============================================================
 
 The truth (``product``, ``reviews``, ``questions``, ``wishlist``, ``truth``) is what

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..httpserver import Request, Response
+from . import _heavy as heavy
 from . import _pages as pages
 from ._data import (
     CATEGORIES,
@@ -32,6 +33,7 @@ from ._data import (
 from ._data import pages as page_count
 
 COOKIE_FLAGS = "HttpOnly; Path=/"
+CACHEABLE = (("Cache-Control", "max-age=3600"),)  # static assets, as a storefront's CDN serves them
 
 
 class DemoShop:
@@ -79,6 +81,14 @@ class DemoShop:
             return _api_page(request, "reviews", reviews(i), REVIEWS_PER_PAGE)
         if parts[:2] == ["api", "questions"] and len(parts) == 3 and i:
             return _api_page(request, "questions", questions(i), QUESTIONS_PER_PAGE)
+        if parts[:2] == ["heavy", "product"] and len(parts) == 3 and i:
+            return _html(heavy.heavy_product_page(i))
+        if path == "/static/heavy-app.js":
+            return Response(body=heavy.heavy_app_js(), content_type="text/javascript", headers=CACHEABLE)
+        if path == "/static/heavy.css":
+            return Response(body=heavy.heavy_css(), content_type="text/css", headers=CACHEABLE)
+        if parts[:2] == ["img", "heavy"]:
+            return Response(body=heavy.heavy_png(), content_type="image/png", headers=CACHEABLE)
         if parts[0] == "img":
             return Response(body=PIXEL_PNG, content_type="image/png")
         return _not_found()

@@ -244,3 +244,24 @@ async def test_a_navigation_caused_by_a_click_waits_for_the_hosts_rate_limit_tur
     home = next(t for t, path in shop.hits if path == "/")
     about = next(t for t, path in shop.hits if path == "/about")
     assert about - home >= 0.38
+
+
+async def test_blocked_resource_types_are_never_requested_and_extraction_is_unchanged(shop, browser):
+    """With images and stylesheets blocked by type, the heavy product page loads none of
+    its 41 images or its stylesheet, and every field is still what the shop shows."""
+    i = 7
+    url = f"{shop.base}/heavy/product/{i}"
+    async with browser.new_context() as context, context.new_tab() as tab:
+        await prepare_tab(tab, block_resources=("Image", "Stylesheet"))
+        async with open_page(tab, Request(url), env_for()) as page:
+            await page.goto(url)
+            fields = await page.extract(
+                {"name": "h1", "price": "#price", "image": {"css": "img.main", "attr": "src"}}, wait_for="body[data-ready]"
+            )
+            blocked = page.traffic.blocked
+    want = demo.expected_item(shop.base, i)
+    assert fields == {"name": want["name"], "price": want["price"], "image": want["image"]}
+    paths = [path for _, path in shop.hits]
+    assert "/api/goods/7" in paths and "/static/heavy-app.js" in paths
+    assert not [p for p in paths if p.startswith("/img/") or p.endswith(".css")], paths
+    assert blocked == 42  # 40 gallery images, the main image, the stylesheet
