@@ -2,7 +2,7 @@
 """Crawl benchmark: the real engine against the bundled demo shop, in one process.
 
     .venv/bin/python benchmarks/crawl_bench.py [--pages N] [--concurrency C]
-        [--modes recycle,norecycle] [--json OUT] [--playwright]
+        [--modes recycle,norecycle] [--json OUT]
 
 For each mode, one after the other in this process: start nothing new but a fresh
 SqliteStore in a temporary folder and a :class:`crawler.engine.Crawler` whose config is
@@ -30,15 +30,14 @@ Measured per run (see benchmarks/README.md for the method):
   ratio PSS(100%) / PSS(10%);
 - every item compared with ``crawler.demo.expected_item``.
 
-``--playwright`` adds the same crawl done with Playwright (benchmarks/playwright_runner.py,
-in a subprocess because Playwright runs on asyncio) against the same shop.
+Peers (Playwright, Crawlee, a raw CDP floor) are compared in benchmarks/compare.py, each
+launched as its own users launch it, not with this engine's Chromium flags.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import logging
 import math
@@ -67,7 +66,6 @@ from crawler.supervisor import open_configured_browser
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "config" / "products.toml"  # the flat product-page crawl
-RUNNER = Path(__file__).resolve().parent / "playwright_runner.py"
 MiB = 2**20
 HUGE = 10**9
 MODES = ("recycle", "norecycle", "handler")
@@ -101,14 +99,14 @@ class TreeCpu:
         self.by_root: dict[int, float] = {}
         self._seen: dict[tuple[int, float], float] = {}
 
-    def sample(self, root_pid: int | None, exclude: frozenset[int] | set[int] = frozenset()) -> None:
+    def sample(self, root_pid: int | None) -> None:
         if root_pid is None:
             return
         try:
             root = psutil.Process(root_pid)
             for _ in range(3):
                 _own, reaped = _cpu(root)
-                members = [p for p in root.children(recursive=True) if p.pid not in exclude]
+                members = root.children(recursive=True)
                 total = 0.0
                 for p in members:
                     try:
@@ -133,10 +131,6 @@ class TreeCpu:
     @property
     def lastseen(self) -> float:
         return sum(self._seen.values())
-
-
-def _pss_of(procs: list[psutil.Process]) -> int:
-    return sum(monitor.process_pss(p) for p in procs)
 
 
 def tree_memory(root_pid: int | None) -> tuple[int, int, int]:
@@ -173,23 +167,6 @@ def _own_cpu() -> float:
     return t.user + t.system
 
 
-def find_chromium_root(root_pid: int) -> int | None:
-    """The browser process among ``root_pid``'s descendants: a Chromium with a profile
-    (``--user-data-dir``) that is not a child process (``--type=``)."""
-    try:
-        procs = psutil.Process(root_pid).children(recursive=True)
-    except psutil.Error:
-        return None
-    for p in procs:
-        try:
-            argv = p.cmdline()
-        except psutil.Error:
-            continue
-        if any(a.startswith("--user-data-dir=") for a in argv) and not any(a.startswith("--type=") for a in argv):
-            return p.pid
-    return None
-
-
 class OursProbe:
     """Measures our crawler: the browser tree (of the browser :meth:`open_browser`, the
     engine's ``open_browser`` seam, opened last) and this process."""
@@ -223,48 +200,6 @@ class OursProbe:
         }
 
 
-class PlaywrightProbe:
-    """Measures the Playwright runner's tree: the Chromium tree inside it, and the rest
-    (the Python runner and Playwright's node driver) as the client.  Also this
-    process's CPU, which then only serves the shop (and runs this probe)."""
-
-    def __init__(self, runner_pid: int):
-        self.runner_pid = runner_pid
-        self.chromium_pid: int | None = None
-        self.browser_cpu = TreeCpu()
-        self.client_cpu = TreeCpu()
-
-    def measure(self) -> dict[str, Any]:
-        start = time.thread_time()
-        if self.chromium_pid is None:
-            self.chromium_pid = find_chromium_root(self.runner_pid)
-        pss, uss, procs = tree_memory(self.chromium_pid)
-        chromium: set[int] = set()
-        if self.chromium_pid is not None:
-            try:
-                root = psutil.Process(self.chromium_pid)
-                chromium = {root.pid, *(p.pid for p in root.children(recursive=True))}
-            except psutil.Error:
-                pass
-        try:
-            runner = psutil.Process(self.runner_pid)
-            client = [runner, *(p for p in runner.children(recursive=True) if p.pid not in chromium)]
-        except psutil.Error:
-            client = []
-        self.browser_cpu.sample(self.chromium_pid)
-        self.client_cpu.sample(self.runner_pid, exclude=chromium)
-        return {
-            "browser_pss": pss,
-            "browser_uss": uss,
-            "processes": procs,
-            "client_pss": _pss_of(client),
-            "browser_cpu": self.browser_cpu.total,
-            "client_cpu": self.client_cpu.total,
-            "shop_cpu": _own_cpu(),
-            "overhead_cpu": time.thread_time() - start,
-        }
-
-
 # -- recording ----------------------------------------------------------------------------
 
 
@@ -283,9 +218,8 @@ class Recorder:
     def mark_points(self) -> list[int]:
         return sorted({max(1, math.ceil(self.pages * k / MARKS)) for k in range(1, MARKS + 1)})
 
-    async def measure(self, pages: int, *, mark: bool, t: float | None = None) -> dict[str, Any]:
-        if t is None:
-            t = trio.current_time() - self.t0
+    async def measure(self, pages: int, *, mark: bool) -> dict[str, Any]:
+        t = trio.current_time() - self.t0
         with trio.CancelScope(shield=True):  # called from inside the engine's shielded record step
             sample = await trio.to_thread.run_sync(self.probe_measure)
         self.overhead_cpu += sample["overhead_cpu"]
@@ -391,21 +325,15 @@ def figures(
         out["steady_pages_per_s"] = (final["pages"] - first["pages"]) / (final["t"] - first["t"])
     end = final or (rec.samples[-1] if rec.samples else None)
     if end is not None:
-        browser_cpu = end["browser_cpu"] - cpu_start.get("browser_cpu", 0.0)
+        browser_cpu = end["browser_cpu"] - cpu_start["browser_cpu"]
         # The probe's own CPU ran in threads of the measuring process: take it out.
         client_cpu = end["client_cpu"] - cpu_start["client_cpu"]
         out["cpu_browser_s"] = browser_cpu
-        out["cpu_client_s"] = client_cpu
-        if "shop_cpu" in end:
-            out["cpu_shop_s"] = end["shop_cpu"] - cpu_start["shop_cpu"] - end["overhead_total"]
-        else:
-            out["cpu_client_s"] = client_cpu - end["overhead_total"]
+        out["cpu_client_s"] = client_cpu - end["overhead_total"]
         out["probe_overhead_cpu_s"] = end["overhead_total"]
         out["cpu_browser_per_page"] = out["cpu_browser_s"] / pages
         out["cpu_client_per_page"] = out["cpu_client_s"] / pages
         out["cpu_total_per_page"] = out["cpu_browser_per_page"] + out["cpu_client_per_page"]
-        if "cpu_shop_s" in out:
-            out["cpu_shop_per_page"] = out["cpu_shop_s"] / pages
     everything = marks + rec.samples
     out["peak_browser_pss_mib"] = max((s["browser_pss"] for s in everything), default=0) / MiB
     out["peak_browser_uss_mib"] = max((s["browser_uss"] for s in everything), default=0) / MiB
@@ -536,129 +464,8 @@ async def run_ours(base: str, mode: str, args: argparse.Namespace) -> dict[str, 
     return out
 
 
-# -- one run of Playwright ----------------------------------------------------------------
-
-
-class PlaywrightUnavailable(Exception):
-    pass
-
-
-def playwright_problem() -> str | None:
-    """Why --playwright cannot run here, or None."""
-    if importlib.util.find_spec("playwright") is None:
-        return f"the playwright package is not installed (install it with: {sys.executable} -m pip install playwright)"
-    if not RUNNER.is_file():
-        return f"{RUNNER} is missing"
-    return None
-
-
-class LineReader:
-    def __init__(self, stream: trio.abc.ReceiveStream):
-        self.stream = stream
-        self.buffer = b""
-
-    async def readline(self) -> bytes:
-        while b"\n" not in self.buffer:
-            chunk = await self.stream.receive_some(65536)
-            if not chunk:
-                line, self.buffer = self.buffer, b""
-                return line
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line + b"\n"
-
-
-async def run_playwright(base: str, args: argparse.Namespace) -> dict[str, Any]:
-    pages = args.pages
-    with tempfile.TemporaryDirectory(prefix="crawl-bench-pw-") as tmp:
-        items_path = Path(tmp) / "items.jsonl"
-        argv = [
-            sys.executable,
-            str(RUNNER),
-            "--base", base,
-            "--pages", str(pages),
-            "--concurrency", str(args.concurrency),
-            "--recycle-tab-every", "10",
-            "--rotate-context-every", "50",
-            "--executable", cdp.find_executable(),
-            "--items", str(items_path),
-            "--chromium-args", json.dumps([*cdp.DEFAULT_ARGS, "--headless=new"]),
-        ]  # fmt: skip
-        proc = await trio.lowlevel.open_process(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        probe = PlaywrightProbe(proc.pid)
-        rec = Recorder(pages=pages, probe_measure=probe.measure)
-        reader = LineReader(proc.stdout)  # type: ignore[arg-type]
-        result: dict[str, Any] | None = None
-        error: str | None = None
-        cpu_start: dict[str, float] = {}
-        load_before = os.getloadavg()[0]
-        try:
-            async with trio.open_nursery() as nursery:
-                progress = {"finished": 0}
-                while True:
-                    line = await reader.readline()
-                    if not line:
-                        break
-                    try:
-                        msg = json.loads(line)
-                    except ValueError:
-                        continue
-                    event = msg.get("event")
-                    if event == "ready":
-                        start = await trio.to_thread.run_sync(probe.measure)
-                        cpu_start = {"client_cpu": start["client_cpu"], "shop_cpu": start["shop_cpu"]}
-                        rec.t0 = trio.current_time()
-                        nursery.start_soon(rec.run_periodic, lambda: progress["finished"], args.interval)
-                    elif event == "progress":
-                        progress["finished"] = msg["finished"]
-                    elif event == "mark":
-                        progress["finished"] = msg["finished"]
-                        await rec.measure(msg["finished"], mark=True, t=msg["t"])
-                    elif event == "result":
-                        result = msg
-                    elif event == "error":
-                        error = msg.get("message") or "the runner failed"
-                        break
-                    if event in ("ready", "mark"):
-                        await proc.stdin.send_all(b"ok\n")  # type: ignore[union-attr]
-                nursery.cancel_scope.cancel()
-            with trio.move_on_after(30):
-                await proc.wait()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                with trio.move_on_after(5, shield=True):
-                    await proc.wait()
-        if error is not None:
-            raise PlaywrightUnavailable(error)
-        if result is None:
-            raise PlaywrightUnavailable(f"the runner exited with code {proc.returncode} before reporting a result")
-        items = {}
-        with open(items_path, encoding="utf-8") as f:  # noqa: ASYNC230
-            for line in f:
-                item = json.loads(line)
-                items[item["url"]] = item
-    check = verify_items(items, base, pages)
-    out = figures(
-        rec, wall_s=result["wall_s"], done=result["done"], failed=result["failed"], check=check, cpu_start=cpu_start
-    )
-    out.update(
-        mode="playwright",
-        playwright_version=result.get("playwright_version"),
-        browser_version=result.get("browser_version"),
-        errors=result.get("errors", [])[:10],
-        retries=result.get("retries", 0),
-        tabs_recycled=result.get("tabs_recycled"),
-        contexts_rotated=result.get("contexts_rotated"),
-        load_avg_1m_before=load_before,
-        load_avg_1m_after=os.getloadavg()[0],
-        cpu_browser_lastseen_s=probe.browser_cpu.lastseen,
-    )
-    return out
-
-
 def chromium_version() -> str:
-    """``chromium --version`` of the binary both crawlers use (blocking)."""
+    """``chromium --version`` of the binary the engine uses (blocking)."""
     try:
         exe = cdp.find_executable()
         done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
@@ -679,7 +486,6 @@ async def bench(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
             "pages": args.pages,
             "concurrency": args.concurrency,
             "modes": modes,
-            "playwright": args.playwright,
             "cpu_count": os.cpu_count(),
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "load_avg_1m_at_start": os.getloadavg()[0],
@@ -696,7 +502,7 @@ async def bench(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
         meta = results["meta"]
         print(
             f"crawl_bench: N={args.pages} pages, C={args.concurrency}, modes {','.join(modes)}"
-            f"{' + playwright' if args.playwright else ''}; {meta['cpu_count']} cores, {meta['memory_gib']} GiB, "
+            f"; {meta['cpu_count']} cores, {meta['memory_gib']} GiB, "
             f"{meta['chromium']}, "
             f"load avg {meta['load_avg_1m_at_start']:.2f} at start; shop {base} (in this process)",
             file=out,
@@ -706,24 +512,6 @@ async def bench(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
             result = await run_ours(base, mode, args)
             results["runs"][mode] = result
             print_run(result, out)
-        if args.playwright:
-            try:
-                result = await run_playwright(base, args)
-            except PlaywrightUnavailable as exc:
-                results["playwright_error"] = str(exc)
-                print(f"crawl_bench: --playwright failed: {exc}", file=out, flush=True)
-            else:
-                results["runs"]["playwright"] = result
-                print_run(result, out)
-                shop = result.get("cpu_shop_per_page")
-                if shop is not None:
-                    for mode in modes:
-                        r = results["runs"][mode]
-                        if "cpu_client_per_page" in r:
-                            r["cpu_client_excl_shop_per_page"] = r["cpu_client_per_page"] - shop
-                            r["cpu_total_excl_shop_per_page"] = r["cpu_total_per_page"] - shop
-                    result["cpu_client_excl_shop_per_page"] = result["cpu_client_per_page"]
-                    result["cpu_total_excl_shop_per_page"] = result["cpu_total_per_page"]
         nursery.cancel_scope.cancel()
     results["comparison"] = print_comparison(results, out)
     return results
@@ -740,11 +528,13 @@ def print_run(r: dict[str, Any], out) -> None:
     elif mode == "norecycle":
         title = "norecycle (one tab per worker, one context, for the whole run)"
     else:
-        title = f"playwright {r.get('playwright_version')} (tab every 10, context every 50; Chromium {r.get('browser_version')})"
-    client = "crawler" if mode != "playwright" else "client"
+        title = (
+            f"handler (a Python handler; tab every {r['recycle_tab_every']} pages, "
+            f"context every {r['rotate_context_every']})"
+        )
     lines = [
         f"\n== {title} ==",
-        f"{'pages':>7} {'t s':>7} {'browser PSS MiB':>16} {'(USS)':>7} {'procs':>6} {client + ' PSS MiB':>16}",
+        f"{'pages':>7} {'t s':>7} {'browser PSS MiB':>16} {'(USS)':>7} {'procs':>6} {'crawler PSS MiB':>16}",
     ]
     for m in r["marks"]:
         lines.append(
@@ -766,16 +556,9 @@ def print_run(r: dict[str, Any], out) -> None:
     if r["mismatched"] > SHOWN_MISMATCHES:
         lines.append(f"  ... {r['mismatched'] - SHOWN_MISMATCHES} more wrong items (see --json)")
     if "cpu_total_per_page" in r:
-        shop = ""
-        if mode == "playwright":
-            who = "client (python runner + node driver)"
-            if "cpu_shop_per_page" in r:
-                shop = f"; demo shop alone (our process meanwhile): {r['cpu_shop_per_page'] * 1000:.2f}"
-        else:
-            who = "crawler process (incl. demo shop)"
         lines.append(
-            f"CPU ms/page: {who} {r['cpu_client_per_page'] * 1000:.2f}, Chromium tree {r['cpu_browser_per_page'] * 1000:.2f}, "
-            f"sum {r['cpu_total_per_page'] * 1000:.2f}{shop}"
+            f"CPU ms/page: crawler process (incl. demo shop) {r['cpu_client_per_page'] * 1000:.2f}, "
+            f"Chromium tree {r['cpu_browser_per_page'] * 1000:.2f}, sum {r['cpu_total_per_page'] * 1000:.2f}"
         )
     lines.append(
         f"browser PSS MiB: peak {r['peak_browser_pss_mib']:.0f}, at 10% {_f(r.get('pss_at_10pct_mib'), '.0f')}, "
@@ -795,10 +578,8 @@ ROWS = (
     ("pages/s", "pages_per_s", ".2f", True),
     ("pages/s 10%->100%", "steady_pages_per_s", ".2f", True),
     ("CPU ms/page crawler|client", "cpu_client_per_page", ".2f", False),
-    ("  same, without the shop", "cpu_client_excl_shop_per_page", ".2f", False),
     ("CPU ms/page Chromium tree", "cpu_browser_per_page", ".2f", False),
     ("CPU ms/page sum", "cpu_total_per_page", ".2f", False),
-    ("  same, without the shop", "cpu_total_excl_shop_per_page", ".2f", False),
     ("peak browser PSS MiB", "peak_browser_pss_mib", ".0f", False),
     ("final browser PSS MiB", "pss_final_mib", ".0f", False),
     ("final/10% browser PSS", "pss_final_over_10pct", ".3f", False),
@@ -811,13 +592,7 @@ ROWS = (
     ("items correct", "correct", "d", False),
 )
 NO_RATIO = {"correct", "pss_slope_mib_per_1000_pages", "uss_slope_mib_per_1000_pages"}  # signed or counts
-PER_PAGE_MS = {
-    "cpu_client_per_page",
-    "cpu_browser_per_page",
-    "cpu_total_per_page",
-    "cpu_client_excl_shop_per_page",
-    "cpu_total_excl_shop_per_page",
-}
+PER_PAGE_MS = {"cpu_client_per_page", "cpu_browser_per_page", "cpu_total_per_page"}
 
 
 def print_comparison(results: dict[str, Any], out) -> dict[str, Any]:
@@ -825,10 +600,7 @@ def print_comparison(results: dict[str, Any], out) -> dict[str, Any]:
     if len(runs) < 2:
         return {}
     names = list(runs)
-    ours = [n for n in names if n != "playwright"]
-    pairs = [(n, ours[0]) for n in ours[1:]]
-    if "playwright" in runs and ours:
-        pairs.append(("recycle" if "recycle" in ours else ours[0], "playwright"))
+    pairs = [(n, names[0]) for n in names[1:]]
     meta = results["meta"]
     width = 28
     head = f"{'':<{width}}" + "".join(f"{n:>12}" for n in names) + "".join(f"{a + '/' + b:>22}" for a, b in pairs)
@@ -848,12 +620,6 @@ def print_comparison(results: dict[str, Any], out) -> dict[str, Any]:
         cells += "".join(f"{_f(ratios[f'{a}/{b}'], '.2f'):>22}" for a, b in pairs)
         lines.append(f"{label:<{width}}" + cells)
         table[key] = {"values": dict(zip(names, values, strict=True)), "ratios": ratios}
-    if "playwright" in runs and "cpu_shop_per_page" in runs["playwright"]:
-        shop = runs["playwright"]["cpu_shop_per_page"] * 1000
-        lines.append(
-            f"(our crawler process also serves the demo shop: {shop:.2f} ms/page, measured while it served Playwright; "
-            "the 'without the shop' rows subtract it)"
-        )
     print("\n".join(lines), file=out, flush=True)
     return table
 
@@ -864,7 +630,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=8, help="tabs working at once (default 8)")
     p.add_argument("--modes", default="recycle,norecycle", help="comma-separated: recycle, norecycle, handler")
     p.add_argument("--json", dest="json_out", help="write every result to this JSON file")
-    p.add_argument("--playwright", action="store_true", help="also crawl with Playwright (pip install playwright)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between periodic PSS samples (default 1)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the engine's log (INFO)")
     args = p.parse_args(argv)
@@ -888,18 +653,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if args.playwright:
-        problem = playwright_problem()
-        if problem:
-            print(f"crawl_bench: --playwright: {problem}", file=sys.stderr)
-            return 2
     results = trio.run(bench, args)
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1, ensure_ascii=False)
         print(f"\nresults written to {args.json_out}")
     runs = results["runs"].values()
-    all_good = all(r["correct"] == r["pages"] for r in runs) and "playwright_error" not in results
+    all_good = all(r["correct"] == r["pages"] for r in runs)
     return 0 if all_good else 1
 
 

@@ -1,0 +1,276 @@
+#!/usr/bin/env python
+"""One command, one run, the same pages for every contender: this crawler, the raw
+CDP floor, Playwright as its users launch it, and Crawlee for Python's PlaywrightCrawler.
+
+    .venv/bin/python benchmarks/compare.py                    # 300 pages, C=8, both profiles
+    .venv/bin/python benchmarks/compare.py --pages 3000 --profiles light --contenders raw,ours
+
+This process serves the demo shop (``crawler.demo``, 127.0.0.1, a free port) and
+runs each contender in a process of its own, one after the other, on the same URL
+list (``/product/{i}`` for the light profile, ``/heavy/product/{i}`` for the heavy
+one).  It measures each contender's whole process tree (the contender, any driver it
+starts, Chromium and all of Chromium's children):
+
+- **pages/s**: done pages / seconds from the contender's ``ready`` line (its imports
+  done) to its result line (its browser closed and reaped);
+- **CPU s/page**: user + system seconds of the tree over the same span, from the
+  contender's own ``getrusage`` (itself plus everything it reaped, transitively:
+  every renderer that ever ran is counted), / done pages;
+- **peak PSS**: the highest sum of PSS over the tree, sampled every 0.25 s;
+- **renderers**: distinct renderer processes (``--type=renderer``) seen in the tree,
+  sampled every 50 ms (a lower bound: a renderer living under 50 ms can be missed).
+
+Every contender's items are checked against the shop's truth
+(``crawler.demo.expected_item``).  Read the ratios: the machine is shared.
+Playwright and Crawlee run from their own virtual environment, made by
+``benchmarks/setup-peers``; without it they are skipped with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import trio
+
+from crawler.demo import DemoShop, expected_item
+from crawler.httpserver import serve_http
+from crawler.monitor import tree_pss
+
+HERE = Path(__file__).resolve().parent
+CONTENDERS = HERE / "contenders"
+PEERS_PYTHON = HERE / "peers-venv" / "bin" / "python"
+PROFILES = {"light": "/product/{i}", "heavy": "/heavy/product/{i}"}
+# name -> (python, script, extra arguments)
+COMMANDS = {
+    "raw": (sys.executable, "raw_cdp.py", ()),
+    "ours": (sys.executable, "ours.py", ()),
+    "ours+block": (sys.executable, "ours.py", ("--block", "image,media,font")),
+    "playwright": (str(PEERS_PYTHON), "playwright_pages.py", ()),
+    "crawlee": (str(PEERS_PYTHON), "crawlee_playwright.py", ()),
+}
+PSS_INTERVAL_S = 0.25
+RENDERER_INTERVAL_S = 0.05
+RUN_TIMEOUT_S = 1800
+
+
+class TreeSampler:
+    """Peak PSS and the renderer processes of one process tree, sampled from a thread."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.peak_pss = 0
+        self.renderers: set[tuple[int, float]] = set()
+        self.seen_types: set[str] = set()
+
+    def sample_renderers(self) -> None:
+        try:
+            procs = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            return
+        for p in procs:
+            try:
+                argv = p.cmdline()
+                kind = next((a[7:] for a in argv if a.startswith("--type=")), None)
+                if kind:
+                    self.seen_types.add(kind)
+                if kind == "renderer":
+                    self.renderers.add((p.pid, p.create_time()))
+            except psutil.Error:
+                continue
+
+    def sample_pss(self) -> None:
+        self.peak_pss = max(self.peak_pss, tree_pss(self.pid)[0])
+
+    async def run(self) -> None:
+        next_pss = 0.0
+        while True:
+            await trio.to_thread.run_sync(self.sample_renderers)
+            if trio.current_time() >= next_pss:
+                await trio.to_thread.run_sync(self.sample_pss)
+                next_pss = trio.current_time() + PSS_INTERVAL_S
+            await trio.sleep(RENDERER_INTERVAL_S)
+
+
+async def run_contender(name: str, profile: str, base: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    python, script, extra = COMMANDS[name]
+    if not os.path.exists(python):  # noqa: ASYNC240 - a stat, before anything runs
+        return {"contender": name, "profile": profile, "skipped": "not installed: run benchmarks/setup-peers"}
+    urls = tmp / f"urls-{profile}.txt"
+    items = tmp / f"items-{name}-{profile}.jsonl"
+    argv = [
+        python, str(CONTENDERS / script), "--urls", str(urls), "--items", str(items),
+        "--concurrency", str(args.concurrency), "--recycle-tab-every", str(args.recycle_tab_every),
+        "--rotate-context-every", str(args.rotate_context_every), "--chromium", args.chromium, *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out: dict[str, Any] = {"contender": name, "profile": profile}
+    stderr = open(tmp / f"stderr-{name}-{profile}.txt", "wb")  # noqa: ASYNC230, SIM115 - closed below
+    proc = await trio.lowlevel.open_process(argv, stdout=-1, stderr=stderr, env=env, cwd=str(tmp))
+    sampler = TreeSampler(proc.pid)
+    lines = LineReader(proc.stdout)
+    try:
+        with trio.fail_after(RUN_TIMEOUT_S):
+            ready = await lines.next_event("ready")
+            t0, cpu0 = time.monotonic(), ready["cpu_s"]
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sampler.run)
+                result = await lines.next_event("result")
+                wall = time.monotonic() - t0
+                nursery.cancel_scope.cancel()
+            await proc.wait()
+    finally:
+        stderr.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    done = result["done"]
+    out.update(
+        done=done,
+        failed=result["failed"],
+        wall_s=wall,
+        pages_per_s=done / wall if wall else None,
+        cpu_s_per_page=(result["cpu_s"] - cpu0) / done if done else None,
+        # the contender's own process (for Playwright and Crawlee: without their node driver)
+        client_cpu_s_per_page=(result["own_cpu_s"] - ready["own_cpu_s"]) / done if done else None,
+        peak_pss_mib=sampler.peak_pss / 2**20,
+        renderers=len(sampler.renderers),
+        process_types=sorted(sampler.seen_types),
+        check=check_items(items, base, profile, args.pages),
+    )
+    return out
+
+
+class LineReader:
+    def __init__(self, stream: trio.abc.ReceiveStream):
+        self.stream, self.buffer = stream, b""
+
+    async def next_event(self, event: str) -> dict[str, Any]:
+        while True:
+            while b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue  # a contender's own output
+                if isinstance(msg, dict) and msg.get("event") == event:
+                    return msg
+            chunk = await self.stream.receive_some()
+            if not chunk:
+                raise RuntimeError(f"the contender exited before its {event!r} line")
+            self.buffer += chunk
+
+
+def check_items(path: Path, base: str, profile: str, pages: int) -> dict[str, int]:
+    """Items equal to the truth, wrong ones, and missing ones (by URL)."""
+    got: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                item = json.loads(line)
+                got[item.get("url")] = item
+    right = wrong = missing = 0
+    for i in range(1, pages + 1):
+        url = base + PROFILES[profile].format(i=i)
+        want = {**expected_item(base, i), "url": url}
+        item = got.get(url)
+        if item is None:
+            missing += 1
+        elif all(item.get(k) == want[k] for k in ("name", "brand", "price", "image", "stock", "goods")):
+            right += 1
+        else:
+            wrong += 1
+    return {"right": right, "wrong": wrong, "missing": missing}
+
+
+async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="compare-") as tmp_name:
+        tmp = Path(tmp_name)
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_http, DemoShop(args.pages))
+            base = f"http://127.0.0.1:{port}"
+            for profile in args.profiles:
+                (tmp / f"urls-{profile}.txt").write_text(
+                    "".join(base + PROFILES[profile].format(i=i) + "\n" for i in range(1, args.pages + 1))
+                )
+                for name in args.contenders:
+                    r = await run_contender(name, profile, base, args, tmp)
+                    results.append(r)
+                    print(format_row(r), flush=True)
+            nursery.cancel_scope.cancel()
+    return results
+
+
+def format_row(r: dict[str, Any]) -> str:
+    if "skipped" in r:
+        return f"{r['profile']:<6} {r['contender']:<11} skipped: {r['skipped']}"
+    c = r["check"]
+    return (
+        f"{r['profile']:<6} {r['contender']:<11} {r['pages_per_s']:7.2f} pages/s  {r['cpu_s_per_page']:.3f} CPU s/page  "
+        f"(client {r['client_cpu_s_per_page']:.3f})  {r['peak_pss_mib']:6.0f} MiB peak PSS  {r['renderers']:4d} renderers  "
+        f"items {c['right']} right, {c['wrong']} wrong, {c['missing']} missing"
+    )
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    print(
+        "\n| profile | contender | pages/s | CPU s/page | peak PSS MiB | renderers | × floor pages/s | × floor CPU/page |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    floors = {r["profile"]: r for r in results if r["contender"] == "raw" and "skipped" not in r}
+    for r in results:
+        if "skipped" in r:
+            continue
+        f = floors.get(r["profile"])
+        speed = f"{r['pages_per_s'] / f['pages_per_s']:.2f}" if f else "-"
+        cpu = f"{r['cpu_s_per_page'] / f['cpu_s_per_page']:.2f}" if f else "-"
+        print(
+            f"| {r['profile']} | {r['contender']} | {r['pages_per_s']:.2f} | {r['cpu_s_per_page']:.3f} | "
+            f"{r['peak_pss_mib']:.0f} | {r['renderers']} | {speed} | {cpu} |"
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pages", type=int, default=300)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--recycle-tab-every", type=int, default=10)
+    p.add_argument("--rotate-context-every", type=int, default=50)
+    p.add_argument("--profiles", default="light,heavy")
+    p.add_argument("--contenders", default="raw,ours,ours+block,playwright,crawlee")
+    p.add_argument("--chromium", default=os.environ.get("CHROME_PATH", "/usr/bin/chromium"))
+    p.add_argument("--json", dest="json_out")
+    args = p.parse_args(argv)
+    args.profiles = [x for x in args.profiles.split(",") if x]
+    args.contenders = [x for x in args.contenders.split(",") if x]
+    for name in args.contenders:
+        if name not in COMMANDS:
+            p.error(f"unknown contender {name!r}; choose from {', '.join(COMMANDS)}")
+    for name in args.profiles:
+        if name not in PROFILES:
+            p.error(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(f"{args.pages} pages, concurrency {args.concurrency}, tabs recycled every {args.recycle_tab_every}, "
+          f"contexts rotated every {args.rotate_context_every}; load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    results = trio.run(bench, args)
+    print_table(results)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+    ok = all("skipped" in r or (r["check"]["wrong"] == 0 and r["check"]["missing"] == 0) for r in results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Playwright as its users run it: the async API with Playwright's own defaults.
+
+``chromium.launch(executable_path=...)`` and nothing else (Playwright's default
+switches and its default headless mode; the system Chromium because no browser is
+downloaded here), **one** browser context for the whole run, ``--concurrency``
+workers, each with a page of its own that it replaces (new page, old one closed)
+every ``--recycle-tab-every`` pages, and after a failed attempt.  Playwright's users
+open pages in one context and do not rotate contexts, so ``--rotate-context-every``
+does not apply here.
+
+Per URL, the calls a Playwright user writes: ``page.expect_response`` for the
+``CAPTURE`` response set up around ``page.goto(url)`` (default wait: ``load``), then
+``page.wait_for_selector(READY_SELECTOR)``, ``page.evaluate(FIELDS_JS)``, and the
+captured response's ``json()`` (its body, read from the browser).  Playwright's
+default timeouts (30 s); up to ``MAX_ATTEMPTS`` attempts per URL.  Runs in
+``benchmarks/peers-venv`` (asyncio: outside this project's packages), started by
+``benchmarks/compare.py``; the protocol is ``_common``'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+
+from playwright.async_api import Page, async_playwright
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import CAPTURE, FIELDS_JS, MAX_ATTEMPTS, READY_SELECTOR, parse_args, read_urls, ready, report  # noqa: E402
+
+
+async def scrape(page: Page, url: str) -> dict:
+    async with page.expect_response(lambda r: CAPTURE in r.url) as captured:
+        await page.goto(url)
+    await page.wait_for_selector(READY_SELECTOR)
+    fields = await page.evaluate(FIELDS_JS)
+    goods = await (await captured.value).json()
+    return {"url": url, **fields, "goods": goods}
+
+
+async def crawl(args, urls: list[str], out, counts: dict[str, int]) -> None:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=args.chromium)
+        context = await browser.new_context()
+
+        async def worker() -> None:
+            page, served = await context.new_page(), 0
+            while urls:
+                url = urls.pop()
+                for _ in range(MAX_ATTEMPTS):
+                    if served >= args.recycle_tab_every:
+                        await page.close()
+                        page, served = await context.new_page(), 0
+                    served += 1
+                    try:
+                        item = await scrape(page, url)
+                        break
+                    except Exception as exc:  # noqa: BLE001 - a failed attempt is data
+                        item, error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                        served = args.recycle_tab_every  # a fresh page for the next attempt
+                if item is None:
+                    counts["failed"] += 1
+                    print(f"failed {url}: {error}", file=sys.stderr)
+                    continue
+                out.write(json.dumps(item) + "\n")
+                counts["done"] += 1
+            await page.close()
+
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+        await context.close()
+        await browser.close()
+    # leaving async_playwright() stops its node driver and waits for it: the tree is reaped
+
+
+def main() -> None:
+    args = parse_args()
+    urls = read_urls(args.urls)
+    urls.reverse()
+    ready()
+    counts = {"done": 0, "failed": 0}
+    with open(args.items, "w", encoding="utf-8") as out:
+        asyncio.run(crawl(args, urls, out, counts))
+    report(counts["done"], counts["failed"])
+
+
+if __name__ == "__main__":
+    main()
