@@ -6,7 +6,17 @@ import inspect
 
 import crawler
 
-CONTRACT = {"Config", "ConfigError", "JavaScriptError", "Page", "PageFailure", "Request", "Router", "crawl", "load_config"}
+CONTRACT = {
+    "Config",
+    "ConfigError",
+    "JavaScriptError",
+    "Page",
+    "PageFailure",
+    "Request",
+    "Router",
+    "crawl",
+    "load_config",
+}
 
 
 def test_all_is_sorted_and_holds_exactly_the_public_names():

@@ -38,7 +38,10 @@ def load(tmp_path, text: str):
         (GOOD + "[rate_limit]\nwait_ms = [4000, 3000]\n", "[rate_limit] wait_ms: expected [min, max] with min <= max"),
         (GOOD + "[rate_limit]\nwait_ms = 3000\n", "[rate_limit] wait_ms: expected [min, max], got 3000"),
         (GOOD + '[browser]\nargs = "--foo"\n', "[browser] args: expected a list of strings"),
-        (GOOD + '[browser]\nblock_resources = ["script"]\n', "[browser] block_resources: unknown resource type 'script'"),
+        (
+            GOOD + '[browser]\nblock_resources = ["script"]\n',
+            "[browser] block_resources: unknown resource type 'script'",
+        ),
         (GOOD + "[retry]\nmax_attempts = true\n", "[retry] max_attempts: expected an integer >= 1, got True"),
         (
             GOOD + '[extract.fields]\nprice = { css = "#p", js = "1" }\n',

@@ -256,7 +256,8 @@ async def test_blocked_resource_types_are_never_requested_and_extraction_is_unch
         async with open_page(tab, Request(url), env_for()) as page:
             await page.goto(url)
             fields = await page.extract(
-                {"name": "h1", "price": "#price", "image": {"css": "img.main", "attr": "src"}}, wait_for="body[data-ready]"
+                {"name": "h1", "price": "#price", "image": {"css": "img.main", "attr": "src"}},
+                wait_for="body[data-ready]",
             )
             blocked = page.traffic.blocked
     want = demo.expected_item(shop.base, i)

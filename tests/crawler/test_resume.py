@@ -149,7 +149,7 @@ async def test_a_discovery_crawl_killed_with_sigkill_resumes_with_every_product_
     text = f"""
 [site]
 name = "discovery"
-handlers = "{REPO / 'config' / 'demo_handlers.py'}"
+handlers = "{REPO / "config" / "demo_handlers.py"}"
 [input]
 urls = ["{storefront.base}/"]
 [pool]
