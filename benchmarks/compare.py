@@ -13,12 +13,20 @@ starts, Chromium and all of Chromium's children):
 
 - **pages/s**: done pages / seconds from the contender's ``ready`` line (its imports
   done) to its result line (its browser closed and reaped);
-- **CPU s/page**: user + system seconds of the tree over the same span, from the
-  contender's own ``getrusage`` (itself plus everything it reaped, transitively:
-  every renderer that ever ran is counted), / done pages;
+- **CPU s/page**: user + system seconds of the whole tree over the same span, / done
+  pages.  This process is a child subreaper, so every process of a contender's tree
+  ends reaped either by its parent or, orphaned, by this process: the growth of this
+  process's ``RUSAGE_CHILDREN`` over the contender's run is the CPU of every process
+  the tree ever had (less what the contender had used before its ``ready`` line).  A
+  contender's own ``RUSAGE_CHILDREN`` would miss the children its browser left to
+  die orphaned: Chromium does not wait for its renderers, GPU and utility processes;
 - **peak PSS**: the highest sum of PSS over the tree, sampled every 0.25 s;
 - **renderers**: distinct renderer processes (``--type=renderer``) seen in the tree,
   sampled every 50 ms (a lower bound: a renderer living under 50 ms can be missed).
+
+``ours-before`` is this crawler from another checkout (``--before DIR``, e.g. a git
+worktree of an older commit), to show what a change bought in the same run.  The JSON
+also has CPU by process type (as last sampled: a lower bound).
 
 Every contender's items are checked against the shop's truth
 (``crawler.demo.expected_item``).  Read the ratios: the machine is shared.
@@ -29,8 +37,10 @@ Playwright and Crawlee run from their own virtual environment, made by
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -53,12 +63,54 @@ COMMANDS = {
     "raw": (sys.executable, "raw_cdp.py", ()),
     "ours": (sys.executable, "ours.py", ()),
     "ours+block": (sys.executable, "ours.py", ("--block", "image,media,font")),
+    "ours-before": (sys.executable, "ours.py", ()),  # with PYTHONPATH=--before (an older checkout)
     "playwright": (str(PEERS_PYTHON), "playwright_pages.py", ()),
     "crawlee": (str(PEERS_PYTHON), "crawlee_playwright.py", ()),
 }
 PSS_INTERVAL_S = 0.25
 RENDERER_INTERVAL_S = 0.05
 RUN_TIMEOUT_S = 1800
+
+
+ORPHANS_GRACE_S = 10.0  # after a contender exits, its orphans get this long to exit before SIGKILL
+
+
+def become_subreaper() -> None:
+    """Orphans of the contenders' trees become this process's children (Linux)."""
+    PR_SET_CHILD_SUBREAPER = 36
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise SystemExit("compare.py: cannot become a child subreaper (Linux only): CPU could not be counted")
+
+
+def children_cpu_s() -> float:
+    """User + system CPU of every process this one has reaped (and of what they reaped)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def reap_orphans(contender_pid: int | None, *, kill: bool = False) -> int:
+    """Reap the adopted orphans that exited (never the contender: trio waits for it);
+    with ``kill``, SIGKILL those still running first.  Returns how many still run."""
+    running = 0
+    for child in psutil.Process().children():
+        if child.pid == contender_pid:
+            continue
+        try:
+            if kill:
+                child.kill()
+            if child.status() == psutil.STATUS_ZOMBIE or kill:
+                os.waitpid(child.pid, 0 if kill else os.WNOHANG)
+            else:
+                running += 1
+        except (psutil.Error, ChildProcessError):
+            continue
+    return running
+
+
+async def reap_while_running(contender_pid: int) -> None:
+    while True:
+        await trio.to_thread.run_sync(reap_orphans, contender_pid)
+        await trio.sleep(0.2)
 
 
 class TreeSampler:
@@ -69,6 +121,7 @@ class TreeSampler:
         self.peak_pss = 0
         self.renderers: set[tuple[int, float]] = set()
         self.seen_types: set[str] = set()
+        self.cpu_seen: dict[tuple[int, float], tuple[str, float]] = {}  # (pid, start) -> (type, CPU s last seen)
 
     def sample_renderers(self) -> None:
         try:
@@ -81,10 +134,23 @@ class TreeSampler:
                 kind = next((a[7:] for a in argv if a.startswith("--type=")), None)
                 if kind:
                     self.seen_types.add(kind)
+                times = p.cpu_times()
+                self.cpu_seen[(p.pid, p.create_time())] = (
+                    kind or ("browser" if "chrom" in p.name() else p.name()),
+                    times.user + times.system,
+                )
                 if kind == "renderer":
                     self.renderers.add((p.pid, p.create_time()))
             except psutil.Error:
                 continue
+
+    def cpu_by_type(self) -> dict[str, float]:
+        """CPU seconds by process type, as last sampled (a lower bound: a process's last
+        50 ms are missed; reaped children are not counted twice)."""
+        out: dict[str, float] = {}
+        for kind, cpu in self.cpu_seen.values():
+            out[kind] = out.get(kind, 0.0) + cpu
+        return out
 
     def sample_pss(self) -> None:
         self.peak_pss = max(self.peak_pss, tree_pss(self.pid)[0])
@@ -111,38 +177,54 @@ async def run_contender(name: str, profile: str, base: str, args: argparse.Names
         "--rotate-context-every", str(args.rotate_context_every), "--chromium", args.chromium, *extra,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if name == "ours-before":
+        if not args.before:
+            return {"contender": name, "profile": profile, "skipped": "needs --before DIR (a checkout to compare with)"}
+        env["PYTHONPATH"] = args.before
     out: dict[str, Any] = {"contender": name, "profile": profile}
     stderr = open(tmp / f"stderr-{name}-{profile}.txt", "wb")  # noqa: ASYNC230, SIM115 - closed below
+    cpu_before = children_cpu_s()
     proc = await trio.lowlevel.open_process(argv, stdout=-1, stderr=stderr, env=env, cwd=str(tmp))
     sampler = TreeSampler(proc.pid)
     lines = LineReader(proc.stdout)
     try:
         with trio.fail_after(RUN_TIMEOUT_S):
-            ready = await lines.next_event("ready")
-            t0, cpu0 = time.monotonic(), ready["cpu_s"]
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(sampler.run)
-                result = await lines.next_event("result")
-                wall = time.monotonic() - t0
-                nursery.cancel_scope.cancel()
-            await proc.wait()
+            async with trio.open_nursery() as reaper:
+                reaper.start_soon(reap_while_running, proc.pid)
+                ready = await lines.next_event("ready")
+                t0 = time.monotonic()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(sampler.run)
+                    result = await lines.next_event("result")
+                    wall = time.monotonic() - t0
+                    nursery.cancel_scope.cancel()
+                await proc.wait()
+                reaper.cancel_scope.cancel()
+            with trio.move_on_after(ORPHANS_GRACE_S):
+                while await trio.to_thread.run_sync(reap_orphans, None):  # noqa: ASYNC110 - processes, not a trio event
+                    await trio.sleep(0.1)
     finally:
         stderr.close()
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+        reap_orphans(None, kill=True)
+    tree_cpu = children_cpu_s() - cpu_before - ready["cpu_s"]
     done = result["done"]
     out.update(
         done=done,
         failed=result["failed"],
         wall_s=wall,
         pages_per_s=done / wall if wall else None,
-        cpu_s_per_page=(result["cpu_s"] - cpu0) / done if done else None,
+        cpu_s_per_page=tree_cpu / done if done else None,
+        # what the contender's own getrusage saw: without the orphans its browser left
+        cpu_s_per_page_self_reported=(result["cpu_s"] - ready["cpu_s"]) / done if done else None,
         # the contender's own process (for Playwright and Crawlee: without their node driver)
         client_cpu_s_per_page=(result["own_cpu_s"] - ready["own_cpu_s"]) / done if done else None,
         peak_pss_mib=sampler.peak_pss / 2**20,
         renderers=len(sampler.renderers),
         process_types=sorted(sampler.seen_types),
+        cpu_s_per_page_by_type={k: v / done for k, v in sampler.cpu_by_type().items()} if done else {},
         check=check_items(items, base, profile, args.pages),
     )
     return out
@@ -248,6 +330,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--contenders", default="raw,ours,ours+block,playwright,crawlee")
     p.add_argument("--chromium", default=os.environ.get("CHROME_PATH", "/usr/bin/chromium"))
     p.add_argument("--json", dest="json_out")
+    p.add_argument("--before", help="a checkout of this project (git worktree) for the ours-before contender")
     args = p.parse_args(argv)
     args.profiles = [x for x in args.profiles.split(",") if x]
     args.contenders = [x for x in args.contenders.split(",") if x]
@@ -264,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(f"{args.pages} pages, concurrency {args.concurrency}, tabs recycled every {args.recycle_tab_every}, "
           f"contexts rotated every {args.rotate_context_every}; load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    become_subreaper()
     results = trio.run(bench, args)
     print_table(results)
     if args.json_out:
