@@ -165,23 +165,25 @@ class TreeSampler:
             await trio.sleep(RENDERER_INTERVAL_S)
 
 
-async def run_contender(name: str, profile: str, base: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+async def run_contender(
+    name: str, profile: str, concurrency: int, base: str, args: argparse.Namespace, tmp: Path
+) -> dict[str, Any]:
     python, script, extra = COMMANDS[name]
     if not os.path.exists(python):  # noqa: ASYNC240 - a stat, before anything runs
-        return {"contender": name, "profile": profile, "skipped": "not installed: run benchmarks/setup-peers"}
+        return {**out_of(name, profile, concurrency), "skipped": "not installed: run benchmarks/setup-peers"}
     urls = tmp / f"urls-{profile}.txt"
     items = tmp / f"items-{name}-{profile}.jsonl"
     argv = [
         python, str(CONTENDERS / script), "--urls", str(urls), "--items", str(items),
-        "--concurrency", str(args.concurrency), "--recycle-tab-every", str(args.recycle_tab_every),
+        "--concurrency", str(concurrency), "--recycle-tab-every", str(args.recycle_tab_every),
         "--rotate-context-every", str(args.rotate_context_every), "--chromium", args.chromium, *extra,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if name == "ours-before":
         if not args.before:
-            return {"contender": name, "profile": profile, "skipped": "needs --before DIR (a checkout to compare with)"}
+            return {**out_of(name, profile, concurrency), "skipped": "needs --before DIR (a checkout to compare with)"}
         env["PYTHONPATH"] = args.before
-    out: dict[str, Any] = {"contender": name, "profile": profile}
+    out: dict[str, Any] = {"contender": name, "profile": profile, "concurrency": concurrency}
     stderr = open(tmp / f"stderr-{name}-{profile}.txt", "wb")  # noqa: ASYNC230, SIM115 - closed below
     cpu_before = children_cpu_s()
     proc = await trio.lowlevel.open_process(argv, stdout=-1, stderr=stderr, env=env, cwd=str(tmp))
@@ -228,6 +230,10 @@ async def run_contender(name: str, profile: str, base: str, args: argparse.Names
         check=check_items(items, base, profile, args.pages),
     )
     return out
+
+
+def out_of(name: str, profile: str, concurrency: int) -> dict[str, Any]:
+    return {"contender": name, "profile": profile, "concurrency": concurrency}
 
 
 class LineReader:
@@ -283,20 +289,21 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                 (tmp / f"urls-{profile}.txt").write_text(
                     "".join(base + PROFILES[profile].format(i=i) + "\n" for i in range(1, args.pages + 1))
                 )
-                for name in args.contenders:
-                    r = await run_contender(name, profile, base, args, tmp)
-                    results.append(r)
-                    print(format_row(r), flush=True)
+                for concurrency in args.concurrency:
+                    for name in args.contenders:
+                        r = await run_contender(name, profile, concurrency, base, args, tmp)
+                        results.append(r)
+                        print(format_row(r), flush=True)
             nursery.cancel_scope.cancel()
     return results
 
 
 def format_row(r: dict[str, Any]) -> str:
     if "skipped" in r:
-        return f"{r['profile']:<6} {r['contender']:<11} skipped: {r['skipped']}"
+        return f"{r['profile']:<6} C={r['concurrency']:<3} {r['contender']:<11} skipped: {r['skipped']}"
     c = r["check"]
     return (
-        f"{r['profile']:<6} {r['contender']:<11} {r['pages_per_s']:7.2f} pages/s  {r['cpu_s_per_page']:.3f} CPU s/page  "
+        f"{r['profile']:<6} C={r['concurrency']:<3} {r['contender']:<11} {r['pages_per_s']:7.2f} pages/s  {r['cpu_s_per_page']:.3f} CPU s/page  "
         f"(client {r['client_cpu_s_per_page']:.3f})  {r['peak_pss_mib']:6.0f} MiB peak PSS  {r['renderers']:4d} renderers  "
         f"items {c['right']} right, {c['wrong']} wrong, {c['missing']} missing"
     )
@@ -304,18 +311,18 @@ def format_row(r: dict[str, Any]) -> str:
 
 def print_table(results: list[dict[str, Any]]) -> None:
     print(
-        "\n| profile | contender | pages/s | CPU s/page | peak PSS MiB | renderers | × floor pages/s | × floor CPU/page |"
+        "\n| profile | C | contender | pages/s | CPU s/page | peak PSS MiB | renderers | × floor pages/s | × floor CPU/page |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    floors = {r["profile"]: r for r in results if r["contender"] == "raw" and "skipped" not in r}
+    print("|---|---|---|---|---|---|---|---|---|")
+    floors = {(r["profile"], r["concurrency"]): r for r in results if r["contender"] == "raw" and "skipped" not in r}
     for r in results:
         if "skipped" in r:
             continue
-        f = floors.get(r["profile"])
+        f = floors.get((r["profile"], r["concurrency"]))
         speed = f"{r['pages_per_s'] / f['pages_per_s']:.2f}" if f else "-"
         cpu = f"{r['cpu_s_per_page'] / f['cpu_s_per_page']:.2f}" if f else "-"
         print(
-            f"| {r['profile']} | {r['contender']} | {r['pages_per_s']:.2f} | {r['cpu_s_per_page']:.3f} | "
+            f"| {r['profile']} | {r['concurrency']} | {r['contender']} | {r['pages_per_s']:.2f} | {r['cpu_s_per_page']:.3f} | "
             f"{r['peak_pss_mib']:.0f} | {r['renderers']} | {speed} | {cpu} |"
         )
 
@@ -323,7 +330,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pages", type=int, default=300)
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--concurrency", default="8", help="tabs at once; a comma-separated list runs each in turn")
     p.add_argument("--recycle-tab-every", type=int, default=10)
     p.add_argument("--rotate-context-every", type=int, default=50)
     p.add_argument("--profiles", default="light,heavy")
@@ -333,6 +340,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--before", help="a checkout of this project (git worktree) for the ours-before contender")
     args = p.parse_args(argv)
     args.profiles = [x for x in args.profiles.split(",") if x]
+    try:
+        args.concurrency = [int(x) for x in args.concurrency.split(",") if x]
+    except ValueError:
+        p.error(f"--concurrency: expected integers, got {args.concurrency!r}")
     args.contenders = [x for x in args.contenders.split(",") if x]
     for name in args.contenders:
         if name not in COMMANDS:

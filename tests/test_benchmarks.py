@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import subprocess
 import sys
 import time
@@ -88,3 +89,41 @@ async def test_small_benchmark_run_is_correct_and_measured():
     assert run["cpu_browser_per_page"] > 0 and run["cpu_client_per_page"] > 0, report
     assert "30/30 correct" in report
     assert elapsed < 30, f"took {elapsed:.1f} s"
+
+
+COMPARE_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
+
+
+@pytest.mark.chromium
+@pytest.mark.timeout(150)
+def test_compare_runs_the_floor_and_this_crawler_on_the_same_pages_and_counts_their_trees(tmp_path):
+    """benchmarks/compare.py, small: both contenders do every page right, their whole
+    tree's CPU is counted (the orphans Chromium leaves included: more than the floor's
+    own rusage shows), and renderers are seen; the peers are skipped, not failed,
+    where their environment is missing."""
+    out = tmp_path / "compare.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(COMPARE_PATH),
+            "--pages",
+            "12",
+            "--concurrency",
+            "2",
+            "--profiles",
+            "light",
+            "--contenders",
+            "raw,ours",
+            "--json",
+            str(out),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=140,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {r["contender"]: r for r in json.loads(out.read_text())}
+    for row in rows.values():
+        assert row["check"] == {"right": 12, "wrong": 0, "missing": 0}, row
+        assert row["cpu_s_per_page"] > 0 and row["renderers"] >= 1 and row["peak_pss_mib"] > 0, row
+    assert rows["raw"]["cpu_s_per_page"] > rows["raw"]["cpu_s_per_page_self_reported"]
