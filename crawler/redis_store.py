@@ -53,6 +53,7 @@ name; the braces make every key of a crawl share one Redis Cluster hash slot):
 ``P items``            hash: id -> JSON array of the items its job pushed, in push
                        order (absent when none; a JSON object, from the previous
                        layout, is one item)
+``P input:<key>``      string: entries of the input ``<key>`` fed so far
 ``P workers``          zset: worker id (``host:pid:random``) -> last renewal
 ``P runs``             hash: run number -> JSON record; ``P run_seq``
 ``P mem:<run>``        list of memory samples, capped at MAX_SAMPLES
@@ -442,6 +443,20 @@ class RedisStore:
         if isinstance(value, list) and all(isinstance(item, dict) for item in value):
             return value
         raise RedisLayoutError(f"{where}: expected a JSON array of objects, got {data[:60]!r}")
+
+    async def input_position(self, key: str) -> int:
+        """Entries of the input ``key`` fed into the frontier so far (0 if none)."""
+        return int(await self.client.get(self.key(f"input:{key}")) or 0)
+
+    async def save_input_position(self, key: str, position: int) -> None:
+        """Record ``position`` for input ``key`` if it is more than the recorded one
+        (workers feeding the same input agree).  Atomic."""
+        await self._run("save_input_position", key, str(position))
+
+    async def retry_failed(self, prefix: str | None = None) -> int:
+        """Failed URLs (all, or those whose reason starts with ``prefix``) back to
+        pending, ready now, attempts reset; returns how many.  One script (atomic)."""
+        return int(await self._run("retry_failed", prefix or ""))
 
     async def reset(self) -> None:
         """Delete every key of this crawl (``--fresh``).  Not atomic: do it while no

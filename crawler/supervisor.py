@@ -155,7 +155,11 @@ class BrowserSupervisor:
                     recycle_tab_every=self._recycle_tab_every,
                     rotate_context_every=pool_cfg.rotate_context_every,
                     prepare_tab=lambda tab: prepare_tab(
-                        tab, block_urls=self._config.browser.block_urls, pace_documents=paces_documents(self._config)
+                        tab,
+                        block_urls=self._config.browser.block_urls,
+                        pace_documents=paces_documents(self._config),
+                        max_resource_buffer_mb=self._config.browser.max_resource_buffer_mb,
+                        max_total_buffer_mb=self._config.browser.max_total_buffer_mb,
                     ),
                     tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
                     context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,
