@@ -176,13 +176,12 @@ class Crawler:
         try:
             await self._run_tasks(handle_signals)
         except* StoreError as group:
-            self._finish_reason = f"aborted: {_first(group)}"
-            log.error("the store failed: %s", _first(group))
+            self._finish_reason = f"aborted: {_first(group)}"  # the one line the CLI prints
         with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
             try:
                 await store.finish_run(self._finish_reason, await self.summary())
-            except StoreError as exc:
-                log.error("the run's summary could not be stored: %s", exc)
+            except StoreError as exc:  # the store failing is the finish reason already
+                log.debug("the run's summary could not be stored: %s", exc)
         return self._finish_reason
 
     async def _run_tasks(self, handle_signals: bool) -> None:

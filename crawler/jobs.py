@@ -250,7 +250,7 @@ class JobRunner:
                 try:
                     await self._store.release(job)
                 except StoreError as exc:  # the Cancelled goes on; the next run's recover() puts it back
-                    log.error("%s: could not put it back to pending: %s", short_url(job.url), exc)
+                    log.debug("%s: could not put it back to pending: %s", short_url(job.url), exc)
             del self._in_flight[job.id]
             raise
         # The job leaves in_flight only once its outcome is stored, so in-flight jobs and

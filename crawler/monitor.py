@@ -168,6 +168,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         + (f"  ({', '.join(f'{k}: {v}' for k, v in failed.items())})" if failed else ""),
         f"pending         {summary['pending']}",
         f"retries         {summary['retries']}",
+        *(
+            [f"input           {summary['input_position']} entries fed so far; the rest streams in on resume"]
+            if summary.get("input_exhausted") is False
+            else []
+        ),
         *_field_errors_line(summary.get("field_errors")),
         f"pages/s         {summary['pages_per_s']:.2f}  ({summary['pages']} pages in {summary['elapsed_s']:.1f} s)",
         f"browser peak    {summary['peak_browser_pss_mb']:.0f} MiB PSS",
