@@ -54,6 +54,7 @@ class InputFeed:
         self._key = input_key(config)
         self._lookahead = config.input.lookahead
         self._max_urls = config.crawl.max_pages
+        self._reads_files = bool(config.input.url_file or config.input.ids_file)
         self._urls: Iterator[str] | None = None
         self._start = 0
         self._position = 0
@@ -83,7 +84,11 @@ class InputFeed:
         added = 0
         while not self._exhausted and pending + added < self._lookahead:
             want = min(FEED_BATCH, self._lookahead - pending - added)
-            batch = await trio.to_thread.run_sync(_take, self._urls, want)
+            if self._reads_files:  # a file read blocks: off the event loop
+                batch = await trio.to_thread.run_sync(_take, self._urls, want)
+            else:  # urls and id ranges are computed: no thread (nor its wait under a test's MockClock)
+                await trio.lowlevel.checkpoint()
+                batch = _take(self._urls, want)
             if batch:
                 added += await self._store.add_urls(batch)
                 self._position += len(batch)
