@@ -284,15 +284,15 @@ class Crawler:
                 self.stop()
 
     async def _feed_input(self) -> None:
-        """Keep the frontier fed from the input.  A bad entry stops the crawl, with the
-        entry's one-line error as the finish reason ("refused: ..."); a store error
-        propagates (fatal, see :meth:`run`)."""
+        """Keep the frontier fed from the input.  A bad entry stops the feeding: the
+        workers finish what was fed before it (no page is cut off and fetched again
+        later), and the run ends with the entry's one-line error as its finish reason
+        ("refused: ..."); a store error propagates (fatal, see :meth:`run`)."""
         try:
             await self._feed.run()
         except ConfigError as exc:
-            log.error("input: %s", exc)
+            log.error("input: %s; finishing the URLs fed before it", exc)
             self._abort_reason = f"refused: {exc}"
-            self.stop()
         finally:
             self._jobs.set_input_open(False)
 

@@ -12,8 +12,9 @@ lost and nothing is stored twice.
 
 A bad entry (a ``file:`` URL, a malformed id) is a ConfigError naming its source.  In
 the first batch, fed before any page is fetched, it stops the crawl before it starts;
-later, it stops the crawl (in-flight pages back to pending) with the error as the
-finish reason, and the rerun, once the entry is fixed, continues where it stopped.
+later, it stops the feeding: the workers finish the URLs fed before it, the crawl
+ends with the error as its finish reason, and the rerun, once the entry is fixed,
+continues where it stopped.
 """
 
 from __future__ import annotations

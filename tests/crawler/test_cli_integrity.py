@@ -176,3 +176,23 @@ async def test_a_full_disk_is_one_line_with_the_summary_and_the_rerun_resumes_ex
     assert_no_traceback(logs(tmp_path))
     final = rows(db)
     assert len(final) == pages and all(state == "done" and n == 1 for state, _, n in final.values()), final
+
+
+async def test_a_bad_line_deep_in_a_streamed_file_stops_the_crawl_and_the_fixed_rerun_continues(shop, tmp_path):
+    """With a lookahead of 2, line 5 of the url_file is only read mid-crawl: the crawl
+    stops with exit 2, the line named, the summary and the resume hint; once the line
+    is fixed, the same command finishes, every URL done exactly once."""
+    lines = [f"{shop.base}/product/{i}" for i in range(1, 9)]
+    (tmp_path / "urls.txt").write_text("\n".join([*lines[:4], "chrome://settings", *lines[4:]]) + "\n")
+    cfg = site(tmp_path, 'url_file = "urls.txt"\nlookahead = 2')
+    result = await run_cli("--config", str(cfg), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "urls.txt:5: expected an http(s) URL, got 'chrome://settings'" in result.stderr
+    assert "items done" in result.stderr and "resume with the same command" in result.stderr
+    assert_no_traceback(result.stderr)
+    (tmp_path / "urls.txt").write_text("\n".join([*lines[:4], f"{shop.base}/product/99", *lines[4:]]) + "\n")
+    again = await run_cli("--config", str(cfg), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    final = rows(str(tmp_path / "crawl.db"))
+    assert len(final) == 9 and all(state == "done" and n == 1 for state, _, n in final.values()), final
+    assert set(page_paths(shop, final).values()) == {1}
