@@ -95,6 +95,7 @@ import cdp
 from .config import Config, ConfigError
 from .redis_scripts import SCRIPTS
 from .store import STATES, Job, Request, reason_kind
+from .urls import short_url
 
 log = logging.getLogger("crawler.redis_store")
 
@@ -325,7 +326,7 @@ class RedisStore:
         )
         if not moved:
             self.leases_lost += 1
-            log.info("%s: %s not recorded: the lease was lost (taken over by another worker)", job.url, mode)
+            log.info("%s: %s not recorded: the lease was lost (taken over by another worker)", short_url(job.url), mode)
 
     async def renew_leases(self) -> set[int]:
         """Extend every lease this store holds to ``lease_s`` from now, and mark this
