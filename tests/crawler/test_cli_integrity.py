@@ -196,3 +196,25 @@ async def test_a_bad_line_deep_in_a_streamed_file_stops_the_crawl_and_the_fixed_
     final = rows(str(tmp_path / "crawl.db"))
     assert len(final) == 9 and all(state == "done" and n == 1 for state, _, n in final.values()), final
     assert set(page_paths(shop, final).values()) == {1}
+
+
+async def test_failed_urls_come_back_with_retry_failed_and_the_exit_code_follows_the_database(shop, tmp_path):
+    """A required field that never matches fails every URL (exit 1, as on every rerun:
+    the database still holds them failed); once the config is fixed,
+    ``--retry-failed missing_field`` puts them back and the crawl ends with exit 0,
+    every URL done once, nothing thrown away."""
+    inputs = f'url_template = "{shop.base}/product/{{id}}"\nids = "1-4"'
+    broken = FAST + '[extract.fields.sku]\ncss = "#sku"\nrequired = true\n'
+    cfg = site(tmp_path, inputs, broken)
+    first = await run_cli("--config", str(cfg), cwd=tmp_path)
+    assert first.returncode == 1 and "missing_field: 4" in first.stderr, first.stderr[-3000:]
+    db = str(tmp_path / "crawl.db")
+    assert {state for state, *_ in rows(db).values()} == {"failed"}
+    cfg = site(tmp_path, inputs)  # fixed: no sku
+    same = await run_cli("--config", str(cfg), cwd=tmp_path)
+    assert same.returncode == 1, same.stderr[-3000:]  # nothing ran, but 4 URLs are failed
+    again = await run_cli("--config", str(cfg), "--retry-failed", "missing_field", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "4 failed URLs (missing_field...) are pending again" in again.stderr
+    assert all(state == "done" and n == 1 for state, _, n in rows(db).values())
+    assert_no_traceback(first.stderr + same.stderr + again.stderr)
