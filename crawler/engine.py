@@ -17,7 +17,8 @@ The parts, each owning one thing and publishing its figures through ``statistics
 Task tree (who owns whom)::
 
     Crawler.run                        owns (service nursery): heartbeat, metrics endpoint,
-    │                                  signals, progress, MemoryMonitor.run, InvariantMonitor.run
+    │                                  signals, progress, MemoryMonitor.run, InvariantMonitor.run,
+    │                                  the input feed (crawler.feed: keeps the frontier topped up)
     └── BrowserSupervisor.run          one iteration per browser (launch/connect), restarts it if it dies
         └── open_browser               cdp: the connection's reader task (and the browser process)
             └── open_pool              owns: tabs, contexts, the popup closer task
