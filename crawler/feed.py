@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 import attrs
 import trio
 
-from .config import Config
+from .config import Config, ConfigError
 from .inputs import input_key, iter_urls
 from .store import Store
 
@@ -86,22 +86,26 @@ class InputFeed:
         while not self._exhausted and pending + added < self._lookahead:
             want = min(FEED_BATCH, self._lookahead - pending - added)
             if self._reads_files:  # a file read blocks: off the event loop
-                batch = await trio.to_thread.run_sync(_take, self._urls, want)
+                batch, bad = await trio.to_thread.run_sync(_take, self._urls, want)
             else:  # urls and id ranges are computed: no thread (nor its wait under a test's MockClock)
                 await trio.lowlevel.checkpoint()
-                batch = _take(self._urls, want)
+                batch, bad = _take(self._urls, want)
             if batch:
-                added += await self._store.add_urls(batch)
+                new = await self._store.add_urls(batch)
+                added += new
+                self._added += new
                 self._position += len(batch)
                 await self._store.save_input_position(self._key, self._position)
                 self._on_fed()
+            if bad is not None:  # the entries before it are fed; the rerun starts at it
+                self._exhausted = True
+                raise bad
             if len(batch) < want:
                 self._exhausted = True
                 log.info("input fed: all %d entries", self._position)
             elif self._max_urls and sum(counts.values()) + added >= self._max_urls:
                 self._exhausted = True  # the frontier is full ([crawl] max_pages): feeding more drops it
                 log.info("input: the frontier is full (max_pages %d) at entry %d", self._max_urls, self._position)
-        self._added += added
         return added
 
     async def run(self) -> None:
@@ -112,5 +116,11 @@ class InputFeed:
             await self.fill()
 
 
-def _take(urls: Iterator[str], n: int) -> list[str]:
-    return list(itertools.islice(urls, n))
+def _take(urls: Iterator[str], n: int) -> tuple[list[str], ConfigError | None]:
+    """Up to ``n`` URLs, and the error of a bad entry that ended the batch early."""
+    batch: list[str] = []
+    try:
+        batch.extend(itertools.islice(urls, n))
+    except ConfigError as exc:
+        return batch, exc
+    return batch, None

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import trio
 
 from crawler import config as config_mod
@@ -104,3 +105,22 @@ def test_a_second_process_on_a_held_database_is_refused_naming_the_holder(tmp_pa
     store.close()
     free = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
     assert free.stdout.strip() == "opened", free.stderr
+
+
+async def test_a_bad_entry_mid_batch_feeds_everything_before_it_and_the_rerun_starts_at_it(tmp_path):
+    """A url_file whose line 4 is a chrome: URL: lines 1-3 are fed and the position is
+    saved at the bad line; once it is fixed, the rerun feeds it and the rest, nothing twice."""
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://a.test/1\nhttp://a.test/2\nhttp://a.test/3\nchrome://x\nhttp://a.test/5\n")
+    data = {"input": {"url_file": "urls.txt", "lookahead": 100}, "output": {"db": str(tmp_path / "f.db")}}
+    cfg = config_mod.from_dict(data, source="feed.toml", base_dir=str(tmp_path))
+    store = SqliteStore(cfg.output.db)
+    feed = InputFeed(cfg, store)
+    with pytest.raises(config_mod.ConfigError, match=r"urls.txt:4: expected an http\(s\) URL, got 'chrome://x'"):
+        await feed.fill()
+    assert feed.statistics().position == 3 and (await store.counts())["pending"] == 3
+    urls.write_text("http://a.test/1\nhttp://a.test/2\nhttp://a.test/3\nhttp://a.test/4\nhttp://a.test/5\n")
+    rerun = InputFeed(cfg, store)
+    assert await rerun.fill() == 2 and rerun.exhausted
+    assert (await store.counts())["pending"] == 5
+    store.close()
