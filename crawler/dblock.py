@@ -25,7 +25,6 @@ import fcntl
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def acquire(db: str | Path) -> str:
     except OSError as exc:
         os.close(fd)
         raise ConfigError(f"{db}: cannot lock {str(path)!r}: {exc.strerror or exc}") from None
-    record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "argv": sys.argv[1:6]}
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
