@@ -1,7 +1,18 @@
 """Command line: ``python -m crawler [crawl] --config FILE``, ``export``, ``demo``, ``report``.
 
-Exit codes: 0 every URL ended done; 1 some failed (or the crawl was aborted);
-2 bad usage or configuration; 130 interrupted (resume with the same command).
+Exit codes (of a crawl, they describe the database at the end, not only this run):
+
+===  ==========================================================================
+0    every URL of the input is done: none failed, none pending, the input fed whole
+1    some URL is failed or still pending (``--limit``, an earlier run's failures),
+     or the crawl was aborted (the browser kept dying, the disk is full...)
+2    bad usage, configuration or input (a bad URL, selector, database file...)
+3    the database is in use by another crawl (its pid, host and start are named)
+130  interrupted (SIGINT/SIGTERM): resume with the same command
+===  ==========================================================================
+
+Every error is one line (``crawler: error: ...``) naming the file or key; once a
+crawl has started it is followed by the summary and how to resume.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ import csv
 import json
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,11 +35,12 @@ import cdp
 from . import config as config_mod
 from . import monitor
 from .config import Config, ConfigError
-from .store import Store, open_store
+from .dblock import DatabaseInUse
+from .store import Store, StoreError, open_store
 
 log = logging.getLogger("crawler")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_IN_USE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 COMMANDS = ("crawl", "export", "demo", "report")
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config"
 
@@ -73,6 +86,13 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=_positive, help="tabs working at once (overrides [pool] concurrency)")
     p.add_argument("--cdp-url", help="attach to a running Chromium (http://host:9222) instead of launching one")
     p.add_argument("--fresh", action="store_true", help="discard earlier progress for this database")
+    p.add_argument(
+        "--retry-failed",
+        nargs="?",
+        const="",
+        metavar="REASON",
+        help="put failed URLs back to pending first: all of them, or those whose reason starts with REASON",
+    )
 
 
 def _positive(text: str) -> int:
@@ -113,9 +133,18 @@ def main(argv: list[str] | None = None) -> int:
             from .report import report_command
 
             return report_command(args)
+    except DatabaseInUse as exc:
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_IN_USE
     except ConfigError as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StoreError as exc:  # before or after a crawl (--retry-failed on a full disk, export)
+        print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:  # before the crawl's own signal handling started
+        print("crawler: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except cdp.BrowserError as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -139,8 +168,36 @@ async def crawl_command(cfg: Config, args: argparse.Namespace) -> int:
     async with open_store(cfg) as store:
         if args.fresh:
             await store.reset()
+        await _retry_failed(store, args.retry_failed)
         reason, summary = await _crawl(cfg, store, args.limit)
-    return _finish(reason, summary, resume=[a for a in sys.argv[1:] if a != "--fresh"])
+    return _finish(reason, summary, resume=resume_args(sys.argv[1:]))
+
+
+async def _retry_failed(store: Store, prefix: str | None) -> None:
+    """``--retry-failed [REASON]``: failed URLs (with that reason prefix) back to pending."""
+    if prefix is None:
+        return
+    moved = await store.retry_failed(prefix or None)
+    log.info("--retry-failed: %d failed URLs%s are pending again", moved, f" ({prefix}...)" if prefix else "")
+
+
+def resume_args(argv: list[str]) -> list[str]:
+    """The command line that resumes a crawl: without ``--fresh`` and ``--retry-failed``
+    (and its REASON), which acted once, at the start."""
+    out: list[str] = []
+    skip_value = False
+    for arg in argv:
+        if skip_value:
+            skip_value = False
+            if not arg.startswith("-"):
+                continue
+        if arg == "--fresh" or arg.startswith("--retry-failed="):
+            continue
+        if arg == "--retry-failed":
+            skip_value = True
+            continue
+        out.append(arg)
+    return out
 
 
 async def _crawl(cfg: Config, store: Store, limit: int | None) -> tuple[str, dict[str, Any]]:
@@ -154,14 +211,32 @@ async def _crawl(cfg: Config, store: Store, limit: int | None) -> tuple[str, dic
 def _finish(reason: str, summary: dict[str, Any], *, resume: list[str]) -> int:
     """Print the summary and what to do next; the exit code of a crawl."""
     print(monitor.format_summary(summary), file=sys.stderr)
+    hint = " ".join(["python -m crawler", *resume])
     if reason == "interrupted":
-        hint = " ".join(["python -m crawler", *resume])
         print(f"crawler: interrupted; resume with the same command: {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if reason.startswith("refused: "):
+        print(f"crawler: error: {reason.removeprefix('refused: ')}", file=sys.stderr)
+        print(f"crawler: fix it, then resume with the same command: {hint}", file=sys.stderr)
+        return EXIT_USAGE
     if reason.startswith("aborted"):
         print(f"crawler: {reason}", file=sys.stderr)
+        print(f"crawler: once fixed, resume with the same command: {hint}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_FAILED if summary["failed_this_run"] else EXIT_OK
+    return exit_code(summary)
+
+
+def exit_code(summary: dict[str, Any]) -> int:
+    """0 only if the database holds no failed and no pending URL and the whole input
+    was fed; else 1 (see the module docstring)."""
+    if summary["failed"] or summary["pending"] or not summary.get("input_exhausted", True):
+        if summary["failed"]:
+            print(
+                "crawler: some URLs failed; retry them with --retry-failed [REASON] (see the summary's reasons)",
+                file=sys.stderr,
+            )
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -177,11 +252,20 @@ def export_command(args: argparse.Namespace) -> int:
 async def _export(cfg: Config | None, args: argparse.Namespace) -> int:
     if cfg is None:
         cfg = config_mod.Config(source="--db", output=config_mod.OutputSection(db=args.db))
-    async with open_store(cfg) as store:
+    async with open_store(cfg, exclusive=False) as store:  # a reader: allowed while a crawl runs
         items = await store.items()
-        out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout  # noqa: ASYNC230
+        try:
+            out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout  # noqa: ASYNC230
+        except OSError as exc:
+            raise ConfigError(f"--out: cannot write {args.out!r}: {exc.strerror or exc}") from None
         try:
             count = await trio.to_thread.run_sync(write_items, items, out, args.format)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise ConfigError(f"--out: cannot write {args.out or 'standard output'!r}: {exc.strerror or exc}") from None
+        except sqlite3.Error as exc:
+            raise StoreError(f"{cfg.output.db}: {exc}") from None
         finally:
             if args.out:
                 out.close()
@@ -230,6 +314,7 @@ async def demo_command(args: argparse.Namespace) -> int:
         async with open_store(cfg) as store:
             if not args.resume:
                 await store.reset()
+            await _retry_failed(store, args.retry_failed)
             reason, summary = await _crawl(cfg, store, args.limit)
             items = list(await store.items())
         nursery.cancel_scope.cancel()

@@ -19,6 +19,10 @@ from typing import Any
 import attrs
 
 from .fields import Field, FieldError, check_selector, parse_fields
+from .urls import normalise_url, short_url
+
+CAPTURE_TIMEOUT_S = 30.0  # a required capture not received this long after the page's item is ready: missing_capture
+INPUT_LOOKAHEAD = 1000  # input URLs fed into the frontier ahead of the workers (pending at most about this many)
 
 
 class ConfigError(Exception):
@@ -132,11 +136,18 @@ def _field(default: Any, check: Callable[[Any], Any], doc: str) -> Any:
 @attrs.frozen
 class CaptureRule:
     """Keep the JSON body of the first network response whose URL contains
-    ``url_contains`` (``all``: a list of the bodies of every such response)."""
+    ``url_contains`` (``all``: a list of the bodies of every such response).
+
+    ``required`` (the default): the job waits for at least one such response, up to
+    ``timeout_s`` once the page's fields are read, and fails ``missing_capture: NAME``
+    (retried) if none arrives; an item is never stored with the capture silently
+    null.  ``required = false``: the responses received by then, else null."""
 
     name: str
     url_contains: str
     all: bool = False
+    required: bool = True
+    timeout_s: float = CAPTURE_TIMEOUT_S
 
 
 @attrs.frozen
@@ -191,6 +202,9 @@ class InputSection:
     url_template: str = _field("", _str, "URL with {id}, filled from ids / ids_file")
     ids: str = _field("", _str, 'a range "a-b" of integer ids')
     ids_file: str = _field("", _str, "file with one id per line")
+    lookahead: int = _field(
+        INPUT_LOOKAHEAD, _int(1), "input URLs fed into the frontier ahead of the workers (the rest stream in)"
+    )
 
 
 @attrs.frozen
@@ -209,6 +223,12 @@ class BrowserSection:
     )
     command_timeout_s: float = _field(30.0, _float(positive=True), "deadline of one CDP command")
     restart_limit: int = _field(5, _int(0), "browser restarts in a row without a finished page before the crawl aborts")
+    max_resource_buffer_mb: int = _field(
+        8, _int(1), "largest response body the browser keeps for captures (Network.enable maxResourceBufferSize)"
+    )
+    max_total_buffer_mb: int = _field(
+        32, _int(1), "response bodies the browser keeps per tab (Network.enable maxTotalBufferSize)"
+    )
 
 
 @attrs.frozen
@@ -412,6 +432,11 @@ def _extract_section(table: dict[str, Any], source: str) -> ExtractSection:
     fields_table = table.pop("fields", {})
     capture_list = table.pop("capture", [])
     base = _section(ExtractSection, "extract", table, source)
+    if base.wait_for:
+        try:
+            check_selector(base.wait_for, where=f"{source}: [extract] wait_for")
+        except FieldError as exc:
+            raise ConfigError(str(exc)) from None
     if not isinstance(fields_table, dict):
         raise ConfigError(f"{source}: [extract.fields] must be a table of field = selector")
     fields = _parse_fields(fields_table, f"{source}: [extract.fields]") if fields_table else ()
@@ -447,15 +472,19 @@ def _captures(rules: Any, where: str) -> tuple[CaptureRule, ...]:
         at = f"{where} #{i + 1}"
         if not isinstance(rule, dict):
             raise ConfigError(f"{at}: expected a table with name and url_contains")
-        unknown = set(rule) - {"name", "url_contains", "all"}
+        known = ("name", "url_contains", "all", "required", "timeout_s")
+        unknown = set(rule) - set(known)
         if unknown:
-            raise ConfigError(f"{at}: unknown key {sorted(unknown)[0]!r} (known: name, url_contains, all)")
+            raise ConfigError(f"{at}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(known)})")
         for key in ("name", "url_contains"):
             if not isinstance(rule.get(key), str) or not rule[key]:
                 raise ConfigError(f"{at}: {key}: expected a non-empty string")
-        if not isinstance(rule.get("all", False), bool):
-            raise ConfigError(f"{at}: all: expected true or false")
-        captures.append(CaptureRule(rule["name"], rule["url_contains"], rule.get("all", False)))
+        try:
+            flags = {key: _bool(rule[key]) for key in ("all", "required") if key in rule}
+            timeout_s = _float(positive=True)(rule.get("timeout_s", CAPTURE_TIMEOUT_S))
+        except _Bad as exc:
+            raise ConfigError(f"{at}: {exc}") from None
+        captures.append(CaptureRule(rule["name"], rule["url_contains"], timeout_s=timeout_s, **flags))
     return tuple(captures)
 
 
@@ -539,6 +568,8 @@ def validate(config: Config) -> None:
         raise ConfigError(f"{src}: [input] url_template: expected a URL containing {{id}}, got {inp.url_template!r}")
     if inp.ids:
         parse_id_range(inp.ids, where=f"{src}: [input] ids")
+    if inp.url_template:
+        check_url(inp.url_template.replace("{id}", "1"), where=f"{src}: [input] url_template")
     for key in ("url_file", "ids_file"):
         name = getattr(inp, key)
         if name:
@@ -549,6 +580,8 @@ def validate(config: Config) -> None:
         check_url(url, where=f"{src}: [input] urls")
     if config.site.handlers and not config.path(config.site.handlers).is_file():
         raise ConfigError(f"{src}: [site] handlers: no such file {str(config.path(config.site.handlers))!r}")
+    if config.browser.max_total_buffer_mb < config.browser.max_resource_buffer_mb:
+        raise ConfigError(f"{src}: [browser] max_total_buffer_mb: expected at least max_resource_buffer_mb")
     if config.store.backend == "redis" and not config.store.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
             f'{src}: [store] url: expected redis://host:port/db for backend = "redis", got {config.store.url!r}'
@@ -563,9 +596,15 @@ def parse_id_range(text: str, *, where: str) -> tuple[int, int]:
 
 
 def check_url(url: str, *, where: str) -> str:
-    if not url.startswith(("http://", "https://")) or len(url) < 10 or any(c.isspace() for c in url):
-        raise ConfigError(f"{where}: expected an http(s) URL, got {url!r}")
-    return url
+    """The canonical form of an input URL (see :func:`crawler.urls.normalise_url`), or
+    ConfigError naming ``where`` (the source: a key, or a file and line) and the URL,
+    cut short.  The one check of every input source: only http(s) URLs with a host, in
+    any case (``HTTP://`` is ``http://``); ``file:``, ``chrome:``, ``javascript:``,
+    ``data:`` and the rest are refused."""
+    normal = normalise_url(url) if isinstance(url, str) and not any(c.isspace() for c in url.strip()) else None
+    if normal is None:
+        raise ConfigError(f"{where}: expected an http(s) URL, got {short_url(url)!r}")
+    return normal
 
 
 def override(config: Config, **changes: Any) -> Config:

@@ -17,7 +17,8 @@ The parts, each owning one thing and publishing its figures through ``statistics
 Task tree (who owns whom)::
 
     Crawler.run                        owns (service nursery): heartbeat, metrics endpoint,
-    │                                  signals, progress, MemoryMonitor.run, InvariantMonitor.run
+    │                                  signals, progress, MemoryMonitor.run, InvariantMonitor.run,
+    │                                  the input feed (crawler.feed: keeps the frontier topped up)
     └── BrowserSupervisor.run          one iteration per browser (launch/connect), restarts it if it dies
         └── open_browser               cdp: the connection's reader task (and the browser process)
             └── open_pool              owns: tabs, contexts, the popup closer task
@@ -51,14 +52,14 @@ import cdp
 
 from . import metrics, monitor
 from .config import Config, ConfigError
-from .inputs import iter_urls
+from .feed import InputFeed
 from .invariants import InvariantMonitor
 from .jobs import RELEASE_TIMEOUT_S, JobRunner, RunRoute
 from .memory import MemoryMonitor, ReadMemory, read_memory
 from .pool import TabPool, auto_recycle_every, open_pool
 from .router import Router
 from .stats import CrawlStatistics
-from .store import Store
+from .store import Store, StoreError
 from .supervisor import BrowserSupervisor, OpenBrowser, OpenPool
 from .watchdog import Watchdog
 
@@ -124,6 +125,8 @@ class Crawler:
             in_flight=self._jobs.in_flight_jobs,
             interval_s=config.monitor.invariant_interval_s,
         )
+        self._feed = InputFeed(config, store, on_fed=self._jobs.wake)
+        self._abort_reason: str | None = None  # set by a part that must stop the crawl (a bad input entry)
         self._finish_reason = "running"
         self._started_at: float | None = None
         self._stop_scope = trio.CancelScope()
@@ -141,21 +144,26 @@ class Crawler:
         "aborted: ...").  Failed URLs are data in the store, not exceptions.
 
         Owns every task of the crawl (see the task tree) and ends them all before it
-        returns.  Raises ConfigError if the metrics port cannot be bound (before any
-        browser starts); if cancelled, in-flight jobs go back to pending and the
-        Cancelled goes on."""
+        returns.  Raises ConfigError if the metrics port cannot be bound or the first
+        batch of input holds a bad URL (before any browser starts); if cancelled,
+        in-flight jobs go back to pending and the Cancelled goes on.  A store that fails
+        (disk full) ends the run "aborted: <the error>", its tasks ended, nothing
+        half-written."""
         store = self._store
         recovered = await store.recover()
         if recovered:
             log.info("resuming: %d URLs that were in flight when the last run stopped are pending again", recovered)
-        added = await store.add_urls(iter_urls(self._config))
+        added = await self._feed.fill()  # the first batch: a bad URL in it stops the crawl before any page
+        self._jobs.set_input_open(not self._feed.exhausted)
         counts = await store.counts()
         self._urls = sum(counts.values())
         log.info(
-            "%s: %d URLs (%d new): %d done, %d failed, %d pending",
+            "%s: %d URLs (%d new, input at entry %d%s): %d done, %d failed, %d pending",
             self._config.site.name,
             self._urls,
             added,
+            self._feed.statistics().position,
+            "" if self._feed.exhausted else ", more streaming in",
             counts["done"],
             counts["failed"],
             counts["pending"],
@@ -166,25 +174,37 @@ class Crawler:
                 self._recycle_tab_every,
                 _memory_budget_mb(self._config),
             )
+        try:
+            await self._run_tasks(handle_signals)
+        except* StoreError as group:
+            self._finish_reason = f"aborted: {_first(group)}"  # the one line the CLI prints
+        with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
+            try:
+                await store.finish_run(self._finish_reason, await self.summary())
+            except StoreError as exc:  # the store failing is the finish reason already
+                log.debug("the run's summary could not be stored: %s", exc)
+        return self._finish_reason
+
+    async def _run_tasks(self, handle_signals: bool) -> None:
         async with cdp.open_service_nursery() as nursery:
             await nursery.start(self._heartbeat.run)
             if self._config.monitor.metrics_port:
                 await nursery.start(self._serve_metrics)  # first: a port in use is a ConfigError, before any work
-            await store.start_run()
+            await self._store.start_run()
             self._started_at = trio.current_time()
             if handle_signals:
                 nursery.start_soon(self._watch_signals)
+            nursery.start_soon(self._feed_input)
             nursery.start_soon(self._report_progress)
             nursery.start_soon(self._memory.run)
             nursery.start_soon(self._invariants.run)
             with self._stop_scope:
                 self._finish_reason = await self._supervisor.run()
-            if self._stop_scope.cancelled_caught:
+            if self._abort_reason is not None:
+                self._finish_reason = self._abort_reason
+            elif self._stop_scope.cancelled_caught:
                 self._finish_reason = "interrupted"
             nursery.cancel_scope.cancel()
-        with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
-            await store.finish_run(self._finish_reason, await self.summary())
-        return self._finish_reason
 
     def stop(self) -> None:
         """Stop gracefully: in-flight jobs are cancelled and left pending."""
@@ -223,10 +243,13 @@ class Crawler:
             "done": counts["done"],
             "failed": counts["failed"],
             "pending": counts["pending"] + counts["in_progress"],
+            "input_exhausted": self._feed.exhausted,
+            "input_position": self._feed.statistics().position,
             "failed_by_reason": await self._store.failures_by_reason(),
             "done_this_run": s.jobs.done,
             "failed_this_run": dict(s.jobs.failed),
             "retries": s.jobs.retries,
+            "field_errors": dict(s.jobs.field_errors),
             "pages": s.jobs.pages_finished,
             "elapsed_s": max(1e-9, s.elapsed_s),
             "pages_per_s": s.pages_per_s,
@@ -260,6 +283,19 @@ class Crawler:
             async for signum in signals:
                 log.warning("%s: stopping; in-flight pages go back to pending", signal.Signals(signum).name)
                 self.stop()
+
+    async def _feed_input(self) -> None:
+        """Keep the frontier fed from the input.  A bad entry stops the feeding: the
+        workers finish what was fed before it (no page is cut off and fetched again
+        later), and the run ends with the entry's one-line error as its finish reason
+        ("refused: ..."); a store error propagates (fatal, see :meth:`run`)."""
+        try:
+            await self._feed.run()
+        except ConfigError as exc:
+            log.error("input: %s; finishing the URLs fed before it", exc)
+            self._abort_reason = f"refused: {exc}"
+        finally:
+            self._jobs.set_input_open(False)
 
     async def _report_progress(self) -> None:
         progress = monitor.Progress(interval_s=self._config.monitor.progress_interval_s)
@@ -312,6 +348,12 @@ async def crawl(config: Config, router: Router | None = None, *, limit: int | No
         crawler = Crawler(config, store, limit=limit, router=router)
         await crawler.run()
         return await crawler.summary()
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    """The first leaf exception of a (nested) group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _memory_budget_mb(config: Config) -> int:

@@ -15,6 +15,33 @@ RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 SLOW_DOWN_STATUS = (429, 503)  # the host asks us to back off (Retry-After honoured)
 MAX_RETRY_AFTER_S = 3600.0
 
+# Network errors that another attempt cannot cure: the name does not resolve (NXDOMAIN,
+# as Chromium reports it; a resolver that is down gives ERR_NAME_RESOLUTION_FAILED,
+# which is retried), a port or scheme the browser refuses, a URL it cannot load, our
+# own block list, certificates that do not match.  Everything else (resets, refused
+# connections, timeouts) may pass and is retried.
+PERMANENT_NET_ERRORS = frozenset(
+    {
+        "net::ERR_NAME_NOT_RESOLVED",
+        "net::ERR_UNSAFE_PORT",
+        "net::ERR_UNSAFE_REDIRECT",
+        "net::ERR_INVALID_URL",
+        "net::ERR_INVALID_REDIRECT",
+        "net::ERR_DISALLOWED_URL_SCHEME",
+        "net::ERR_UNKNOWN_URL_SCHEME",
+        "net::ERR_TOO_MANY_REDIRECTS",
+        "net::ERR_BLOCKED_BY_CLIENT",
+        "net::ERR_BLOCKED_BY_ADMINISTRATOR",
+        "net::ERR_BLOCKED_BY_RESPONSE",
+        "net::ERR_ADDRESS_INVALID",
+        "net::ERR_CERT_COMMON_NAME_INVALID",
+        "net::ERR_CERT_AUTHORITY_INVALID",
+        "net::ERR_CERT_DATE_INVALID",
+        "net::ERR_CERT_INVALID",
+        "net::ERR_CERT_REVOKED",
+    }
+)
+
 
 class PageFailure(Exception):
     """A page job did not produce its outcome.
@@ -51,6 +78,12 @@ class JavaScriptError(PageFailure):
 
     def __init__(self, detail: str):
         super().__init__("js_error", detail, retryable=False)
+
+
+def net_failure(error_text: str) -> PageFailure:
+    """The failure of a navigation the network stack refused (``net::ERR_...``):
+    retried unless it is one of :data:`PERMANENT_NET_ERRORS`."""
+    return PageFailure("net", error_text, retryable=error_text not in PERMANENT_NET_ERRORS)
 
 
 def status_failure(status: int | None, headers: dict[str, str]) -> PageFailure | None:

@@ -10,6 +10,11 @@ A field is one of::
     {attr = "data-id"}                    an attribute of the element itself (the match, in
                                           extract_all; the root element, in extract)
 
+Any table form takes ``required = true``: a TOML route then fails the job
+``missing_field: NAME`` (retried) when the field is null (or an empty list), rather
+than store an incomplete item.  A js field that throws is null, and its error is
+counted (in the summary and the metrics) as well as kept under ``_errors``.
+
 Fields are compiled into one JavaScript expression, so extracting any number of fields
 is one ``Runtime.evaluate``.  Selectors are checked when a field is compiled
 (:func:`parse_fields`), so a typo is one clear error up front, not a slow timeout on
@@ -37,6 +42,15 @@ class Field:
     attr: str | None = None
     js: str | None = None
     all: bool = False
+    required: bool = False
+
+
+def missing_required(fields: tuple[Field, ...], values: Mapping[str, Any]) -> str | None:
+    """The name of the first required field whose value is null or an empty list."""
+    for f in fields:
+        if f.required and values.get(f.name) in (None, []):
+            return f.name
+    return None
 
 
 def check_selector(selector: Any, *, where: str = "selector") -> str:
@@ -64,20 +78,30 @@ def parse_fields(fields: Mapping[str, Any], *, where: str = "fields") -> tuple[F
             raise FieldError(
                 f"{at}: expected a CSS selector, {{css, attr}}, {{js}} or {{css, all = true}}, got {rule!r}"
             )
-        unknown = set(rule) - {"css", "attr", "js", "all"}
+        unknown = set(rule) - {"css", "attr", "js", "all", "required"}
         if unknown:
-            raise FieldError(f"{at}: unknown key {sorted(unknown)[0]!r} (known: css, attr, js, all)")
+            raise FieldError(f"{at}: unknown key {sorted(unknown)[0]!r} (known: css, attr, js, all, required)")
         if "css" in rule and "js" in rule or not ({"css", "js", "attr"} & set(rule)):
             raise FieldError(f"{at}: expected exactly one of css or js (or attr alone: the element's own)")
         for key in ("attr", "js"):
             if key in rule and (not isinstance(rule[key], str) or not rule[key]):
                 raise FieldError(f"{at}: {key}: expected a non-empty string, got {rule[key]!r}")
-        if "all" in rule and not isinstance(rule["all"], bool):
-            raise FieldError(f"{at}: all: expected true or false, got {rule['all']!r}")
+        for key in ("all", "required"):
+            if key in rule and not isinstance(rule[key], bool):
+                raise FieldError(f"{at}: {key}: expected true or false, got {rule[key]!r}")
         if "js" in rule and ("attr" in rule or rule.get("all")):
             raise FieldError(f"{at}: attr and all go with css, not js")
         css = check_selector(rule["css"], where=f"{at}.css") if "css" in rule else None
-        out.append(Field(name, css=css, attr=rule.get("attr"), js=rule.get("js"), all=bool(rule.get("all"))))
+        out.append(
+            Field(
+                name,
+                css=css,
+                attr=rule.get("attr"),
+                js=rule.get("js"),
+                all=bool(rule.get("all")),
+                required=bool(rule.get("required")),
+            )
+        )
     return tuple(out)
 
 

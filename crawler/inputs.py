@@ -1,32 +1,80 @@
-"""The URLs a config asks for, streamed: files are read line by line, never whole."""
+"""The URLs a config asks for, streamed: files are read line by line, never whole, and
+an id range is counted, never listed.
+
+The input is one sequence of *entries* (the ``urls``, then the ``url_file`` lines, then
+the ids of ``ids`` and ``ids_file`` filled into ``url_template``), each one URL.  The
+crawl feeds it into the frontier a little ahead of the workers (see
+:mod:`crawler.feed`) and stores how many entries it fed, so that a rerun continues
+with entry ``start`` (:func:`iter_urls`) rather than reading everything again.
+Every URL passes :func:`crawler.config.check_url`, which names the source of a bad one.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 from collections.abc import Iterator
 
 from .config import Config, ConfigError, check_url, parse_id_range
 
 
-def iter_urls(config: Config) -> Iterator[str]:
-    """Every input URL in order (duplicates included; the store drops them).
-    Raises ConfigError naming the file and line of a bad entry."""
+def input_key(config: Config) -> str:
+    """What identifies the input (the keys of ``[input]``, file paths resolved): the
+    fed position is kept per key, so a changed input starts again from its first entry
+    (the store drops the URLs it has already).  A file that grows (lines appended) keeps
+    its key: the rerun continues with the new lines."""
+    inp = config.input
+    spec = {
+        "urls": list(inp.urls),
+        "url_file": str(config.path(inp.url_file).resolve()) if inp.url_file else "",
+        "url_template": inp.url_template,
+        "ids": inp.ids,
+        "ids_file": str(config.path(inp.ids_file).resolve()) if inp.ids_file else "",
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def iter_urls(config: Config, start: int = 0) -> Iterator[str]:
+    """Every input URL in order, from entry number ``start`` (0: the first), in
+    canonical form (duplicates included; the store drops them).  Skipping costs no
+    parsing (an id range skips by arithmetic).  Raises ConfigError naming the source
+    (the key, or the file and line) of a bad entry."""
     inp, src = config.input, config.source
-    yield from inp.urls
+    skip = start
+    if skip < len(inp.urls):
+        for url in inp.urls[skip:]:
+            yield check_url(url, where=f"{src}: [input] urls")
+    skip = max(0, skip - len(inp.urls))
     if inp.url_file:
         path = config.path(inp.url_file)
-        for lineno, line in _lines(path, src, "url_file"):
+        lines = _lines(path, src, "url_file")
+        skip -= _skip(lines, skip)
+        for lineno, line in lines:
             yield check_url(line, where=f"{path}:{lineno}")
-    if inp.url_template:
-        if inp.ids:
-            low, high = parse_id_range(inp.ids, where=f"{src}: [input] ids")
-            for i in range(low, high + 1):
-                yield inp.url_template.replace("{id}", str(i))
-        if inp.ids_file:
-            path = config.path(inp.ids_file)
-            for lineno, line in _lines(path, src, "ids_file"):
-                if any(c.isspace() or c in "/?#" for c in line):
-                    raise ConfigError(f"{path}:{lineno}: expected an id, got {line!r}")
-                yield inp.url_template.replace("{id}", line)
+    if not inp.url_template:
+        return
+    template = inp.url_template
+    where = f"{src}: [input] url_template"
+    if inp.ids:
+        low, high = parse_id_range(inp.ids, where=f"{src}: [input] ids")
+        first = low + skip
+        skip = max(0, first - high - 1)
+        for i in range(first, high + 1):
+            yield check_url(template.replace("{id}", str(i)), where=where)
+    if inp.ids_file:
+        path = config.path(inp.ids_file)
+        lines = _lines(path, src, "ids_file")
+        _skip(lines, skip)
+        for lineno, line in lines:
+            if any(c.isspace() or c in "/?#" for c in line):
+                raise ConfigError(f"{path}:{lineno}: expected an id, got {line[:60]!r}")
+            yield check_url(template.replace("{id}", line), where=f"{where} (id at {path}:{lineno})")
+
+
+def _skip(lines: Iterator[tuple[int, str]], n: int) -> int:
+    """Consume up to ``n`` entries of ``lines``; returns how many there were."""
+    return sum(1 for _ in itertools.islice(lines, n))
 
 
 def _lines(path, source: str, key: str) -> Iterator[tuple[int, str]]:

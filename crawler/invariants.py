@@ -28,6 +28,7 @@ from .monitor import ids_preview
 from .pool import TabPool
 from .stats import InvariantStatistics
 from .store import Job, Store
+from .urls import short_url
 
 log = logging.getLogger("crawler.invariants")
 
@@ -148,7 +149,10 @@ class InvariantMonitor:
         in_flight = {job.url: job.id for job in self._in_flight()}
         numbers = compare("in-flight jobs", len(in_flight), "store in-progress", len(in_store))
         if set(in_flight) - in_store:
-            problems["only in flight"] = ({f"{u} (job {in_flight[u]})" for u in set(in_flight) - in_store}, numbers)
+            problems["only in flight"] = (
+                {f"{short_url(u)} (job {in_flight[u]})" for u in set(in_flight) - in_store},
+                numbers,
+            )
         if in_store - set(in_flight):
-            problems["only in store"] = (in_store - set(in_flight), numbers)
+            problems["only in store"] = ({short_url(u) for u in in_store - set(in_flight)}, numbers)
         return problems

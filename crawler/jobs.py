@@ -47,7 +47,8 @@ from .ratelimit import HostRateLimiter
 from .retry import RetryPolicy
 from .router import Router, SessionGate
 from .stats import JobStatistics
-from .store import Job, Store
+from .store import Job, Store, StoreError
+from .urls import short_url
 from .watchdog import Watchdog
 
 log = logging.getLogger("crawler.jobs")
@@ -152,6 +153,8 @@ class JobRunner:
         self._failed: Counter[str] = Counter()
         self._retries = 0
         self._watchdog_expiries = 0
+        self._field_errors: Counter[str] = Counter()
+        self._input_open = False  # more URLs may still come from the input feed
 
     def statistics(self) -> JobStatistics:
         return JobStatistics(
@@ -163,11 +166,23 @@ class JobRunner:
             watchdog_expiries=self._watchdog_expiries,
             links_skipped=dict(self._links.skipped),
             sessions_started=self._sessions.runs,
+            field_errors=dict(self._field_errors),
         )
 
     def in_flight_jobs(self) -> list[Job]:
         """The jobs claimed and not yet recorded (a copy)."""
         return list(self._in_flight.values())
+
+    def set_input_open(self, more: bool) -> None:
+        """Whether the input feed may still add URLs: while it may, an empty frontier
+        is not the end of the crawl, and workers wait for more."""
+        self._input_open = more
+        self.wake()
+
+    def wake(self) -> None:
+        """Idle workers look at the frontier again (a job ended, URLs were fed)."""
+        self._changed.set()
+        self._changed = trio.Event()
 
     def limit_reached(self) -> bool:
         """True once ``limit`` jobs were claimed in this run."""
@@ -178,7 +193,7 @@ class JobRunner:
         store holds a URL that is (or will become) ready.  Only reads the store."""
         if self.limit_reached():
             return False
-        return await self._store.next_ready_in() is not None
+        return self._input_open or await self._store.next_ready_in() is not None
 
     async def run_workers(self, pool: TabPool, concurrency: int) -> None:
         """Run ``concurrency`` workers on ``pool`` until no work is left (or the limit is
@@ -196,7 +211,7 @@ class JobRunner:
             job = await self._store.claim()
             if job is None:
                 ready_in = await self._store.next_ready_in()
-                if ready_in is None and not self._in_flight:
+                if ready_in is None and not self._in_flight and not self._input_open:
                     return
                 with trio.move_on_after(min(ready_in if ready_in is not None else IDLE_POLL_S, IDLE_POLL_S)):
                     await self._changed.wait()
@@ -232,7 +247,10 @@ class JobRunner:
             failure = page_failure(exc)
         except trio.Cancelled:
             with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
-                await self._store.release(job)
+                try:
+                    await self._store.release(job)
+                except StoreError as exc:  # the Cancelled goes on; the next run's recover() puts it back
+                    log.debug("%s: could not put it back to pending: %s", short_url(job.url), exc)
             del self._in_flight[job.id]
             raise
         # The job leaves in_flight only once its outcome is stored, so in-flight jobs and
@@ -240,8 +258,7 @@ class JobRunner:
         with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
             await self._record(job, result, failure, trio.current_time() - started)
         del self._in_flight[job.id]
-        self._changed.set()
-        self._changed = trio.Event()
+        self.wake()
 
     async def _work(self, pool: TabPool, lease: Lease, job: Job) -> Page:
         """The page work of one job, on the leased tab, inside the job's watchdog (which
@@ -262,8 +279,11 @@ class JobRunner:
             # What the handler pushed and enqueued is stored with the outcome, in one transaction.
             if await self._store.complete(job, result.items, result.links, result.status, elapsed_s):
                 self._done += 1
+                self._count_field_errors(job, result)
             else:
-                log.warning("%s: finished, but the store no longer holds it in progress (lease lost)", job.url)
+                log.warning(
+                    "%s: finished, but the store no longer holds it in progress (lease lost)", short_url(job.url)
+                )
             return
         assert failure is not None
         decision = self._retry.decide(
@@ -273,9 +293,25 @@ class JobRunner:
             self._limiter.back_off(job.url, decision.host_pause_s)
         if decision.retry:
             self._retries += 1
-            log.info("%s: %s (attempt %d); retry in %.1f s", job.url, failure.reason, job.attempt, decision.delay_s)
+            log.info(
+                "%s: %s (attempt %d); retry in %.1f s",
+                short_url(job.url),
+                failure.reason,
+                job.attempt,
+                decision.delay_s,
+            )
             await self._store.retry_later(job, failure.reason, decision.delay_s, failure.status)
         else:
             self._failed[failure.kind] += 1
-            log.warning("%s: failed after %d attempt(s): %s", job.url, job.attempt, failure.reason)
+            log.warning("%s: failed after %d attempt(s): %s", short_url(job.url), job.attempt, failure.reason)
             await self._store.fail(job, failure.reason, failure.status)
+
+    def _count_field_errors(self, job: Job, result: Page) -> None:
+        """Fields that threw in the stored items: counted for the summary and the
+        metrics (a field error is never only in the item's ``_errors``)."""
+        for item in result.items:
+            errors = item.get("_errors")
+            if isinstance(errors, dict):
+                for name, error in errors.items():
+                    self._field_errors[name] += 1
+                    log.warning("%s: field %s: %s", short_url(job.url), name, str(error)[:200])

@@ -12,41 +12,14 @@ from __future__ import annotations
 
 from collections import Counter
 from fnmatch import fnmatchcase
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 
 from .config import CrawlSection
+from .urls import DEFAULT_PORTS, normalise_url
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def normalise_url(url: str, base: str | None = None) -> str | None:
-    """The canonical form of ``url`` (relative to ``base``), or None if it is not an
-    http(s) URL with a host."""
-    if not isinstance(url, str):
-        return None
-    url = url.strip()
-    if base:
-        url = urljoin(base, url)
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in DEFAULT_PORTS or not host:
-        return None
-    if ":" in host:
-        host = f"[{host}]"  # IPv6 literal
-    netloc = host if port is None or port == DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    if parts.username or parts.password:
-        userinfo = parts.username or ""
-        if parts.password:
-            userinfo += f":{parts.password}"
-        netloc = f"{userinfo}@{netloc}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+__all__ = ["DEFAULT_PORTS", "LinkFilter", "normalise_url"]
 
 
 @attrs.define

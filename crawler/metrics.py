@@ -43,6 +43,7 @@ HEARTBEAT_STALE_S = 30.0  # /healthz answers 503 once the last beat is older tha
 COUNTERS = {
     "crawler_pages_done": "pages extracted and stored in this run",
     "crawler_pages_failed": "URLs failed for good in this run, by reason",
+    "crawler_field_errors": "fields that threw (js) in the items stored in this run, by field",
     "crawler_page_retries": "page attempts that failed and were scheduled again",
     "crawler_tabs_recycled": "tabs closed and replaced after recycle_tab_every pages",
     "crawler_tabs_discarded": "tabs closed after a failure (timeout, crash, cancelled)",
@@ -151,6 +152,10 @@ class CrawlerCollector:
         for reason, n in sorted(jobs.failed.items()):
             failed.add_metric([reason], n)
         yield failed
+        field_errors = CounterMetricFamily("crawler_field_errors", COUNTERS["crawler_field_errors"], labels=["field"])
+        for name, n in sorted(jobs.field_errors.items()):
+            field_errors.add_metric([name], n)
+        yield field_errors
 
         age = self.heartbeat.age_s()
         gauges = {

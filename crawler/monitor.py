@@ -168,6 +168,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         + (f"  ({', '.join(f'{k}: {v}' for k, v in failed.items())})" if failed else ""),
         f"pending         {summary['pending']}",
         f"retries         {summary['retries']}",
+        *(
+            [f"input           {summary['input_position']} entries fed so far; the rest streams in on resume"]
+            if summary.get("input_exhausted") is False
+            else []
+        ),
+        *_field_errors_line(summary.get("field_errors")),
         f"pages/s         {summary['pages_per_s']:.2f}  ({summary['pages']} pages in {summary['elapsed_s']:.1f} s)",
         f"browser peak    {summary['peak_browser_pss_mb']:.0f} MiB PSS",
         f"tabs recycled   {summary['tabs_recycled']}  (discarded after failure: {summary['tabs_discarded']})",
@@ -183,6 +189,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
         lines.append(f"invariant violations {summary['invariant_violations']}")
     return "\n".join(lines)
+
+
+def _field_errors_line(errors: dict[str, int] | None) -> list[str]:
+    """The summary's line of field errors (js fields that threw in stored items), if any."""
+    if not errors:
+        return []
+    return [f"field errors    {sum(errors.values())}  ({', '.join(f'{k}: {v}' for k, v in errors.items())})"]
 
 
 class Progress:

@@ -33,7 +33,7 @@ import trio
 
 import cdp
 
-from .failure import JavaScriptError, PageFailure, status_failure
+from .failure import JavaScriptError, PageFailure, net_failure, status_failure
 from .fields import Field, check_selector, extract_all_expression, extract_expression, parse_fields, when_ready
 from .links import LinkFilter, normalise_url
 from .ratelimit import HostRateLimiter
@@ -61,15 +61,23 @@ async def prepare_tab(
     block_urls: Iterable[str] = (),
     block_resources: Iterable[str] = (),
     pace_documents: bool = False,
+    max_resource_buffer_mb: int = 8,
+    max_total_buffer_mb: int = 32,
 ) -> None:
     """Once per tab: the domains and settings every job on it relies on.  With
     ``pace_documents`` (a crawl with gaps between requests), main-frame documents are
     paused until their host's rate-limit turn (see the module docstring); requests of
     the CDP resource types in ``block_resources`` ("Image", "Font"...) are paused and
     failed (see :class:`crawler.traffic.Traffic`).  Without either nothing is
-    intercepted, which saves a round trip through the browser per request."""
+    intercepted, which saves a round trip through the browser per request.  The buffer
+    sizes bound the response bodies the browser keeps for captures
+    (``[browser] max_resource_buffer_mb`` / ``max_total_buffer_mb``)."""
     await tab.send("Page.enable")
-    await tab.send("Network.enable", maxTotalBufferSize=32 * 2**20, maxResourceBufferSize=8 * 2**20)  # 32/8 MiB
+    await tab.send(
+        "Network.enable",
+        maxTotalBufferSize=max_total_buffer_mb * 2**20,
+        maxResourceBufferSize=max_resource_buffer_mb * 2**20,
+    )
     patterns = [{"urlPattern": "*", "resourceType": kind, "requestStage": "Request"} for kind in block_resources]
     if pace_documents:
         patterns.append({"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"})
@@ -141,7 +149,7 @@ class Page:
                 pass
         reply = await self.tab.send("Page.navigate", url=target, timeout_s=_remaining_s())
         if reply.get("errorText"):
-            raise PageFailure("net", reply["errorText"], retryable=True)
+            raise net_failure(reply["errorText"])
         loader = reply.get("loaderId")
         if not loader:
             return self.status  # a same-document navigation (fragment): no new document
@@ -150,7 +158,7 @@ class Page:
             await self._wait_event()
         status, headers, error = self.traffic.documents[loader]
         if error is not None:
-            raise PageFailure("net", error, retryable=True)
+            raise net_failure(error)
         failure = status_failure(status, headers)
         if failure is not None:
             raise failure
@@ -245,11 +253,16 @@ class Page:
                 row["_errors"] = found["errors"]
         return rows
 
-    async def responses(self, url_contains: str) -> list[Any]:
+    async def responses(self, url_contains: str, *, wait_s: float | None = None) -> list[Any]:
         """The bodies (parsed JSON, else text) of every response so far whose URL contains
         ``url_contains``, in the order they arrived; one still loading is waited for,
-        one that failed is left out.  Raises PageFailure ``capture`` (retryable) when the
-        browser no longer has a body it received."""
+        one that failed is left out.  With ``wait_s``, first waits up to that long for
+        one to have arrived whole ([] if none did: the caller decides what a missing
+        capture means).  Raises PageFailure ``capture`` (retryable) when the browser no
+        longer has a body it received."""
+        with trio.move_on_after(float("inf") if wait_s is None else wait_s):
+            while wait_s is not None and not self.traffic.received(url_contains):
+                await self.traffic.wait_change()
         matching = [r for r in self.traffic.responses() if url_contains in r.url]
         while not all(r.done for r in matching):
             await self.traffic.wait_change()

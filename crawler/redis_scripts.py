@@ -289,6 +289,36 @@ end
 return urls
 """
 
+# ARGV: prefix, reason prefix ('' for all)  -> how many failed URLs went back to pending
+# (ready now, in crawl order; attempts reset; their failures uncounted)
+_RETRY_FAILED = """
+local K, prefix = ARGV[1], ARGV[2]
+local moved = 0
+for _, id in ipairs(redis.call('ZRANGE', K .. 'failed', 0, -1)) do
+  local u = K .. 'u:' .. id
+  local reason = redis.call('HGET', u, 'last_error') or ''
+  if prefix == '' or string.sub(reason, 1, #prefix) == prefix then
+    local kind = string.match(reason, '^([^:]*)')
+    if kind == nil or kind == '' then kind = 'unknown' end
+    if tonumber(redis.call('HINCRBY', K .. 'fail_kinds', kind, -1)) <= 0 then
+      redis.call('HDEL', K .. 'fail_kinds', kind)
+    end
+    redis.call('ZREM', K .. 'failed', id)
+    redis.call('HSET', u, 'state', 'pending', 'attempts', 0, 'ready', id)
+    redis.call('ZADD', K .. 'pending', id, id)
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
+# ARGV: prefix, input key, position  (kept if more than the one recorded)
+_SAVE_INPUT_POSITION = """
+local k = ARGV[1] .. 'input:' .. ARGV[2]
+if tonumber(ARGV[3]) > tonumber(redis.call('GET', k) or '0') then redis.call('SET', k, ARGV[3]) end
+return 1
+"""
+
 # ARGV: prefix .. list key, max, json  (appends, keeps the last ``max``)
 _PUSH_CAPPED = """
 redis.call('RPUSH', ARGV[1], ARGV[3])
@@ -315,4 +345,6 @@ SCRIPTS = {
     "counts": _COUNTS,
     "held_urls": _HELD_URLS,
     "push_capped": _PUSH_CAPPED,
+    "retry_failed": _RETRY_FAILED,
+    "save_input_position": _SAVE_INPUT_POSITION,
 }

@@ -53,6 +53,7 @@ name; the braces make every key of a crawl share one Redis Cluster hash slot):
 ``P items``            hash: id -> JSON array of the items its job pushed, in push
                        order (absent when none; a JSON object, from the previous
                        layout, is one item)
+``P input:<key>``      string: entries of the input ``<key>`` fed so far
 ``P workers``          zset: worker id (``host:pid:random``) -> last renewal
 ``P runs``             hash: run number -> JSON record; ``P run_seq``
 ``P mem:<run>``        list of memory samples, capped at MAX_SAMPLES
@@ -75,15 +76,16 @@ sends a random ``call`` id) returns True and adds nothing again, while a second
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import coredis
 import coredis.exceptions
@@ -93,7 +95,8 @@ import cdp
 
 from .config import Config, ConfigError
 from .redis_scripts import SCRIPTS
-from .store import STATES, Job, Request, reason_kind
+from .store import STATES, Job, Request, StoreError, reason_kind
+from .urls import short_url
 
 log = logging.getLogger("crawler.redis_store")
 
@@ -108,6 +111,22 @@ WORKER_FORGET_LEASES = 10  # a worker not seen for this many lease_s is dropped 
 
 
 REDIS_ERRORS = (coredis.exceptions.RedisError, OSError)
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def _translated(method: F) -> F:
+    """A store method whose Redis failures (after the client's own retries) come out as
+    :class:`~crawler.store.StoreError`, one line naming the server: what the engine
+    treats as fatal for the crawl, as for SQLite."""
+
+    @functools.wraps(method)
+    async def call(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        except REDIS_ERRORS as exc:
+            raise StoreError(f"{self.where}: {type(exc).__name__}: {exc}") from None
+
+    return call  # type: ignore[return-value]
 
 
 class RedisLayoutError(ConfigError):
@@ -133,8 +152,9 @@ class RedisStore:
     method is one round trip (``add_urls``, ``known``, ``items`` and ``reset`` one per batch) and
     one atomic script on the server.  If a method is cancelled while waiting for the
     reply, the script may or may not have run; what that means is said per method.
-    Methods raise ``coredis`` errors when Redis cannot be reached (after the client's
-    own retries): for the engine that is fatal, as a broken database would be.
+    Methods raise :class:`~crawler.store.StoreError` (one line naming the server)
+    when Redis cannot be reached (after the client's own retries): for the engine that
+    is fatal, as a full disk is for SQLite.
     """
 
     def __init__(
@@ -146,8 +166,10 @@ class RedisStore:
         max_attempts: int,
         max_urls: int = 0,
         worker: str | None = None,
+        where: str = "redis",
     ):
         self.client = client
+        self.where = where  # names the store in errors (the server's URL)
         self.crawl = crawl
         self.prefix = key_prefix(crawl)
         self.lease_s = lease_s
@@ -159,6 +181,7 @@ class RedisStore:
         self._held: dict[int, str] = {}  # id -> token of every lease this store holds
         self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
 
+    @_translated
     async def load_scripts(self) -> None:
         """Load the scripts into Redis's script cache up front (else each one's first
         EVALSHA fails with NOSCRIPT and is sent again as EVAL)."""
@@ -168,6 +191,7 @@ class RedisStore:
     async def _run(self, script: str, *args: Any) -> Any:
         return await self._scripts[script](keys=[], args=[self.prefix, *args])
 
+    @_translated
     async def server_time(self) -> float:
         """Redis's clock (seconds), the one leases and ready times are in."""
         return float(await self._scripts["time"](keys=[], args=[]))
@@ -178,6 +202,7 @@ class RedisStore:
 
     # -- the frontier --------------------------------------------------------------------
 
+    @_translated
     async def add_urls(self, requests: Iterable[Request | str], batch: int = ADD_BATCH) -> int:
         """Add the requests (a ``str`` is ``Request(url)``) whose URL is not in the
         frontier yet (added by any worker): the first request for a URL wins.  Once the
@@ -194,6 +219,7 @@ class RedisStore:
                 break
         return added
 
+    @_translated
     async def known(self, urls: Iterable[str]) -> set[str]:
         """The subset of ``urls`` in the frontier, in any state.  Read in batches of
         READ_BATCH, each one consistent; cancelled half-way: nothing is returned."""
@@ -203,6 +229,7 @@ class RedisStore:
             found.update(url for url, job_id in zip(chunk, ids, strict=True) if job_id is not None)
         return found
 
+    @_translated
     async def recover(self) -> int:
         """Put every expired lease, whoever held it, back to pending without charging
         the interrupted attempt (what SQLite's recover does after a kill); returns how
@@ -212,6 +239,7 @@ class RedisStore:
         cancelled, it may or may not have happened."""
         return int(await self._run("recover"))
 
+    @_translated
     async def claim(self) -> Job | None:
         """Take a URL: one whose lease expired (a dead worker's), else the next ready
         pending one; hold it with a fresh lease.  None if nothing is claimable now.
@@ -227,7 +255,10 @@ class RedisStore:
             )
         except trio.Cancelled:
             with trio.move_on_after(CLEANUP_TIMEOUT_S, shield=True):
-                await self._run("release_held", self.worker, token)
+                try:
+                    await self._run("release_held", self.worker, token)
+                except REDIS_ERRORS as exc:  # the Cancelled goes on: the unrenewed lease expires
+                    log.debug("%s: could not give back a cancelled claim: %s", self.worker, exc)
             raise
         if not reply:
             return None
@@ -248,6 +279,7 @@ class RedisStore:
             parent=parent,
         )
 
+    @_translated
     async def next_ready_in(self) -> float | None:
         """Seconds until something may be claimable: 0 if a pending URL is ready,
         else the earlier of the next retry time and the earliest lease expiry (a
@@ -256,6 +288,7 @@ class RedisStore:
         reply = await self._run("next_ready_in")
         return None if reply is None else float(reply)
 
+    @_translated
     async def complete(
         self,
         job: Job,
@@ -294,16 +327,19 @@ class RedisStore:
             self.leases_lost += 1
         return int(done) == 1
 
+    @_translated
     async def retry_later(self, job: Job, reason: str, delay_s: float, status: int | None = None) -> None:
         """Back to pending, ready in ``delay_s`` (the attempt counts), if still held.
         Cancelled half-way: it may or may not have happened."""
         await self._finish(job, "retry", reason, status, delay_s)
 
+    @_translated
     async def fail(self, job: Job, reason: str, status: int | None = None) -> None:
         """Failed for good with ``reason``, if still held.  Cancelled half-way: it
         may or may not have happened."""
         await self._finish(job, "fail", reason, status)
 
+    @_translated
     async def release(self, job: Job) -> None:
         """Back to pending at once, the attempt not charged (shutdown, browser
         restart), if still held.  Cancelled half-way: it may or may not have happened
@@ -324,8 +360,9 @@ class RedisStore:
         )
         if not moved:
             self.leases_lost += 1
-            log.info("%s: %s not recorded: the lease was lost (taken over by another worker)", job.url, mode)
+            log.info("%s: %s not recorded: the lease was lost (taken over by another worker)", short_url(job.url), mode)
 
+    @_translated
     async def renew_leases(self) -> set[int]:
         """Extend every lease this store holds to ``lease_s`` from now, and mark this
         worker alive.  Returns the ids that were no longer held (taken over after
@@ -345,6 +382,7 @@ class RedisStore:
     def _forget_s(self) -> float:
         return WORKER_FORGET_LEASES * self.lease_s
 
+    @_translated
     async def release_all(self) -> int:
         """Give back every lease this worker holds on the server (also any whose
         claim reply was lost), the attempts not charged, and leave ``P workers``.
@@ -355,20 +393,24 @@ class RedisStore:
 
     # -- reading -------------------------------------------------------------------------
 
+    @_translated
     async def counts(self) -> dict[str, int]:
         """URLs per state, one consistent snapshot of the whole crawl (all workers)."""
         return dict(zip(STATES, map(int, await self._run("counts")), strict=True))
 
+    @_translated
     async def failures_by_reason(self) -> dict[str, int]:
         """Failed URLs per kind of reason (the text before ':'), most frequent first."""
         kinds = await self.client.hgetall(self.key("fail_kinds"))
         return dict(sorted(((k, int(n)) for k, n in kinds.items() if int(n)), key=lambda kv: -kv[1]))
 
+    @_translated
     async def in_progress_urls(self) -> set[str]:
         """The URLs whose lease **this store** holds (not other workers'): the engine
         compares them with its own in-flight jobs."""
         return set(await self._run("held_urls", self.worker))
 
+    @_translated
     async def items(self) -> Iterator[dict[str, Any]]:
         """Every stored item of the whole crawl, in the order the URLs entered the
         frontier (URL id), then push order.  Read in batches of READ_BATCH, all before
@@ -386,6 +428,7 @@ class RedisStore:
             start += READ_BATCH
         return iter(items)
 
+    @_translated
     async def url_state(self, url: str) -> dict[str, Any]:
         """One URL's record; {} if unknown.  The contract's keys, typed as SQLite's:
         ``state`` str, ``attempts``, ``depth``, ``done_count`` int, ``status`` int or
@@ -443,6 +486,24 @@ class RedisStore:
             return value
         raise RedisLayoutError(f"{where}: expected a JSON array of objects, got {data[:60]!r}")
 
+    @_translated
+    async def input_position(self, key: str) -> int:
+        """Entries of the input ``key`` fed into the frontier so far (0 if none)."""
+        return int(await self.client.get(self.key(f"input:{key}")) or 0)
+
+    @_translated
+    async def save_input_position(self, key: str, position: int) -> None:
+        """Record ``position`` for input ``key`` if it is more than the recorded one
+        (workers feeding the same input agree).  Atomic."""
+        await self._run("save_input_position", key, str(position))
+
+    @_translated
+    async def retry_failed(self, prefix: str | None = None) -> int:
+        """Failed URLs (all, or those whose reason starts with ``prefix``) back to
+        pending, ready now, attempts reset; returns how many.  One script (atomic)."""
+        return int(await self._run("retry_failed", prefix or ""))
+
+    @_translated
     async def reset(self) -> None:
         """Delete every key of this crawl (``--fresh``).  Not atomic: do it while no
         worker is crawling.  Cancelled half-way: some keys are deleted."""
@@ -458,18 +519,22 @@ class RedisStore:
 
     # -- run records ---------------------------------------------------------------------
 
+    @_translated
     async def start_run(self) -> int:
         self.run_id = int(await self.client.incr(self.key("run_seq")))
         await self.client.hset(self.key("runs"), {str(self.run_id): json.dumps({"worker": self.worker})})
         return self.run_id
 
+    @_translated
     async def finish_run(self, reason: str, summary: dict[str, Any]) -> None:
         record = {"worker": self.worker, "finish_reason": reason, "summary": summary}
         await self.client.hset(self.key("runs"), {str(self.run_id): json.dumps(record, default=str)})
 
+    @_translated
     async def add_memory_sample(self, sample: dict[str, Any]) -> None:
         await self._push_capped(f"mem:{self.run_id}", sample)
 
+    @_translated
     async def add_tab_sample(self, sample: dict[str, Any]) -> None:
         await self._push_capped(f"tabs:{self.run_id}", sample)
 
@@ -488,7 +553,7 @@ class RedisStore:
         while True:
             try:
                 lost = await self.renew_leases()
-            except REDIS_ERRORS as exc:
+            except StoreError as exc:
                 log.warning("%s: renewing %d leases failed: %s", self.worker, len(self._held), exc)
             else:
                 if lost:
@@ -558,6 +623,7 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
         lease_s=section.lease_s,
         max_attempts=cfg.retry.max_attempts,
         max_urls=cfg.crawl.max_pages,
+        where=f"Redis store {section.url} ({key_prefix(section.crawl or cfg.site.name)})",
     )
     # coredis runs its connections in an anyio task group, which wraps an exception of
     # the body in an ExceptionGroup: callers catch ConfigError, not a group of it.
@@ -567,7 +633,7 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
                 with trio.fail_after(CONNECT_TIMEOUT_S):
                     await store.load_scripts()
                     await store.renew_leases()  # registers this worker
-            except (trio.TooSlowError, *REDIS_ERRORS) as exc:
+            except (trio.TooSlowError, StoreError, *REDIS_ERRORS) as exc:
                 raise ConfigError(f"{where} url: cannot reach Redis at {section.url}: {exc or 'timed out'}") from None
             log.info(
                 "redis store %s at %s: worker %s, lease %.1f s", store.prefix, section.url, store.worker, store.lease_s
@@ -582,7 +648,7 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
                     with trio.move_on_after(CLEANUP_TIMEOUT_S, shield=True):
                         try:
                             released = await store.release_all()
-                        except REDIS_ERRORS as exc:
+                        except StoreError as exc:
                             log.warning("%s: could not give back its leases: %s", store.worker, exc)
                         else:
                             if released:

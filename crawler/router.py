@@ -24,6 +24,7 @@ import cdp
 
 from .config import Config, ConfigError, RouteSpec
 from .failure import PageFailure
+from .fields import Field, missing_required
 from .page import Page, PageEnv, open_page
 from .store import Request
 
@@ -89,7 +90,12 @@ def toml_handler(spec: RouteSpec) -> Handler:
     """The handler a ``[[route]]`` table (or ``[extract]``) describes: wait for
     ``wait_for``; click ``click_until_gone`` while present; scroll to the end; push one
     item of ``fields`` and the captures (``url``, ``status`` included); push one item
-    per ``items.selector`` match; enqueue every ``follow`` selector."""
+    per ``items.selector`` match; enqueue every ``follow`` selector.
+
+    Nothing is pushed incomplete without saying so: a required capture is waited for
+    (up to its ``timeout_s``, inside the watchdog) and fails the job
+    ``missing_capture: NAME`` if it never comes; a required field that is null fails
+    it ``missing_field: NAME``; both are retried."""
 
     async def handle(page: Page) -> None:
         prepared = bool(spec.click_until_gone or spec.scroll)
@@ -105,19 +111,29 @@ def toml_handler(spec: RouteSpec) -> Handler:
             await page.scroll_to_end()
         if spec.fields or spec.capture or spec.items is None:
             found = await page.extract(spec.fields, wait_for=spec.wait_for if one_trip else None) if spec.fields else {}
+            _check_required(spec.fields, found)
             item: dict[str, Any] = {"url": page.url, "status": page.status, **found}
             for rule in spec.capture:
-                bodies = await page.responses(rule.url_contains)
+                bodies = await page.responses(rule.url_contains, wait_s=rule.timeout_s if rule.required else None)
+                if rule.required and not bodies:
+                    raise PageFailure("missing_capture", rule.name, retryable=True)
                 item[rule.name] = bodies if rule.all else (bodies[0] if bodies else None)
             await page.push(item)
         if spec.items is not None:
             for row in await page.extract_all(spec.items.selector, spec.items.fields):
+                _check_required(spec.items.fields, row)
                 await page.push(row)
         for follow in spec.follow:
             await page.enqueue(selector=follow.selector, label=follow.label)
 
     handle.__name__ = handle.__qualname__ = f"toml_route_{spec.label or 'default'}"
     return handle
+
+
+def _check_required(fields: tuple[Field, ...], values: dict[str, Any]) -> None:
+    name = missing_required(fields, values)
+    if name is not None:
+        raise PageFailure("missing_field", name, retryable=True)
 
 
 # -- putting a crawl's routes together ---------------------------------------------------------
@@ -166,6 +182,13 @@ def router_for(config: Config, router: Router | None = None) -> Router:
         combined.add(None, toml_handler(config.extract_route()))
     elif config.extract_route().fields:
         raise ConfigError(f"{config.source}: [extract] fields: the default route is already defined elsewhere")
+    for spec in config.routes:
+        for follow in spec.follow:
+            if follow.label not in combined.labels:
+                raise ConfigError(
+                    f"{config.source}: [[route]] {spec.label or '(default)'}: follow: no route for label"
+                    f" {follow.label!r} (routes: {', '.join(repr(k) for k in combined.labels)})"
+                )
     return combined
 
 

@@ -39,6 +39,7 @@ class JobStatistics:
     watchdog_expiries: int  # jobs cancelled by their watchdog
     links_skipped: Mapping[str, int]  # links not enqueued, by reason (scheme_mailto, other_host, max_depth...)
     sessions_started: int  # session hook runs that returned (one per browser context that had a job)
+    field_errors: Mapping[str, int] = attrs.field(factory=dict)  # js fields that threw, in stored items, by field
 
     @property
     def pages_finished(self) -> int:

@@ -20,6 +20,17 @@ call runs in a worker thread, one at a time (SQLite blocks; the event loop must 
 and is not interrupted by cancellation once started: each method is atomic with
 respect to cancellation (it happened, or it did not start).
 
+One process per database: opening a store takes the database's lock (see
+:mod:`crawler.dblock`), so a second crawl on the same file refuses at once, naming the
+holder, and ``recover`` never meets a live process's rows.  Readers (``export``) open
+it with ``exclusive=False``.
+
+Errors: a database that cannot be opened, or is not this crawler's, is a
+:class:`~crawler.config.ConfigError` at open; a read or write that fails later (disk
+full, I/O error) is a :class:`StoreError`, one line naming the database: fatal for the
+crawl (which stops with its summary), and the transaction it interrupted is rolled
+back, so nothing is half-written and a rerun resumes exactly.
+
 Schema versions (``PRAGMA user_version``): 0 is the first release's (one item per URL,
 no request fields), migrated in place, in one transaction, to 2; a newer version than
 this code knows is refused with a one-line error.
@@ -39,6 +50,7 @@ from typing import Any, Protocol, TypeVar
 import attrs
 import trio
 
+from . import dblock
 from .config import Config, ConfigError
 
 T = TypeVar("T")
@@ -78,6 +90,10 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     finish_reason TEXT,
     summary TEXT
+);
+CREATE TABLE IF NOT EXISTS input_feed (
+    input_key TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS memory_samples (
     run_id INTEGER NOT NULL,
@@ -124,6 +140,11 @@ DROP TABLE items_v0;
 
 PENDING, IN_PROGRESS, DONE, FAILED = "pending", "in_progress", "done", "failed"
 STATES = (PENDING, IN_PROGRESS, DONE, FAILED)
+
+
+class StoreError(Exception):
+    """The store cannot be read or written any more (disk full, I/O error, the server
+    gone): fatal for the crawl.  The message is one line naming the database."""
 
 
 @attrs.frozen
@@ -193,6 +214,15 @@ class Store(Protocol):
       if unknown.
     - ``items()``: every stored item of the whole crawl, in the order their URLs
       entered the frontier, then push order.
+    - ``input_position(key)``: how many entries of the input ``key`` (see
+      :func:`crawler.inputs.input_key`) were fed into the frontier (0 if none);
+      ``save_input_position(key, n)`` records ``n`` if it is more (a position never
+      goes back, so workers feeding the same input concurrently agree).  The feeder
+      saves it *after* adding the URLs it covers: a crash in between adds them again,
+      which the frontier drops as known.
+    - ``retry_failed(prefix)``: failed URLs (all, or those whose reason starts with
+      ``prefix``) back to pending, ready now, with their attempts reset; returns how
+      many.
     """
 
     async def add_urls(self, requests: Iterable[Request | str]) -> int: ...
@@ -216,6 +246,9 @@ class Store(Protocol):
     async def in_progress_urls(self) -> set[str]: ...
     async def url_state(self, url: str) -> dict[str, Any]: ...
     async def items(self) -> Iterator[dict[str, Any]]: ...
+    async def input_position(self, key: str) -> int: ...
+    async def save_input_position(self, key: str, position: int) -> None: ...
+    async def retry_failed(self, prefix: str | None = None) -> int: ...
     async def reset(self) -> None: ...
     async def start_run(self) -> int: ...
     async def finish_run(self, reason: str, summary: dict[str, Any]) -> None: ...
@@ -227,18 +260,23 @@ class SqliteStore:
     """The SQLite store (see the module docstring).  ``max_urls`` caps the frontier (0: none).
 
     The constructor opens (creating or migrating) the database and blocks: from async
-    code use :meth:`open`.  Raises ConfigError (one line) for a file that is not a
-    database of this crawler."""
+    code use :meth:`open`.  Raises ConfigError (one line) if another process holds the
+    database (``exclusive``, the default: see :mod:`crawler.dblock`), or for a file that
+    cannot be opened or is not a database of this crawler."""
 
-    def __init__(self, path: str | Path, *, max_urls: int = 0, threads: bool = True):
+    def __init__(self, path: str | Path, *, max_urls: int = 0, threads: bool = True, exclusive: bool = True):
         """``threads=False`` runs each call on the event loop instead: for tests under
         trio's MockClock, whose autojump would otherwise move virtual time while a call
-        waits for its thread."""
+        waits for its thread.  ``exclusive=False``: no lock, for readers (export)."""
         self.path = str(path)
         self.max_urls = max_urls
         self._threads = threads
         self.run_id: int | None = None
         self._limiter = trio.CapacityLimiter(1)
+        if Path(self.path).is_dir():
+            raise ConfigError(f"{self.path}: is a directory, not a database")
+        self._lock = dblock.acquire(self.path) if exclusive else None
+        self._db: sqlite3.Connection | None = None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._check_version()  # before anything writes to the file
@@ -247,16 +285,19 @@ class SqliteStore:
             self._db.execute("PRAGMA busy_timeout=5000")
             self._prepare_schema()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise ConfigError(f"{self.path}: not a crawler database: {exc}") from None
+        except ConfigError:
+            self.close()
+            raise
 
     @classmethod
-    async def open(cls, path: str | Path, *, max_urls: int = 0) -> SqliteStore:
-        return await trio.to_thread.run_sync(lambda: cls(path, max_urls=max_urls))
+    async def open(cls, path: str | Path, *, max_urls: int = 0, exclusive: bool = True) -> SqliteStore:
+        return await trio.to_thread.run_sync(lambda: cls(path, max_urls=max_urls, exclusive=exclusive))
 
     def _check_version(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
-            self._db.close()
             raise ConfigError(
                 f"{self.path}: database schema version {version} is newer than this crawler's ({SCHEMA_VERSION}):"
                 " refusing to touch it"
@@ -277,24 +318,41 @@ class SqliteStore:
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
-        self._db.close()
+        """Close the database and give up its lock; idempotent."""
+        db, self._db = self._db, None
+        try:
+            if db is not None:
+                db.close()
+        except sqlite3.Error:
+            pass  # closing only checkpoints the WAL; a rerun does it
+        finally:
+            if self._lock is not None:
+                dblock.release(self._lock)
+                self._lock = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a worker thread, one at a time; not abandoned if cancelled."""
-        if not self._threads:
-            await trio.lowlevel.checkpoint()
-            return fn(*args)
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        """``fn(*args)`` in a worker thread, one at a time; not abandoned if cancelled.
+        Raises StoreError (one line naming the database) if SQLite fails."""
+        try:
+            if not self._threads:
+                await trio.lowlevel.checkpoint()
+                return fn(*args)
+            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        db = self._db
+        assert db is not None, "the store is closed"
+        db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
+            yield db
+            db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if db.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def _execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
         """One statement in its own transaction."""
@@ -480,12 +538,30 @@ class SqliteStore:
         rows = self._db.execute("SELECT data FROM items ORDER BY url_id, seq")
         return (json.loads(data) for (data,) in rows)
 
+    async def input_position(self, key: str) -> int:
+        sql = "SELECT position FROM input_feed WHERE input_key=?"
+        row = await self._run(lambda: self._db.execute(sql, (key,)).fetchone())
+        return row[0] if row else 0
+
+    async def save_input_position(self, key: str, position: int) -> None:
+        sql = """INSERT INTO input_feed (input_key, position) VALUES (?, ?)
+                 ON CONFLICT (input_key) DO UPDATE SET position=MAX(position, excluded.position)"""
+        await self._run(self._execute, sql, (key, position))
+
+    async def retry_failed(self, prefix: str | None = None) -> int:
+        """Failed URLs (all, or those whose reason starts with ``prefix``) back to
+        pending, ready now, attempts reset (``--retry-failed``); returns how many."""
+        sql = f"""UPDATE frontier SET state='{PENDING}', attempts=0, next_attempt_at=0, token=NULL
+                  WHERE state='{FAILED}' AND (? IS NULL OR substr(COALESCE(last_error, ''), 1, ?) = ?)"""
+        args = (prefix, len(prefix or ""), prefix or "")
+        return (await self._run(self._execute, sql, args)).rowcount
+
     async def reset(self) -> None:
         """Forget all progress (``--fresh``)."""
 
         def reset() -> None:
             with self._transaction() as db:
-                for table in ("frontier", "items", "runs", "memory_samples", "tab_samples"):
+                for table in ("frontier", "items", "runs", "input_feed", "memory_samples", "tab_samples"):
                     db.execute(f"DELETE FROM {table}")
 
         await self._run(reset)
@@ -522,9 +598,11 @@ class SqliteStore:
 
 
 @asynccontextmanager
-async def open_store(cfg: Config) -> AsyncIterator[Store]:
+async def open_store(cfg: Config, *, exclusive: bool = True) -> AsyncIterator[Store]:
     """The store a config names (SQLite at ``[output] db`` unless ``[store] backend =
-    "redis"``), capped at ``[crawl] max_pages``, closed on exit."""
+    "redis"``), capped at ``[crawl] max_pages``, closed on exit.  SQLite: held by this
+    process only (``exclusive=False``: no lock, for readers); ConfigError, one line
+    naming the holder, if another process holds it."""
     if cfg.store.backend == "redis":
         from .redis_store import open_redis_store
 
@@ -534,7 +612,7 @@ async def open_store(cfg: Config) -> AsyncIterator[Store]:
     path = Path(cfg.output.db)
     if not path.parent.exists():
         raise ConfigError(f"{cfg.source}: [output] db: folder {str(path.parent)!r} does not exist")
-    store = await SqliteStore.open(path, max_urls=cfg.crawl.max_pages)
+    store = await SqliteStore.open(path, max_urls=cfg.crawl.max_pages, exclusive=exclusive)
     try:
         yield store
     finally:

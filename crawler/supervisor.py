@@ -159,6 +159,8 @@ class BrowserSupervisor:
                         block_urls=self._config.browser.block_urls,
                         block_resources=self._config.browser.block_resources,
                         pace_documents=paces_documents(self._config),
+                        max_resource_buffer_mb=self._config.browser.max_resource_buffer_mb,
+                        max_total_buffer_mb=self._config.browser.max_total_buffer_mb,
                     ),
                     tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
                     context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,

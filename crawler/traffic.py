@@ -19,6 +19,7 @@ import cdp
 
 from .failure import PageFailure
 from .ratelimit import HostRateLimiter
+from .urls import short_url
 
 EVENTS = (
     "Network.requestWillBeSent",
@@ -191,6 +192,10 @@ class Traffic:
         with trio.move_on_after(float("inf") if timeout_s is None else max(0.0, timeout_s)):
             await self._changed.wait()
 
+    def received(self, url_contains: str) -> bool:
+        """Whether a response whose URL contains ``url_contains`` has arrived whole."""
+        return any(r.done and r.error is None and url_contains in r.url for r in self.responses())
+
     async def body(self, record: Response) -> Any:
         """A response's body, parsed as JSON if it is JSON (fetched once, then kept)."""
         if record.body is _UNREAD:
@@ -199,7 +204,9 @@ class Traffic:
             except cdp.ProtocolError as exc:
                 # Seen, but its body cannot be had (evicted from the browser's buffer): an
                 # item without it would be silently incomplete.
-                raise PageFailure("capture", f"no body for {record.url}: {exc.message}", retryable=True) from None
+                raise PageFailure(
+                    "capture", f"no body for {short_url(record.url)}: {exc.message}", retryable=True
+                ) from None
             text = reply["body"]
             if reply.get("base64Encoded"):
                 text = base64.b64decode(text).decode("utf-8", "replace")

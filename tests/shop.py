@@ -17,13 +17,18 @@ the demo shop (so its data is checkable with ``demo.expected_item``):
 ``reload``         the page reloads itself forever
 ``poll``           the page fetches ``/api/goods/{id + 1}`` every 20 ms, forever
 ``never``          the page never produces the wait_for element
+``lateapi``        ``/lateapi/{id}?s=S``: the page (its h1 at once) fetches its
+                   ``/api/goods/{id}?delay=S``, which answers after S seconds
 =================  ==========================================================
+
+``/api/goods/{id}?delay=S`` answers after S seconds (the demo shop's API otherwise).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+import attrs
 import trio
 
 from crawler.demo import PRODUCT_PAGE, DemoShop, product
@@ -56,7 +61,9 @@ class FaultShop(DemoShop):
         parts = request.path.strip("/").split("/")
         kind = parts[0]
         if kind in ("api", "img") or len(parts) < 2:  # sub-resources, /, /favicon.ico
-            return await super().__call__(request)
+            response = await super().__call__(request)
+            delay_s = float(request.query.get("delay", ["0"])[0])
+            return attrs.evolve(response, delay_s=delay_s) if delay_s else response
         self.hosts[request.headers.get("host", "")].append(now)
         if kind == "status" and len(parts) == 3:
             code, i = int(parts[1]), self._id(parts[2])
@@ -77,6 +84,9 @@ class FaultShop(DemoShop):
             return Response(body=self._html(i), delay_s=float(request.query.get("s", ["1"])[0]))
         if kind == "truncate":
             return Response(body=self._html(i), truncate=True)
+        if kind == "lateapi":
+            late = f'fetch("/api/goods/{i}?delay={request.query.get("s", ["2"])[0]}")'
+            return Response(body=self._html(i).replace(f'fetch("/api/goods/{i}")'.encode(), late.encode()))
         if kind == "never":
             return Response(body=self._html(i).replace(b"dataset.ready", b"dataset.notready"))
         if kind in SCRIPTS:

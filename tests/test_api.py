@@ -41,7 +41,9 @@ def test_the_contracts_signatures_hold():
     assert params["click_if_present"] == ["self", "selector"] and params["fill"] == ["self", "selector", "text"]
     assert params["scroll_to_end"] == ["self", "max_rounds", "settle_s"]
     assert params["enqueue"] == ["self", "urls", "selector", "label", "data"]
-    assert params["push"] == ["self", "item"] and params["responses"] == ["self", "url_contains"]
+    assert params["push"] == ["self", "item"] and params["responses"] == ["self", "url_contains", "wait_s"]
+    # wait_s (issue 11: a required capture is waited for) is keyword-only: positional calls are unchanged
+    assert inspect.signature(page.responses).parameters["wait_s"].kind is inspect.Parameter.KEYWORD_ONLY
     assert {"wait_for_idle", "extract", "click", "html", "screenshot"} <= set(params)
     assert list(inspect.signature(crawler.crawl).parameters)[:2] == ["config", "router"]
     assert inspect.signature(crawler.PageFailure).parameters["retryable"].kind is inspect.Parameter.KEYWORD_ONLY

@@ -62,6 +62,49 @@ def load(tmp_path, text: str):
         ('[input]\nurl_file = "missing.txt"\n', "[input] url_file: no readable file"),
         ('[input]\nurls = ["ftp://x"]\n', "[input] urls: expected an http(s) URL, got 'ftp://x'"),
         ("[input\nurls = []\n", "invalid TOML"),
+        # every input source refuses what is not http(s), naming the source
+        ('[input]\nurls = ["file:///etc/passwd"]\n', "[input] urls: expected an http(s) URL, got 'file:///etc/passwd'"),
+        ('[input]\nurls = ["chrome://settings"]\n', "[input] urls: expected an http(s) URL, got 'chrome://settings'"),
+        ('[input]\nurls = ["javascript:alert(1)"]\n', "[input] urls: expected an http(s) URL"),
+        ('[input]\nurls = ["http://a.test/x y"]\n', "[input] urls: expected an http(s) URL"),
+        (
+            '[input]\nurl_template = "file:///etc/passwd?{id}"\nids = "1-3"\n',
+            "[input] url_template: expected an http(s) URL, got 'file:///etc/passwd?1'",
+        ),
+        ('[input]\nurl_template = "javascript:{id}"\nids = "1-3"\n', "[input] url_template: expected an http(s) URL"),
+        ('[input]\nurls = ["' + "http://a.test/" + "x" * 300 + '", "ftp://y"]\n', "got 'ftp://y'"),
+        # every selector is checked at load, naming its key
+        (GOOD + '[extract]\nwait_for = "div[["\n', "[extract] wait_for: invalid CSS selector 'div[['"),
+        (GOOD + '[extract.fields]\nname = "h1[["\n', "[extract.fields] name: invalid CSS selector"),
+        (
+            GOOD + '[extract.fields]\nname = { css = "h1", required = "yes" }\n',
+            "name: required: expected true or false",
+        ),
+        (GOOD + '[[route]]\nwait_for = "div[["\n', "[[route]] (default): wait_for: invalid CSS selector"),
+        (GOOD + '[[route]]\nclick_until_gone = "a[["\n', "[[route]] (default): click_until_gone: invalid CSS"),
+        (GOOD + '[[route]]\nfields = { name = "h1[[" }\n', "[[route]] (default): fields name: invalid CSS selector"),
+        (
+            GOOD + '[[route]]\nitems = { selector = "li[[", fields = { n = "b" } }\n',
+            "[[route]] (default): items.selector: invalid CSS selector",
+        ),
+        (
+            GOOD + '[[route]]\nitems = { selector = "li", fields = { n = "b[[" } }\n',
+            "[[route]] (default): items.fields n: invalid CSS selector",
+        ),
+        (GOOD + '[[route]]\nfollow = [{ selector = "a[[" }]\n', "[[route]] (default): follow: invalid CSS selector"),
+        (
+            GOOD + '[[extract.capture]]\nname = "g"\nurl_contains = "/api"\nrequired = 1\n',
+            "[[extract.capture]] #1: expected true or false, got 1",
+        ),
+        (
+            GOOD + '[[extract.capture]]\nname = "g"\nurl_contains = "/api"\ntimeout_s = 0\n',
+            "[[extract.capture]] #1: expected a number > 0",
+        ),
+        (
+            GOOD + "[browser]\nmax_resource_buffer_mb = 64\nmax_total_buffer_mb = 32\n",
+            "[browser] max_total_buffer_mb: expected at least max_resource_buffer_mb",
+        ),
+        (GOOD + "[input]\n", "Cannot declare"),
     ],
 )
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, expected):
@@ -72,6 +115,42 @@ def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, expected):
     assert "\n" not in message
     assert message.startswith(str(tmp_path / "site.toml"))
     assert expected in message
+
+
+def test_a_long_bad_url_is_cut_short_in_the_message(tmp_path):
+    """A 200 KB URL is named, but not in full."""
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, '[input]\nurls = ["ftp://' + "x" * 200_000 + '"]\n')
+    assert len(str(info.value)) < 400 and "chars)" in str(info.value)
+
+
+def test_input_urls_in_any_case_are_accepted_in_canonical_form(tmp_path):
+    """``HTTP://`` is http: accepted, and stored as the canonical (lower-case) URL."""
+    cfg = load(tmp_path, '[input]\nurls = ["HTTP://A.Test:80/P/1", "HTTPS://b.test/x"]\n')
+    assert list(iter_urls(cfg)) == ["http://a.test/P/1", "https://b.test/x"]
+
+
+def test_iter_urls_from_an_entry_continues_exactly_where_it_stopped(tmp_path):
+    """Every source, read from entry n, gives the tail of the whole input from n."""
+    (tmp_path / "urls.txt").write_text("http://a.test/f1\n# c\n\nhttp://a.test/f2\n", encoding="utf-8")
+    (tmp_path / "ids.txt").write_text("x1\nx2\n", encoding="utf-8")
+    cfg = load(
+        tmp_path,
+        '[input]\nurls = ["http://a.test/u1", "http://a.test/u2"]\nurl_file = "urls.txt"\n'
+        'url_template = "http://a.test/p/{id}"\nids = "5-7"\nids_file = "ids.txt"\n',
+    )
+    whole = list(iter_urls(cfg))
+    assert len(whole) == 9
+    for n in range(len(whole) + 2):
+        assert list(iter_urls(cfg, n)) == whole[n:], n
+
+
+def test_a_huge_id_range_is_streamed_not_listed(tmp_path):
+    """``ids = "1-99999999999"``: the first URLs come at once, from any entry."""
+    cfg = load(tmp_path, '[input]\nurl_template = "http://a.test/p/{id}"\nids = "1-99999999999"\n')
+    urls = iter_urls(cfg, 99_999_999_990)
+    assert next(urls) == "http://a.test/p/99999999991"
+    assert len(list(urls)) == 8
 
 
 def test_a_bad_line_in_a_url_file_names_the_file_and_line(tmp_path):

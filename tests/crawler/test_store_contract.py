@@ -469,3 +469,52 @@ async def test_next_ready_in_is_none_only_when_nothing_is_pending_or_in_progress
     assert await store.next_ready_in() is not None
     await store.fail(second, "http_404: gone", 404)
     assert await store.next_ready_in() is None
+
+
+# -- the input feed's position, retry_failed -------------------------------------------------
+
+
+async def test_input_position_is_0_until_saved_and_kept_per_input(store):
+    assert await store.input_position("a") == 0
+    await store.save_input_position("a", 1000)
+    assert (await store.input_position("a"), await store.input_position("b")) == (1000, 0)
+
+
+async def test_input_position_never_goes_back(store):
+    """Two workers feeding the same input agree: a smaller position is ignored."""
+    await store.save_input_position("a", 2000)
+    await store.save_input_position("a", 1000)
+    assert await store.input_position("a") == 2000
+
+
+async def test_input_position_survives_reopening_and_goes_with_reset(backend):
+    async with backend.open() as store:
+        await store.save_input_position("a", 7)
+    async with backend.open() as store:
+        assert await store.input_position("a") == 7
+        await store.reset()
+        assert await store.input_position("a") == 0
+
+
+async def fail_all(store: Store, reasons: list[str]) -> None:
+    await store.add_urls(URLS[: len(reasons)])
+    for reason in reasons:
+        await store.fail(await claim(store), reason)
+
+
+async def test_retry_failed_puts_every_failed_url_back_to_pending_ready_now(store):
+    await fail_all(store, ["http_404", "timeout: no item within 3.0 s", "missing_field: sku"])
+    assert await store.retry_failed() == 3
+    assert await store.counts() == {**NO_URLS, "pending": 3}
+    assert await store.failures_by_reason() == {}
+    job = await claim(store)
+    assert (job.url, job.attempt) == (URLS[0], 1)  # in crawl order, attempts reset
+
+
+async def test_retry_failed_with_a_reason_prefix_moves_only_those(store):
+    await fail_all(store, ["http_404", "timeout: no item within 3.0 s", "timeout: no item within 9.0 s"])
+    assert await store.retry_failed("timeout") == 2
+    assert await store.counts() == {**NO_URLS, "pending": 2, "failed": 1}
+    assert await store.failures_by_reason() == {"http_404": 1}
+    assert (await store.url_state(URLS[0]))["state"] == "failed"
+    assert await store.retry_failed("nothing like it") == 0

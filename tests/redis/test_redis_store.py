@@ -322,3 +322,25 @@ async def test_an_unreadable_stored_item_is_a_one_line_layout_error(cfg):
         await store.client.hset(store.key("u:1"), {"data": "[1]"})
         with pytest.raises(RedisLayoutError, match=r"u:1 data: expected a JSON object, got list"):
             await store.url_state(URLS[0])
+
+
+async def test_a_redis_server_gone_mid_crawl_is_a_one_line_store_error():
+    """Once Redis cannot be reached, store methods raise StoreError naming the server
+    (what the engine turns into "aborted: ..." with the summary), not coredis's own."""
+    import socket
+
+    import coredis
+
+    from crawler.store import StoreError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nobody listens there once the socket is closed
+    url = f"redis://127.0.0.1:{port}/0"
+    client = coredis.Redis.from_url(url, decode_responses=True, connect_timeout=1)
+    store = redis_store.RedisStore(client, "gone", lease_s=1.0, max_attempts=1, where=f"Redis store {url}")
+    async with client:
+        with pytest.raises(StoreError) as caught:
+            await store.counts()
+    message = str(caught.value)
+    assert message.startswith(f"Redis store {url}: ") and "\n" not in message
