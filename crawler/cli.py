@@ -1,7 +1,8 @@
 """Command line: ``python -m crawler [crawl] --config FILE``, ``export``, ``demo``, ``report``.
 
 Exit codes: 0 every URL ended done; 1 some failed (or the crawl was aborted);
-2 bad usage or configuration; 130 interrupted (resume with the same command).
+2 bad usage or configuration (a ``--cdp-url`` that never answered included);
+130 interrupted (resume with the same command).
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             return report_command(args)
     except ConfigError as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except cdp.EndpointUnavailable as exc:  # --cdp-url never answered: configuration (a browser that
+        print(f"crawler: error: {exc}", file=sys.stderr)  # worked and went away is waited for)
         return EXIT_USAGE
     except cdp.BrowserError as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)

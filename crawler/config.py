@@ -181,6 +181,11 @@ class BrowserSection:
         (), _str_list, "URL patterns never loaded (Network.setBlockedURLs), e.g. *.png"
     )
     command_timeout_s: float = _field(30.0, _float(positive=True), "deadline of one CDP command")
+    connect_timeout_s: float = _field(
+        4.0,
+        _float(positive=True),
+        "per attempt to reach cdp_url; if the first fails the crawl stops (exit 2), later ones are retried",
+    )
     restart_limit: int = _field(5, _int(0), "browser restarts in a row without a finished page before the crawl aborts")
 
 

@@ -29,7 +29,9 @@ from pathlib import Path
 
 import attrs
 import trio
+import yaml
 
+import cdp
 from tests.cdp.conftest import ChromiumProcesses, free_port
 from tests.faults.proxy import CdpProxy
 
@@ -37,6 +39,17 @@ SERVICE_NAME = "chromium"
 SERVICE_PORT = 9222
 # docker-compose.yml's --cdp-url: tests/test_docker_files.py checks that they agree.
 SERVICE_URL = f"http://{SERVICE_NAME}:{SERVICE_PORT}"
+COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker" / "docker-compose.yml"
+
+
+def compose_crawler_args(config: Path) -> list[str]:
+    """The arguments docker-compose.yml gives ``python -m crawler``, with ``--config``
+    pointed at ``config``: the container tests run the deployment's own command."""
+    command = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["crawler"]["command"]
+    assert command[:3] == ["python", "-m", "crawler"], command
+    args = list(command[3:])
+    args[args.index("--config") + 1] = str(config)
+    return args
 
 
 class NameResolver(trio.abc.HostnameResolver):
@@ -92,6 +105,16 @@ class ChromiumContainer:
         self._scope = trio.CancelScope()
         await self.nursery.start(self._run_forwarder, self.forwarder, self._scope)
 
+    async def close_startup_tabs(self, timeout_s: float = 20.0) -> None:
+        """Wait until the browser answers through the forwarder, and close the tab it
+        opened at start (in its default context), so that every page the browser holds
+        afterwards is a client's.  Needs :meth:`use_name`."""
+        with trio.fail_after(timeout_s):
+            async with cdp.connect(self.url, timeout_s=timeout_s) as browser:
+                for target in await browser.targets():
+                    if target.type == "page":
+                        await browser.send("Target.closeTarget", targetId=target.target_id)
+
     @staticmethod
     async def _run_forwarder(
         forwarder: CdpProxy, scope: trio.CancelScope, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -108,6 +131,11 @@ class ChromiumContainer:
         if self.chromium is not None:
             await self.processes.kill(self.chromium)
             self.chromium = None
+
+    def websocket_handshakes(self) -> list[list[str]]:
+        """The request heads of the websocket handshakes relayed, per start."""
+        heads = [[link.head.decode("latin-1") for link in forwarder.history] for forwarder in self.forwarders]
+        return [[head for head in start if "upgrade: websocket" in head.lower()] for start in heads]
 
     def use_name(self) -> None:
         """Make the service name resolve to the container's address in this trio run."""

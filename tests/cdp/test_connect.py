@@ -145,12 +145,6 @@ async def test_connect_ws_url_carries_commands_and_tabs(chromium_process: Chromi
 # -- the container path: a service name, a forwarder, TLS fronts -------------------------
 
 
-def handshakes(forwarder) -> list[str]:
-    """The request heads of the websocket handshakes the forwarder relayed."""
-    heads = [link.head.decode("latin-1") for link in forwarder.history]
-    return [head for head in heads if "upgrade: websocket" in head.lower()]
-
-
 @pytest.mark.chromium
 @pytest.mark.parametrize("form", ["http", "ws"])
 async def test_connect_by_service_name_through_a_forwarder(
@@ -173,7 +167,7 @@ async def test_connect_by_service_name_through_a_forwarder(
             async with browser.new_context() as context, context.new_tab() as tab:
                 await navigate(tab, http_server.url("/answer"))
                 assert await evaluate(tab, "window.answer.value") == 42
-        (handshake,) = handshakes(container.forwarder)
+        ((handshake,),) = container.websocket_handshakes()
         assert f"\r\nHost: {container.address}:9222\r\n" in handshake
         async with httpx.AsyncClient() as client:  # as a client that sends the name
             refused = await client.get(f"{container.url}/json/version")
@@ -192,7 +186,7 @@ async def test_connect_keeps_the_query_string_of_a_websocket_url(chromium_contai
         async with cdp.connect(f"{ws_url}?token=s3cret&x=1", timeout_s=10) as browser:
             assert "Chrome" in (await browser.send("Browser.getVersion"))["product"]
             assert "s3cret" not in browser.connection.name
-    (handshake,) = handshakes(container.forwarder)
+    ((handshake,),) = container.websocket_handshakes()
     assert handshake.startswith(f"GET {urlsplit(ws_url).path}?token=s3cret&x=1 HTTP/1.1\r\n")
 
 
