@@ -24,16 +24,18 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import trio
 import trio_websocket
 
 from ._errors import CDPError, CommandTimeout, ConnectionLost, ProtocolError, TargetClosed, TargetCrashed
-from ._util import open_service_nursery
+from ._util import open_service_nursery, redacted
 
 log = logging.getLogger("cdp.connection")
 
@@ -455,10 +457,14 @@ async def open_connection(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Connection]:
     """Open a websocket to ``ws_url`` and run its reader task until the block exits.
 
-    Owns a nursery holding the reader (and trio-websocket's own task).  Those tasks
+    ``ws://`` and ``wss://`` URLs, by any host name, with their query string (see
+    :func:`_open_stream` for the Host header each gets); ``ssl_context`` verifies a
+    ``wss://`` endpoint (default: the system's CAs).  Owns a nursery holding the
+    reader (and trio-websocket's own task).  Those tasks
     are shielded from the caller's cancellation: when a scope around this block is
     cancelled, the owners' shielded cleanup inside it (closing tabs, disposing
     contexts, ``Browser.close``) still has a working connection.  On exit the
@@ -466,30 +472,89 @@ async def open_connection(
     command fails with ConnectionLost, and the tasks are cancelled.  Raises
     ConnectionLost if the websocket cannot be opened.
     """
+    name = redacted(ws_url)
     async with open_service_nursery() as nursery:
-        service_scope, service = await nursery.start(_run_service_nursery, ws_url)
+        service_scope, service = await nursery.start(_run_service_nursery, name)
         try:
             try:
                 with trio.fail_after(connect_timeout_s):
-                    ws = await trio_websocket.connect_websocket_url(
-                        service, ws_url, max_message_size=max_message_bytes, message_queue_size=64
-                    )
-            except (OSError, trio_websocket.HandshakeError, trio.TooSlowError) as exc:
-                raise ConnectionLost(f"cannot open websocket {ws_url}: {exc!r}") from exc
-            conn = Connection(ws, name=ws_url, command_timeout_s=command_timeout_s)
+                    stream, host_header, resource = await _open_stream(ws_url, ssl_context)
+                    try:
+                        ws = await trio_websocket.wrap_client_stream(
+                            service,
+                            stream,
+                            host_header,
+                            resource,
+                            max_message_size=max_message_bytes,
+                            message_queue_size=64,
+                        )
+                    except BaseException:
+                        await trio.aclose_forcefully(stream)
+                        raise
+            except (
+                OSError,
+                ValueError,
+                trio.BrokenResourceError,
+                trio_websocket.HandshakeError,
+                trio.TooSlowError,
+            ) as exc:
+                raise ConnectionLost(f"cannot open websocket {name}: {_describe(exc)}") from exc
+            conn = Connection(ws, name=name, command_timeout_s=command_timeout_s)
             service.start_soon(conn.run_reader)
             try:
                 yield conn
             finally:
-                conn._fail(ConnectionLost(f"{ws_url}: connection closed by its owner"))
+                conn._fail(ConnectionLost(f"{name}: connection closed by its owner"))
                 with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
                     await ws.aclose()
         finally:
             service_scope.cancel()
 
 
+def _describe(exc: BaseException) -> str:
+    cause = exc.__cause__
+    return f"{exc!r} ({cause!r})" if isinstance(exc, trio.BrokenResourceError) and cause else repr(exc)
+
+
+async def _open_stream(ws_url: str, ssl_context: ssl.SSLContext | None) -> tuple[trio.abc.Stream, str, str]:
+    """Open the byte stream to a websocket endpoint; returns it with the ``Host`` header
+    and the resource (path and query string, kept whole) of the handshake.
+
+    Which Host header, and why:
+
+    - ``ws://``: Chromium's DevTools server refuses a request whose Host is neither an
+      IP address nor ``localhost`` (its DNS-rebinding defence, on ``/json/*`` and on the
+      websocket handshake alike: HTTP 500).  A plain-text endpoint is Chromium itself,
+      directly or behind a TCP forwarder that passes the header through untouched (socat
+      in ``chromedp/headless-shell``), so the name in the URL (a Compose service name)
+      would be refused.  The name is resolved here (trio's resolver, every address tried
+      in turn) and the handshake names the address actually reached: true, and always
+      acceptable to Chromium.  ``localhost`` would be acceptable too, but it is not where
+      we are connected.
+    - ``wss://``: Chromium serves no TLS, so a TLS endpoint is a reverse proxy or a hosted
+      browser service, and those route by their own host name (and present a certificate
+      for it): the stream is verified against the URL's host name (SNI included) and the
+      handshake carries that name.  Such a proxy is where an acceptable Host for Chromium
+      is set, if Chromium is behind it.
+    """
+    parts = urlsplit(ws_url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"not a websocket URL: {redacted(ws_url)!r}")
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme == "wss":
+        context = ssl_context or ssl.create_default_context()
+        tls = await trio.open_ssl_over_tcp_stream(parts.hostname, port, ssl_context=context)
+        await tls.do_handshake()  # a certificate error: BrokenResourceError from ssl.SSLError
+        return tls, parts.netloc.rpartition("@")[2], resource
+    stream = await trio.open_tcp_stream(parts.hostname, port)
+    address = stream.socket.getpeername()[0]
+    host = f"[{address}]" if ":" in address else address
+    return stream, host if port == 80 else f"{host}:{port}", resource
+
+
 async def _run_service_nursery(
-    ws_url: str,
+    name: str,
     *,
     task_status: trio.TaskStatus[tuple[trio.CancelScope, trio.Nursery]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -506,4 +571,4 @@ async def _run_service_nursery(
             if rejected is None or rest is not None:
                 raise
             first = rejected.exceptions[0]
-            raise ConnectionLost(f"cannot open websocket {ws_url}: {first!r}") from first
+            raise ConnectionLost(f"cannot open websocket {name}: {first!r}") from first

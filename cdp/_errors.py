@@ -18,6 +18,8 @@ failure of the browser.
 
 from __future__ import annotations
 
+from ._util import redacted
+
 
 class CDPError(Exception):
     """Base class of every error this package raises for a failure of the browser."""
@@ -67,4 +69,4 @@ class EndpointUnavailable(BrowserError):
         self.url = url
         self.timeout_s = timeout_s
         self.last_error = last_error
-        super().__init__(f"no DevTools endpoint at {url} within {timeout_s:g} s: {last_error}")
+        super().__init__(f"no DevTools endpoint at {redacted(url)} within {timeout_s:g} s: {last_error}")

@@ -2,18 +2,7 @@
 
 Exit codes (of a crawl, they describe the database at the end, not only this run):
 
-===  ==========================================================================
-0    every URL of the input is done: none failed, none pending, the input fed whole
-1    some URL is failed or still pending (``--limit``, an earlier run's failures),
-     or the crawl was aborted (the browser kept dying, the disk is full...)
-2    bad usage, configuration or input (a bad URL, selector, database file...)
-3    the database is in use by another crawl (its pid, host and start are named)
-130  interrupted (SIGINT/SIGTERM): resume with the same command
-===  ==========================================================================
-
-Every error is one line (``crawler: error: ...``) naming the file or key; once a
-crawl has started it is followed by the summary and how to resume.
-"""
+===  ==================================================================="""
 
 from __future__ import annotations
 
@@ -138,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_IN_USE
     except ConfigError as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except cdp.EndpointUnavailable as exc:  # --cdp-url never answered: configuration (a browser that
+        print(f"crawler: error: {exc}", file=sys.stderr)  # worked and went away is waited for)
         return EXIT_USAGE
     except StoreError as exc:  # before or after a crawl (--retry-failed on a full disk, export)
         print(f"crawler: error: {exc}", file=sys.stderr)

@@ -222,6 +222,11 @@ class BrowserSection:
         'resource types never loaded, e.g. ["image", "media", "font"] (stylesheet too, if no selector needs layout)',
     )
     command_timeout_s: float = _field(30.0, _float(positive=True), "deadline of one CDP command")
+    connect_timeout_s: float = _field(
+        4.0,
+        _float(positive=True),
+        "per attempt to reach cdp_url; if the first fails the crawl stops (exit 2), later ones are retried",
+    )
     restart_limit: int = _field(5, _int(0), "browser restarts in a row without a finished page before the crawl aborts")
     max_resource_buffer_mb: int = _field(
         8, _int(1), "largest response body the browser keeps for captures (Network.enable maxResourceBufferSize)"

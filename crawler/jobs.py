@@ -20,7 +20,8 @@ Life of one job (one attempt at one URL):
 
 How a job went wrong becomes its failure reason in one place, :func:`page_failure`.
 A job cancelled from outside (shutdown, browser restart) goes back to pending without
-being charged an attempt, and the Cancelled goes on.
+being charged an attempt, and the Cancelled goes on; so does a job that failed because
+the browser's connection went away under it (:meth:`JobRunner._release_interrupted`).
 
 Tasks: :meth:`JobRunner.run_workers` owns a nursery of one task per worker, for one
 pool; each job's page work may run tasks of its own, inside its watchdog scope.
@@ -155,6 +156,7 @@ class JobRunner:
         self._watchdog_expiries = 0
         self._field_errors: Counter[str] = Counter()
         self._input_open = False  # more URLs may still come from the input feed
+        self._interrupted = 0
 
     def statistics(self) -> JobStatistics:
         return JobStatistics(
@@ -164,6 +166,7 @@ class JobRunner:
             failed=dict(self._failed),
             retries=self._retries,
             watchdog_expiries=self._watchdog_expiries,
+            interrupted=self._interrupted,
             links_skipped=dict(self._links.skipped),
             sessions_started=self._sessions.runs,
             field_errors=dict(self._field_errors),
@@ -256,7 +259,10 @@ class JobRunner:
         # The job leaves in_flight only once its outcome is stored, so in-flight jobs and
         # the store's in-progress rows agree at every checkpoint.
         with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
-            await self._record(job, result, failure, trio.current_time() - started)
+            if failure is not None and not pool.browser.connected:
+                await self._release_interrupted(job, failure)
+            else:
+                await self._record(job, result, failure, trio.current_time() - started)
         del self._in_flight[job.id]
         self.wake()
 
@@ -270,6 +276,17 @@ class JobRunner:
         return await self._run_route(
             self._router, self._sessions, lease.tab, job.request, self._page_env, pool.context_ids
         )
+
+    async def _release_interrupted(self, job: Job, failure: PageFailure) -> None:
+        """A job that failed because the browser went away under it (its connection is
+        gone: the browser crashed, or its container restarted): back to pending for the
+        next browser, the attempt not charged, as for a job cancelled by the restart.  The
+        death is the browser's, not the page's; what bounds a page that kills every
+        browser it is loaded in is ``[browser] restart_limit``: once it is the only work
+        left, its deaths come in a row without a page finished, and the crawl aborts."""
+        self._interrupted += 1
+        log.info("%s: the browser went away under it (%s); pending again, attempt not charged", job.url, failure.reason)
+        await self._store.release(job)
 
     async def _record(self, job: Job, result: Page | None, failure: PageFailure | None, elapsed_s: float) -> None:
         """Store the job's outcome: done with its items and links, or, for a failure, what the

@@ -37,6 +37,7 @@ class JobStatistics:
     failed: Mapping[str, int]  # URLs failed for good, by failure kind (a copy)
     retries: int  # attempts that failed and were scheduled again
     watchdog_expiries: int  # jobs cancelled by their watchdog
+    interrupted: int  # jobs failed because the browser went away under them: pending again, uncharged
     links_skipped: Mapping[str, int]  # links not enqueued, by reason (scheme_mailto, other_host, max_depth...)
     sessions_started: int  # session hook runs that returned (one per browser context that had a job)
     field_errors: Mapping[str, int] = attrs.field(factory=dict)  # js fields that threw, in stored items, by field

@@ -17,6 +17,15 @@ Restarts: a browser that dies (its connection closed, or it raised a CDP error) 
 replaced after a backoff that doubles with each death in a row without a page
 finished; after ``[browser] restart_limit`` such deaths the crawl aborts.  The finish
 reason is what :meth:`BrowserSupervisor.run` returns.
+
+An endpoint (``[browser] cdp_url``) that cannot be reached at all (``cdp.EndpointUnavailable``
+after ``connect_timeout_s`` of tries) means two things.  Before any browser was ever
+opened, the URL is wrong (host, port, a browser container that is not there): the error
+propagates, and the command line exits 2 with one line naming the URL.  After a browser
+worked, the endpoint went away (its container restarts): the supervisor waits for it,
+trying again after a backoff from ENDPOINT_BACKOFF_S with a log line each time, for as
+long as it takes (a shutdown still stops it at once); these waits are not deaths and do
+not count towards ``restart_limit``.
 """
 
 from __future__ import annotations
@@ -38,6 +47,9 @@ from .stats import BrowserStatistics, PoolTotals
 log = logging.getLogger("crawler.supervisor")
 
 RESTART_BACKOFF_S = (1.0, 30.0)  # (first, cap): the delay before a restart doubles from first up to cap
+# (first, cap): between tries to reach an endpoint that worked and went away; each try
+# itself polls for [browser] connect_timeout_s, so a restarting container is caught early.
+ENDPOINT_BACKOFF_S = (1.0, 10.0)
 # The browser watcher sends Browser.getVersion this often; no answer within the command
 # deadline means the browser is wedged (it may keep its socket open), and it is replaced.
 HEARTBEAT_INTERVAL_S = 5.0
@@ -53,7 +65,9 @@ async def open_configured_browser(config: Config) -> AsyncIterator[cdp.Browser]:
     :func:`cdp.connect` and :func:`cdp.launch` do."""
     b = config.browser
     if b.cdp_url:
-        async with cdp.connect(b.cdp_url, command_timeout_s=b.command_timeout_s) as browser:
+        async with cdp.connect(
+            b.cdp_url, timeout_s=b.connect_timeout_s, command_timeout_s=b.command_timeout_s
+        ) as browser:
             yield browser
     else:
         async with cdp.launch(
@@ -90,6 +104,7 @@ class BrowserSupervisor:
         self._pool: TabPool | None = None
         self._closed_pools = PoolTotals()  # the counters of the pools already closed
         self._restarts = 0
+        self._opened = 0  # browsers opened (launched or connected) so far
 
     @property
     def browser(self) -> cdp.Browser | None:
@@ -120,15 +135,25 @@ class BrowserSupervisor:
         in flight go back to pending, the pool and the browser are closed (shielded,
         bounded) and the Cancelled goes on."""
         failures_in_a_row = 0
+        unreachable = 0  # tries in a row that found the endpoint gone
         while True:
             if not await self._jobs.work_left():
                 return self._done_reason()
             finished_before = self._jobs.statistics().pages_finished
             try:
                 died = await self._run_browser()
+            except cdp.EndpointUnavailable as exc:
+                if not self._opened:
+                    raise  # it never worked: a configuration error, for the caller to report
+                unreachable += 1
+                delay = _backoff(ENDPOINT_BACKOFF_S, unreachable)
+                log.warning("waiting for the browser to come back: %s; next try in %.1f s", exc, delay)
+                await trio.sleep(delay)
+                continue
             except cdp.CDPError as exc:
                 log.error("browser failed: %s", exc)
                 died = True
+            unreachable = 0
             if not died:
                 return self._done_reason()
             self._restarts += 1
@@ -136,7 +161,7 @@ class BrowserSupervisor:
             failures_in_a_row = 0 if progressed else failures_in_a_row + 1
             if failures_in_a_row > self._config.browser.restart_limit:
                 return f"aborted: the browser died {failures_in_a_row} times in a row without finishing a page"
-            delay = min(RESTART_BACKOFF_S[1], RESTART_BACKOFF_S[0] * 2 ** max(0, failures_in_a_row - 1))
+            delay = _backoff(RESTART_BACKOFF_S, failures_in_a_row)
             log.warning("browser lost; restarting in %.1f s (restart %d)", delay, self._restarts)
             await trio.sleep(delay)
 
@@ -167,6 +192,7 @@ class BrowserSupervisor:
                 ) as pool,
             ):
                 self._browser, self._pool = browser, pool
+                self._opened += 1
                 if self._on_pool_opened is not None:
                     self._on_pool_opened(pool)
                 try:
@@ -202,3 +228,9 @@ class BrowserSupervisor:
                 pass  # closed meanwhile: the loop ends
         log.warning("browser connection lost: %s", conn.error)
         workers.cancel()
+
+
+def _backoff(first_and_cap: tuple[float, float], in_a_row: int) -> float:
+    """The delay after ``in_a_row`` failures: ``first``, doubling with each, up to ``cap``."""
+    first, cap = first_and_cap
+    return min(cap, first * 2 ** max(0, in_a_row - 1))

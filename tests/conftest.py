@@ -4,6 +4,9 @@
   port, a temporary folder, no persistence; stopped at the end of the session, and
   started only if a test asks for it.  When ``redis-server`` is not installed the
   tests that need it fail (not skip): run scripts/bootstrap.
+- ``chromium_container``: the Compose deployment's browser container, reached by its
+  service name through a TCP forwarder (``tests/container.py``); not started until the
+  test calls ``start()``; every Chromium it started is killed and reaped at teardown.
 """
 
 from __future__ import annotations
@@ -12,11 +15,15 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import attrs
 import pytest
+import trio
+
+from tests.cdp.conftest import ChromiumProcesses
+from tests.container import ChromiumContainer
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
@@ -112,3 +119,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         _stop(server.process)
+
+
+@pytest.fixture
+async def chromium_container(nursery: trio.Nursery) -> AsyncIterator[ChromiumContainer]:
+    """The ``chromium`` service of docker-compose.yml, stand-in (see tests/container.py)."""
+    processes = ChromiumProcesses()
+    container = ChromiumContainer(processes, nursery)
+    try:
+        yield container
+    finally:
+        with trio.CancelScope(shield=True):
+            await container.stop()
+            await processes.stop_all()

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -46,16 +47,18 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
-async def start_crawler(*args: str, cwd: Path) -> trio.Process:
-    """``python -m crawler ARGS`` with stdout/stderr to files in ``cwd``.  The test process
+async def start_crawler(*args: str, cwd: Path, wrapper: Sequence[str] = ()) -> trio.Process:
+    """``python -m crawler ARGS`` with stdout/stderr to files in ``cwd``, run through
+    ``wrapper`` (an argv prefix that execs the rest) if given.  The test process
     becomes a child subreaper first, so the processes the crawler leaves when it is
     SIGKILLed are ours to reap."""
     cdp.become_child_subreaper()
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     out, err = _open_logs(cwd)
+    argv = [*wrapper, sys.executable, "-m", "crawler", *args]
     try:
         return await trio.lowlevel.open_process(
-            [sys.executable, "-m", "crawler", *args], cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+            argv, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
         )
     finally:
         os.close(out)

@@ -1,8 +1,8 @@
 """docker/: the settings the container deployments rely on, read from the files themselves.
 
 Nothing is built or run here (no Docker engine in CI); the path the containers use,
-attaching to a separately started Chromium over its DevTools HTTP endpoint, is tested
-in tests/cdp/test_connect.py.
+attaching by service name to a Chromium behind a TCP forwarder, is tested in
+tests/faults/test_container.py and tests/cdp/test_connect.py (tests/container.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from crawler import config as config_mod
+from tests.container import SERVICE_NAME, SERVICE_PORT, SERVICE_URL, compose_crawler_args
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -129,6 +130,18 @@ def test_compose_crawler_command_limits_restart_init_and_heartbeat_healthcheck()
     assert check["test"][0] == "CMD-SHELL" and checks_heartbeat(check["test"][1])
     assert "-mmin -2" in check["test"][1]  # stale after 2 minutes; the beat is every 5 s
     assert {"interval", "retries", "start_period"} <= set(check)
+
+
+def test_compose_cdp_url_is_the_path_the_container_tests_take():
+    """The crawler's --cdp-url in docker-compose.yml is the endpoint tests/faults/test_container.py
+    crawls by (tests/container.py: the service name, port 9222, a TCP forwarder in front
+    of a Chromium bound to its own 127.0.0.1), and those tests run the Compose command
+    itself (compose_crawler_args); the chromium service is the image that topology is of."""
+    crawler = compose()["services"]["crawler"]
+    assert crawler["command"][crawler["command"].index("--cdp-url") + 1] == SERVICE_URL
+    assert compose_crawler_args(Path("/x.toml")) == ["--config", "/x.toml", "--cdp-url", SERVICE_URL]
+    assert SERVICE_URL == f"http://{SERVICE_NAME}:{SERVICE_PORT}" and SERVICE_NAME in compose()["services"]
+    assert [str(p) for p in compose()["services"][SERVICE_NAME]["expose"]] == [str(SERVICE_PORT)]
 
 
 def test_compose_redis_override_switches_the_crawler_to_the_shared_frontier():

@@ -251,16 +251,25 @@ class ChromiumProcesses:
         self.started.append((proc, profile))
         return proc
 
+    async def kill(self, proc: trio.Process) -> None:
+        """SIGKILL one Chromium's whole process group (a container stopped hard), reap it
+        and remove its profile."""
+        (profile,) = [profile for started, profile in self.started if started is proc]
+        await self._kill(proc, profile)
+
+    async def _kill(self, proc: trio.Process, profile: Path) -> None:
+        pgid = proc.pid
+        others = [p for p in processes_of_profile(profile) if p.pid not in cdp.group_pids(pgid)]
+        with contextlib.suppress(trio.TooSlowError):  # the leftovers check of stop_all reports it
+            _kill_and_reap(pgid, others)
+            with trio.fail_after(STOP_BUDGET_S):
+                await proc.wait()
+            await wait_until(partial(_kill_and_reap, pgid, others), timeout_s=STOP_BUDGET_S)
+        shutil.rmtree(profile, ignore_errors=True)
+
     async def stop_all(self) -> None:
         for proc, profile in self.started:
-            pgid = proc.pid
-            others = [p for p in processes_of_profile(profile) if p.pid not in cdp.group_pids(pgid)]
-            with contextlib.suppress(trio.TooSlowError):  # the leftovers check below reports it
-                _kill_and_reap(pgid, others)
-                with trio.fail_after(STOP_BUDGET_S):
-                    await proc.wait()
-                await wait_until(partial(_kill_and_reap, pgid, others), timeout_s=STOP_BUDGET_S)
-            shutil.rmtree(profile, ignore_errors=True)
+            await self._kill(proc, profile)
         leftovers = [pid for proc, _ in self.started for pid in cdp.group_pids(proc.pid)]
         self.started.clear()
         assert leftovers == [], f"test Chromium processes left behind: {describe(leftovers)}"

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import ssl
+import subprocess
 import time
+from functools import partial
+from pathlib import Path
+from urllib.parse import urlsplit
 
+import attrs
 import httpx
 import pytest
 import trio
 
 import cdp
+from tests.container import ChromiumContainer, NameResolver
 
 from .conftest import ChromiumProcesses, HttpServer, free_port
 from .test_navigation import evaluate, navigate
@@ -132,3 +140,153 @@ async def test_connect_ws_url_carries_commands_and_tabs(chromium_process: Chromi
             assert "Chrome" in (await browser.send("Browser.getVersion"))["product"]
             async with browser.new_context() as context, context.new_tab() as tab:
                 assert await evaluate(tab, "6 * 7") == 42
+
+
+# -- the container path: a service name, a forwarder, TLS fronts -------------------------
+
+
+@pytest.mark.chromium
+@pytest.mark.parametrize("form", ["http", "ws"])
+async def test_connect_by_service_name_through_a_forwarder(
+    chromium_container: ChromiumContainer, http_server: HttpServer, form: str
+) -> None:
+    """Chromium with DevTools on its own 127.0.0.1 behind a TCP forwarder, reached by a
+    name that is neither an IP address nor localhost (a Compose service): connect()
+    attaches from ``http://chromium:9222`` and from the ``ws://chromium:9222/...`` URL, and
+    drives a tab.  The handshake names the address reached; the name itself is what
+    Chromium refuses (HTTP 500), so this set-up catches a client that sends it."""
+    container = chromium_container
+    container.use_name()
+    await container.start()
+    with trio.fail_after(40):
+        url = container.url
+        if form == "ws":
+            url = await cdp.discover_ws_url(container.url, timeout_s=20)
+            assert url.startswith("ws://chromium:9222/devtools/browser/")
+        async with cdp.connect(url, timeout_s=20) as browser:
+            async with browser.new_context() as context, context.new_tab() as tab:
+                await navigate(tab, http_server.url("/answer"))
+                assert await evaluate(tab, "window.answer.value") == 42
+        ((handshake,),) = container.websocket_handshakes()
+        assert f"\r\nHost: {container.address}:9222\r\n" in handshake
+        async with httpx.AsyncClient() as client:  # as a client that sends the name
+            refused = await client.get(f"{container.url}/json/version")
+        assert refused.status_code == 500 and "Host header" in refused.text
+
+
+@pytest.mark.chromium
+async def test_connect_keeps_the_query_string_of_a_websocket_url(chromium_container: ChromiumContainer) -> None:
+    """A websocket URL with a query string (hosted services put tokens there) reaches the
+    browser with its query intact; the connection's name, which logs carry, leaves it out."""
+    container = chromium_container
+    container.use_name()
+    await container.start()
+    with trio.fail_after(40):
+        ws_url = await cdp.discover_ws_url(container.url, timeout_s=20)
+        async with cdp.connect(f"{ws_url}?token=s3cret&x=1", timeout_s=10) as browser:
+            assert "Chrome" in (await browser.send("Browser.getVersion"))["product"]
+            assert "s3cret" not in browser.connection.name
+    ((handshake,),) = container.websocket_handshakes()
+    assert handshake.startswith(f"GET {urlsplit(ws_url).path}?token=s3cret&x=1 HTTP/1.1\r\n")
+
+
+HOSTED_NAME = "browser.example"  # .example never resolves for real
+TOKEN = "s3cret"
+
+
+@pytest.fixture(scope="module")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for HOSTED_NAME (cert, key), from Debian's openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        + ["-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={HOSTED_NAME}"]
+        + ["-addext", f"subjectAltName=DNS:{HOSTED_NAME}"],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@attrs.define
+class TlsFront:
+    """The front of a hosted browser service: TLS for HOSTED_NAME, routing by the Host
+    header (421 for any other name), a token required in the query string (401), and the
+    request passed on to Chromium with a Host it accepts, as such a proxy is set up."""
+
+    context: ssl.SSLContext
+    upstream_port: int
+    requests: list[tuple[str, str]] = attrs.field(factory=list)  # (request line, Host)
+
+    async def handle(self, client: trio.SocketStream) -> None:
+        tls = trio.SSLStream(client, self.context, server_side=True)
+        try:
+            async with tls:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = await tls.receive_some(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                text, _, rest = head.partition(b"\r\n\r\n")
+                request_line, *lines = text.decode("latin-1").split("\r\n")
+                headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+                self.requests.append((request_line, headers.get("host", "")))
+                if headers.get("host", "").split(":")[0] != HOSTED_NAME:
+                    await tls.send_all(b"HTTP/1.1 421 Misdirected Request\r\nContent-Length: 0\r\n\r\n")
+                    return
+                if f"token={TOKEN}" not in request_line:
+                    await tls.send_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+                    return
+                lines = [line for line in lines if not line.lower().startswith("host:")] + ["Host: localhost"]
+                async with await trio.open_tcp_stream("127.0.0.1", self.upstream_port) as upstream:
+                    await upstream.send_all("\r\n".join([request_line, *lines]).encode("latin-1") + b"\r\n\r\n" + rest)
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_pump, tls, upstream, nursery.cancel_scope)
+                        nursery.start_soon(_pump, upstream, tls, nursery.cancel_scope)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # Chromium not up yet (the client retries), or a side closed
+
+
+async def _pump(source: trio.abc.Stream, sink: trio.abc.Stream, scope: trio.CancelScope) -> None:
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while data := await source.receive_some(65536):
+            await sink.send_all(data)
+    scope.cancel()
+
+
+@pytest.mark.chromium
+@pytest.mark.parametrize("form", ["https", "wss"])
+async def test_connect_through_a_tls_front_that_routes_by_name(
+    chromium_process: ChromiumProcesses, tls_certificate: tuple[Path, Path], nursery: trio.Nursery, form: str
+) -> None:
+    """``https://`` and ``wss://`` endpoints (a hosted service behind a TLS proxy): the
+    certificate is verified against the real name, every request carries that name in its
+    Host header (the front routes by it) and the token of the URL's query string, and
+    connect() drives the browser behind it."""
+    cert, key = tls_certificate
+    port = free_port()
+    await chromium_process.start(port)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    front = TlsFront(server_context, port)
+    listeners = await nursery.start(partial(trio.serve_tcp, front.handle, 0, host="127.0.0.1"))
+    front_port = listeners[0].socket.getsockname()[1]
+    trio.socket.set_custom_hostname_resolver(NameResolver({HOSTED_NAME: "127.0.0.1"}))
+    trusted = ssl.create_default_context(cafile=str(cert))
+    base = f"https://{HOSTED_NAME}:{front_port}?token={TOKEN}"
+    with trio.fail_after(40):
+        url = base
+        if form == "wss":
+            url = await cdp.discover_ws_url(base, timeout_s=20, ssl_context=trusted)
+            assert url.startswith(f"wss://{HOSTED_NAME}:{front_port}/devtools/browser/") and url.endswith(TOKEN)
+        async with cdp.connect(url, timeout_s=20, ssl_context=trusted) as browser:
+            async with browser.new_context() as context, context.new_tab() as tab:
+                assert await evaluate(tab, "6 * 7") == 42
+        with pytest.raises(cdp.ConnectionLost, match="CERTIFICATE_VERIFY_FAILED"):  # the system's CAs: untrusted
+            async with cdp.connect(url.replace("https://", "wss://"), timeout_s=5):
+                pytest.fail("connected to an untrusted certificate")
+    assert front.requests
+    assert {host for _, host in front.requests} == {f"{HOSTED_NAME}:{front_port}"}
+    assert all(f"token={TOKEN}" in line for line, _ in front.requests)

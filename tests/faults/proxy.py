@@ -29,12 +29,17 @@ class _Link:
     swallowed: bool = False
     bytes_up: int = 0  # crawler -> browser
     bytes_down: int = 0  # browser -> crawler
+    head: bytes = b""  # the first bytes the client sent (the request head of a handshake)
 
 
 class CdpProxy:
-    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1"):
+    """Listens on ``host``:``port`` (0: any free port) and relays to the upstream; also the
+    TCP forwarder of a browser container (socat in ``chromedp/headless-shell``)."""
+
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1", *, host: str = "127.0.0.1", port: int = 0):
         self.upstream = (upstream_host, upstream_port)
-        self.port = 0
+        self.host = host
+        self.port = port
         self.links: set[_Link] = set()
         self.history: list[_Link] = []  # every relayed connection, in order
         self.accepted = 0
@@ -42,7 +47,7 @@ class CdpProxy:
         self.swallowed = 0
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
         self.port = listeners[0].socket.getsockname()[1]
         task_status.started(self.port)
         await trio.serve_listeners(self._relay, listeners)
@@ -50,7 +55,7 @@ class CdpProxy:
     def url(self, ws_url: str) -> str:
         """``ws_url`` (the browser's own websocket URL) pointed at the proxy instead."""
         path = ws_url.split("/", 3)[3]
-        return f"ws://127.0.0.1:{self.port}/{path}"
+        return f"ws://{self.host}:{self.port}/{path}"
 
     @property
     def sessions(self) -> int:
@@ -101,6 +106,8 @@ class CdpProxy:
                 if not data:
                     break
                 if up:
+                    if len(link.head) < 4096:
+                        link.head += data[: 4096 - len(link.head)]
                     link.bytes_up += len(data)
                 else:
                     link.bytes_down += len(data)
