@@ -45,10 +45,10 @@ log = logging.getLogger("cdp.launcher")
 
 EXECUTABLE_NAMES = ("chromium", "chromium-browser", "google-chrome", "headless_shell")
 
-# Every default switch and why.  Not here, on purpose: ``--no-zygote`` (it makes every
-# child process a fresh exec with nothing shared: twice the CPU per page, measured in
-# benchmarks/compare.py) and ``--single-process`` (one renderer crash would kill the
-# browser).  ``--disable-dev-shm-usage`` is added by launch() only where /dev/shm is small.
+# Every default switch and why.  Not here, on purpose: ``--no-zygote`` (every child a
+# fresh exec sharing no pages: the raw floor's peak PSS 496 -> 705 MiB over 100 pages in
+# benchmarks/compare.py, CPU within noise) and ``--single-process`` (one renderer crash
+# would kill the browser).  ``--disable-dev-shm-usage`` is added by launch() only where /dev/shm is small.
 DEFAULT_ARGS = (
     "--no-sandbox",  # the setuid/namespace sandbox cannot start as root or in most containers
     "--disable-setuid-sandbox",  # the same, for the setuid helper

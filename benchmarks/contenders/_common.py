@@ -63,6 +63,16 @@ def tree_cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def record(out, counts: dict[str, int], url: str, item: dict | None, error: str) -> None:
+    """One URL's outcome: its item as a JSON line, or a line on stderr; counted."""
+    if item is None:
+        counts["failed"] += 1
+        print(f"failed {url}: {error}", file=sys.stderr)
+    else:
+        out.write(json.dumps(item) + "\n")
+        counts["done"] += 1
+
+
 def own_cpu_s() -> float:
     """User + system CPU of this process alone (the client, without any browser)."""
     own = resource.getrusage(resource.RUSAGE_SELF)

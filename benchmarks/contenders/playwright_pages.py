@@ -21,14 +21,13 @@ default timeouts (30 s); up to ``MAX_ATTEMPTS`` attempts per URL.  Runs in
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 
 from playwright.async_api import Page, async_playwright
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import CAPTURE, FIELDS_JS, MAX_ATTEMPTS, READY_SELECTOR, parse_args, read_urls, ready, report  # noqa: E402
+from _common import CAPTURE, FIELDS_JS, MAX_ATTEMPTS, READY_SELECTOR, parse_args, read_urls, ready, record, report  # noqa: E402
 
 
 async def scrape(page: Page, url: str) -> dict:
@@ -48,7 +47,7 @@ async def crawl(args, urls: list[str], out, counts: dict[str, int]) -> None:
         async def worker() -> None:
             page, served = await context.new_page(), 0
             while urls:
-                url = urls.pop()
+                url, error = urls.pop(), ""
                 for _ in range(MAX_ATTEMPTS):
                     if served >= args.recycle_tab_every:
                         await page.close()
@@ -60,12 +59,7 @@ async def crawl(args, urls: list[str], out, counts: dict[str, int]) -> None:
                     except Exception as exc:  # noqa: BLE001 - a failed attempt is data
                         item, error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                         served = args.recycle_tab_every  # a fresh page for the next attempt
-                if item is None:
-                    counts["failed"] += 1
-                    print(f"failed {url}: {error}", file=sys.stderr)
-                    continue
-                out.write(json.dumps(item) + "\n")
-                counts["done"] += 1
+                record(out, counts, url, item, error)
             await page.close()
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))

@@ -26,7 +26,7 @@ import trio
 import trio_websocket
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import CAPTURE, FIELDS_JS, MAX_ATTEMPTS, READY_SELECTOR, parse_args, read_urls, ready, report  # noqa: E402
+from _common import CAPTURE, FIELDS_JS, MAX_ATTEMPTS, READY_SELECTOR, parse_args, read_urls, ready, record, report  # noqa: E402
 
 PAGE_TIMEOUT_S = 30.0
 WAIT_READY_JS = """new Promise((resolve) => {
@@ -81,7 +81,7 @@ async def crawl_tab(cdp: Cdp, urls: list[str], out, counts) -> None:
     await cdp.send("Network.enable", session)
     await cdp.send("Page.enable", session)
     while urls:
-        url = urls.pop()
+        url, error = urls.pop(), ""
         for _ in range(MAX_ATTEMPTS):
             try:
                 with trio.fail_after(PAGE_TIMEOUT_S):
@@ -90,12 +90,7 @@ async def crawl_tab(cdp: Cdp, urls: list[str], out, counts) -> None:
             except (RuntimeError, trio.TooSlowError) as exc:
                 item = None
                 error = str(exc)
-        if item is None:
-            counts["failed"] += 1
-            print(f"failed {url}: {error}", file=sys.stderr)
-            continue
-        out.write(json.dumps(item) + "\n")
-        counts["done"] += 1
+        record(out, counts, url, item, error)
 
 
 async def one_page(cdp: Cdp, session: str, events, url: str) -> dict:
@@ -132,6 +127,7 @@ async def main() -> None:
     ready()
     profile = tempfile.mkdtemp(prefix="raw-cdp-")
     argv = [args.chromium, "--headless=new", "--remote-debugging-port=0", f"--user-data-dir={profile}"]
+    argv += os.environ.get("RAW_EXTRA_ARGS", "").split()  # for experiments: what one switch costs the floor
     if os.geteuid() == 0:
         argv.append("--no-sandbox")  # Chromium refuses to start its sandbox as root
     # The floor uses plain blocking calls where they take microseconds (no framework).
