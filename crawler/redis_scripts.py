@@ -17,6 +17,18 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
+# The lease check and let-go both scripts that end a claimed job share: 0 unless the
+# caller still holds the job (in progress, same token); else the lease and the
+# worker's hold on it are dropped, and ``worker`` is the worker that held it.
+_LET_GO = """
+if redis.call('HGET', u, 'state') ~= 'in_progress' or redis.call('HGET', u, 'token') ~= token then
+  return 0
+end
+local worker = redis.call('HGET', u, 'worker')
+redis.call('SREM', K .. 'held:' .. worker, id)
+redis.call('ZREM', K .. 'leases', id)
+"""
+
 # Shared by the scripts that add URLs: ``add_request(i, max_urls)`` adds the request
 # whose REQUEST_FIELDS arguments start at ARGV[i] (url, label, depth, data, parent;
 # label and parent are '' for None, else '=' then the text; data is the JSON object,
@@ -129,12 +141,9 @@ if redis.call('HGET', u, 'done_token') == token then
   if redis.call('HGET', u, 'done_call') == call then return 1 end  -- a retried call
   return 2
 end
-if redis.call('HGET', u, 'state') ~= 'in_progress' or redis.call('HGET', u, 'token') ~= token then
-  return 0
-end
-local worker = redis.call('HGET', u, 'worker')
-redis.call('SREM', K .. 'held:' .. worker, id)
-redis.call('ZREM', K .. 'leases', id)
+"""
+    + _LET_GO
+    + """
 redis.call('HSET', u, 'state', 'done', 'token', '', 'worker', '', 'done_by', worker, 'done_token', token,
            'done_call', call, 'finished_at', now, 'elapsed_s', ARGV[7])
 redis.call('HDEL', u, 'last_error')
@@ -176,12 +185,9 @@ _FINISH = (
     + """
 local id, token, mode = ARGV[2], ARGV[3], ARGV[4]
 local u = K .. 'u:' .. id
-if redis.call('HGET', u, 'state') ~= 'in_progress' or redis.call('HGET', u, 'token') ~= token then
-  return 0
-end
-local worker = redis.call('HGET', u, 'worker')
-redis.call('SREM', K .. 'held:' .. worker, id)
-redis.call('ZREM', K .. 'leases', id)
+"""
+    + _LET_GO
+    + """
 redis.call('HSET', u, 'token', '', 'worker', '')
 if mode == 'release' then
   if tonumber(redis.call('HGET', u, 'attempts')) > 0 then redis.call('HINCRBY', u, 'attempts', -1) end
