@@ -137,8 +137,8 @@ class Page:
 
     async def goto(self, url: str) -> int | None:
         """Navigate the tab to ``url`` (relative to the job's URL) and return once the new
-        document has committed and been parsed (DOMContentLoaded), with its HTTP status.  The request waits for its host's
-        rate-limit turn.  Raises PageFailure for a network error or a status >= 400 (429
+        document has committed and been parsed (DOMContentLoaded), with its HTTP status.
+        The request waits for its host's rate-limit turn.  Raises PageFailure for a network error or a status >= 400 (429
         and 503 carry Retry-After).  If cancelled, the tab is left mid-navigation: the
         job's lease then closes it rather than reuse it."""
         target = normalise_url(url, self.url)

@@ -310,11 +310,10 @@ class TabPool:
         Why: a page left running in an idle tab keeps its timers, polling and reloads
         going: requests to a URL already done, which no rate limit sees.  A frozen page
         runs none of its tasks; the next job's navigation replaces it.  Freezing costs
-        one command; navigating to about:blank instead cost a navigation per page (40 ms
-        of Chromium CPU, a third of a light page's, in benchmarks/compare.py).  That no
-        data of this page is read under the next job is the next job's to ensure: it
-        reads nothing before its own document commits, and counts only its own
-        documents' responses (see ``crawler.traffic``)."""
+        one command, where navigating to about:blank cost a whole navigation per page.
+        That no data of this page is read under the next job is the next job's to
+        ensure: it reads nothing before its own document is parsed, and counts only its
+        own documents' responses (see ``crawler.traffic``)."""
         with trio.move_on_after(self._tab_close_timeout_s):
             try:
                 await tab.send("Page.setWebLifecycleState", state="frozen")

@@ -51,9 +51,10 @@ _UNREAD = object()
 
 class Traffic:
     """One tab's traffic during one job.  ``documents`` maps a main-frame navigation's
-    loaderId to (status, headers, error); ``committed`` holds the loaderIds of the
-    main-frame documents that committed, ``parsed`` those whose DOMContentLoaded fired; :meth:`responses` are the other responses, in
-    arrival order; :attr:`in_flight` the requests not finished yet.
+    loaderId to (status, headers, error); ``parsed`` holds the loaderIds of the
+    main-frame documents that committed and fired DOMContentLoaded; :meth:`responses`
+    are the other responses, in arrival order; :attr:`in_flight` the requests not
+    finished yet.
 
     Only this job's documents count: those its own navigations started (:meth:`expect`)
     and those the page committed after one of them (a click that loads the next page).
@@ -66,7 +67,6 @@ class Traffic:
         self._limiter = limiter
         self._loaders: dict[str, str] = {}  # main-frame document requestId -> loaderId
         self.documents: dict[str, tuple[int | None, dict[str, str], str | None]] = {}
-        self.committed: set[str] = set()
         self.parsed: set[str] = set()  # committed loaderIds whose DOMContentLoaded fired
         self._current: str | None = None  # the main frame's document that committed last
         self._mine: set[str] = set()  # loaderIds of this job's documents
@@ -127,7 +127,6 @@ class Traffic:
                 elif method == "Page.frameNavigated":
                     committed = p.get("frame", {})
                     if committed.get("id") == frame and committed.get("loaderId"):
-                        self.committed.add(committed["loaderId"])
                         self._current = committed["loaderId"]
                         if self._mine:  # the page moved on after this job's navigation
                             self._mine.add(committed["loaderId"])
