@@ -151,6 +151,11 @@ class BrowserContext:
         self.disposed = False
         self._close_started = False
 
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`aclose` was called (the dispose may still be in flight)."""
+        return self._close_started
+
     async def create_tab(self, url: str = "about:blank") -> Tab:
         """Open a tab in this context, attached with a flatten session.
 
@@ -235,6 +240,11 @@ class Tab:
         self.session_id: str | None = None
         self.closed = False
         self._close_started = False
+
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`aclose` was called (the close may still be in flight)."""
+        return self._close_started
 
     @property
     def connection(self) -> Connection:

@@ -12,6 +12,14 @@ accumulating DOM, listeners and caches (the seeds' workers died near 400 pages);
 closing the target frees its renderer's memory.  Why rotate the context every M
 pages: caches, cookies and storage live in the context, and disposing it is the only
 way to drop them all (Playwright's maintainers give the same advice).
+
+How the two meet: a context's M pages are handed out to its tabs as they open, each
+tab an allotment of N pages or what is left of M.  Once all M are handed out the
+context takes no new tab (it has rotated: the next tab opens in a new context), its
+tabs serve out their allotments, and it is disposed when its last tab closes.  So a
+context serves at most M pages and no tab is cut short by a rotation: every tab
+costs Chromium a renderer process, and closing all C leased tabs at each rotation
+had doubled the renderers a crawl starts at concurrency 8 (benchmarks/compare.py).
 """
 
 from __future__ import annotations
@@ -50,18 +58,19 @@ class _ContextSlot:
         self.tabs: set[_PooledTab] = set()
         self.opening = 0  # tabs whose Target.createTarget is in flight (not yet in ``tabs``)
         self.pages = 0
-        self.draining = False
+        self.allotted = 0  # pages handed out to the tabs opened in it
 
 
 class _PooledTab:
-    def __init__(self, tab: cdp.Tab, slot: _ContextSlot):
+    def __init__(self, tab: cdp.Tab, slot: _ContextSlot, allotment: int):
         self.tab = tab
         self.slot = slot
+        self.allotment = allotment  # pages this tab may serve (its share of the context's)
         self.pages = 0
 
 
 class Lease:
-    """One job's exclusive hold on one tab. Created and released only by :meth:`TabPool.lease`."""
+    """One job's exclusive hold on one tab. Created by :meth:`TabPool.lease`, released once by :meth:`TabPool.release`."""
 
     def __init__(self, pooled: _PooledTab, number: int):
         self._pooled = pooled
@@ -121,8 +130,8 @@ class InvariantReport:
 
 
 @attrs.frozen
-class _Holdings:
-    """What the pool holds at one instant (ids), for :meth:`TabPool.check_invariants`."""
+class Holdings:
+    """What the pool holds at one instant, by id (:meth:`TabPool.holdings`)."""
 
     tabs: frozenset[str]
     closing_tabs: frozenset[str]
@@ -130,6 +139,7 @@ class _Holdings:
     contexts: frozenset[str]
     closing_contexts: frozenset[str]
     opening_contexts: int
+    context_tabs: frozenset[str]  # tabs our contexts' own objects hold, the pool's or in transit
 
 
 class TabPool:
@@ -210,7 +220,8 @@ class TabPool:
         Waits while ``concurrency`` leases are held.  On exit the tab is given back,
         or closed if the body raised or was cancelled (a watchdog expiry: the tab may
         be hung mid-navigation), if the tab crashed, if it served ``recycle_tab_every``
-        pages, if ``discard()`` was called, or if its context is rotating.  That exit
+        pages or its share of its context's ``rotate_context_every``, or if
+        ``discard()`` was called.  That exit
         work is shielded and bounded by the tab-close and context-dispose deadlines.
         """
         async with self._capacity:
@@ -225,24 +236,26 @@ class TabPool:
                 raise
             finally:
                 with trio.move_on_after(self._tab_close_timeout_s + self._context_dispose_timeout_s, shield=True):
-                    await self._release(lease)
+                    await self.release(lease)
 
     async def _take_tab(self) -> _PooledTab:
+        # Idle tabs of a rotated context first, so that it finishes and is disposed.
+        self._idle.sort(key=lambda p: p.slot is not self._current)
         while self._idle:
-            pooled = self._idle.pop()
-            if pooled.pages >= self.recycle_tab_every:  # the interval was lowered while it was idle
-                await self._retire(pooled, "recycled")
-            elif not pooled.slot.draining and pooled.tab.error is None:
-                return pooled
-            else:
+            pooled = self._idle.pop(0)
+            if pooled.tab.error is not None:
                 await self._retire(pooled, "stale")
-        slot = await self._current_slot()
+            elif (reason := self._spent(pooled)) is not None:  # the interval was lowered while it was idle
+                await self._retire(pooled, reason)
+            else:
+                return pooled
+        slot, allotment = await self._allot()
         slot.opening += 1
         try:
             tab = await slot.context.create_tab()
         finally:
             slot.opening -= 1
-        pooled = _PooledTab(tab, slot)
+        pooled = _PooledTab(tab, slot, allotment)
         slot.tabs.add(pooled)
         self.tabs_opened += 1
         try:
@@ -253,7 +266,9 @@ class TabPool:
             raise
         return pooled
 
-    async def _current_slot(self) -> _ContextSlot:
+    async def _allot(self) -> tuple[_ContextSlot, int]:
+        """The context the next tab opens in, and that tab's allotment of pages.  The
+        context that hands out its last pages rotates: the next tab opens in a new one."""
         async with self._context_lock:
             if self._current is None:
                 self._opening_context = True
@@ -262,10 +277,29 @@ class TabPool:
                 finally:
                     self._opening_context = False
                 self._slots.add(self._current)
-            return self._current
+            slot = self._current
+            allotment = min(self.recycle_tab_every, self.rotate_context_every - slot.allotted)
+            slot.allotted += allotment
+            if slot.allotted >= self.rotate_context_every:
+                self._current = None
+                self.contexts_rotated += 1
+            return slot, allotment
 
-    async def _release(self, lease: Lease) -> None:
-        """Return or retire the lease's tab. Runs once per lease: a second call does nothing."""
+    def _spent(self, pooled: _PooledTab) -> str | None:
+        """Why this tab has served its last page, if it has: ``recycled`` (its own
+        interval) or ``rotated`` (the rest of its context's pages went to other tabs)."""
+        if pooled.pages >= self.recycle_tab_every:
+            return "recycled"
+        if pooled.pages >= pooled.allotment:
+            return "rotated"
+        return None
+
+    async def release(self, lease: Lease) -> None:
+        """Return or retire the lease's tab now, rather than at the end of its block.
+
+        Idempotent: it runs once per lease, and a second call, or the block's own exit
+        after it, does nothing.  Not shielded: :meth:`lease` calls it shielded and
+        bounded; a caller of its own should do the same."""
         if lease.released:
             return
         lease.released = True
@@ -273,19 +307,12 @@ class TabPool:
         self.leases_released += 1
         pooled = lease._pooled
         pooled.pages += 1
-        slot = pooled.slot
-        slot.pages += 1
-        if slot is self._current and slot.pages >= self.rotate_context_every:
-            slot.draining = True
-            self._current = None
-            self.contexts_rotated += 1
+        pooled.slot.pages += 1
         reason = lease.discard_reason
         if reason is None and pooled.tab.error is not None:
             reason = "crashed"
-        if reason is None and pooled.pages >= self.recycle_tab_every:
-            reason = "recycled"
-        if reason is None and slot.draining:
-            reason = "rotated"
+        if reason is None:
+            reason = self._spent(pooled)
         if reason is None and len(self._idle) + len(self._leases) >= self.concurrency:
             reason = "throttled"
         if reason is None and not await self._freeze(pooled.tab):
@@ -294,14 +321,6 @@ class TabPool:
             self._idle.append(pooled)
         else:
             await self._retire(pooled, reason)
-        if slot.draining:
-            # Other leases of this slot may be released meanwhile (each retire awaits):
-            # take the idle tabs one at a time, each out of the list before it is retired.
-            while (idle := next((p for p in self._idle if p.slot is slot), None)) is not None:
-                self._idle.remove(idle)
-                await self._retire(idle, "rotated")
-            if not slot.tabs:
-                await self._dispose(slot)
 
     async def _freeze(self, tab: cdp.Tab) -> bool:
         """Freeze the page of a tab going idle (``Page.setWebLifecycleState``), bounded
@@ -323,6 +342,8 @@ class TabPool:
         return False
 
     async def _retire(self, pooled: _PooledTab, reason: str) -> None:
+        """Close one tab; dispose its context if that was the context's last tab and
+        the context takes no new ones (it rotated)."""
         if reason == "recycled":
             self.tabs_recycled += 1
         elif reason not in ("rotated", "stale", "throttled"):
@@ -331,10 +352,13 @@ class TabPool:
             with trio.move_on_after(1.0):
                 await self.on_tab_retired(pooled.tab, pooled.pages)
         await pooled.tab.aclose(self._tab_close_timeout_s)
-        pooled.slot.tabs.discard(pooled)
+        slot = pooled.slot
+        slot.tabs.discard(pooled)
+        if slot is not self._current and not slot.tabs and not slot.opening:
+            await self._dispose(slot)
 
     async def _dispose(self, slot: _ContextSlot) -> None:
-        if slot in self._slots and not slot.context._close_started:
+        if slot in self._slots and not slot.context.closing:
             await slot.context.aclose(self._context_dispose_timeout_s)
             self._slots.discard(slot)
 
@@ -361,10 +385,10 @@ class TabPool:
         the pool holds is missing only if it held it at both readings, not closing.
         Cancellation: safe anywhere (it only reads).
         """
-        before = self._holdings()
+        before = self.holdings()
         targets = await self.browser.targets()
         contexts = set((await self.browser.send("Target.getBrowserContexts"))["browserContextIds"])
-        after = self._holdings()
+        after = self.holdings()
         ours = before.contexts | after.contexts
         held = before.tabs | after.tabs
         pages = [t for t in targets if t.type == "page" and t.browser_context_id in ours]
@@ -391,15 +415,17 @@ class TabPool:
             popups=tuple(sorted(popups)),
         )
 
-    def _holdings(self) -> _Holdings:
+    def holdings(self) -> Holdings:
+        """The ids of what the pool holds now, and the creations in flight (never blocks)."""
         pooled = [p for slot in self._slots for p in slot.tabs]
-        return _Holdings(
+        return Holdings(
             tabs=frozenset(p.tab.target_id for p in pooled),
-            closing_tabs=frozenset(p.tab.target_id for p in pooled if p.tab._close_started),
+            closing_tabs=frozenset(p.tab.target_id for p in pooled if p.tab.closing),
             opening_tabs=sum(slot.opening for slot in self._slots),
             contexts=frozenset(self.context_ids),
-            closing_contexts=frozenset(slot.context.id for slot in self._slots if slot.context._close_started),
+            closing_contexts=frozenset(slot.context.id for slot in self._slots if slot.context.closing),
             opening_contexts=int(self._opening_context),
+            context_tabs=frozenset(tab.target_id for slot in self._slots for tab in slot.context.tabs),
         )
 
     # -- popups --------------------------------------------------------------------------

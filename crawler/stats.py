@@ -52,6 +52,7 @@ class JobStatistics:
 class PoolTotals:
     """Pool counters that add up across browser restarts (one pool per browser)."""
 
+    tabs_opened: int = 0
     tabs_recycled: int = 0
     tabs_discarded: int = 0
     contexts_rotated: int = 0

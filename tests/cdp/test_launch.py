@@ -8,6 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import trio
 
@@ -178,3 +179,17 @@ async def test_browser_sigkill_fails_pending_command_with_connection_lost_and_ex
                 with pytest.raises((cdp.ConnectionLost, cdp.TargetClosed)):
                     await tab.send("Runtime.evaluate", expression="1")
     assert_nothing_left(pgid, profile, processes, singleton_dir)
+
+
+async def test_a_callers_disable_features_is_merged_with_the_defaults_not_replacing_them() -> None:
+    """Chromium keeps only the last ``--disable-features``: launched with one of the
+    caller's own, the browser runs with a single such switch that lists the caller's
+    feature and the defaults' alike."""
+    async with cdp.launch(
+        args=["--disable-features=Translate,Translate", "--enable-features=NetworkService"]
+    ) as browser:
+        argv = psutil.Process(browser.pid).cmdline()
+    disabled = [a for a in argv if a.startswith("--disable-features=")]
+    assert len(disabled) == 1, argv
+    assert disabled[0].split("=", 1)[1].split(",") == ["SpareRendererForSitePerProcess", "Translate"]
+    assert [a for a in argv if a.startswith("--enable-features=")] == ["--enable-features=NetworkService"]

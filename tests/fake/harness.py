@@ -158,33 +158,24 @@ def pool_vs_browser(pool: TabPool, chromium: FakeChromium, unowned: set[str] = f
     started, tabs and contexts the engine already counted as leaked, and the
     ``unowned``: those whose creation reply the chaos layer lost, so that the engine
     never learnt their ids."""
-    slots = pool._slots
-    contexts = {slot.context.id: slot for slot in slots}
-    held = {p.tab.target_id: p.tab for slot in slots for p in slot.tabs}
-    opening = sum(slot.opening for slot in slots)
+    held = pool.holdings()
     browser = pool.browser
     problems = []
-    pages = [t for t in chromium.targets.values() if t.context_id in contexts and t.opener_id is None]
+    pages = [t for t in chromium.targets.values() if t.context_id in held.contexts and t.opener_id is None]
     # A context's own tab objects (not yet, or no longer, in the pool) count as in transit
     # while the pool's creation or close of them runs.
-    in_context = {tab.target_id for slot in slots for tab in slot.context.tabs}
-    stray = [
-        t.target_id
-        for t in pages
-        if t.target_id not in held and t.target_id not in in_context and not t.closing and t.target_id not in unowned
-    ]
-    if len(stray) > opening + browser.leaked_tabs:
-        problems.append(f"stray tabs {stray} (opening {opening}, leaked {browser.leaked_tabs})")
+    in_transit = held.tabs | held.context_tabs | unowned
+    stray = [t.target_id for t in pages if t.target_id not in in_transit and not t.closing]
+    if len(stray) > held.opening_tabs + browser.leaked_tabs:
+        problems.append(f"stray tabs {stray} (opening {held.opening_tabs}, leaked {browser.leaked_tabs})")
     live = {t.target_id for t in chromium.targets.values()}
-    missing = [tid for tid, tab in held.items() if tid not in live and not tab._close_started]
+    missing = sorted(held.tabs - held.closing_tabs - live)
     if missing:
         problems.append(f"missing tabs {missing}: the pool holds them, the browser does not")
-    stray_contexts = sorted(chromium.contexts - contexts.keys() - unowned)
-    if len(stray_contexts) > int(pool._opening_context) + browser.leaked_contexts:
+    stray_contexts = sorted(chromium.contexts - held.contexts - unowned)
+    if len(stray_contexts) > held.opening_contexts + browser.leaked_contexts:
         problems.append(f"stray contexts {stray_contexts} (leaked {browser.leaked_contexts})")
-    missing_contexts = [
-        cid for cid, slot in contexts.items() if cid not in chromium.contexts and not slot.context._close_started
-    ]
+    missing_contexts = sorted(held.contexts - held.closing_contexts - chromium.contexts)
     if missing_contexts:
         problems.append(f"missing contexts {missing_contexts}")
     return problems

@@ -2,7 +2,7 @@
 
 The seed's post-mortem: a watchdog, a ``finally`` and a ``disconnected`` handler each
 decremented one counter.  Here every path out of a lease goes through
-``TabPool._release``, which runs once per lease: calling it again, for a tab given
+``TabPool.release``, which runs once per lease: calling it again, for a tab given
 back or one retired, changes no count, gives no tab back twice and closes none twice.
 """
 
@@ -37,10 +37,9 @@ async def test_releasing_a_returned_lease_again_changes_nothing(pool):
         tab = lease.tab
     before = pool.statistics()
     assert (before.leases_acquired, before.leases_released, before.leases, before.idle_tabs) == (1, 1, 0, 1)
-    await pool._release(lease)
-    await pool._release(lease)
+    await pool.release(lease)
+    await pool.release(lease)
     assert pool.statistics() == before
-    assert pool._idle.count(lease._pooled) == 1
     held: list[cdp.Tab] = []
     both = trio.Event()
 
@@ -68,7 +67,7 @@ async def test_releasing_a_retired_lease_again_closes_nothing_twice(pool):
     assert tab.closed and tab.context.browser.leaked_tabs == 0
     before = pool.statistics()
     assert before.tabs_discarded == 1 and before.tabs == 0
-    await pool._release(lease)
+    await pool.release(lease)
     assert pool.statistics() == before and tab.context.browser.leaked_tabs == 0
     async with pool.lease() as again:
         assert again.tab is not tab
@@ -79,7 +78,7 @@ async def test_a_release_inside_the_block_makes_the_exit_a_no_op(pool):
     exit then does nothing: acquired and released stay one each, the lease is gone
     from the pool once, and its tab is idle once."""
     async with pool.lease() as lease:
-        await pool._release(lease)
+        await pool.release(lease)
         assert pool.statistics().leases == 0
     stats = pool.statistics()
     assert (stats.leases_acquired, stats.leases_released, stats.leases, stats.idle_tabs) == (1, 1, 0, 1)
@@ -96,5 +95,5 @@ async def test_a_cancelled_lease_is_released_once_and_its_tab_closed(pool):
     assert lease.released and lease.tab.closed
     before = pool.statistics()
     assert before.leases_acquired == before.leases_released == 1 and before.tabs_discarded == 1
-    await pool._release(lease)
+    await pool.release(lease)
     assert pool.statistics() == before
