@@ -26,17 +26,18 @@ import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import trio
 
 import cdp
 
-from .failure import JavaScriptError, PageFailure, net_failure, status_failure
+from .failure import JavaScriptError, PageFailure, SessionRetired, net_failure, status_failure
 from .fields import Field, check_selector, extract_all_expression, extract_expression, parse_fields, when_ready
 from .links import LinkFilter, normalise_url
 from .ratelimit import HostRateLimiter
+from .session import Session, SessionPool
 from .store import Request
 from .traffic import EVENTS as TRAFFIC_EVENTS
 from .traffic import Traffic
@@ -63,6 +64,7 @@ async def prepare_tab(
     pace_documents: bool = False,
     max_resource_buffer_mb: int = 8,
     max_total_buffer_mb: int = 32,
+    handle_auth: bool = False,
 ) -> None:
     """Once per tab: the domains and settings every job on it relies on.  With
     ``pace_documents`` (a crawl with gaps between requests), main-frame documents are
@@ -71,7 +73,11 @@ async def prepare_tab(
     failed (see :class:`crawler.traffic.Traffic`).  Without either nothing is
     intercepted, which saves a round trip through the browser per request.  The buffer
     sizes bound the response bodies the browser keeps for captures
-    (``[browser] max_resource_buffer_mb`` / ``max_total_buffer_mb``)."""
+    (``[browser] max_resource_buffer_mb`` / ``max_total_buffer_mb``).  With
+    ``handle_auth`` (the context's proxy asks for credentials) proxy challenges are
+    reported (``Fetch.authRequired``, answered by the page's reader); Chromium reports
+    them only for paused requests, so documents are paused too: the first one's
+    answer is cached by the context for the requests that follow it."""
     await tab.send("Page.enable")
     await tab.send(
         "Network.enable",
@@ -79,9 +85,11 @@ async def prepare_tab(
         maxResourceBufferSize=max_resource_buffer_mb * 2**20,
     )
     patterns = [{"urlPattern": "*", "resourceType": kind, "requestStage": "Request"} for kind in block_resources]
-    if pace_documents:
+    if pace_documents or handle_auth:
         patterns.append({"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"})
-    if patterns:
+    if handle_auth:
+        await tab.send("Fetch.enable", patterns=patterns, handleAuthRequests=True)
+    elif patterns:
         await tab.send("Fetch.enable", patterns=patterns)
     await tab.send("Page.addScriptToEvaluateOnNewDocument", source=NO_DIALOGS_JS)
     if block_urls := list(block_urls):
@@ -92,13 +100,17 @@ async def prepare_tab(
 class PageEnv:
     """What every page of a crawl shares: the host pacing, the link rules, the store's
     ``known`` (which URLs are in the frontier already), the polling interval, and
-    whether its tabs were prepared with ``pace_documents``."""
+    whether its tabs were prepared with ``pace_documents``; the session pool, and what
+    retires a session (``[session] retire_on_status``, ``retire_if``)."""
 
     limiter: HostRateLimiter
     links: LinkFilter
     known: Callable[[list[str]], Awaitable[set[str]]]
     poll_interval_s: float = POLL_INTERVAL_S
     paces_documents: bool = False
+    sessions: SessionPool | None = None
+    retire_on_status: frozenset[int] = frozenset()
+    retire_if: str = ""
 
 
 class Page:
@@ -112,7 +124,14 @@ class Page:
         self.links: list[Request] = []  # enqueued (new ones), in order
         self.status: int | None = None  # of the last document goto() loaded
         self._enqueued: set[str] = set()
-        self.traffic = Traffic(tab, env.limiter)  # what the tab's events say (its reader runs in open_page)
+        self.retired: str | None = None  # why the handler retired the session (retire_session)
+        sessions, context_id = env.sessions, tab.context.id
+        self.traffic = Traffic(  # what the tab's events say (its reader runs in open_page)
+            tab,
+            env.limiter,
+            credentials=sessions.credentials(context_id) if sessions is not None else None,
+            on_request=(lambda: sessions.count_request(context_id)) if sessions is not None else None,
+        )
 
     # -- what the job is -----------------------------------------------------------------
 
@@ -133,13 +152,43 @@ class Page:
     def depth(self) -> int:
         return self.request.depth
 
+    # -- the session ---------------------------------------------------------------------
+
+    @property
+    def session(self) -> Session | None:
+        """The session this page runs in (its ``id``, and its ``proxy`` without
+        credentials); None outside a session pool (a bare tab)."""
+        sessions = self._env.sessions
+        return sessions.session(self.tab.context.id) if sessions is not None else None
+
+    def retire_session(self, reason: str) -> NoReturn:
+        """Retire this page's session: the site is refusing it (a challenge, a soft
+        block only the handler can tell).  Raises SessionRetired, so nothing this job
+        pushed or enqueued is stored; the URL is retried in another session, the
+        context drained and disposed.  Counted under ``reason``
+        (``crawler_sessions_retired_total{reason}``).  A handler that catches the
+        exception still retires the session: the job is retired all the same."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise TypeError(f"retire_session: expected a non-empty reason string, got {reason!r}")
+        self.retired = reason.strip()
+        raise SessionRetired(self.retired)
+
+    async def check_blocked(self) -> None:
+        """Raise SessionRetired ``retire_if`` if the ``[session] retire_if`` selector
+        matches the document now (a challenge page); nothing without one."""
+        if self._env.retire_if:
+            found = await self.evaluate(f"document.querySelector({json.dumps(self._env.retire_if)}) !== null")
+            if found:
+                raise SessionRetired("retire_if")
+
     # -- navigation ----------------------------------------------------------------------
 
     async def goto(self, url: str) -> int | None:
         """Navigate the tab to ``url`` (relative to the job's URL) and return once the new
         document has committed and been parsed (DOMContentLoaded), with its HTTP status.
         The request waits for its host's rate-limit turn.  Raises PageFailure for a network error or a status >= 400 (429
-        and 503 carry Retry-After).  If cancelled, the tab is left mid-navigation: the
+        and 503 carry Retry-After); SessionRetired for a status in ``[session]
+        retire_on_status`` or a proxy's failure.  If cancelled, the tab is left mid-navigation: the
         job's lease then closes it rather than reuse it."""
         target = normalise_url(url, self.url)
         if target is None:
@@ -159,6 +208,8 @@ class Page:
         status, headers, error = self.traffic.documents[loader]
         if error is not None:
             raise net_failure(error)
+        if status in self._env.retire_on_status:
+            raise SessionRetired(f"status_{status}")
         failure = status_failure(status, headers)
         if failure is not None:
             raise failure
