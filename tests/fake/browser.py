@@ -192,7 +192,9 @@ class FakeChromium:
         self.alive = True
         self._numbers = itertools.count(1)
         self._paused: dict[str, trio.Event] = {}  # Fetch-paused document requests by requestId
-        self.context_proxies: dict[str, str] = {}  # context id -> its proxyServer ("" for none), ever made
+        # context id -> (proxyServer, proxyBypassList) it was made with ("" for none), ever made
+        self.context_proxies: dict[str, tuple[str, str]] = {}
+        self.cookies: dict[str, list[dict[str, Any]]] = {}  # context id -> the cookies Storage.setCookies set
 
     # -- inspection (sync: an exact snapshot at a checkpoint) -----------------------------
 
@@ -504,10 +506,12 @@ class FakeChromium:
     async def _cmd_Target_getBrowserContexts(self, client, session, **_):
         return {"browserContextIds": sorted(self.contexts)}
 
-    async def _cmd_Target_createBrowserContext(self, client, session, disposeOnDetach=False, proxyServer="", **_):
+    async def _cmd_Target_createBrowserContext(
+        self, client, session, disposeOnDetach=False, proxyServer="", proxyBypassList="", **_
+    ):
         context_id = f"C{next(self._numbers):04d}"
         self.contexts.add(context_id)
-        self.context_proxies[context_id] = proxyServer
+        self.context_proxies[context_id] = (proxyServer, proxyBypassList)
         if disposeOnDetach:
             client.owned_contexts.add(context_id)
         return {"browserContextId": context_id}
@@ -598,6 +602,7 @@ class FakeChromium:
         return {}
 
     async def _cmd_Storage_setCookies(self, client, session, cookies, browserContextId=None, **_):
+        self.cookies.setdefault(browserContextId or "", []).extend(cookies)
         return {}
 
     async def _cmd_Fetch_continueWithAuth(self, client, session, requestId, **_):
