@@ -18,6 +18,7 @@ from crawler import Router, demo
 from crawler import config as config_mod
 from crawler.engine import Crawler
 from crawler.httpserver import Request as HttpRequest
+from crawler.monitor import format_summary
 from crawler.store import SqliteStore
 from tests.crawler.conftest import DEMO_EXTRACT
 from tests.httpproxy import HttpProxy
@@ -167,6 +168,7 @@ async def test_a_blocked_proxy_s_session_is_retired_and_the_rest_goes_through_th
     summary = await engine.summary()
     assert summary["sessions_retired"] == {"status_403": 1}
     assert summary["contexts_retired"] == 1
+    assert "retired 1 (status_403: 1)" in format_summary(summary)
 
 
 async def test_a_challenge_page_is_never_stored_and_retires_its_session(tmp_path, shop, proxies):
