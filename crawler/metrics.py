@@ -49,7 +49,7 @@ COUNTERS = {
     "crawler_tabs_discarded": "tabs closed after a failure (timeout, crash, cancelled)",
     "crawler_contexts_rotated": "browser contexts disposed after rotate_context_every pages",
     "crawler_sessions_retired": "sessions (browser contexts) retired because the site blocked them, by reason",
-    "crawler_proxy_requests": "requests sent through each proxy (credentials stripped; direct: none)",
+    "crawler_proxy_requests": "requests sent through each proxy (scheme://host:port, no credentials; direct: without one)",
     "crawler_popups_closed": "popup targets opened by pages and closed by the pool",
     "crawler_watchdog_expiries": "jobs cancelled by their watchdog",
     "crawler_browser_restarts": "times the browser was lost and started again",

@@ -112,8 +112,8 @@ class Traffic:
                 elif method == "Network.requestWillBeSentExtraInfo":
                     self._sent.add(p.get("requestId"))
                 elif method == "Network.requestWillBeSent":
-                    if self._on_request is not None and not p.get("redirectResponse"):
-                        self._on_request()
+                    if self._on_request is not None and p.get("request", {}).get("url", "").startswith("http"):
+                        self._on_request()  # data: and blob: URLs never reach the network
                     if p.get("type") not in IGNORED_REQUEST_TYPES:
                         self._in_flight[p["requestId"]] = p.get("loaderId", "")
                     if p.get("type") == "Document" and p.get("frameId") == frame:

@@ -9,6 +9,7 @@ of pages) and run in-process."""
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -188,6 +189,25 @@ async def test_a_challenge_page_is_never_stored_and_retires_its_session(tmp_path
         assert item["name"] == demo.product(i)["name"] and item["goods"] == demo.product(i)
     assert a.blocked >= 1
     assert engine.statistics().sessions.retired == {"retire_if": 1}
+
+
+async def test_a_proxy_that_refuses_connections_is_left_out_and_the_context_moves_on(tmp_path, shop, proxies):
+    """A proxy nobody listens on (Chromium: net::ERR_PROXY_CONNECTION_FAILED) retires
+    its session with reason ``proxy_error`` and is benched; every page is done through
+    the next proxy."""
+    _, b = proxies
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens on it
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://user:{PASSWORD}@127.0.0.1:{sock.getsockname()[1]}"
+    urls = [f"{shop.base}/product/{i}" for i in range(1, 7)]
+    cfg = session_config(tmp_path, urls, session={"proxies": [dead, b.url()]})
+    engine, store, reason = await run(cfg)
+    assert reason == "finished"
+    assert (await store.counts())["done"] == 6
+    assert len(b.pages()) == 6
+    stats = engine.statistics().sessions
+    assert stats.retired == {"proxy_error": 1}
+    assert set(stats.benched_until) == {dead.replace(f"user:{PASSWORD}@", "")}
 
 
 async def test_the_shop_sees_the_identity_on_every_request_and_scripts_see_locale_and_timezone(tmp_path, shop, nursery):
