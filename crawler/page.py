@@ -54,6 +54,8 @@ IDLE_S = 0.5  # wait_for_idle: this long without a request in flight
 SCROLL_ROUNDS = 50  # scroll_to_end: at most this many scrolls
 SCROLL_SETTLE_S = 0.5  # scroll_to_end: quiet time after a scroll before measuring again
 CONTEXT_RETRIES = 20  # evaluations retried while the page swaps its document (execution context gone)
+_BLOCKED_KEY = "__crawler_retire_if__"  # what an expression guarded by _unless_blocked returns on a challenge page
+_BLOCKED_JS = f"{{{_BLOCKED_KEY}: true}}"
 
 
 async def prepare_tab(
@@ -173,6 +175,19 @@ class Page:
         self.retired = reason.strip()
         raise SessionRetired(self.retired)
 
+    def _unless_blocked(self, expression: str) -> str:
+        """JS: ``expression``, or the blocked marker while ``retire_if`` matches (so a
+        challenge the page's script puts up is seen by the wait it interrupts)."""
+        if not self._env.retire_if:
+            return expression
+        return f"(document.querySelector({json.dumps(self._env.retire_if)}) !== null ? {_BLOCKED_JS} : ({expression}))"
+
+    def _blocked(self, value: Any) -> Any:
+        """``value``, unless it is the blocked marker: then SessionRetired ``retire_if``."""
+        if isinstance(value, dict) and value.get(_BLOCKED_KEY) is True:
+            raise SessionRetired("retire_if")
+        return value
+
     async def check_blocked(self) -> None:
         """Raise SessionRetired ``retire_if`` if the ``[session] retire_if`` selector
         matches the document now (a challenge page); nothing without one."""
@@ -235,11 +250,13 @@ class Page:
     async def wait_for(self, selector: str, timeout_s: float | None = None) -> None:
         """Return once ``selector`` matches an element.  Without ``timeout_s`` it waits
         as long as the job's watchdog allows; with it, PageFailure ``wait_for``
-        (retryable) after that long.  An invalid selector fails at once."""
+        (retryable) after that long.  An invalid selector fails at once.  If the
+        ``[session] retire_if`` selector matches meanwhile: SessionRetired."""
         check_selector(selector)
-        expression = when_ready(f"document.querySelector({json.dumps(selector)}) !== null || null", WAIT_SLICE_MS)
+        ready = self._unless_blocked(f"document.querySelector({json.dumps(selector)}) !== null || null")
+        expression = when_ready(ready, WAIT_SLICE_MS)
         with trio.move_on_after(float("inf") if timeout_s is None else timeout_s) as scope:
-            while not await self.evaluate(expression, await_promise=True):
+            while not self._blocked(await self.evaluate(expression, await_promise=True)):
                 await self.traffic.wait_change(self._env.poll_interval_s)
             return
         assert scope.cancelled_caught
@@ -283,11 +300,13 @@ class Page:
     async def extract(self, fields: Mapping[str, Any], *, wait_for: str | None = None) -> dict[str, Any]:
         """The fields (see :mod:`crawler.fields`) of the document.  With ``wait_for``,
         once that selector matches, in the same round trip.  A js field that throws is
-        None, and its error is under ``"_errors"``."""
+        None, and its error is under ``"_errors"``.  SessionRetired instead if the
+        ``[session] retire_if`` selector matches."""
         expression = extract_expression(_fields(fields), wait_for=check_selector(wait_for) if wait_for else "")
+        expression = self._unless_blocked(expression)
         if wait_for:
             expression = when_ready(expression, WAIT_SLICE_MS)
-        while (found := await self.evaluate(expression, await_promise=True)) is None:
+        while (found := self._blocked(await self.evaluate(expression, await_promise=True))) is None:
             await self.traffic.wait_change(self._env.poll_interval_s)
         out = found["fields"]
         if found["errors"]:

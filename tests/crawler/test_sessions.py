@@ -14,11 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import trio
 
 from crawler import Router, demo
 from crawler import config as config_mod
 from crawler.engine import Crawler
 from crawler.httpserver import Request as HttpRequest
+from crawler.httpserver import Response as HttpResponse
 from crawler.monitor import format_summary
 from crawler.store import SqliteStore
 from tests.crawler.conftest import DEMO_EXTRACT
@@ -31,8 +33,18 @@ HOST = "shop.test"
 PASSWORD = "s3cret-pw"
 
 
+# The first time: a page whose script puts up a challenge a moment after it loads.
+JS_CHALLENGE = (
+    b"<!doctype html><html><body><h1>Checking your browser</h1><script>setTimeout(() => {"
+    b" const d = document.createElement('div'); d.className = 'challenge'; document.body.appendChild(d);"
+    b" }, 100);</script></body></html>"
+)
+
+
 class RecordingShop(FaultShop):
-    """The fault shop, keeping every request's headers (names lower-cased)."""
+    """The fault shop, keeping every request's headers (names lower-cased); also
+    ``/jschallenge/{id}``: the first request gets :data:`JS_CHALLENGE`, later ones the
+    product page."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,6 +52,11 @@ class RecordingShop(FaultShop):
 
     async def __call__(self, request: HttpRequest):
         self.requests.append((request.path, dict(request.headers)))
+        if request.path.startswith("/jschallenge/"):
+            self.hits[request.path].append(trio.current_time())
+            if len(self.hits[request.path]) == 1:
+                return HttpResponse(body=JS_CHALLENGE)
+            return self._page(int(request.path.rsplit("/", 1)[1]))
         return await super().__call__(request)
 
 
@@ -173,13 +190,19 @@ async def test_a_blocked_proxy_s_session_is_retired_and_the_rest_goes_through_th
 
 
 async def test_a_challenge_page_is_never_stored_and_retires_its_session(tmp_path, shop, proxies):
-    """A page matching ``retire_if`` (served with status 200) retires the session
-    (reason ``retire_if``) before extraction: no item holds a challenge page, and the
-    URL is done through the other proxy."""
+    """A page matching ``retire_if`` retires the session (reason ``retire_if``), whether
+    the server sent the challenge (with status 200: proxy A after its 3rd page) or the
+    page's script put it up while the route waited for ``wait_for``: no item holds a
+    challenge page, no watchdog had to expire, and every URL is done."""
     a, b = proxies
     a.challenge_after = 3
-    urls = [f"{shop.base}/product/{i}" for i in range(1, 13)]
-    cfg = session_config(tmp_path, urls, session={"proxies": [a.url(), b.url()], "retire_if": "#captcha, .challenge"})
+    urls = [f"{shop.base}/product/{i}" for i in range(1, 11)] + [f"{shop.base}/jschallenge/{i}" for i in (11, 12)]
+    cfg = session_config(
+        tmp_path,
+        urls,
+        session={"proxies": [a.url(), b.url()], "retire_if": "#captcha, .challenge", "backoff_s": [0.5, 1.0]},
+        retry={"max_attempts": 3},
+    )
     engine, store, reason = await run(cfg)
     assert reason == "finished"
     items = [item async for item in _items(store)]
@@ -188,7 +211,10 @@ async def test_a_challenge_page_is_never_stored_and_retires_its_session(tmp_path
         i = int(item["url"].rsplit("/", 1)[1])
         assert item["name"] == demo.product(i)["name"] and item["goods"] == demo.product(i)
     assert a.blocked >= 1
-    assert engine.statistics().sessions.retired == {"retire_if": 1}
+    assert all(len(shop.hits[f"/jschallenge/{i}"]) == 2 for i in (11, 12))  # challenged, then done
+    stats = engine.statistics()
+    assert set(stats.sessions.retired) == {"retire_if"}  # one count per session, however many of its pages
+    assert stats.jobs.watchdog_expiries == 0
 
 
 async def test_a_proxy_that_refuses_connections_is_left_out_and_the_context_moves_on(tmp_path, shop, proxies):
