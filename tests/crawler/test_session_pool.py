@@ -219,3 +219,27 @@ async def test_a_handler_that_retires_its_session_is_retried_elsewhere_and_store
     assert stats.browser.pool_totals.contexts_retired == 2
     with virtual_store_time():
         assert await outcome_problems(store, urls, browsers) == []
+
+
+async def test_max_pages_per_session_ends_each_session_after_that_many_pages(autojump_clock, tmp_path):
+    """``max_pages_per_session`` below ``rotate_context_every``: with one tab at a time,
+    every session (context) serves exactly that many pages, through the proxies in turn."""
+    urls = [shop_url("product", i) for i in range(1, 13)]
+    cfg = make_config(
+        tmp_path,
+        urls,
+        pool={"concurrency": 1, "rotate_context_every": 50},
+        browser={"command_timeout_s": 2.0},
+        session={"proxies": [A, B], "max_pages_per_session": 3},
+        monitor={"invariant_interval_s": 1.0, "sample_interval_s": 1e6},
+    )
+    browsers = FakeBrowsers(random.Random(2))
+    store = SqliteStore(cfg.output.db, threads=False)
+    engine = Crawler(cfg, store, rng=random.Random(2), open_browser=browsers, read_memory=no_memory_reading)
+    with virtual_store_time():
+        assert await engine.run() == "finished"
+        assert await outcome_problems(store, urls, browsers) == []
+    (chromium,) = browsers.chromiums
+    assert [server for server, _ in chromium.context_proxies.values()] == [A_SERVER, B_SERVER] * 2
+    stats = engine.statistics()
+    assert stats.sessions.sessions == 4 and stats.browser.pool_totals.contexts_rotated == 4
