@@ -335,8 +335,7 @@ async def test_concurrent_releases_in_a_rotating_context_retire_each_idle_tab_on
     context's idle tabs while the others do too.  Each idle tab is retired once and the
     context disposed once.  (Found by widening the chaos configurations: the releases
     raced over one list and the crawl died of ``ValueError: list.remove(x)``.)"""
-    # 50 pages: each context serves 5 to 10 (the leases in flight when it starts draining)
-    urls = [shop_url("product", i) for i in range(1, 51)]
+    urls = [shop_url("product", i) for i in range(1, 41)]
     cfg = fixed_config(tmp_path, urls, pool={"concurrency": 6, "recycle_tab_every": 100, "rotate_context_every": 5})
     with virtual_store_time():
         outcome = await crawl_through_chaos(cfg, urls, ChaosPlan({}), seed=10)
