@@ -170,18 +170,24 @@ async def test_a_handler_that_retires_its_session_is_retried_elsewhere_and_store
     autojump_clock, tmp_path
 ):
     """``page.retire_session(reason)`` in a handler: that job stores nothing, its
-    context is drained (counted as retired, under the handler's reason), the URL is done
-    once in a later session; a handler that catches the exception retires it all the
-    same."""
+    context serves no other page (its idle tab is closed, the context disposed; counted
+    as retired, under the handler's reason), the URL is done once in a later session; a
+    handler that catches the exception retires it all the same."""
     urls = [shop_url("product", i) for i in range(1, 13)]
     retiring = {shop_url("product", 3), shop_url("product", 7)}
     router = Router()
     tried: dict[str, list[str]] = {}
 
+    retired: set[str] = set()
+    after_retirement: list[str] = []
+
     @router.route()
     async def product(page):
         tried.setdefault(page.url, []).append(page.session.id)
+        if page.session.id in retired:
+            after_retirement.append(page.url)
         if page.url in retiring and len(tried[page.url]) == 1:
+            retired.add(page.session.id)
             if page.url.endswith("/7"):
                 try:
                     page.retire_session("soft_block")
@@ -196,6 +202,7 @@ async def test_a_handler_that_retires_its_session_is_retried_elsewhere_and_store
         urls,
         extract={"fields": {}, "capture": []},
         browser={"command_timeout_s": 2.0},
+        pool={"concurrency": 1},  # one job at a time: any page after a retirement in its session is a fault
         session={"backoff_s": [1.0, 10.0]},
         monitor={"invariant_interval_s": 1.0, "sample_interval_s": 1e6},
     )
@@ -214,6 +221,7 @@ async def test_a_handler_that_retires_its_session_is_retried_elsewhere_and_store
         assert first != second  # retried in another session
         state = await store.url_state(url)
         assert state["attempts"] == 2 and state["done_count"] == 1
+    assert after_retirement == []
     stats = engine.statistics()
     assert stats.sessions.retired == {"soft_block": 2}
     assert stats.browser.pool_totals.contexts_retired == 2
