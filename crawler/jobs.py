@@ -40,13 +40,14 @@ import cdp
 
 from . import router as routing
 from .config import Config
-from .failure import SLOW_DOWN_STATUS, PageFailure
+from .failure import SLOW_DOWN_STATUS, PageFailure, SessionRetired
 from .links import LinkFilter
 from .page import Page, PageEnv
 from .pool import Lease, TabPool
 from .ratelimit import HostRateLimiter
 from .retry import RetryPolicy
 from .router import Router, SessionGate
+from .session import SessionPool
 from .stats import JobStatistics
 from .store import Job, Store, StoreError
 from .urls import short_url
@@ -119,8 +120,9 @@ class JobRunner:
     """Claims jobs from the store and runs them on a pool's tabs; owns the job figures.
 
     ``rng`` draws the rate limiter's gaps and the retry backoffs (and the default
-    watchdog's jitter); ``router`` holds the crawl's handlers; ``watchdog`` and
-    ``run_route`` are seams for tests.
+    watchdog's jitter); ``router`` holds the crawl's handlers; ``sessions`` is the
+    crawl's session pool (default: one for ``config``; the supervisor's contexts come
+    from it too); ``watchdog`` and ``run_route`` are seams for tests.
     """
 
     def __init__(
@@ -133,8 +135,10 @@ class JobRunner:
         watchdog: Watchdog | None = None,
         router: Router | None = None,
         run_route: RunRoute | None = None,
+        sessions: SessionPool | None = None,
     ):
         self._config = config
+        self.sessions = sessions or SessionPool(config)
         self._store = store
         self._limit = limit
         self._watchdog = watchdog or Watchdog(config.watchdog.timeout_s, config.watchdog.jitter_s, rng=rng)
@@ -144,7 +148,14 @@ class JobRunner:
         self._sessions = SessionGate(self._router.session_hook)
         self._links = LinkFilter(config.crawl)
         self._page_env = PageEnv(
-            self._limiter, self._links, store.known, config.extract.poll_interval_s, paces_documents(config)
+            self._limiter,
+            self._links,
+            store.known,
+            config.extract.poll_interval_s,
+            paces_documents(config),
+            sessions=self.sessions,
+            retire_on_status=frozenset(config.session.retire_on_status),
+            retire_if=config.session.retire_if,
         )
         self._run_route = run_route or routing.run_route
         self._in_flight: dict[int, Job] = {}
@@ -240,8 +251,14 @@ class JobRunner:
                         raise  # the tab's or the browser's: translated below, once the lease closed the tab
                     except Exception as exc:  # PageFailure, or whatever the user's handler raised
                         failure = page_failure(exc)
-                        if not failure.tab_reusable:
+                        if isinstance(failure, SessionRetired):
+                            # The site refused the session: drain its context, bench its proxy.
+                            lease.retire_context(failure.detail)
+                            self.sessions.retire(lease.tab.context.id, failure.detail)
+                        elif not failure.tab_reusable:
                             lease.discard(failure.kind)
+                    else:
+                        self.sessions.page_done(lease.tab.context.id)
                 if watchdog.cancelled_caught:
                     lease.discard("timeout")  # the tab may be hung mid-navigation: never reuse it
                     self._watchdog_expiries += 1
@@ -303,6 +320,17 @@ class JobRunner:
                 )
             return
         assert failure is not None
+        if isinstance(failure, SessionRetired) and not self.sessions.charge_retirement(job.url):
+            # The session was at fault, not the page: another session tries it, uncharged.
+            self._retries += 1
+            log.info(
+                "%s: %s (attempt %d); another session tries it, uncharged",
+                short_url(job.url),
+                failure.reason,
+                job.attempt,
+            )
+            await self._store.release(job)
+            return
         decision = self._retry.decide(
             job.attempt, retryable=failure.retryable, status=failure.status, retry_after_s=failure.retry_after_s
         )

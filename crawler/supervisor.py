@@ -178,17 +178,11 @@ class BrowserSupervisor:
                     browser,
                     concurrency=pool_cfg.concurrency,
                     recycle_tab_every=self._recycle_tab_every,
-                    rotate_context_every=pool_cfg.rotate_context_every,
-                    prepare_tab=lambda tab: prepare_tab(
-                        tab,
-                        block_urls=self._config.browser.block_urls,
-                        block_resources=self._config.browser.block_resources,
-                        pace_documents=paces_documents(self._config),
-                        max_resource_buffer_mb=self._config.browser.max_resource_buffer_mb,
-                        max_total_buffer_mb=self._config.browser.max_total_buffer_mb,
-                    ),
+                    rotate_context_every=self._rotate_context_every(),
+                    prepare_tab=self._prepare_tab,
                     tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
                     context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,
+                    create_context=self._jobs.sessions.create_context,
                 ) as pool,
             ):
                 self._browser, self._pool = browser, pool
@@ -208,6 +202,28 @@ class BrowserSupervisor:
                 return browser.connection.closed
         finally:
             self._browser = None
+
+    def _rotate_context_every(self) -> int:
+        """Pages per context: ``[pool] rotate_context_every``, or ``[session]
+        max_pages_per_session`` if that is set and smaller (a context is a session)."""
+        every, per_session = self._config.pool.rotate_context_every, self._config.session.max_pages_per_session
+        return min(every, per_session) if per_session else every
+
+    async def _prepare_tab(self, tab: cdp.Tab) -> None:
+        """A new tab's setup, before its first navigation: the page domains (and one
+        Fetch owner for pacing, blocking and proxy challenges), then the session's
+        identity.  The session hook, if any, runs after this, in the first job."""
+        b, sessions = self._config.browser, self._jobs.sessions
+        await prepare_tab(
+            tab,
+            block_urls=b.block_urls,
+            block_resources=b.block_resources,
+            pace_documents=paces_documents(self._config),
+            max_resource_buffer_mb=b.max_resource_buffer_mb,
+            max_total_buffer_mb=b.max_total_buffer_mb,
+            handle_auth=sessions.needs_auth(tab.context.id),
+        )
+        await sessions.prepare_tab(tab)
 
     async def _watch_browser(self, browser: cdp.Browser, workers: trio.CancelScope) -> None:
         """Cancel the workers when the connection drops, or when the browser leaves a

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -31,6 +32,7 @@ EVENTS = (
     "Page.frameNavigated",
     "Page.domContentEventFired",
     "Fetch.requestPaused",
+    "Fetch.authRequired",
 )
 IGNORED_REQUEST_TYPES = ("EventSource", "WebSocket")  # never "finish": not counted as in flight
 REQUEST_SENT_WAIT_S = 5.0  # longest a paced document holds its host's turn waiting to be sent
@@ -62,9 +64,19 @@ class Traffic:
     previous job's document may still finish requests while the next job starts; they
     carry that document's loaderId, and are not this job's."""
 
-    def __init__(self, tab: cdp.Tab, limiter: HostRateLimiter):
+    def __init__(
+        self,
+        tab: cdp.Tab,
+        limiter: HostRateLimiter,
+        *,
+        credentials: tuple[str, str] | None = None,
+        on_request: Callable[[], None] | None = None,
+    ):
         self.tab = tab
         self._limiter = limiter
+        self._credentials = credentials  # the proxy's, for Fetch.authRequired
+        self._on_request = on_request
+        self._challenged: set[str] = set()  # requests whose proxy challenge was answered
         self._loaders: dict[str, str] = {}  # main-frame document requestId -> loaderId
         self.documents: dict[str, tuple[int | None, dict[str, str], str | None]] = {}
         self.parsed: set[str] = set()  # committed loaderIds whose DOMContentLoaded fired
@@ -95,9 +107,13 @@ class Traffic:
                         nursery.start_soon(self._pace, p["requestId"], p.get("networkId"), p["request"]["url"])
                     else:
                         await self.tab.send("Fetch.continueRequest", requestId=p["requestId"])
+                elif method == "Fetch.authRequired":
+                    nursery.start_soon(self._answer_auth, p["requestId"], p.get("authChallenge", {}))
                 elif method == "Network.requestWillBeSentExtraInfo":
                     self._sent.add(p.get("requestId"))
                 elif method == "Network.requestWillBeSent":
+                    if self._on_request is not None and p.get("request", {}).get("url", "").startswith("http"):
+                        self._on_request()  # data: and blob: URLs never reach the network
                     if p.get("type") not in IGNORED_REQUEST_TYPES:
                         self._in_flight[p["requestId"]] = p.get("loaderId", "")
                     if p.get("type") == "Document" and p.get("frameId") == frame:
@@ -158,6 +174,21 @@ class Traffic:
     def responses(self) -> list[Response]:
         """This job's responses (documents aside), in arrival order."""
         return [r for r in self._responses if self.mine(r.loader)]
+
+    async def _answer_auth(self, request_id: str, challenge: dict[str, Any]) -> None:
+        """Answer a proxy's challenge with the session's credentials, once per request
+        (a second challenge means they were refused: cancelled, and the page fails
+        with the proxy's 407); a site's own challenge is not ours to answer."""
+        if challenge.get("source") == "Proxy" and self._credentials and request_id not in self._challenged:
+            self._challenged.add(request_id)
+            user, password = self._credentials
+            answer = {"response": "ProvideCredentials", "username": user, "password": password}
+        else:
+            answer = {"response": "CancelAuth"}
+        try:
+            await self.tab.send("Fetch.continueWithAuth", requestId=request_id, authChallengeResponse=answer)
+        except (cdp.CDPError, trio.ClosedResourceError):
+            pass  # the request was abandoned, or the tab is gone
 
     async def _refuse(self, request_id: str) -> None:
         """Fail a paused request of a blocked resource type, as an ad blocker would."""

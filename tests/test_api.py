@@ -14,6 +14,8 @@ CONTRACT = {
     "PageFailure",
     "Request",
     "Router",
+    "Session",
+    "SessionRetired",
     "crawl",
     "load_config",
 }
@@ -45,6 +47,10 @@ def test_the_contracts_signatures_hold():
     # wait_s (issue 11: a required capture is waited for) is keyword-only: positional calls are unchanged
     assert inspect.signature(page.responses).parameters["wait_s"].kind is inspect.Parameter.KEYWORD_ONLY
     assert {"wait_for_idle", "extract", "click", "html", "screenshot"} <= set(params)
+    # issue 13: the page's session, and a handler's retirement of it
+    assert params["retire_session"] == ["self", "reason"] and isinstance(page.session, property)
+    assert [f.name for f in crawler.Session.__attrs_attrs__] == ["id", "proxy", "context_id"]
+    assert issubclass(crawler.SessionRetired, crawler.PageFailure)
     assert list(inspect.signature(crawler.crawl).parameters)[:2] == ["config", "router"]
     assert inspect.signature(crawler.PageFailure).parameters["retryable"].kind is inspect.Parameter.KEYWORD_ONLY
 

@@ -115,6 +115,7 @@ class _Target:
         self.closing = False  # a close was accepted; the target is destroyed a moment later
         self.unclosable = False
         self.dead = trio.Event()  # crashed or destroyed: its renderer answers nothing more
+        self.identity: dict[str, Any] = {}  # what the Network/Emulation overrides set
 
     def die(self) -> None:
         self.dead.set()
@@ -191,6 +192,9 @@ class FakeChromium:
         self.alive = True
         self._numbers = itertools.count(1)
         self._paused: dict[str, trio.Event] = {}  # Fetch-paused document requests by requestId
+        # context id -> (proxyServer, proxyBypassList) it was made with ("" for none), ever made
+        self.context_proxies: dict[str, tuple[str, str]] = {}
+        self.cookies: dict[str, list[dict[str, Any]]] = {}  # context id -> the cookies Storage.setCookies set
 
     # -- inspection (sync: an exact snapshot at a checkpoint) -----------------------------
 
@@ -475,7 +479,11 @@ class FakeChromium:
     # -- commands: browser and targets -----------------------------------------------------
 
     async def _cmd_Browser_getVersion(self, client, session, **_):
-        return {"protocolVersion": "1.3", "product": "FakeChromium/1.0"}
+        return {
+            "protocolVersion": "1.3",
+            "product": "FakeChromium/1.0",
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/1.0 Safari/537.36",
+        }
 
     async def _cmd_Browser_close(self, client, session, **_):
         self._nursery.start_soon(self._die_later)
@@ -498,9 +506,12 @@ class FakeChromium:
     async def _cmd_Target_getBrowserContexts(self, client, session, **_):
         return {"browserContextIds": sorted(self.contexts)}
 
-    async def _cmd_Target_createBrowserContext(self, client, session, disposeOnDetach=False, **_):
+    async def _cmd_Target_createBrowserContext(
+        self, client, session, disposeOnDetach=False, proxyServer="", proxyBypassList="", **_
+    ):
         context_id = f"C{next(self._numbers):04d}"
         self.contexts.add(context_id)
+        self.context_proxies[context_id] = (proxyServer, proxyBypassList)
         if disposeOnDetach:
             client.owned_contexts.add(context_id)
         return {"browserContextId": context_id}
@@ -571,6 +582,30 @@ class FakeChromium:
         return {}
 
     async def _cmd_Network_setBlockedURLs(self, client, session, **_):
+        return {}
+
+    # identity (crawler.identity): accepted, and kept per target for inspection
+    async def _cmd_Network_setUserAgentOverride(self, client, session, userAgent, **params):
+        session.target.identity["userAgent"] = userAgent
+        return {}
+
+    async def _cmd_Network_setExtraHTTPHeaders(self, client, session, headers, **_):
+        session.target.identity["headers"] = headers
+        return {}
+
+    async def _cmd_Emulation_setLocaleOverride(self, client, session, locale="", **_):
+        session.target.identity["locale"] = locale
+        return {}
+
+    async def _cmd_Emulation_setTimezoneOverride(self, client, session, timezoneId, **_):
+        session.target.identity["timezone"] = timezoneId
+        return {}
+
+    async def _cmd_Storage_setCookies(self, client, session, cookies, browserContextId=None, **_):
+        self.cookies.setdefault(browserContextId or "", []).extend(cookies)
+        return {}
+
+    async def _cmd_Fetch_continueWithAuth(self, client, session, requestId, **_):
         return {}
 
     async def _cmd_Page_addScriptToEvaluateOnNewDocument(self, client, session, **_):
