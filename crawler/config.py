@@ -278,7 +278,9 @@ class PoolSection:
     recycle_tab_every: int | str = _field(
         10, _recycle_every, 'pages per tab before it is closed and replaced, or "auto"'
     )
-    rotate_context_every: int = _field(50, _int(1), "pages per browser context (shared out among its tabs) before it is disposed and replaced")
+    rotate_context_every: int = _field(
+        50, _int(1), "pages per browser context (shared out among its tabs) before it is disposed and replaced"
+    )
     memory_budget_mb: int = _field(0, _int(0), "PSS budget of the browser tree; 0: no budget")
     tab_close_timeout_s: float = _field(5.0, _float(positive=True), "bound on closing one tab")
     context_dispose_timeout_s: float = _field(10.0, _float(positive=True), "bound on disposing one context")
