@@ -132,7 +132,7 @@ async def test_launch_exit_leaves_no_process_and_no_profile(how: str) -> None:
     assert seen["context"].disposed
     assert (seen["browser"].leaked_tabs, seen["browser"].leaked_contexts) == (0, 0)
     assert time.monotonic() - started < 15
-    assert_nothing_left(seen["pgid"], seen["profile"], seen["processes"], seen["singleton_dir"])
+    await assert_nothing_left(seen["pgid"], seen["profile"], seen["processes"], seen["singleton_dir"])
 
 
 @pytest.mark.chromium
@@ -177,4 +177,4 @@ async def test_browser_sigkill_fails_pending_command_with_connection_lost_and_ex
                     await browser.send("Browser.getVersion")
                 with pytest.raises((cdp.ConnectionLost, cdp.TargetClosed)):
                     await tab.send("Runtime.evaluate", expression="1")
-    assert_nothing_left(pgid, profile, processes, singleton_dir)
+    await assert_nothing_left(pgid, profile, processes, singleton_dir)
