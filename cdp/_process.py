@@ -10,9 +10,12 @@ onto 3 and 4 in the parent for a moment (another thread writing to its fd 3 mean
 writes into the browser), a shell or helper that rearranges them before exec.
 
 ``os.posix_spawn`` does it in the C library: its file actions ``dup2`` each pipe onto
-3 and 4 in the child only, between fork and exec, with no Python running there.  Every
-other descriptor of ours is close-on-exec (Python's default, PEP 446), so the child
-gets 0, 1, 2, 3, 4 and nothing else.  ``setsid`` puts the child in a new session (its
+3 and 4 in the child only, between fork and exec, with no Python running there.  The
+child gets 0, 1, 2, 3, 4 and nothing else, as ``subprocess``'s ``close_fds`` would
+have it: Python opens every descriptor close-on-exec (PEP 446), and the few that are
+inheritable all the same (inherited by the host from whoever started it, a pipe of a
+supervisor) are closed in the child by more file actions - a browser holding such a
+pipe open would keep that supervisor from ever seeing it close.  ``setsid`` puts the child in a new session (its
 own process group, which the launcher signals as a whole), as ``start_new_session``
 does; SIGPIPE goes back to its default action (Python ignores it, and ignored signals
 survive exec), as ``subprocess`` does, and no signal is blocked.
@@ -106,7 +109,10 @@ def spawn(
     # its close-on-exec flag on some C libraries).
     spares = [fcntl.fcntl(source, fcntl.F_DUPFD_CLOEXEC, _SPARE_FD_FLOOR) for source in fds.values()]
     try:
-        actions = [(os.POSIX_SPAWN_DUP2, spare, target) for spare, target in zip(spares, fds, strict=True)]
+        actions: list[tuple[int, ...]] = [
+            (os.POSIX_SPAWN_DUP2, spare, target) for spare, target in zip(spares, fds, strict=True)
+        ]
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds() if fd > 2 and fd not in fds]
         pid = os.posix_spawn(
             argv[0],
             list(argv),
@@ -120,3 +126,20 @@ def spawn(
         for spare in spares:
             os.close(spare)
     return SpawnedProcess(pid)
+
+
+def _inheritable_fds() -> list[int]:
+    """Our descriptors that are not close-on-exec (one closed meanwhile by another
+    thread is harmless: closing it in the child fails quietly)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        names = os.listdir("/dev/fd")  # not Linux
+    found = []
+    for name in names:
+        try:
+            if os.get_inheritable(int(name)):
+                found.append(int(name))
+        except OSError:  # the directory's own descriptor, closed by now
+            continue
+    return found

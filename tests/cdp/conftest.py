@@ -205,32 +205,36 @@ def singleton_dir_of(profile: Path) -> Path:
     return Path(os.readlink(profile / "SingletonSocket")).parent
 
 
-async def assert_nothing_left(
-    pgid: int, profile: Path, processes: list[psutil.Process], singleton_dir: Path, *, reaped_within_s: float = 5.0
-) -> None:
+def assert_nothing_left(pgid: int, profile: Path, processes: list[psutil.Process], singleton_dir: Path) -> None:
     """No process of the browser's group and none of ``processes`` (snapshotted while
-    the browser ran) is alive, none is a zombie of ours (the launcher reaped all it
-    owns), and every zombie whose parent is someone else (init, which adopted the
-    browser's children when it exited first) is reaped by that parent within
-    ``reaped_within_s``; no profile directory and no singleton socket directory remain."""
+    the browser ran) is alive, and none is left unreaped to us: a dead one may only
+    wait for another parent (init, which adopts the browser's children when the
+    browser exits first, and reaps on its own schedule).  No profile directory and no
+    singleton socket directory remain."""
     me = os.getpid()
+    group = [p for p in map(_process, cdp.group_pids(pgid)) if p is not None]
     # is_running() is True for a zombie, and False for a pid reused by another process.
-    ours = [p.pid for p in processes if p.is_running() and _parent(p) == me]
-    assert ours == [], f"processes of the browser left to us, unreaped: {describe(ours)}"
-    with contextlib.suppress(trio.TooSlowError):  # what is left is reported below
-        await wait_until(
-            lambda: not cdp.group_pids(pgid) and not any(p.is_running() for p in processes), timeout_s=reaped_within_s
-        )
-    _assert_gone(pgid, profile, processes, singleton_dir)
-
-
-def _assert_gone(pgid: int, profile: Path, processes: list[psutil.Process], singleton_dir: Path) -> None:
-    left = cdp.group_pids(pgid)
-    assert left == [], f"processes of group {pgid} left behind: {describe(left)}"
-    remaining = [p.pid for p in processes if p.is_running()]
-    assert remaining == [], f"processes of the browser left behind: {describe(remaining)}"
+    left = [p for p in {p.pid: p for p in [*group, *processes]}.values() if p.is_running()]
+    alive = [p.pid for p in left if _status(p) not in (psutil.STATUS_ZOMBIE, None)]
+    assert alive == [], f"processes of the browser left running: {describe(alive)}"
+    ours = [p.pid for p in left if _parent(p) == me]
+    assert ours == [], f"processes of the browser left to us unreaped: {describe(ours)}"
     assert not profile.exists(), f"profile {profile} left behind: {os.listdir(profile)}"
     assert not singleton_dir.exists(), f"{singleton_dir} left behind"
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def _status(proc: psutil.Process) -> str | None:
+    try:
+        return proc.status()
+    except psutil.Error:
+        return None
 
 
 def _parent(proc: psutil.Process) -> int | None:
