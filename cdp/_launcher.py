@@ -181,6 +181,8 @@ async def launch(
     if headless:
         argv.append("--headless=new")
     argv += ["--remote-debugging-pipe", f"--user-data-dir={profile}", *args, "about:blank"]
+    if any(arg.startswith("--remote-debugging-port") for arg in args):
+        log.warning("a DevTools port was asked for (%s): any local process or user can drive this browser", args)
     env = {**os.environ, "BREAKPAD_DUMP_LOCATION": str(profile / CRASH_DUMPS_DIR)}
     if own_profile:  # a given profile may have a long path: keep the socket path short
         (profile / "tmp").mkdir()
