@@ -18,6 +18,13 @@ each tab by :func:`prepare_tab`) until the reader has taken the host's rate-limi
 for it, and the turn is held until the request has left; so the gaps are the ones the
 server sees.  Without gaps nothing is intercepted; ``goto`` only waits out a host's
 back-off (a 429's Retry-After).
+
+Forbidden URLs (``file:``, ``chrome:``, ``devtools:``...: ``crawler.urls.FORBIDDEN_SCHEMES``):
+``goto`` refuses them, and any other URL that is not http(s), before sending anything
+(PageFailure ``forbidden_url`` / ``bad_url``, not retried).  If a frame of the tab starts
+loading one anyway (see :mod:`crawler.traffic`), the job fails ``forbidden_url``: at
+the next wait or evaluation, or at the latest when the handler returns; the tab is
+closed, not reused, and nothing the job read is stored.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from .session import Session, SessionPool
 from .store import Request
 from .traffic import EVENTS as TRAFFIC_EVENTS
 from .traffic import Traffic
+from .urls import forbidden_scheme, short_url
 
 # Dialogs block the page until answered: make the common ones no-ops before any page
 # script runs; whatever still opens a dialog is dismissed from the event stream.
@@ -203,11 +211,15 @@ class Page:
         document has committed and been parsed (DOMContentLoaded), with its HTTP status.
         The request waits for its host's rate-limit turn.  Raises PageFailure for a network error or a status >= 400 (429
         and 503 carry Retry-After); SessionRetired for a status in ``[session]
-        retire_on_status`` or a proxy's failure.  If cancelled, the tab is left mid-navigation: the
-        job's lease then closes it rather than reuse it."""
+        retire_on_status`` or a proxy's failure; and, before anything is sent,
+        ``forbidden_url`` for a file:, chrome:... URL and ``bad_url`` for any other that
+        is not http(s).  If cancelled, the tab is left mid-navigation: the job's lease
+        then closes it rather than reuse it."""
+        if scheme := forbidden_scheme(url):
+            raise PageFailure("forbidden_url", f"{scheme}: URLs are never navigated to: {short_url(url)}")
         target = normalise_url(url, self.url)
         if target is None:
-            raise PageFailure("bad_url", f"not an http(s) URL: {url!r}")
+            raise PageFailure("bad_url", f"not an http(s) URL: {short_url(url)!r}")
         if not self._env.paces_documents:  # no gaps to keep: only a host's back-off (Retry-After) to wait out
             async with self._env.limiter.hold(target):
                 pass
@@ -239,11 +251,20 @@ class Page:
     async def _wait_event(self) -> None:
         """Wait for the tab's next event; raise the tab's error (a renderer crash, the
         tab or the browser gone) rather than wait for events that cannot come."""
+        self._check_navigations()
         if (error := self.tab.error) is None:
             await self.traffic.wait_change()
             error = self.tab.error
         if error is not None:
             raise error
+        self._check_navigations()
+
+    def _check_navigations(self) -> None:
+        """PageFailure ``forbidden_url`` once a frame of the tab started loading one."""
+        if (url := self.traffic.forbidden) is not None:
+            raise PageFailure(
+                "forbidden_url", f"the tab started to load {short_url(url)}", retryable=False, tab_reusable=False
+            )
 
     # -- waiting -------------------------------------------------------------------------
 
@@ -290,6 +311,7 @@ class Page:
             except cdp.ProtocolError:
                 await self.traffic.wait_change(self._env.poll_interval_s)  # no execution context: mid-navigation
                 continue
+            self._check_navigations()  # nothing read from such a document reaches the handler
             details = reply.get("exceptionDetails")
             if details:
                 text = details.get("exception", {}).get("description") or details.get("text", "")
@@ -336,7 +358,9 @@ class Page:
         matching = [r for r in self.traffic.responses() if url_contains in r.url]
         while not all(r.done for r in matching):
             await self.traffic.wait_change()
-        return [await self.traffic.body(r) for r in matching if r.error is None]
+        bodies = [await self.traffic.body(r) for r in matching if r.error is None]
+        self._check_navigations()
+        return bodies
 
     async def html(self) -> str:
         """The document's current HTML."""
@@ -473,11 +497,14 @@ def _remaining_s() -> float | None:
 @asynccontextmanager
 async def open_page(tab: cdp.Tab, request: Request, env: PageEnv) -> AsyncIterator[Page]:
     """A Page on ``tab`` for ``request``, with its event reader running; both end when
-    the block exits (also when cancelled).  Starts one task in its own nursery."""
+    the block exits (also when cancelled).  Starts one task in its own nursery.  A
+    block that ends normally after the tab started loading a forbidden URL raises
+    PageFailure ``forbidden_url`` (the job's output is not to be stored)."""
     page = Page(tab, request, env)
     async with tab.listen(*TRAFFIC_EVENTS) as events, cdp.open_service_nursery() as nursery:
         nursery.start_soon(page.traffic.read_events, events, nursery)
         try:
             yield page
+            page._check_navigations()
         finally:
             nursery.cancel_scope.cancel()

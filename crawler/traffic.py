@@ -5,6 +5,16 @@ documents and their statuses, every response in arrival order (for ``responses()
 the requests in flight (for ``wait_for_idle()``), and the dialogs dismissed.  Its
 reader task consumes the tab's events and never raises; with pacing on, it continues
 each paused main-frame document in its host's rate-limit turn (see :mod:`crawler.page`).
+
+It also watches every frame's navigations for a forbidden URL (``file:``, ``chrome:``...:
+``crawler.urls.FORBIDDEN_SCHEMES``).  Chromium itself refuses a page's own navigation
+to those (a link, ``location = "file:///..."``, a redirect: tested against it); what
+Chromium does let through is a navigation the browser side starts, which only CDP can
+ask for, and our ``goto`` refuses such URLs before asking.  Should one start all the
+same (a handler sending ``Page.navigate`` itself, a Chromium bug), the reader records
+it in :attr:`Traffic.forbidden` and stops the tab's loading; a paused request to such
+a URL (with pacing on) is failed outright.  The Page then fails the job
+``forbidden_url`` (see :mod:`crawler.page`), the tab is closed, nothing is stored.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import cdp
 
 from .failure import PageFailure
 from .ratelimit import HostRateLimiter
-from .urls import short_url
+from .urls import forbidden_scheme, short_url
 
 EVENTS = (
     "Network.requestWillBeSent",
@@ -29,6 +39,7 @@ EVENTS = (
     "Network.loadingFinished",
     "Network.loadingFailed",
     "Page.javascriptDialogOpening",
+    "Page.frameStartedNavigating",
     "Page.frameNavigated",
     "Page.domContentEventFired",
     "Fetch.requestPaused",
@@ -90,6 +101,7 @@ class Traffic:
         self._changed = trio.Event()
         self.dialogs = 0
         self.blocked = 0  # requests failed because their resource type is blocked
+        self.forbidden: str | None = None  # the first forbidden URL a frame of the tab started to load
 
     async def read_events(self, events: cdp.EventStream, nursery: trio.Nursery) -> None:
         """Keep the page's picture current; pace main-frame documents.  Ends with the
@@ -100,7 +112,10 @@ class Traffic:
             async for event in events:
                 p, method = event.params, event.method
                 if method == "Fetch.requestPaused":
-                    if p.get("resourceType") != "Document":  # only blocked types are paused
+                    if forbidden_scheme(p["request"]["url"]):
+                        self._forbid(p["request"]["url"], nursery)
+                        nursery.start_soon(self._refuse, p["requestId"])
+                    elif p.get("resourceType") != "Document":  # only blocked types are paused
                         self.blocked += 1
                         nursery.start_soon(self._refuse, p["requestId"])
                     elif p.get("frameId") == frame:
@@ -140,8 +155,13 @@ class Traffic:
                     loader = self._loaders.get(request_id)
                     if failed and loader is not None and loader not in self.documents and not p.get("canceled"):
                         self.documents[loader] = (None, {}, p.get("errorText", "failed"))
+                elif method == "Page.frameStartedNavigating":
+                    if forbidden_scheme(p.get("url")):
+                        self._forbid(p["url"], nursery)
                 elif method == "Page.frameNavigated":
                     committed = p.get("frame", {})
+                    if forbidden_scheme(committed.get("url")):
+                        self._forbid(committed["url"], nursery)
                     if committed.get("id") == frame and committed.get("loaderId"):
                         self._current = committed["loaderId"]
                         if self._mine:  # the page moved on after this job's navigation
@@ -157,6 +177,18 @@ class Traffic:
                 self.touch()
         except (cdp.CDPError, trio.ClosedResourceError):
             self.touch()
+
+    def _forbid(self, url: str, nursery: trio.Nursery) -> None:
+        """A frame of the tab started to load a forbidden URL: note it, stop the loading."""
+        if self.forbidden is None:
+            self.forbidden = url
+            nursery.start_soon(self._stop_loading)
+
+    async def _stop_loading(self) -> None:
+        try:
+            await self.tab.send("Page.stopLoading")
+        except (cdp.CDPError, trio.ClosedResourceError):
+            pass  # the tab is gone; it is not reused either way
 
     def expect(self, loader: str) -> None:
         """A navigation of this job's started the document ``loader``: it is this job's."""

@@ -74,3 +74,17 @@ def test_a_router_refuses_a_label_twice_and_a_handler_that_is_not_async():
         assert "async function" in str(exc)
     else:
         raise AssertionError("a sync handler was accepted")
+
+
+def test_cdp_all_is_sorted_and_every_name_is_there():
+    """``cdp.__all__`` is sorted (isort-style: constants, classes, functions) and every name
+    resolves; the transport seam and the sandbox decision are public, and there is no
+    subreaper helper: launching never changes how the host reaps."""
+    import cdp
+
+    assert cdp.__all__ == sorted(cdp.__all__, key=lambda n: (not n.isupper(), not n[0].isupper(), n))
+    assert all(hasattr(cdp, name) for name in cdp.__all__)
+    assert {"Transport", "TransportClosed", "open_pipe_connection", "SandboxHost", "no_sandbox_reason"} <= set(
+        cdp.__all__
+    )
+    assert "become_child_subreaper" not in cdp.__all__ and not hasattr(cdp, "become_child_subreaper")

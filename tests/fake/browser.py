@@ -9,9 +9,8 @@ It sends the events the engine listens for: ``Target.targetCreated`` /
 ``Network.requestWillBeSent`` / ``responseReceived`` / ``loadingFinished``.
 
 A client connects with :func:`connect_fake`, which plugs a :class:`FakeSocket` (two
-trio memory channels, the interface ``cdp.Connection`` expects of a trio-websocket
-connection) into a real ``cdp.Connection``: everything above the socket is the
-production code.
+trio memory channels, implementing ``cdp.Transport``) into a real ``cdp.Connection``:
+everything above the transport is the production code.
 
 The shop behind it is imaginary: ``http://shop.test/{kind}/{id}`` renders demo product
 ``id`` (so ``crawler.demo.expected_item`` gives the item) unless ``kind`` says otherwise:
@@ -52,7 +51,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trio
-import trio_websocket
 
 import cdp
 from crawler.demo import expected_item, format_price, product
@@ -134,11 +132,11 @@ class _Session:
 
 
 class FakeSocket:
-    """The client end of one fake websocket, as ``cdp.Connection`` uses it.
+    """The client end of one fake link to the browser: a ``cdp.Transport``.
 
-    ``send_message`` hands the text to the browser at once (it never blocks);
-    ``get_message`` raises ``trio_websocket.ConnectionClosed`` once the socket is
-    closed from either side and what was queued before has been read.
+    ``send_text`` hands the text to the browser at once (it never blocks);
+    ``receive_text`` raises ``cdp.TransportClosed`` once the socket is closed from
+    either side and what was queued before has been read.
     """
 
     def __init__(self, chromium: FakeChromium, client: _Client):
@@ -147,16 +145,16 @@ class FakeSocket:
         self._send, self._receive = trio.open_memory_channel[str](math.inf)
         self.closed = False
 
-    async def get_message(self) -> str:
+    async def receive_text(self) -> str:
         try:
             return await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise trio_websocket.ConnectionClosed(None) from None
+            raise cdp.TransportClosed("fake socket closed") from None
 
-    async def send_message(self, text: str) -> None:
+    async def send_text(self, text: str) -> None:
         await trio.lowlevel.checkpoint()
         if self.closed:
-            raise trio_websocket.ConnectionClosed(None)
+            raise cdp.TransportClosed("fake socket closed")
         self._chromium._receive(self._client, text)
 
     async def aclose(self) -> None:
@@ -206,7 +204,7 @@ class FakeChromium:
 
     def connect(self) -> FakeSocket:
         if not self.alive:
-            raise trio_websocket.ConnectionClosed(None)
+            raise cdp.ConnectionLost("the fake browser is dead")
         client = _Client(next(self._numbers))
         client.socket = FakeSocket(self, client)
         self.clients.append(client)

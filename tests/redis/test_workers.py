@@ -12,11 +12,11 @@ import psutil
 import pytest
 import trio
 
-import cdp
 from crawler import demo
 from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
 from tests.cdp.conftest import describe, wait_until
+from tests.procs import become_child_subreaper
 from tests.redis.conftest import make_redis_config, redis_config_dict
 from tests.shop import FaultShop, start_shop
 
@@ -85,7 +85,7 @@ async def test_three_workers_share_a_crawl_and_take_over_a_killed_workers_urls(t
     the URLs it holds are noted, and it is SIGKILLed.  Every URL ends done exactly
     once (done counter 1) with the right item; the killed worker's URLs were taken
     over by the others, not before their leases expired; its Chromium is gone."""
-    cdp.become_child_subreaper()  # the killed worker's orphans become ours, to be reaped
+    become_child_subreaper()  # the killed worker's orphans become ours, to be reaped
     shop = FaultShop(products=PAGES)
     cfg = make_redis_config(redis_server, crawl_name, store={"lease_s": LEASE_S})
     async with trio.open_nursery() as nursery, open_redis_store(cfg, renew=False) as store:
