@@ -298,7 +298,9 @@ class StoreSection:
     backend: str = _field("sqlite", _choice("sqlite", "redis"), "where frontier and items live")
     url: str = _field("", _str, "redis://host:port/db for the redis backend")
     lease_s: float = _field(60.0, _float(positive=True), "redis: how long a claimed URL stays held without renewal")
-    crawl: str = _field("", _str, "redis: key prefix of this crawl; default: the site name")
+    crawl: str = _field(
+        "", _str, "redis: the crawl all workers share (key prefix); default: site name + hash of the config's path"
+    )
 
 
 @attrs.frozen

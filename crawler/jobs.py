@@ -150,6 +150,7 @@ class JobRunner:
         self._in_flight: dict[int, Job] = {}
         self._changed = trio.Event()  # set (and replaced) whenever a job ends: idle workers look again
         self._claimed = 0
+        self._claiming = 0  # claims on their way to the store, each holding one slot of the limit
         self._done = 0
         self._failed: Counter[str] = Counter()
         self._retries = 0
@@ -188,8 +189,9 @@ class JobRunner:
         self._changed = trio.Event()
 
     def limit_reached(self) -> bool:
-        """True once ``limit`` jobs were claimed in this run."""
-        return self._limit is not None and self._claimed >= self._limit
+        """True once ``limit`` jobs were claimed in this run, counting the claims on
+        their way: no worker starts a claim that could take the run past ``limit``."""
+        return self._limit is not None and self._claimed + self._claiming >= self._limit
 
     async def work_left(self) -> bool:
         """Whether a worker would find something to do: the limit is not reached and the
@@ -211,7 +213,13 @@ class JobRunner:
         while True:
             if self.limit_reached():
                 return
-            job = await self._store.claim()
+            # The slot is taken before the claim is sent: workers whose claims are in
+            # flight together (a round trip to Redis) would otherwise all pass the check.
+            self._claiming += 1
+            try:
+                job = await self._store.claim()
+            finally:
+                self._claiming -= 1
             if job is None:
                 ready_in = await self._store.next_ready_in()
                 if ready_in is None and not self._in_flight and not self._input_open:

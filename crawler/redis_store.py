@@ -29,8 +29,8 @@ the URL done, stores the job's items and adds its links: all of it or none.
 The frontier never holds more than ``max_urls`` URLs (``[crawl] max_pages``; 0: no
 cap), counted as ``P seq``: every URL ever added, whatever its state now.
 
-Keys (``P`` is ``crawler:{<crawl>}:``, ``<crawl>`` being ``[store] crawl`` or the site
-name; the braces make every key of a crawl share one Redis Cluster hash slot):
+Keys (``P`` is ``crawler:{<crawl>}:``, ``<crawl>`` being ``[store] crawl``, else the
+site name and a hash of the config file's absolute path, see :func:`crawl_name`; the braces make every key of a crawl share one Redis Cluster hash slot):
 
 =====================  =========================================================
 ``P seq``              string: the last URL id given (ids give the crawl order;
@@ -77,6 +77,7 @@ sends a random ``call`` id) returns True and adds nothing again, while a second
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 import logging
@@ -107,6 +108,7 @@ ADD_BATCH = 1000  # URLs per add_urls script call
 READ_BATCH = 1000  # items per read when exporting
 MAX_SAMPLES = 10_000  # memory / tab samples kept per run (a capped list each)
 TAKEOVER_SCAN = 50  # expired leases one claim may fail (max_attempts reached) before giving up
+CRAWL_HASH_CHARS = 12  # hex digits of the config's hash in a derived crawl name (48 bits)
 WORKER_FORGET_LEASES = 10  # a worker not seen for this many lease_s is dropped from ``workers``
 
 
@@ -133,6 +135,18 @@ class RedisLayoutError(ConfigError):
     """A value in the crawl's keys that this version cannot read: the crawl was
     written by an incompatible version.  A ConfigError, since the remedy is in the
     configuration (another ``[store] crawl``, or ``--fresh``)."""
+
+
+def crawl_name(cfg: Config) -> str:
+    """The crawl a config's workers share: ``[store] crawl``, else the site name and a
+    short hash of the config file's absolute path and the site name.  Never a constant:
+    two unrelated configs without names (both ``"site"``) on one Redis must not merge
+    their frontiers.  Workers on several machines share a crawl when they read the
+    config from the same path (one image); otherwise they need ``[store] crawl``."""
+    if cfg.store.crawl:
+        return cfg.store.crawl
+    origin = f"{os.path.abspath(cfg.source)}\0{cfg.site.name}"
+    return f"{cfg.site.name}-{hashlib.sha256(origin.encode()).hexdigest()[:CRAWL_HASH_CHARS]}"
 
 
 def key_prefix(crawl: str) -> str:
@@ -596,8 +610,7 @@ def _glob_escape(text: str) -> str:
 
 @asynccontextmanager
 async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[RedisStore]:
-    """Connect to ``[store] url`` and yield the store of crawl ``[store] crawl`` (default:
-    the site name), with a task renewing its leases (``renew=False``: none, for tests).
+    """Connect to ``[store] url`` and yield the store of crawl :func:`crawl_name`, with a task renewing its leases (``renew=False``: none, for tests).
 
     Owns the client's connections and the renewal task.  On exit, also when
     cancelled, the renewal stops and every lease still held goes back to pending
@@ -617,13 +630,14 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
         )
     except (ValueError, coredis.exceptions.RedisError) as exc:
         raise ConfigError(f"{where} url: {section.url!r}: {exc}") from None
+    crawl = crawl_name(cfg)
     store = RedisStore(
         client,
-        section.crawl or cfg.site.name,
+        crawl,
         lease_s=section.lease_s,
         max_attempts=cfg.retry.max_attempts,
         max_urls=cfg.crawl.max_pages,
-        where=f"Redis store {section.url} ({key_prefix(section.crawl or cfg.site.name)})",
+        where=f"Redis store {section.url} ({key_prefix(crawl)})",
     )
     # coredis runs its connections in an anyio task group, which wraps an exception of
     # the body in an ExceptionGroup: callers catch ConfigError, not a group of it.

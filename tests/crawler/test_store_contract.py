@@ -12,15 +12,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import random
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 import trio
 
+from crawler.config import Config
+from crawler.engine import Crawler
 from crawler.redis_store import open_redis_store
 from crawler.store import Request, SqliteStore, Store
 from tests.conftest import RedisServer
+from tests.crawler.conftest import make_config
+from tests.fake.browser import shop_url
+from tests.fake.harness import FakeBrowsers, no_memory_reading
 from tests.redis.conftest import make_redis_config
 
 URLS = [f"http://shop.test/product/{i}" for i in range(1, 6)]
@@ -37,6 +43,9 @@ class Backend(Protocol):
 
     def open_mortal(self) -> AbstractAsyncContextManager[Store]:
         """A store of this test's crawl whose worker will die holding its claims."""
+
+    def config(self, urls: list[str], **sections: dict[str, Any]) -> Config:
+        """A config of this test's crawl for ``urls``, on this backend."""
 
     async def kill(self, store: Store) -> None:
         """The worker of ``store`` (from ``open_mortal``) is gone, its claims left in
@@ -63,6 +72,10 @@ class SqliteBackend:
     async def kill(self, store: Store) -> None:
         store.close()  # what the kernel does for a killed process; its rows stay in progress
 
+    def config(self, urls: list[str], **sections: dict[str, Any]) -> Config:
+        """A crawl of ``urls`` into this backend's store (``sections`` override keys)."""
+        return make_config(self.path.parent, urls, output={"db": str(self.path)}, **sections)
+
 
 class RedisBackend:
     name = "redis"
@@ -85,6 +98,9 @@ class RedisBackend:
 
     async def kill(self, store: Store) -> None:
         await trio.sleep(MORTAL_LEASE_S + 0.2)  # it never renews: its leases have expired
+
+    def config(self, urls: list[str], **sections: dict[str, Any]) -> Config:
+        return make_redis_config(self.server, self.crawl, urls, **sections)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -518,3 +534,24 @@ async def test_retry_failed_with_a_reason_prefix_moves_only_those(store):
     assert await store.failures_by_reason() == {"http_404": 1}
     assert (await store.url_state(URLS[0]))["state"] == "failed"
     assert await store.retry_failed("nothing like it") == 0
+
+
+# -- a crawl's limit ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+async def test_a_crawl_limited_to_n_jobs_claims_n_urls_whatever_its_concurrency(backend, limit):
+    """``Crawler(limit=N)`` (``--limit N``) claims exactly N URLs on either store, with
+    four workers whose claims are in flight together: N done, the rest pending and
+    never claimed (attempts 0).  On the fake browser."""
+    urls = [shop_url("product", i) for i in range(1, 9)]
+    cfg = backend.config(urls, pool={"concurrency": 4}, monitor={"sample_interval_s": 1e6})
+    async with backend.open() as store:
+        engine = Crawler(
+            cfg, store, limit=limit, open_browser=FakeBrowsers(random.Random(1)), read_memory=no_memory_reading
+        )
+        assert await engine.run() == "limit"
+        assert engine.statistics().jobs.claimed == limit
+        assert await store.counts() == {**NO_URLS, "done": limit, "pending": len(urls) - limit}
+        attempts = [(await store.url_state(url))["attempts"] for url in urls]
+        assert sorted(attempts) == [0] * (len(urls) - limit) + [1] * limit
