@@ -44,7 +44,6 @@ from .failure import SLOW_DOWN_STATUS, PageFailure
 from .links import LinkFilter
 from .page import Page, PageEnv
 from .pool import Lease, TabPool
-from .ratelimit import HostRateLimiter
 from .retry import RetryPolicy
 from .router import Router, SessionGate
 from .stats import JobStatistics
@@ -138,7 +137,7 @@ class JobRunner:
         self._store = store
         self._limit = limit
         self._watchdog = watchdog or Watchdog(config.watchdog.timeout_s, config.watchdog.jitter_s, rng=rng)
-        self._limiter = HostRateLimiter(config.rate_limit.wait_ms, rng=rng)
+        self._limiter = store.host_pace(config.rate_limit.wait_ms, rng=rng)
         self._retry = RetryPolicy(config.retry.max_attempts, config.retry.backoff_s, SLOW_DOWN_STATUS, rng)
         self._router = routing.router_for(config, router)
         self._sessions = SessionGate(self._router.session_hook)
@@ -315,7 +314,7 @@ class JobRunner:
             job.attempt, retryable=failure.retryable, status=failure.status, retry_after_s=failure.retry_after_s
         )
         if decision.host_pause_s is not None:
-            self._limiter.back_off(job.url, decision.host_pause_s)
+            await self._limiter.back_off(job.url, decision.host_pause_s)
         if decision.retry:
             self._retries += 1
             log.info(

@@ -36,7 +36,7 @@ import cdp
 from .failure import JavaScriptError, PageFailure, net_failure, status_failure
 from .fields import Field, check_selector, extract_all_expression, extract_expression, parse_fields, when_ready
 from .links import LinkFilter, normalise_url
-from .ratelimit import HostRateLimiter
+from .ratelimit import Pace
 from .store import Request
 from .traffic import EVENTS as TRAFFIC_EVENTS
 from .traffic import Traffic
@@ -94,7 +94,7 @@ class PageEnv:
     ``known`` (which URLs are in the frontier already), the polling interval, and
     whether its tabs were prepared with ``pace_documents``."""
 
-    limiter: HostRateLimiter
+    limiter: Pace
     links: LinkFilter
     known: Callable[[list[str]], Awaitable[set[str]]]
     poll_interval_s: float = POLL_INTERVAL_S

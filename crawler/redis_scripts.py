@@ -338,7 +338,64 @@ local t = redis.call('TIME')
 return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 """
 
+# -- the shared host pace (crawler.redis_pace) -----------------------------------------
+# KEYS[1]: the host's pace hash (next: ms before which no request may start; holder,
+# hold_until: the worker whose request is leaving now).  Times are Redis's, in ms.  The
+# key expires PACE_KEEP_MS after its last turn, so hosts no longer crawled leave nothing.
+_PACE_PROLOGUE = """
+local k = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nxt = tonumber(redis.call('HGET', k, 'next') or '0')
+"""
+
+# ARGV: token, hold_ms (0: only wait out a back-off, take no hold), poll_ms, keep_ms
+#   -> ms to wait before asking again; 0: the turn is the caller's (held, if hold_ms > 0)
+_PACE_ACQUIRE = (
+    _PACE_PROLOGUE
+    + """
+local token, hold_ms = ARGV[1], tonumber(ARGV[2])
+local holder = redis.call('HGET', k, 'holder')
+if holder and holder ~= token and tonumber(redis.call('HGET', k, 'hold_until') or '0') > now then
+  return tonumber(ARGV[3])  -- another worker's request is leaving: its gap is not known yet
+end
+if nxt > now then return nxt - now end
+if hold_ms > 0 then
+  redis.call('HSET', k, 'holder', token, 'hold_until', now + hold_ms)
+  redis.call('PEXPIRE', k, hold_ms + tonumber(ARGV[4]))
+end
+return 0
+"""
+)
+
+# ARGV: token, gap_ms, keep_ms  -> 1.  The next request may start gap_ms from now
+# (never earlier than a back-off already set), and the hold is dropped if still ours.
+_PACE_RELEASE = (
+    _PACE_PROLOGUE
+    + """
+if redis.call('HGET', k, 'holder') == ARGV[1] then redis.call('HDEL', k, 'holder', 'hold_until') end
+local at = math.max(nxt, now + tonumber(ARGV[2]))
+redis.call('HSET', k, 'next', at)
+redis.call('PEXPIRE', k, at - now + tonumber(ARGV[3]))
+return 1
+"""
+)
+
+# ARGV: delay_ms, keep_ms  -> 1.  No request to the host starts for delay_ms (Retry-After).
+_PACE_BACK_OFF = (
+    _PACE_PROLOGUE
+    + """
+local at = math.max(nxt, now + tonumber(ARGV[1]))
+redis.call('HSET', k, 'next', at)
+redis.call('PEXPIRE', k, at - now + tonumber(ARGV[2]))
+return 1
+"""
+)
+
 SCRIPTS = {
+    "pace_acquire": _PACE_ACQUIRE,
+    "pace_release": _PACE_RELEASE,
+    "pace_back_off": _PACE_BACK_OFF,
     "time": _TIME,
     "add_urls": _ADD_URLS,
     "claim": _CLAIM,

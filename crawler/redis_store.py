@@ -82,6 +82,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -95,6 +96,8 @@ import trio
 import cdp
 
 from .config import Config, ConfigError
+from .ratelimit import Pace
+from .redis_pace import RedisPace
 from .redis_scripts import SCRIPTS
 from .store import STATES, Job, Request, StoreError, reason_kind
 from .urls import short_url
@@ -204,6 +207,16 @@ class RedisStore:
 
     async def _run(self, script: str, *args: Any) -> Any:
         return await self._scripts[script](keys=[], args=[self.prefix, *args])
+
+    @_translated
+    async def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run script ``name`` of :data:`crawler.redis_scripts.SCRIPTS` once on ``keys``
+        with ``args`` (for :class:`crawler.redis_pace.RedisPace`)."""
+        return await self._scripts[name](keys=list(keys), args=[str(a) for a in args])
+
+    def host_pace(self, wait_ms: tuple[int, int], *, rng: random.Random | None = None) -> Pace:
+        """The host pacing shared by every worker on this Redis (see :mod:`crawler.redis_pace`)."""
+        return RedisPace(self.run_script, wait_ms, rng=rng)
 
     @_translated
     async def server_time(self) -> float:

@@ -39,6 +39,7 @@ this code knows is refused with a one-line error.
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import sqlite3
 import time
@@ -52,6 +53,7 @@ import trio
 
 from . import dblock
 from .config import Config, ConfigError
+from .ratelimit import HostRateLimiter, Pace
 
 T = TypeVar("T")
 
@@ -223,6 +225,9 @@ class Store(Protocol):
     - ``retry_failed(prefix)``: failed URLs (all, or those whose reason starts with
       ``prefix``) back to pending, ready now, with their attempts reset; returns how
       many.
+    - ``host_pace(wait_ms, rng=)``: the :class:`~crawler.ratelimit.Pace` that spaces
+      request starts to each host for every worker of the store: SQLite's is in
+      process (one process crawls); Redis's is shared by every worker on that Redis.
     """
 
     async def add_urls(self, requests: Iterable[Request | str]) -> int: ...
@@ -254,6 +259,7 @@ class Store(Protocol):
     async def finish_run(self, reason: str, summary: dict[str, Any]) -> None: ...
     async def add_memory_sample(self, sample: dict[str, Any]) -> None: ...
     async def add_tab_sample(self, sample: dict[str, Any]) -> None: ...
+    def host_pace(self, wait_ms: tuple[int, int], *, rng: random.Random | None = None) -> Pace: ...
 
 
 class SqliteStore:
@@ -290,6 +296,10 @@ class SqliteStore:
         except ConfigError:
             self.close()
             raise
+
+    def host_pace(self, wait_ms: tuple[int, int], *, rng: random.Random | None = None) -> Pace:
+        """The host pacing of this crawl: in process, since one process owns the database."""
+        return HostRateLimiter(wait_ms, rng=rng)
 
     @classmethod
     async def open(cls, path: str | Path, *, max_urls: int = 0, exclusive: bool = True) -> SqliteStore:

@@ -18,7 +18,7 @@ import trio
 import cdp
 
 from .failure import PageFailure
-from .ratelimit import HostRateLimiter
+from .ratelimit import Pace
 from .urls import short_url
 
 EVENTS = (
@@ -62,7 +62,7 @@ class Traffic:
     previous job's document may still finish requests while the next job starts; they
     carry that document's loaderId, and are not this job's."""
 
-    def __init__(self, tab: cdp.Tab, limiter: HostRateLimiter):
+    def __init__(self, tab: cdp.Tab, limiter: Pace):
         self.tab = tab
         self._limiter = limiter
         self._loaders: dict[str, str] = {}  # main-frame document requestId -> loaderId

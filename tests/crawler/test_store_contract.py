@@ -555,3 +555,26 @@ async def test_a_crawl_limited_to_n_jobs_claims_n_urls_whatever_its_concurrency(
         assert await store.counts() == {**NO_URLS, "done": limit, "pending": len(urls) - limit}
         attempts = [(await store.url_state(url))["attempts"] for url in urls]
         assert sorted(attempts) == [0] * (len(urls) - limit) + [1] * limit
+
+
+# -- host pacing --------------------------------------------------------------------------
+
+
+async def test_host_pace_spaces_turns_on_one_host_by_the_gap_and_backs_off(store):
+    """The store's ``host_pace``: the next turn on a host starts no sooner than the gap
+    after the previous turn's block exited; another host is not held up; a back-off
+    (Retry-After) keeps the host's next turn away for its delay."""
+    pace = store.host_pace((200, 200))
+    async with pace.hold("http://a.test/1"):
+        pass
+    left = trio.current_time()
+    async with pace.hold("http://b.test/1"):
+        other_host = trio.current_time()
+    async with pace.hold("http://a.test/2"):
+        again = trio.current_time()
+    assert other_host - left < 0.2 <= again - left
+    await pace.back_off("http://a.test/3", 0.4)
+    paused = trio.current_time()
+    async with pace.hold("http://a.test/3"):
+        after_pause = trio.current_time()
+    assert after_pause - paused >= 0.4 - 0.01
