@@ -89,6 +89,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import attrs
 import coredis
 import coredis.exceptions
 import trio
@@ -97,6 +98,7 @@ import cdp
 
 from .config import Config, ConfigError
 from .ratelimit import Pace
+from .redis_link import RedisAway, RedisLink
 from .redis_pace import RedisPace
 from .redis_scripts import SCRIPTS
 from .store import STATES, Job, Request, StoreError, reason_kind
@@ -115,23 +117,30 @@ CRAWL_HASH_CHARS = 12  # hex digits of the config's hash in a derived crawl name
 WORKER_FORGET_LEASES = 10  # a worker not seen for this many lease_s is dropped from ``workers``
 
 
-REDIS_ERRORS = (coredis.exceptions.RedisError, OSError)
+MAX_UNSENT = 1000  # outcomes buffered while Redis is away; beyond, a job's outcome waits for Redis
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 def _translated(method: F) -> F:
-    """A store method whose Redis failures (after the client's own retries) come out as
-    :class:`~crawler.store.StoreError`, one line naming the server: what the engine
-    treats as fatal for the crawl, as for SQLite."""
+    """A store method that runs through the store's :class:`~crawler.redis_link.RedisLink`:
+    while Redis cannot be reached it waits for it to be back (and runs again; every
+    method is safe to run twice), up to ``[store] outage_s``; then, and for any other
+    Redis failure, it raises :class:`~crawler.store.StoreError`, one line naming the
+    server: what the engine treats as fatal for the crawl, as a full disk for SQLite."""
 
     @functools.wraps(method)
     async def call(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await method(self, *args, **kwargs)
-        except REDIS_ERRORS as exc:
-            raise StoreError(f"{self.where}: {type(exc).__name__}: {exc}") from None
+        return await self.link.call(lambda: method(self, *args, **kwargs))
 
     return call  # type: ignore[return-value]
+
+
+@attrs.frozen
+class RedisStoreStatistics:
+    up: bool  # Redis answered the last call
+    outages: int  # times Redis went away during this run
+    unsent: int  # outcomes buffered until Redis is back
+    leases_lost: int  # outcomes not written: their lease had been taken over
 
 
 class RedisLayoutError(ConfigError):
@@ -170,8 +179,12 @@ class RedisStore:
     one atomic script on the server.  If a method is cancelled while waiting for the
     reply, the script may or may not have run; what that means is said per method.
     Methods raise :class:`~crawler.store.StoreError` (one line naming the server)
-    when Redis cannot be reached (after the client's own retries): for the engine that
-    is fatal, as a full disk is for SQLite.
+    when Redis has been unreachable for ``outage_s``: for the engine that is fatal,
+    as a full disk is for SQLite.  Until then a method waits for Redis to be back,
+    except the outcomes of jobs (``complete``, ``retry_later``, ``fail``, ``release``),
+    which are buffered (up to MAX_UNSENT) and written, after the leases were renewed,
+    as soon as Redis answers again, before any other call goes on (see
+    :mod:`crawler.redis_link`).
     """
 
     def __init__(
@@ -184,6 +197,7 @@ class RedisStore:
         max_urls: int = 0,
         worker: str | None = None,
         where: str = "redis",
+        outage_s: float = 60.0,
     ):
         self.client = client
         self.where = where  # names the store in errors (the server's URL)
@@ -196,9 +210,50 @@ class RedisStore:
         self.run_id: int | None = None
         self.leases_lost = 0
         self._held: dict[int, str] = {}  # id -> token of every lease this store holds
+        self._unsent: list[tuple[Job, Callable[[], Awaitable[int]]]] = []  # outcomes buffered while Redis is away
         self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
+        self.link = RedisLink(where, outage_s, ping=client.ping, on_back=self._on_back)
 
-    @_translated
+    async def connect(self) -> None:
+        """Load the scripts and register this worker, once, not waiting for a Redis that
+        is away: StoreError (one line) if it cannot be reached."""
+
+        async def connect() -> None:
+            await self.load_scripts()
+            await self._renew([])
+
+        await self.link.call(connect, wait=False)
+
+    async def _on_back(self) -> None:
+        """Redis answers again (the link is still down): renew every lease this worker
+        holds, those of the buffered outcomes included, then write the buffered
+        outcomes, oldest first.  Raises StoreError if Redis goes away again half-way
+        (the link tries again later; what was written stays written)."""
+        await self.link.call(lambda: self._renew([(job.id, job.token) for job, _ in self._unsent]), recovering=True)
+        while self._unsent:
+            _, write = self._unsent[0]
+            await self.link.call(write, recovering=True)
+            self._unsent.pop(0)
+
+    async def _outcome(self, job: Job, write: Callable[[], Awaitable[int]]) -> int | None:
+        """Write a job's outcome now, or, if Redis is away, buffer it (None): it is
+        written once Redis is back.  With MAX_UNSENT outcomes buffered already, wait
+        for Redis instead."""
+        if len(self._unsent) < MAX_UNSENT:
+            try:
+                return await self.link.call(write, wait=False)
+            except RedisAway:
+                self._unsent.append((job, write))
+                log.info("%s: outcome kept until Redis is back (%d kept)", short_url(job.url), len(self._unsent))
+                return None
+        return await self.link.call(write)
+
+    def statistics(self) -> RedisStoreStatistics:
+        """This worker's view of its Redis, now (never blocks)."""
+        return RedisStoreStatistics(
+            up=self.link.up, outages=self.link.outages, unsent=len(self._unsent), leases_lost=self.leases_lost
+        )
+
     async def load_scripts(self) -> None:
         """Load the scripts into Redis's script cache up front (else each one's first
         EVALSHA fails with NOSCRIPT and is sent again as EVAL)."""
@@ -208,11 +263,13 @@ class RedisStore:
     async def _run(self, script: str, *args: Any) -> Any:
         return await self._scripts[script](keys=[], args=[self.prefix, *args])
 
-    @_translated
     async def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run script ``name`` of :data:`crawler.redis_scripts.SCRIPTS` once on ``keys``
-        with ``args`` (for :class:`crawler.redis_pace.RedisPace`)."""
-        return await self._scripts[name](keys=list(keys), args=[str(a) for a in args])
+        with ``args`` (for :class:`crawler.redis_pace.RedisPace`), not waiting for a
+        Redis that is away: StoreError at once."""
+        return await self.link.call(
+            lambda: self._scripts[name](keys=list(keys), args=[str(a) for a in args]), wait=False
+        )
 
     def host_pace(self, wait_ms: tuple[int, int], *, rng: random.Random | None = None) -> Pace:
         """The host pacing shared by every worker on this Redis (see :mod:`crawler.redis_pace`)."""
@@ -283,8 +340,8 @@ class RedisStore:
         except trio.Cancelled:
             with trio.move_on_after(CLEANUP_TIMEOUT_S, shield=True):
                 try:
-                    await self._run("release_held", self.worker, token)
-                except REDIS_ERRORS as exc:  # the Cancelled goes on: the unrenewed lease expires
+                    await self.link.call(lambda: self._run("release_held", self.worker, token), wait=False)
+                except StoreError as exc:  # the Cancelled goes on: the unrenewed lease expires
                     log.debug("%s: could not give back a cancelled claim: %s", self.worker, exc)
             raise
         if not reply:
@@ -315,7 +372,6 @@ class RedisStore:
         reply = await self._run("next_ready_in")
         return None if reply is None else float(reply)
 
-    @_translated
     async def complete(
         self,
         job: Job,
@@ -332,15 +388,19 @@ class RedisStore:
         client's own retry of this call returns True).  Raises ValueError, writing
         nothing, if an item or a link's data is not JSON.  If cancelled, it may or may
         not have happened (all of it or none); either way the lease is no longer
-        renewed, so a job not completed is taken over once its lease expires."""
+        renewed, so a job not completed is taken over once its lease expires.
+
+        While Redis is away the outcome is buffered and True returned; once Redis is
+        back it is written (after the lease was renewed), and if the lease was taken
+        over meanwhile nothing is written (logged, counted in ``leases_lost``): a URL
+        is never completed twice."""
         try:
             items_json = json.dumps(list(items), ensure_ascii=False) if items else ""
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{job.url}: an item is not JSON-serialisable: {exc}") from None
         link_args = [arg for link in links for arg in _encode_request(link)]
         self._held.pop(job.id, None)  # no more renewals: the outcome is on its way
-        done = await self._run(
-            "complete",
+        args = [
             str(job.id),
             job.token,
             secrets.token_hex(8),  # this call's id: a retry of it is told from a second call
@@ -349,24 +409,28 @@ class RedisStore:
             repr(elapsed_s),
             str(self.max_urls),
             *link_args,
-        )
-        if int(done) == 0:
-            self.leases_lost += 1
-        return int(done) == 1
+        ]
 
-    @_translated
+        async def write() -> int:
+            done = int(await self._run("complete", *args))
+            if done == 0:
+                self.leases_lost += 1
+                log.info("%s: complete not recorded: the lease was lost (taken over by another worker)", short_url(job.url))
+            return done
+
+        done = await self._outcome(job, write)
+        return done is None or done == 1
+
     async def retry_later(self, job: Job, reason: str, delay_s: float, status: int | None = None) -> None:
         """Back to pending, ready in ``delay_s`` (the attempt counts), if still held.
         Cancelled half-way: it may or may not have happened."""
         await self._finish(job, "retry", reason, status, delay_s)
 
-    @_translated
     async def fail(self, job: Job, reason: str, status: int | None = None) -> None:
         """Failed for good with ``reason``, if still held.  Cancelled half-way: it
         may or may not have happened."""
         await self._finish(job, "fail", reason, status)
 
-    @_translated
     async def release(self, job: Job) -> None:
         """Back to pending at once, the attempt not charged (shutdown, browser
         restart), if still held.  Cancelled half-way: it may or may not have happened
@@ -374,33 +438,36 @@ class RedisStore:
         await self._finish(job, "release", "", None)
 
     async def _finish(self, job: Job, mode: str, reason: str, status: int | None, delay_s: float = 0.0) -> None:
+        """The outcome written now, or buffered while Redis is away (see :meth:`complete`)."""
         self._held.pop(job.id, None)  # no more renewals: the outcome is on its way
-        moved = await self._run(
-            "finish",
-            str(job.id),
-            job.token,
-            mode,
-            reason,
-            reason_kind(reason),
-            "" if status is None else str(status),
-            repr(delay_s),
-        )
-        if not moved:
-            self.leases_lost += 1
-            log.info("%s: %s not recorded: the lease was lost (taken over by another worker)", short_url(job.url), mode)
+        args = [str(job.id), job.token, mode, reason, reason_kind(reason), "" if status is None else str(status)]
 
-    @_translated
+        async def write() -> int:
+            moved = int(await self._run("finish", *args, repr(delay_s)))
+            if not moved:
+                self.leases_lost += 1
+                log.info("%s: %s not recorded: the lease was lost (taken over by another worker)", short_url(job.url), mode)
+            return moved
+
+        await self._outcome(job, write)
+
     async def renew_leases(self) -> set[int]:
         """Extend every lease this store holds to ``lease_s`` from now, and mark this
         worker alive.  Returns the ids that were no longer held (taken over after
-        expiring); they are forgotten.  Cancelled half-way: renewed or not."""
+        expiring); they are forgotten.  Does not wait for a Redis that is away
+        (StoreError at once).  Cancelled half-way: renewed or not."""
+        return await self.link.call(lambda: self._renew([]), wait=False)
+
+    async def _renew(self, extra: list[tuple[int, str]]) -> set[int]:
+        """The renewal of :meth:`renew_leases`, also of the ``extra`` (id, token) leases
+        (those of outcomes not written yet, which are no longer in ``_held``)."""
         held = dict(self._held)
         args: list[str] = []
-        for job_id, token in held.items():
+        for job_id, token in [*held.items(), *extra]:
             args += [str(job_id), token]
         reply = await self._run("renew", self.worker, repr(self.lease_s), repr(self._forget_s), *args)
         # A job completed (or released...) while the renewal was on its way is not lost.
-        lost = {int(i) for i in reply if self._held.get(int(i)) == held[int(i)]}
+        lost = {int(i) for i in reply if int(i) in held and self._held.get(int(i)) == held[int(i)]}
         for job_id in lost:
             del self._held[job_id]
         return lost
@@ -409,12 +476,19 @@ class RedisStore:
     def _forget_s(self) -> float:
         return WORKER_FORGET_LEASES * self.lease_s
 
-    @_translated
     async def release_all(self) -> int:
         """Give back every lease this worker holds on the server (also any whose
         claim reply was lost), the attempts not charged, and leave ``P workers``.
-        Returns how many went back to pending."""
-        released = int(await self._run("release_held", self.worker, ""))
+        Returns how many went back to pending.  Does not wait for a Redis that is
+        away (StoreError at once): the leases then expire on their own.  Outcomes
+        still buffered are dropped (logged): their URLs' leases expire, and they are
+        crawled again."""
+        if self._unsent:
+            log.warning(
+                "%s: %d outcomes could not be written (Redis away); their URLs are crawled again", self.worker, len(self._unsent)
+            )
+            self._unsent.clear()
+        released = int(await self.link.call(lambda: self._run("release_held", self.worker, ""), wait=False))
         self._held.clear()
         return released
 
@@ -557,29 +631,37 @@ class RedisStore:
         record = {"worker": self.worker, "finish_reason": reason, "summary": summary}
         await self.client.hset(self.key("runs"), {str(self.run_id): json.dumps(record, default=str)})
 
-    @_translated
     async def add_memory_sample(self, sample: dict[str, Any]) -> None:
+        """Store a memory sample; dropped while Redis is away (a gap in the curve)."""
         await self._push_capped(f"mem:{self.run_id}", sample)
 
-    @_translated
     async def add_tab_sample(self, sample: dict[str, Any]) -> None:
+        """Store a tab sample; dropped while Redis is away."""
         await self._push_capped(f"tabs:{self.run_id}", sample)
 
     async def _push_capped(self, name: str, sample: dict[str, Any]) -> None:
-        await self._scripts["push_capped"](
-            keys=[], args=[self.key(name), str(MAX_SAMPLES), json.dumps(sample, separators=(",", ":"))]
-        )
+        args = [self.key(name), str(MAX_SAMPLES), json.dumps(sample, separators=(",", ":"))]
+        try:
+            await self.link.call(lambda: self._scripts["push_capped"](keys=[], args=args), wait=False)
+        except RedisAway:
+            pass
 
     # -- the lease keeper ----------------------------------------------------------------
 
     async def keep_leases(self) -> None:
-        """Renew the leases every ``lease_s / 3`` until cancelled.  Never raises: a
-        failed renewal is logged and tried again at the next tick (if Redis stays
-        away for ``lease_s``, the leases expire and other workers take them over)."""
+        """Renew the leases every ``lease_s / 3`` until cancelled or the link is given
+        up.  Never raises: a failed renewal is tried again at the next tick; while
+        Redis is away the link renews them when it is back (if another worker took
+        one over meanwhile, its outcome is not written)."""
         interval_s = self.lease_s / 3
-        while True:
+        while not self.link.given_up:
+            if not self.link.up:  # the link renews them as it comes back
+                await trio.sleep(interval_s)
+                continue
             try:
                 lost = await self.renew_leases()
+            except RedisAway:
+                pass  # the link said so, once
             except StoreError as exc:
                 log.warning("%s: renewing %d leases failed: %s", self.worker, len(self._held), exc)
             else:
@@ -651,6 +733,7 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
         max_attempts=cfg.retry.max_attempts,
         max_urls=cfg.crawl.max_pages,
         where=f"Redis store {section.url} ({key_prefix(crawl)})",
+        outage_s=section.outage_s,
     )
     # coredis runs its connections in an anyio task group, which wraps an exception of
     # the body in an ExceptionGroup: callers catch ConfigError, not a group of it.
@@ -658,14 +741,14 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
         async with client:
             try:
                 with trio.fail_after(CONNECT_TIMEOUT_S):
-                    await store.load_scripts()
-                    await store.renew_leases()  # registers this worker
-            except (trio.TooSlowError, StoreError, *REDIS_ERRORS) as exc:
+                    await store.connect()
+            except (trio.TooSlowError, StoreError) as exc:
                 raise ConfigError(f"{where} url: cannot reach Redis at {section.url}: {exc or 'timed out'}") from None
             log.info(
                 "redis store %s at %s: worker %s, lease %.1f s", store.prefix, section.url, store.worker, store.lease_s
             )
             async with cdp.open_service_nursery() as nursery:
+                nursery.start_soon(store.link.run)
                 if renew:
                     nursery.start_soon(store.keep_leases)
                 try:
@@ -676,7 +759,7 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
                         try:
                             released = await store.release_all()
                         except StoreError as exc:
-                            log.warning("%s: could not give back its leases: %s", store.worker, exc)
+                            log.info("%s: could not give back its leases (they expire): %s", store.worker, exc)
                         else:
                             if released:
                                 log.info("%s: %d leases given back", store.worker, released)
