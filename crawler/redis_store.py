@@ -100,7 +100,7 @@ from .config import Config, ConfigError
 from .ratelimit import Pace
 from .redis_link import RedisAway, RedisLink
 from .redis_pace import RedisPace
-from .redis_scripts import SCRIPTS
+from .redis_scripts import SCRIPT_KEYS, SCRIPTS
 from .store import STATES, Job, Request, StoreError, reason_kind
 from .urls import short_url
 
@@ -261,7 +261,10 @@ class RedisStore:
             await self.client.script_load(source)
 
     async def _run(self, script: str, *args: Any) -> Any:
-        return await self._scripts[script](keys=[], args=[self.prefix, *args])
+        """One of the crawl's scripts, its keys declared: the prefix, then its fixed keys
+        (see :data:`crawler.redis_scripts.SCRIPT_KEYS`), all in the crawl's hash slot."""
+        keys = [self.prefix, *(self.prefix + name for name in SCRIPT_KEYS[script])]
+        return await self._scripts[script](keys=keys, args=list(args))
 
     async def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run script ``name`` of :data:`crawler.redis_scripts.SCRIPTS` once on ``keys``
@@ -278,7 +281,7 @@ class RedisStore:
     @_translated
     async def server_time(self) -> float:
         """Redis's clock (seconds), the one leases and ready times are in."""
-        return float(await self._scripts["time"](keys=[], args=[]))
+        return float(await self._scripts["time"](keys=[self.prefix], args=[]))  # the crawl's node's clock
 
     def key(self, name: str) -> str:
         """The full name of one of this crawl's keys (``"u:17"``, ``"held:" + worker``...)."""
@@ -415,7 +418,9 @@ class RedisStore:
             done = int(await self._run("complete", *args))
             if done == 0:
                 self.leases_lost += 1
-                log.info("%s: complete not recorded: the lease was lost (taken over by another worker)", short_url(job.url))
+                log.info(
+                    "%s: complete not recorded: the lease was lost (taken over by another worker)", short_url(job.url)
+                )
             return done
 
         done = await self._outcome(job, write)
@@ -446,7 +451,9 @@ class RedisStore:
             moved = int(await self._run("finish", *args, repr(delay_s)))
             if not moved:
                 self.leases_lost += 1
-                log.info("%s: %s not recorded: the lease was lost (taken over by another worker)", short_url(job.url), mode)
+                log.info(
+                    "%s: %s not recorded: the lease was lost (taken over by another worker)", short_url(job.url), mode
+                )
             return moved
 
         await self._outcome(job, write)
@@ -485,7 +492,9 @@ class RedisStore:
         crawled again."""
         if self._unsent:
             log.warning(
-                "%s: %d outcomes could not be written (Redis away); their URLs are crawled again", self.worker, len(self._unsent)
+                "%s: %d outcomes could not be written (Redis away); their URLs are crawled again",
+                self.worker,
+                len(self._unsent),
             )
             self._unsent.clear()
         released = int(await self.link.call(lambda: self._run("release_held", self.worker, ""), wait=False))
@@ -596,7 +605,7 @@ class RedisStore:
     async def save_input_position(self, key: str, position: int) -> None:
         """Record ``position`` for input ``key`` if it is more than the recorded one
         (workers feeding the same input agree).  Atomic."""
-        await self._run("save_input_position", key, str(position))
+        await self._scripts["save_input_position"](keys=[self.key(f"input:{key}")], args=[str(position)])
 
     @_translated
     async def retry_failed(self, prefix: str | None = None) -> int:
@@ -609,13 +618,14 @@ class RedisStore:
         """Delete every key of this crawl (``--fresh``).  Not atomic: do it while no
         worker is crawling.  Cancelled half-way: some keys are deleted."""
         pattern = _glob_escape(self.prefix) + "*"
-        cursor = 0
-        while True:
-            cursor, keys = await self.client.scan(cursor, match=pattern, count=1000)
-            if keys:
-                await self.client.unlink(list(keys))
-            if not cursor:
-                break
+        batch: list[str] = []
+        async for key in self.client.scan_iter(match=pattern, count=READ_BATCH):  # a cluster: the crawl's node
+            batch.append(key)
+            if len(batch) >= READ_BATCH:
+                await self.client.unlink(batch)
+                batch = []
+        if batch:
+            await self.client.unlink(batch)
         self._held.clear()
 
     # -- run records ---------------------------------------------------------------------
@@ -640,9 +650,9 @@ class RedisStore:
         await self._push_capped(f"tabs:{self.run_id}", sample)
 
     async def _push_capped(self, name: str, sample: dict[str, Any]) -> None:
-        args = [self.key(name), str(MAX_SAMPLES), json.dumps(sample, separators=(",", ":"))]
+        args = [str(MAX_SAMPLES), json.dumps(sample, separators=(",", ":"))]
         try:
-            await self.link.call(lambda: self._scripts["push_capped"](keys=[], args=args), wait=False)
+            await self.link.call(lambda: self._scripts["push_capped"](keys=[self.key(name)], args=args), wait=False)
         except RedisAway:
             pass
 
@@ -717,7 +727,9 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
     if not section.url:
         raise ConfigError(f'{where} url: backend = "redis" needs url = "redis://host:port/db"')
     try:
-        client: coredis.Redis[str] = coredis.Redis.from_url(
+        # With cluster = true, url is one startup node; the client finds the others.
+        kind = coredis.RedisCluster if section.cluster else coredis.Redis
+        client: coredis.Redis[str] = kind.from_url(
             section.url,
             decode_responses=True,
             connect_timeout=CONNECT_TIMEOUT_S,

@@ -2,17 +2,18 @@
 
 Every test takes ``store`` (a store of a fresh crawl) or ``backend`` (which opens more
 stores of the same crawl: with a ``max_urls`` cap, or for a worker about to die), both
-parametrised over ``sqlite`` (a file in tmp_path) and ``redis`` (a crawl of its own on
-the session's redis-server).  Nothing here relies on one backend's own behaviour:
+parametrised over ``sqlite`` (a file in tmp_path), ``redis`` (a crawl of its own on
+the session's redis-server) and ``redis-cluster`` (the same on the session's
+three-master Redis Cluster).  Nothing here relies on one backend's own behaviour:
 what only Redis does (leases, takeover, renewal, tokens) is tested in ``tests/redis``.
 """
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-import random
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ from tests.crawler.conftest import make_config
 from tests.fake.browser import shop_url
 from tests.fake.harness import FakeBrowsers, no_memory_reading
 from tests.redis.conftest import make_redis_config
+from tests.redis.servers import RedisCluster3
 
 URLS = [f"http://shop.test/product/{i}" for i in range(1, 6)]
 LINKS = [f"http://shop.test/list/{i}" for i in range(1, 4)]
@@ -80,34 +82,40 @@ class SqliteBackend:
 class RedisBackend:
     name = "redis"
 
-    def __init__(self, server: RedisServer, crawl: str):
+    def __init__(self, server: RedisServer | RedisCluster3, crawl: str, *, cluster: bool = False):
         self.server = server
         self.crawl = crawl
+        self.cluster = cluster
+
+    def _config(self, urls: list[str] | None = None, **sections: dict[str, Any]) -> Config:
+        sections["store"] = {"cluster": self.cluster, **sections.get("store", {})}
+        return make_redis_config(self.server, self.crawl, urls, **sections)
 
     @asynccontextmanager
     async def open(self, *, max_urls: int = 0) -> AsyncIterator[Store]:
-        cfg = make_redis_config(self.server, self.crawl, crawl={"max_pages": max_urls})
-        async with open_redis_store(cfg) as store:
+        async with open_redis_store(self._config(crawl={"max_pages": max_urls})) as store:
             yield store
 
     @asynccontextmanager
     async def open_mortal(self) -> AsyncIterator[Store]:
-        cfg = make_redis_config(self.server, self.crawl, store={"lease_s": MORTAL_LEASE_S})
-        async with open_redis_store(cfg, renew=False) as store:
+        async with open_redis_store(self._config(store={"lease_s": MORTAL_LEASE_S}), renew=False) as store:
             yield store
 
     async def kill(self, store: Store) -> None:
         await trio.sleep(MORTAL_LEASE_S + 0.2)  # it never renews: its leases have expired
 
     def config(self, urls: list[str], **sections: dict[str, Any]) -> Config:
-        return make_redis_config(self.server, self.crawl, urls, **sections)
+        return self._config(urls, **sections)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         return SqliteBackend(tmp_path / "c.db")
-    return RedisBackend(request.getfixturevalue("redis_server"), f"contract-{uuid.uuid4().hex[:10]}")
+    crawl = f"contract-{uuid.uuid4().hex[:10]}"
+    if request.param == "redis-cluster":
+        return RedisBackend(request.getfixturevalue("redis_cluster"), crawl, cluster=True)
+    return RedisBackend(request.getfixturevalue("redis_server"), crawl)
 
 
 @pytest.fixture
@@ -565,16 +573,17 @@ async def test_host_pace_spaces_turns_on_one_host_by_the_gap_and_backs_off(store
     after the previous turn's block exited; another host is not held up; a back-off
     (Retry-After) keeps the host's next turn away for its delay."""
     pace = store.host_pace((200, 200))
-    async with pace.hold("http://a.test/1"):
+    a, b = (f"http://{name}-{uuid.uuid4().hex[:8]}.test" for name in "ab")  # hosts of this test's own
+    async with pace.hold(f"{a}/1"):
         pass
     left = trio.current_time()
-    async with pace.hold("http://b.test/1"):
+    async with pace.hold(f"{b}/1"):
         other_host = trio.current_time()
-    async with pace.hold("http://a.test/2"):
+    async with pace.hold(f"{a}/2"):
         again = trio.current_time()
     assert other_host - left < 0.2 <= again - left
-    await pace.back_off("http://a.test/3", 0.4)
+    await pace.back_off(f"{a}/3", 0.4)
     paused = trio.current_time()
-    async with pace.hold("http://a.test/3"):
+    async with pace.hold(f"{a}/3"):
         after_pause = trio.current_time()
     assert after_pause - paused >= 0.4 - 0.01

@@ -4,6 +4,7 @@ port and data folder (AOF on), and a three-master Redis Cluster.  Every server b
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import socket
@@ -22,6 +23,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too, as cluster nodes need
+    (and at most 55535, so that the bus port exists)."""
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20_000, 45_000)
+        if _bindable(port) and _bindable(port + 10_000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 def redis_executable(name: str = "redis-server") -> str:
@@ -85,7 +106,9 @@ class RedisProcess:
                 return
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"redis-server on {self.port} did not start: {(self.folder / 'redis.log').read_text()[-500:]}")
+        raise RuntimeError(
+            f"redis-server on {self.port} did not start: {(self.folder / 'redis.log').read_text()[-500:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM kill would; reaped."""
@@ -101,3 +124,61 @@ class RedisProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class RedisCluster3:
+    """Three redis-server masters (cluster mode, no replicas) in ``folder``, joined by
+    ``redis-cli --cluster create``; ``url`` is the first node, a startup node."""
+
+    def __init__(self, folder: Path):
+        self.nodes = [
+            RedisProcess(
+                folder / f"node{i}",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--appendonly",
+                "no",
+                port=cluster_port(),
+            )
+            for i in range(3)
+        ]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        out = subprocess.run(
+            [
+                redis_executable("redis-cli"),
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        if out.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"redis-cli --cluster create failed: {out.stdout.decode()[-500:]} {out.stderr.decode()}")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if all("cluster_state:ok" in ask(node.port, "CLUSTER", "INFO") for node in self.nodes):
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the cluster did not reach cluster_state:ok")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
