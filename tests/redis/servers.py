@@ -152,8 +152,12 @@ class RedisCluster3:
         return self.nodes[0].url
 
     def start(self) -> None:
-        for node in self.nodes:
-            node.start()
+        try:
+            for node in self.nodes:
+                node.start()
+        except RuntimeError:
+            self.stop()  # the nodes that did start
+            raise
         out = subprocess.run(
             [
                 redis_executable("redis-cli"),
