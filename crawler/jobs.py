@@ -44,6 +44,7 @@ from .failure import SLOW_DOWN_STATUS, PageFailure
 from .links import LinkFilter
 from .page import Page, PageEnv
 from .pool import Lease, TabPool
+from .ratelimit import host_of
 from .retry import RetryPolicy
 from .router import Router, SessionGate
 from .stats import JobStatistics
@@ -147,6 +148,7 @@ class JobRunner:
         )
         self._run_route = run_route or routing.run_route
         self._in_flight: dict[int, Job] = {}
+        self._claim_lock = trio.Lock()
         self._changed = trio.Event()  # set (and replaced) whenever a job ends: idle workers look again
         self._claimed = 0
         self._claiming = 0  # claims on their way to the store, each holding one slot of the limit
@@ -216,7 +218,7 @@ class JobRunner:
             # flight together (a round trip to Redis) would otherwise all pass the check.
             self._claiming += 1
             try:
-                job = await self._store.claim()
+                job = await self._claim()
             finally:
                 self._claiming -= 1
             if job is None:
@@ -229,9 +231,21 @@ class JobRunner:
             self._claimed += 1
             await self._process(pool, job)
 
+    async def _claim(self) -> Job | None:
+        """Claim the next job and enter it in the in-flight table.  Fairness: prefer a
+        URL of a host none of our jobs is on, so the hosts interleave and a slow or
+        paused host (its jobs waiting for their turn) does not take every tab while
+        other hosts' URLs are ready.  One claim at a time per process (one round trip
+        each), so that each claim knows the hosts of the ones before it."""
+        async with self._claim_lock:
+            job = await self._store.claim({host_of(job.url) for job in self._in_flight.values()})
+            if job is not None:
+                self._in_flight[job.id] = job
+            return job
+
     async def _process(self, pool: TabPool, job: Job) -> None:
-        """One job: lease → watchdog scope → page work → outcome recorded."""
-        self._in_flight[job.id] = job
+        """One job (in the in-flight table already): lease → watchdog scope → page work →
+        outcome recorded."""
         started = trio.current_time()
         result: Page | None = None
         failure: PageFailure | None = None

@@ -81,7 +81,10 @@ return {added, frontier_full(max_urls) and 1 or 0}
 """
 )
 
-# ARGV: worker, token, lease_s, max_attempts, takeover_scan
+# ARGV: worker, token, lease_s, max_attempts, takeover_scan, claim_scan, then the hosts
+#   to pass over (a pending URL of one of them is skipped for the first of another host
+#   among the first claim_scan ready, if any; the host is the URL's netloc, as
+#   ``ratelimit.host_of`` has it)
 #   -> {id, url, attempt, label, depth, data, parent} (absent fields nil) or nil
 _CLAIM = (
     _PROLOGUE
@@ -117,9 +120,18 @@ for _ = 1, tonumber(ARGV[5]) do
   end
 end
 if not id then
-  local ready = redis.call('ZRANGEBYSCORE', K .. 'pending', '-inf', now, 'LIMIT', 0, 1)
+  local avoid = {}
+  for i = 7, #ARGV do avoid[ARGV[i]] = true end
+  local ready = redis.call('ZRANGEBYSCORE', K .. 'pending', '-inf', now, 'LIMIT', 0, #ARGV >= 7 and tonumber(ARGV[6]) or 1)
   if #ready == 0 then return false end
-  id = ready[1]
+  for _, candidate in ipairs(ready) do
+    local url = redis.call('HGET', K .. 'u:' .. candidate, 'url') or ''
+    if not avoid[string.match(url, '^%a[%w+.-]*://([^/?#]*)') or ''] then
+      id = candidate
+      break
+    end
+  end
+  id = id or ready[1]
   redis.call('ZREM', K .. 'pending', id)
 end
 local u = K .. 'u:' .. id

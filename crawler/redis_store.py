@@ -85,7 +85,7 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -101,7 +101,7 @@ from .ratelimit import Pace
 from .redis_link import RedisAway, RedisLink
 from .redis_pace import RedisPace
 from .redis_scripts import SCRIPT_KEYS, SCRIPTS
-from .store import STATES, Job, Request, StoreError, reason_kind
+from .store import CLAIM_SCAN, STATES, Job, Request, StoreError, reason_kind
 from .urls import short_url
 
 log = logging.getLogger("crawler.redis_store")
@@ -327,9 +327,10 @@ class RedisStore:
         return int(await self._run("recover"))
 
     @_translated
-    async def claim(self) -> Job | None:
+    async def claim(self, avoid_hosts: Collection[str] = ()) -> Job | None:
         """Take a URL: one whose lease expired (a dead worker's), else the next ready
-        pending one; hold it with a fresh lease.  None if nothing is claimable now.
+        pending one, preferring a host not in ``avoid_hosts`` (among the first CLAIM_SCAN
+        ready); hold it with a fresh lease.  None if nothing is claimable now.
         The Job carries the URL's request fields (label, depth, data, parent).
 
         Atomic with respect to cancellation: if cancelled, whatever the script claimed
@@ -338,7 +339,14 @@ class RedisStore:
         token = secrets.token_hex(8)
         try:
             reply = await self._run(
-                "claim", self.worker, token, repr(self.lease_s), str(self.max_attempts), str(TAKEOVER_SCAN)
+                "claim",
+                self.worker,
+                token,
+                repr(self.lease_s),
+                str(self.max_attempts),
+                str(TAKEOVER_SCAN),
+                str(CLAIM_SCAN),
+                *sorted(avoid_hosts),
             )
         except trio.Cancelled:
             with trio.move_on_after(CLEANUP_TIMEOUT_S, shield=True):

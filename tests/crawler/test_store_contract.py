@@ -587,3 +587,38 @@ async def test_host_pace_spaces_turns_on_one_host_by_the_gap_and_backs_off(store
     async with pace.hold(f"{a}/3"):
         after_pause = trio.current_time()
     assert after_pause - paused >= 0.4 - 0.01
+
+
+# -- fairness -----------------------------------------------------------------------------
+
+
+async def test_claim_prefers_a_ready_url_of_a_host_not_avoided(store):
+    """``claim(avoid_hosts)`` takes the first ready URL whose host is not avoided; when
+    every ready URL's host is avoided, the first ready one all the same."""
+    a, b = "http://a.test:8080", "http://b.test"
+    await store.add_urls([f"{a}/1", f"{a}/2", f"{b}/1", f"{a}/3"])
+    assert (await claim(store)).url == f"{a}/1"
+    assert (await store.claim(avoid_hosts={"a.test:8080"})).url == f"{b}/1"
+    assert (await store.claim(avoid_hosts={"a.test:8080", "b.test"})).url == f"{a}/2"
+    assert (await store.claim(avoid_hosts={"b.test"})).url == f"{a}/3"
+    assert await store.claim(avoid_hosts={"a.test:8080"}) is None
+
+
+async def test_a_paced_host_first_in_line_does_not_take_every_worker(backend):
+    """Eight URLs of host A come first in the frontier, then eight of host B; pages are
+    paced 300 ms apart per host, four workers.  B is not starved behind A's queue: its
+    first page is fetched before A's third (without fairness every worker would wait in
+    A's queue, and B would start after all of A).  On the fake browser."""
+    a = [shop_url("product", i).replace("shop.test", "a.shop.test") for i in range(1, 9)]
+    b = [shop_url("product", i).replace("shop.test", "b.shop.test") for i in range(1, 9)]
+    cfg = backend.config(
+        [*a, *b], pool={"concurrency": 4}, rate_limit={"wait_ms": [300, 300]}, monitor={"sample_interval_s": 1e6}
+    )
+    browsers = FakeBrowsers(random.Random(3))
+    async with backend.open() as store:
+        engine = Crawler(cfg, store, open_browser=browsers, read_memory=no_memory_reading)
+        assert await engine.run() == "finished"
+        assert (await store.counts())["done"] == 16
+    fetched = sorted((browsers.hits(url)[0], url) for url in [*a, *b])
+    order = ["a" if url in a else "b" for _, url in fetched]
+    assert order.index("b") < [i for i, host in enumerate(order) if host == "a"][2], order
