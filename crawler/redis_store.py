@@ -30,7 +30,8 @@ The frontier never holds more than ``max_urls`` URLs (``[crawl] max_pages``; 0: 
 cap), counted as ``P seq``: every URL ever added, whatever its state now.
 
 Keys (``P`` is ``crawler:{<crawl>}:``, ``<crawl>`` being ``[store] crawl``, else the
-site name and a hash of the config file's absolute path, see :func:`crawl_name`; the braces make every key of a crawl share one Redis Cluster hash slot):
+site name and a hash of the config file's absolute path, see :func:`crawl_name`; the
+braces make every key of a crawl share one Redis Cluster hash slot):
 
 =====================  =========================================================
 ``P seq``              string: the last URL id given (ids give the crawl order;
@@ -67,11 +68,21 @@ one line naming the key: the crawl was written by an incompatible version.
 Times are Redis's ``TIME`` (seconds, float), so workers on machines whose clocks
 disagree still agree on lease expiries and ready times.
 
-The client is coredis (6.x, built on anyio, runs under trio).  It retries a command
-whose connection broke; every script is idempotent for that: a retried claim with
-the same token returns the same URL, a retried complete (the same call: each call
-sends a random ``call`` id) returns True and adds nothing again, while a second
-``complete`` call for a job already completed returns False, as on SQLite.
+The client is coredis (6.x, built on anyio, runs under trio): ``coredis.Redis``, or
+``coredis.RedisCluster`` with ``[store] cluster = true`` (``url`` a startup node; every
+script declares its keys, all in the crawl's slot, see :mod:`crawler.redis_scripts`).
+It retries a command whose connection broke, and so does the store's
+:class:`~crawler.redis_link.RedisLink` while Redis is away (up to ``[store] outage_s``);
+every script is idempotent for that: a retried claim with the same token returns the
+same URL, a retried complete (the same call: each call sends a random ``call`` id)
+returns True and adds nothing again, while a second ``complete`` call for a job
+already completed returns False, as on SQLite.  While Redis is away, the outcomes of
+jobs are kept in memory (MAX_UNSENT) and written once it is back, after the leases
+were renewed: a lease taken over meanwhile has another token, and its outcome writes
+nothing.
+
+Outside the crawl's keys: ``crawler:{pace:<host>}``, the host budget every worker on
+this Redis shares (:mod:`crawler.redis_pace`).
 """
 
 from __future__ import annotations
