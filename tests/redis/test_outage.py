@@ -120,3 +120,51 @@ async def test_redis_away_past_outage_s_ends_the_crawl_and_a_rerun_completes_it(
         assert await wait_all([rerun]) == [0], _logs(tmp_path)
         nursery.cancel_scope.cancel()
     await check_done_once(aof_redis, crawl_name, base, pages)
+
+
+async def test_an_outcome_kept_through_an_outage_is_not_written_once_its_lease_was_taken_over(
+    redis_server, crawl_name
+):
+    """Worker A reaches Redis through a proxy that is then stopped (connections refused):
+    A's complete is kept (True) while Redis is away for A.  A's lease expires; worker B,
+    which still reaches Redis, takes the URL over and completes it.  When A reaches Redis
+    again, it renews what it holds and writes its kept outcome: the lease has B's token,
+    so nothing of A's is written (counted as a lease lost), and the URL is done once,
+    by B, with B's item."""
+    from tests.faults.proxy import CdpProxy
+
+    url = "http://shop.test/product/1"
+    direct = make_redis_config(redis_server, crawl_name, store={"lease_s": 0.5})
+    async with trio.open_nursery() as nursery:
+        proxy = CdpProxy(redis_server.port)
+        proxy_scope = trio.CancelScope()
+
+        async def serve_proxy(proxy: CdpProxy, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+            with proxy_scope:
+                await proxy.serve(task_status=task_status)
+
+        port = await nursery.start(serve_proxy, proxy)
+        through_proxy = make_redis_config(
+            redis_server, crawl_name, store={"lease_s": 0.5, "url": f"redis://127.0.0.1:{port}/0"}
+        )
+        async with open_redis_store(through_proxy) as a, open_redis_store(direct) as b:
+            await a.add_urls([url])
+            job_a = await a.claim()
+            proxy_scope.cancel()  # A's Redis is gone: its connections cut, new ones refused
+            await trio.sleep(0.05)
+            assert await a.complete(job_a, [{"by": "a"}], [], 200, 0.1)
+            assert a.statistics().unsent == 1 and not a.statistics().up
+            await trio.sleep(0.7)  # A's lease expires unrenewed
+            job_b = await b.claim()
+            assert (job_b.url, job_b.attempt) == (url, 2)
+            assert await b.complete(job_b, [{"by": "b"}], [], 200, 0.1)
+            proxy_scope = trio.CancelScope()
+            await nursery.start(serve_proxy, CdpProxy(redis_server.port, port=port))
+            with trio.fail_after(10):
+                while not a.statistics().up:
+                    await trio.sleep(0.05)
+            assert a.statistics().unsent == 0 and a.statistics().leases_lost == 1
+            assert list(await b.items()) == [{"by": "b"}]
+            state = await b.url_state(url)
+            assert (state["done_count"], state["done_by"]) == (1, b.worker)
+        nursery.cancel_scope.cancel()
