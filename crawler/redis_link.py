@@ -104,6 +104,14 @@ class RedisLink:
     def given_up(self) -> bool:
         return self._given_up is not None
 
+    async def wait_up(self) -> None:
+        """Return once the link is up (at once if it is), its ``on_back`` done; raises
+        RedisUnavailable if it is given up meanwhile."""
+        while self._given_up is None and self._down_since is not None:
+            await self._back.wait()
+        if self._given_up is not None:
+            raise self._given_up
+
     def mark_down(self, exc: BaseException) -> None:
         """Redis could not be reached (``exc`` says how): the link is down from now,
         unless it already was.  Never blocks."""

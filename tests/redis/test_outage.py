@@ -161,8 +161,7 @@ async def test_an_outcome_kept_through_an_outage_is_not_written_once_its_lease_w
             proxy_scope = trio.CancelScope()
             await nursery.start(serve_proxy, CdpProxy(redis_server.port, port=port))
             with trio.fail_after(10):
-                while not a.statistics().up:
-                    await trio.sleep(0.05)
+                await a.link.wait_up()
             assert a.statistics().unsent == 0 and a.statistics().leases_lost == 1
             assert list(await b.items()) == [{"by": "b"}]
             state = await b.url_state(url)
