@@ -67,3 +67,32 @@ async def test_a_retry_after_pauses_the_host_for_every_worker(redis_server, craw
         async with pace.hold(f"{host}/2"):
             resumed = trio.current_time()
         assert other_host - paused < 0.5 <= resumed - paused + 0.01
+
+
+async def test_while_redis_is_away_a_worker_paces_hosts_on_its_own(redis_server, crawl_name):
+    """A worker whose Redis cannot be reached (its proxy stopped) still keeps the gap
+    between its own requests to a host, in process, and raises nothing."""
+    from tests.faults.proxy import CdpProxy
+
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+
+        async def serve_proxy(*, task_status=trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                await CdpProxy(redis_server.port).serve(task_status=task_status)
+
+        port = await nursery.start(serve_proxy)
+        cfg = make_redis_config(redis_server, crawl_name, store={"url": f"redis://127.0.0.1:{port}/0"})
+        async with open_redis_store(cfg) as store:
+            pace = store.host_pace((200, 200))
+            host = f"http://{crawl_name}.test"
+            async with pace.hold(f"{host}/1"):
+                pass
+            scope.cancel()
+            await trio.sleep(0.05)
+            async with pace.hold(f"{host}/2"):  # Redis away: the turn is this process's own
+                second = trio.current_time()
+            async with pace.hold(f"{host}/3"):
+                third = trio.current_time()
+            assert third - second >= 0.2 and not store.statistics().up
+        nursery.cancel_scope.cancel()
