@@ -122,9 +122,7 @@ async def test_redis_away_past_outage_s_ends_the_crawl_and_a_rerun_completes_it(
     await check_done_once(aof_redis, crawl_name, base, pages)
 
 
-async def test_an_outcome_kept_through_an_outage_is_not_written_once_its_lease_was_taken_over(
-    redis_server, crawl_name
-):
+async def test_an_outcome_kept_through_an_outage_is_not_written_once_its_lease_was_taken_over(redis_server, crawl_name):
     """Worker A reaches Redis through a proxy that is then stopped (connections refused):
     A's complete is kept (True) while Redis is away for A.  A's lease expires; worker B,
     which still reaches Redis, takes the URL over and completes it.  When A reaches Redis
