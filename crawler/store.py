@@ -58,7 +58,7 @@ from .ratelimit import HostRateLimiter, Pace, host_of
 T = TypeVar("T")
 
 SCHEMA_VERSION = 2
-CLAIM_SCAN = 100  # ready URLs a claim looks through for one whose host is not avoided (fairness)
+CLAIM_SCAN = 32  # ready URLs a claim looks through for one of a host not avoided (fairness); each costs Redis one HGET
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS frontier (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
