@@ -18,6 +18,10 @@ of one site together keep one budget; and on a cluster the per-page pace calls o
 different hosts spread over the nodes instead of all landing on the crawl's slot.  A
 key expires PACE_KEEP_MS after its host's last turn.
 
+With no gaps (``wait_ms = [0, 0]``) a request still asks Redis once, without taking a
+hold, whether its host is paused (a Retry-After set by any worker): one round trip per
+document.
+
 When Redis cannot be reached (``StoreError`` from the call), the pace falls back to
 this process's own limiter with the same gaps: during an outage no URL is claimed, so
 only the jobs already in flight send requests, each worker paced on its own.
@@ -79,6 +83,10 @@ class RedisPace:
             hold_ms = HOLD_MS if self.high_ms > 0 else 0
             try:
                 await self._wait_turn(host, token, hold_ms)
+            except trio.Cancelled:
+                if hold_ms:  # the last ask may have taken the hold: drop it, or the host waits HOLD_MS
+                    await self._hand_on(host, token, gap_ms=0)
+                raise
             except StoreError as exc:
                 log.debug("%s: pacing in process while Redis is away: %s", host, exc)
                 async with self._local.hold(url):
@@ -97,8 +105,11 @@ class RedisPace:
                 return
             await trio.sleep(wait_ms / 1000)
 
-    async def _hand_on(self, host: str, token: str) -> None:
-        gap_ms = round(self._rng.uniform(self.low_ms, self.high_ms))
+    async def _hand_on(self, host: str, token: str, gap_ms: int | None = None) -> None:
+        """Drop the hold (if ``token`` has it) and set the host's next start one gap from
+        now (``gap_ms=0``: the request never left); shielded, bounded."""
+        if gap_ms is None:
+            gap_ms = round(self._rng.uniform(self.low_ms, self.high_ms))
         self._local.back_off_nowait(f"http://{host}/", gap_ms / 1000)  # if Redis goes away, keep the gap here too
         with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
             try:

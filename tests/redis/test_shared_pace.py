@@ -96,3 +96,28 @@ async def test_while_redis_is_away_a_worker_paces_hosts_on_its_own(redis_server,
                 third = trio.current_time()
             assert third - second >= 0.2 and not store.statistics().up
         nursery.cancel_scope.cancel()
+
+
+async def test_a_worker_cancelled_while_asking_for_its_turn_leaves_no_hold_behind(redis_server, crawl_name):
+    """A request cancelled while its ask for the host's turn is on its way (its job's
+    watchdog, a shutdown), after Redis gave it the hold: the hold is dropped, so another
+    worker's request to the host goes at once, not after the hold's 10 s lapse."""
+    from crawler.redis_pace import RedisPace
+
+    cfg = make_redis_config(redis_server, crawl_name)
+    host = f"http://{crawl_name}.test"
+    async with open_redis_store(cfg, renew=False) as one, open_redis_store(cfg, renew=False) as other:
+
+        async def reply_lost(name, keys, args):  # the script runs; its reply never comes in time
+            reply = await one.run_script(name, keys, args)
+            if name == "pace_acquire":
+                await trio.sleep_forever()
+            return reply
+
+        with trio.move_on_after(0.2) as asking:
+            async with RedisPace(reply_lost, (300, 300)).hold(f"{host}/1"):
+                raise AssertionError("the reply was lost: no turn can come")
+        assert asking.cancelled_caught
+        with trio.fail_after(5):
+            async with other.host_pace((300, 300)).hold(f"{host}/2"):
+                pass
