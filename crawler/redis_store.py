@@ -381,7 +381,7 @@ class RedisStore:
             token,
             label=label,
             depth=int(depth or 0),
-            data=self._decode_data(f"u:{job_id}", data),
+            data=decode_data(self.key(f"u:{job_id}"), data),
             parent=parent,
         )
 
@@ -553,7 +553,7 @@ class RedisStore:
                 break
             for job_id, data in zip(ids, await self.client.hmget(self.key("items"), ids), strict=True):
                 if data is not None:
-                    items += self._decode_items(job_id, data)
+                    items += decode_items(f"{self.key('items')} {job_id}", data)
             start += READ_BATCH
         return iter(items)
 
@@ -586,34 +586,11 @@ class RedisStore:
             "label": record.get("label"),
             "depth": record.get("depth", 0),
             "parent": record.get("parent"),
-            "data": self._decode_data(key, record.get("data")),
+            "data": decode_data(self.key(key), record.get("data")),
             "last_error": record.get("last_error") or None,  # '' in records of the previous layout
             "status": record.get("status"),
             "done_count": record.get("done_count", 0),
         }
-
-    def _decode_data(self, key: str, data: str | None) -> dict[str, Any]:
-        if data is None:
-            return {}
-        try:
-            value = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise RedisLayoutError(f"{self.key(key)} data: not JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise RedisLayoutError(f"{self.key(key)} data: expected a JSON object, got {type(value).__name__}")
-        return value
-
-    def _decode_items(self, job_id: str, data: str) -> list[dict[str, Any]]:
-        where = f"{self.key('items')} {job_id}"
-        try:
-            value = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise RedisLayoutError(f"{where}: not JSON: {exc}") from None
-        if isinstance(value, dict):
-            return [value]  # the previous layout: one item per URL, stored as itself
-        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
-            return value
-        raise RedisLayoutError(f"{where}: expected a JSON array of objects, got {data[:60]!r}")
 
     @_translated
     async def input_position(self, key: str) -> int:
@@ -698,6 +675,34 @@ class RedisStore:
                     self.leases_lost += len(lost)
                     log.warning("%s: %d leases were taken over by other workers: %s", self.worker, len(lost), lost)
             await trio.sleep(interval_s)
+
+
+def decode_data(key: str, data: str | None) -> dict[str, Any]:
+    """A URL record's ``data`` (``key`` names the record in the error): RedisLayoutError
+    unless it is absent or a JSON object."""
+    if data is None:
+        return {}
+    try:
+        value = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise RedisLayoutError(f"{key} data: not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RedisLayoutError(f"{key} data: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def decode_items(where: str, data: str) -> list[dict[str, Any]]:
+    """One URL's stored items (``where`` names them in the error): a JSON array of
+    objects, or one object (the previous layout); else RedisLayoutError."""
+    try:
+        value = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise RedisLayoutError(f"{where}: not JSON: {exc}") from None
+    if isinstance(value, dict):
+        return [value]  # the previous layout: one item per URL, stored as itself
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        return value
+    raise RedisLayoutError(f"{where}: expected a JSON array of objects, got {data[:60]!r}")
 
 
 _FLOAT_FIELDS = {"ready", "lease_until", "started_at", "finished_at", "elapsed_s", "taken_at"}
