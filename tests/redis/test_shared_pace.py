@@ -13,7 +13,7 @@ from tests.shop import FaultShop, start_shop
 
 PAGES = 25
 WORKERS = 3
-CRAWL_TIMEOUT_S = 60.0
+CRAWL_TIMEOUT_S = 120.0  # a bound on a hang, not a speed target
 
 
 @pytest.mark.chromium
