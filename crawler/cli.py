@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("trio-websocket").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # coredis logs a lost connection with its traceback; the Redis store says it in one line.
+    logging.getLogger("coredis").setLevel(logging.CRITICAL)
     try:
         if args.command == "crawl":
             return trio.run(crawl_command, load_config(args), args)

@@ -23,6 +23,10 @@ from .identity import IdentityError, Proxy, load_cookies, parse_headers, parse_p
 from .urls import normalise_url, short_url
 
 CAPTURE_TIMEOUT_S = 30.0  # a required capture not received this long after the page's item is ready: missing_capture
+# [store] outage_s: longer than a Redis restart or a failover (a Sentinel or Cluster
+# failover takes cluster-node-timeout, 15 s by default, plus an election), short enough
+# that a fleet whose Redis is gone for good does not sit holding browsers for long.
+OUTAGE_S = 60.0
 INPUT_LOOKAHEAD = 1000  # input URLs fed into the frontier ahead of the workers (pending at most about this many)
 SESSION_BACKOFF_S = (30.0, 600.0)  # (first, cap) seconds a blocked or failing proxy is benched
 
@@ -336,7 +340,13 @@ class StoreSection:
     backend: str = _field("sqlite", _choice("sqlite", "redis"), "where frontier and items live")
     url: str = _field("", _str, "redis://host:port/db for the redis backend")
     lease_s: float = _field(60.0, _float(positive=True), "redis: how long a claimed URL stays held without renewal")
-    crawl: str = _field("", _str, "redis: key prefix of this crawl; default: the site name")
+    outage_s: float = _field(
+        OUTAGE_S, _float(positive=True), "redis: how long workers wait out an unreachable Redis before the crawl ends"
+    )
+    cluster: bool = _field(False, _bool, "redis: url is a startup node of a Redis Cluster")
+    crawl: str = _field(
+        "", _str, "redis: the crawl all workers share (key prefix); default: site name + hash of the config's path"
+    )
 
 
 @attrs.frozen

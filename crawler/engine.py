@@ -235,8 +235,17 @@ class Crawler:
 
     async def summary(self) -> dict[str, Any]:
         """The run's summary, as stored with the run and printed at the end: the store's
-        counts and this run's figures.  Only reads."""
-        counts = await self._store.counts()
+        counts and this run's figures.  Only reads.  If the store cannot be read (it
+        failed: the run was aborted for it), the counts are the last ones read."""
+        try:
+            counts = await self._store.counts()
+            failed_by_reason = await self._store.failures_by_reason()
+        except StoreError as exc:
+            # The store is gone (what ended the run): the last counts read, and this
+            # run's own figures, are all there is to report.
+            log.debug("the summary's counts are the last ones read: %s", exc)
+            counts = {"pending": 0, "in_progress": 0, "done": 0, "failed": 0, **self._url_counts}
+            failed_by_reason = {}
         s = self.statistics()
         totals = s.browser.pool_totals
         return {
@@ -246,7 +255,7 @@ class Crawler:
             "pending": counts["pending"] + counts["in_progress"],
             "input_exhausted": self._feed.exhausted,
             "input_position": self._feed.statistics().position,
-            "failed_by_reason": await self._store.failures_by_reason(),
+            "failed_by_reason": failed_by_reason,
             "done_this_run": s.jobs.done,
             "failed_this_run": dict(s.jobs.failed),
             "retries": s.jobs.retries,

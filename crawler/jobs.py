@@ -44,7 +44,7 @@ from .failure import SLOW_DOWN_STATUS, PageFailure, SessionRetired
 from .links import LinkFilter
 from .page import Page, PageEnv
 from .pool import Lease, TabPool
-from .ratelimit import HostRateLimiter
+from .ratelimit import host_of
 from .retry import RetryPolicy
 from .router import Router, SessionGate
 from .session import SessionPool
@@ -142,7 +142,7 @@ class JobRunner:
         self._store = store
         self._limit = limit
         self._watchdog = watchdog or Watchdog(config.watchdog.timeout_s, config.watchdog.jitter_s, rng=rng)
-        self._limiter = HostRateLimiter(config.rate_limit.wait_ms, rng=rng)
+        self._limiter = store.host_pace(config.rate_limit.wait_ms, rng=rng)
         self._retry = RetryPolicy(config.retry.max_attempts, config.retry.backoff_s, SLOW_DOWN_STATUS, rng)
         self._router = routing.router_for(config, router)
         self._sessions = SessionGate(self._router.session_hook)
@@ -159,8 +159,10 @@ class JobRunner:
         )
         self._run_route = run_route or routing.run_route
         self._in_flight: dict[int, Job] = {}
+        self._claim_lock = trio.Lock()
         self._changed = trio.Event()  # set (and replaced) whenever a job ends: idle workers look again
         self._claimed = 0
+        self._claiming = 0  # claims on their way to the store, each holding one slot of the limit
         self._done = 0
         self._failed: Counter[str] = Counter()
         self._retries = 0
@@ -199,8 +201,9 @@ class JobRunner:
         self._changed = trio.Event()
 
     def limit_reached(self) -> bool:
-        """True once ``limit`` jobs were claimed in this run."""
-        return self._limit is not None and self._claimed >= self._limit
+        """True once ``limit`` jobs were claimed in this run, counting the claims on
+        their way: no worker starts a claim that could take the run past ``limit``."""
+        return self._limit is not None and self._claimed + self._claiming >= self._limit
 
     async def work_left(self) -> bool:
         """Whether a worker would find something to do: the limit is not reached and the
@@ -222,7 +225,13 @@ class JobRunner:
         while True:
             if self.limit_reached():
                 return
-            job = await self._store.claim()
+            # The slot is taken before the claim is sent: workers whose claims are in
+            # flight together (a round trip to Redis) would otherwise all pass the check.
+            self._claiming += 1
+            try:
+                job = await self._claim()
+            finally:
+                self._claiming -= 1
             if job is None:
                 ready_in = await self._store.next_ready_in()
                 if ready_in is None and not self._in_flight and not self._input_open:
@@ -233,9 +242,21 @@ class JobRunner:
             self._claimed += 1
             await self._process(pool, job)
 
+    async def _claim(self) -> Job | None:
+        """Claim the next job and enter it in the in-flight table.  Fairness: prefer a
+        URL of a host none of our jobs is on, so the hosts interleave and a slow or
+        paused host (its jobs waiting for their turn) does not take every tab while
+        other hosts' URLs are ready.  One claim at a time per process (one round trip
+        each), so that each claim knows the hosts of the ones before it."""
+        async with self._claim_lock:
+            job = await self._store.claim({host_of(job.url) for job in self._in_flight.values()})
+            if job is not None:
+                self._in_flight[job.id] = job
+            return job
+
     async def _process(self, pool: TabPool, job: Job) -> None:
-        """One job: lease → watchdog scope → page work → outcome recorded."""
-        self._in_flight[job.id] = job
+        """One job (in the in-flight table already): lease → watchdog scope → page work →
+        outcome recorded."""
         started = trio.current_time()
         result: Page | None = None
         failure: PageFailure | None = None
@@ -335,7 +356,7 @@ class JobRunner:
             job.attempt, retryable=failure.retryable, status=failure.status, retry_after_s=failure.retry_after_s
         )
         if decision.host_pause_s is not None:
-            self._limiter.back_off(job.url, decision.host_pause_s)
+            await self._limiter.back_off(job.url, decision.host_pause_s)
         if decision.retry:
             self._retries += 1
             log.info(

@@ -43,7 +43,7 @@ import cdp
 from .failure import JavaScriptError, PageFailure, SessionRetired, net_failure, status_failure
 from .fields import Field, check_selector, extract_all_expression, extract_expression, parse_fields, when_ready
 from .links import LinkFilter, normalise_url
-from .ratelimit import HostRateLimiter
+from .ratelimit import Pace
 from .session import Session, SessionPool
 from .store import Request
 from .traffic import EVENTS as TRAFFIC_EVENTS
@@ -113,7 +113,7 @@ class PageEnv:
     whether its tabs were prepared with ``pace_documents``; the session pool, and what
     retires a session (``[session] retire_on_status``, ``retire_if``)."""
 
-    limiter: HostRateLimiter
+    limiter: Pace
     links: LinkFilter
     known: Callable[[list[str]], Awaitable[set[str]]]
     poll_interval_s: float = POLL_INTERVAL_S

@@ -1,17 +1,44 @@
-"""Per-host pacing shared by every worker: a uniform random gap between request starts."""
+"""Per-host pacing: a uniform random gap between request starts to each host.
+
+:class:`Pace` is what the pages use; a store makes the one that fits it
+(``store.host_pace``): with SQLite, one process crawls, and :class:`HostRateLimiter`
+paces it in memory; with Redis, every worker of every crawl on that Redis shares one
+budget per host, kept on the server (:class:`crawler.redis_pace.RedisPace`), so N
+workers do not hit a site N times as often as configured.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import trio
 
 
+def host_of(url: str) -> str:
+    """The host (with its port) whose budget a request to ``url`` spends."""
+    return urlsplit(url).netloc
+
+
+class Pace(Protocol):
+    """Per-host turns for request starts.
+
+    - ``hold(url)``: wait for the host's turn, then hold it for the body of the block
+      (the caller exits once its request has left); the host's next request may start
+      one gap after the block exits.  A waiter cancelled in the queue leaves it.
+    - ``back_off(url, delay_s)``: the host asked to slow down (429/503 Retry-After): no
+      request to it starts for ``delay_s``.
+    """
+
+    def hold(self, url: str) -> AbstractAsyncContextManager[None]: ...
+    async def back_off(self, url: str, delay_s: float) -> None: ...
+
+
 class HostRateLimiter:
-    """Space request starts to each host by a uniform random gap.
+    """Space request starts to each host by a uniform random gap, in this process.
 
     Waiters for one host are served first come, first served (trio's Lock is FIFO);
     each one sleeps until the host's next allowed start and holds the host until its
@@ -33,7 +60,7 @@ class HostRateLimiter:
         once its request has really left (the browser reported it sent), so the gaps are
         the ones the server sees.  Cancellation-safe: a waiter cancelled in the queue
         leaves it; one cancelled while holding still spaces the next request."""
-        host = urlsplit(url).netloc
+        host = host_of(url)
         if self.high_s <= 0:
             await trio.sleep_until(self._next.get(host, 0.0))
             yield
@@ -49,8 +76,11 @@ class HostRateLimiter:
                 gap = self._rng.uniform(self.low_s, self.high_s)
                 self._next[host] = max(self._next.get(host, 0.0), trio.current_time() + gap)
 
-    def back_off(self, url: str, delay_s: float) -> None:
+    async def back_off(self, url: str, delay_s: float) -> None:
         """The host asked us to slow down (429/503 Retry-After): no request starts for ``delay_s``."""
-        host = urlsplit(url).netloc
+        self.back_off_nowait(url, delay_s)
+
+    def back_off_nowait(self, url: str, delay_s: float) -> None:
+        host = host_of(url)
         until = trio.current_time() + delay_s
         self._next[host] = max(self._next.get(host, until), until)

@@ -1,18 +1,25 @@
 """The Lua scripts of the Redis store: every transition of a URL is one of them, so it
 is atomic on the server (see :mod:`crawler.redis_store` for the keys and the states).
 
-Each script takes the crawl's key prefix as ARGV[1] and reads Redis's own clock, so
-workers whose clocks disagree still agree on lease expiries and ready times.  Every
+Each script of a crawl takes the crawl's key prefix ``P`` as KEYS[1], then the crawl's
+fixed keys it touches (``P pending``, ``P leases``...: :data:`SCRIPT_KEYS`, found in
+its source), and reads Redis's own clock, so workers whose clocks disagree still agree
+on lease expiries and ready times.  The keys of one URL (``P u:<id>``) or one worker
+(``P held:<worker>``) cannot be declared: a claim finds its URL as it runs.  They share
+the crawl's hash tag (``crawler:{<crawl>}:``), so every key a script touches is in one
+Redis Cluster slot, the one its declared keys route it to.  Every
 script is safe to run twice (a client retries a call whose connection broke).
 """
 
 from __future__ import annotations
 
+import re
+
 REQUEST_FIELDS = 5  # script arguments per request: url, label, depth, data, parent (see redis_store._encode_request)
 
-# Shared Lua prologue: K is the key prefix (ARGV[1]); now is the server's time.
+# Shared Lua prologue: K is the key prefix (KEYS[1]); now is the server's time.
 _PROLOGUE = """
-local K = ARGV[1]
+local K = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
@@ -59,28 +66,31 @@ end
 # The fields of a URL record a claim returns, after the id (see ``_job``).
 _JOB_FIELDS = "'url', 'attempts', 'label', 'depth', 'data', 'parent'"
 
-# ARGV: prefix, max_urls, then REQUEST_FIELDS per request
+# ARGV: max_urls, then REQUEST_FIELDS per request
 #   -> {number of new URLs, 1 if the frontier is full now else 0}
 _ADD_URLS = (
     _PROLOGUE
     + _ADD_FUNCTIONS
     + """
-local max_urls = tonumber(ARGV[2])
+local max_urls = tonumber(ARGV[1])
 local added = 0
-for i = 3, #ARGV, REQUEST_FIELDS do
+for i = 2, #ARGV, REQUEST_FIELDS do
   added = added + add_request(i, max_urls)
 end
 return {added, frontier_full(max_urls) and 1 or 0}
 """
 )
 
-# ARGV: prefix, worker, token, lease_s, max_attempts, takeover_scan
+# ARGV: worker, token, lease_s, max_attempts, takeover_scan, claim_scan, then the hosts
+#   to pass over (a pending URL of one of them is skipped for the first of another host
+#   among the first claim_scan ready, if any; the host is the URL's netloc, as
+#   ``ratelimit.host_of`` has it)
 #   -> {id, url, attempt, label, depth, data, parent} (absent fields nil) or nil
 _CLAIM = (
     _PROLOGUE
     + """
-local worker, token = ARGV[2], ARGV[3]
-local lease_s, max_attempts = tonumber(ARGV[4]), tonumber(ARGV[5])
+local worker, token = ARGV[1], ARGV[2]
+local lease_s, max_attempts = tonumber(ARGV[3]), tonumber(ARGV[4])
 -- A retry of a claim whose reply was lost: the same token gets the same URL.
 for _, held in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
   if redis.call('HGET', K .. 'u:' .. held, 'token') == token then
@@ -88,7 +98,7 @@ for _, held in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
   end
 end
 local id = nil
-for _ = 1, tonumber(ARGV[6]) do
+for _ = 1, tonumber(ARGV[5]) do
   local expired = redis.call('ZRANGEBYSCORE', K .. 'leases', '-inf', now, 'LIMIT', 0, 1)
   if #expired == 0 then break end
   local e = expired[1]
@@ -110,9 +120,18 @@ for _ = 1, tonumber(ARGV[6]) do
   end
 end
 if not id then
-  local ready = redis.call('ZRANGEBYSCORE', K .. 'pending', '-inf', now, 'LIMIT', 0, 1)
+  local avoid = {}
+  for i = 7, #ARGV do avoid[ARGV[i]] = true end
+  local ready = redis.call('ZRANGEBYSCORE', K .. 'pending', '-inf', now, 'LIMIT', 0, #ARGV >= 7 and tonumber(ARGV[6]) or 1)
   if #ready == 0 then return false end
-  id = ready[1]
+  for _, candidate in ipairs(ready) do
+    local url = redis.call('HGET', K .. 'u:' .. candidate, 'url') or ''
+    if not avoid[string.match(url, '^%a[%w+.-]*://([^/?#]*)') or ''] then
+      id = candidate
+      break
+    end
+  end
+  id = id or ready[1]
   redis.call('ZREM', K .. 'pending', id)
 end
 local u = K .. 'u:' .. id
@@ -126,7 +145,7 @@ return {id, unpack(redis.call('HMGET', u, JOB_FIELDS))}
 """
 ).replace("JOB_FIELDS", _JOB_FIELDS)
 
-# ARGV: prefix, id, token, call, items_json ('' for none), status ('' for none),
+# ARGV: id, token, call, items_json ('' for none), status ('' for none),
 #   elapsed_s, max_urls, then REQUEST_FIELDS per link
 #   -> 1 done (by this call, or by this same call before: a client's retry),
 #      2 already done by another complete call of this job (nothing written),
@@ -135,7 +154,7 @@ _COMPLETE = (
     _PROLOGUE
     + _ADD_FUNCTIONS
     + """
-local id, token, call = ARGV[2], ARGV[3], ARGV[4]
+local id, token, call = ARGV[1], ARGV[2], ARGV[3]
 local u = K .. 'u:' .. id
 if redis.call('HGET', u, 'done_token') == token then
   if redis.call('HGET', u, 'done_call') == call then return 1 end  -- a retried call
@@ -145,21 +164,21 @@ end
     + _LET_GO
     + """
 redis.call('HSET', u, 'state', 'done', 'token', '', 'worker', '', 'done_by', worker, 'done_token', token,
-           'done_call', call, 'finished_at', now, 'elapsed_s', ARGV[7])
+           'done_call', call, 'finished_at', now, 'elapsed_s', ARGV[6])
 redis.call('HDEL', u, 'last_error')
-if ARGV[6] ~= '' then redis.call('HSET', u, 'status', ARGV[6]) else redis.call('HDEL', u, 'status') end
+if ARGV[5] ~= '' then redis.call('HSET', u, 'status', ARGV[5]) else redis.call('HDEL', u, 'status') end
 redis.call('HINCRBY', u, 'done_count', 1)
 redis.call('ZADD', K .. 'done', id, id)
-if ARGV[5] ~= '' then redis.call('HSET', K .. 'items', id, ARGV[5]) end
-local max_urls = tonumber(ARGV[8])
-for i = 9, #ARGV, REQUEST_FIELDS do
+if ARGV[4] ~= '' then redis.call('HSET', K .. 'items', id, ARGV[4]) end
+local max_urls = tonumber(ARGV[7])
+for i = 8, #ARGV, REQUEST_FIELDS do
   add_request(i, max_urls)
 end
 return 1
 """
 )
 
-# ARGV: prefix  -> how many expired leases (any worker's) went back to pending, the
+# ARGV: none  -> how many expired leases (any worker's) went back to pending, the
 # interrupted attempt not charged
 _RECOVER = (
     _PROLOGUE
@@ -178,12 +197,12 @@ return recovered
 """
 )
 
-# ARGV: prefix, id, token, mode ('retry' | 'fail' | 'release'), reason, kind, status, delay_s
+# ARGV: id, token, mode ('retry' | 'fail' | 'release'), reason, kind, status, delay_s
 #   -> 1 moved, 0 not held (any more)
 _FINISH = (
     _PROLOGUE
     + """
-local id, token, mode = ARGV[2], ARGV[3], ARGV[4]
+local id, token, mode = ARGV[1], ARGV[2], ARGV[3]
 local u = K .. 'u:' .. id
 """
     + _LET_GO
@@ -196,26 +215,26 @@ if mode == 'release' then
   return 1
 end
 local started = tonumber(redis.call('HGET', u, 'started_at') or now)
-redis.call('HSET', u, 'last_error', ARGV[5], 'finished_at', now, 'elapsed_s', now - started)
-if ARGV[7] ~= '' then redis.call('HSET', u, 'status', ARGV[7]) else redis.call('HDEL', u, 'status') end
+redis.call('HSET', u, 'last_error', ARGV[4], 'finished_at', now, 'elapsed_s', now - started)
+if ARGV[6] ~= '' then redis.call('HSET', u, 'status', ARGV[6]) else redis.call('HDEL', u, 'status') end
 if mode == 'retry' then
-  local ready = now + tonumber(ARGV[8])
+  local ready = now + tonumber(ARGV[7])
   redis.call('HSET', u, 'state', 'pending', 'ready', ready)
   redis.call('ZADD', K .. 'pending', ready, id)
 else
   redis.call('HSET', u, 'state', 'failed')
   redis.call('ZADD', K .. 'failed', id, id)
-  redis.call('HINCRBY', K .. 'fail_kinds', ARGV[6], 1)
+  redis.call('HINCRBY', K .. 'fail_kinds', ARGV[5], 1)
 end
 return 1
 """
 )
 
-# ARGV: prefix, worker, token ('' for all)  -> how many leases of ``worker`` went back to pending
+# ARGV: worker, token ('' for all)  -> how many leases of ``worker`` went back to pending
 _RELEASE_HELD = (
     _PROLOGUE
     + """
-local worker, token = ARGV[2], ARGV[3]
+local worker, token = ARGV[1], ARGV[2]
 local released = 0
 for _, id in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
   local u = K .. 'u:' .. id
@@ -236,15 +255,15 @@ return released
 """
 )
 
-# ARGV: prefix, worker, lease_s, forget_s, id1, token1, id2, token2...  -> ids no longer held
+# ARGV: worker, lease_s, forget_s, id1, token1, id2, token2...  -> ids no longer held
 _RENEW = (
     _PROLOGUE
     + """
-local worker, lease_s = ARGV[2], tonumber(ARGV[3])
+local worker, lease_s = ARGV[1], tonumber(ARGV[2])
 redis.call('ZADD', K .. 'workers', now, worker)
-redis.call('ZREMRANGEBYSCORE', K .. 'workers', '-inf', now - tonumber(ARGV[4]))
+redis.call('ZREMRANGEBYSCORE', K .. 'workers', '-inf', now - tonumber(ARGV[3]))
 local lost = {}
-for i = 5, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local u = K .. 'u:' .. id
   if redis.call('HGET', u, 'state') == 'in_progress' and redis.call('HGET', u, 'token') == token then
@@ -258,7 +277,7 @@ return lost
 """
 )
 
-# ARGV: prefix  -> seconds (string) until something is claimable, or nil
+# ARGV: none  -> seconds (string) until something is claimable, or nil
 _NEXT_READY_IN = (
     _PROLOGUE
     + """
@@ -275,16 +294,16 @@ return tostring(math.max(0, best - now))
 """
 )
 
-# ARGV: prefix  -> {pending, in_progress, done, failed}
+# ARGV: none  -> {pending, in_progress, done, failed}
 _COUNTS = """
-local K = ARGV[1]
+local K = KEYS[1]
 return {redis.call('ZCARD', K .. 'pending'), redis.call('ZCARD', K .. 'leases'),
         redis.call('ZCARD', K .. 'done'), redis.call('ZCARD', K .. 'failed')}
 """
 
-# ARGV: prefix, worker  -> urls of the ids ``worker`` holds
+# ARGV: worker  -> urls of the ids ``worker`` holds
 _HELD_URLS = """
-local K, worker = ARGV[1], ARGV[2]
+local K, worker = KEYS[1], ARGV[1]
 local urls = {}
 for _, id in ipairs(redis.call('SMEMBERS', K .. 'held:' .. worker)) do
   local u = K .. 'u:' .. id
@@ -295,10 +314,10 @@ end
 return urls
 """
 
-# ARGV: prefix, reason prefix ('' for all)  -> how many failed URLs went back to pending
+# ARGV: reason prefix ('' for all)  -> how many failed URLs went back to pending
 # (ready now, in crawl order; attempts reset; their failures uncounted)
 _RETRY_FAILED = """
-local K, prefix = ARGV[1], ARGV[2]
+local K, prefix = KEYS[1], ARGV[1]
 local moved = 0
 for _, id in ipairs(redis.call('ZRANGE', K .. 'failed', 0, -1)) do
   local u = K .. 'u:' .. id
@@ -318,17 +337,17 @@ end
 return moved
 """
 
-# ARGV: prefix, input key, position  (kept if more than the one recorded)
+# KEYS[1]: the input's position key; ARGV: position  (kept if more than the one recorded)
 _SAVE_INPUT_POSITION = """
-local k = ARGV[1] .. 'input:' .. ARGV[2]
-if tonumber(ARGV[3]) > tonumber(redis.call('GET', k) or '0') then redis.call('SET', k, ARGV[3]) end
+local k = KEYS[1]
+if tonumber(ARGV[1]) > tonumber(redis.call('GET', k) or '0') then redis.call('SET', k, ARGV[1]) end
 return 1
 """
 
-# ARGV: prefix .. list key, max, json  (appends, keeps the last ``max``)
+# KEYS[1]: the list; ARGV: max, json  (appends, keeps the last ``max``)
 _PUSH_CAPPED = """
-redis.call('RPUSH', ARGV[1], ARGV[3])
-redis.call('LTRIM', ARGV[1], -tonumber(ARGV[2]), -1)
+redis.call('RPUSH', KEYS[1], ARGV[2])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
 """
 
 # -> the server's time, seconds as a string (coredis's ``time()`` loses the
@@ -338,7 +357,64 @@ local t = redis.call('TIME')
 return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 """
 
+# -- the shared host pace (crawler.redis_pace) -----------------------------------------
+# KEYS[1]: the host's pace hash (next: ms before which no request may start; holder,
+# hold_until: the worker whose request is leaving now).  Times are Redis's, in ms (to the us).  The
+# key expires PACE_KEEP_MS after its last turn, so hosts no longer crawled leave nothing.
+_PACE_PROLOGUE = """
+local k = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local nxt = tonumber(redis.call('HGET', k, 'next') or '0')
+"""
+
+# ARGV: token, hold_ms (0: only wait out a back-off, take no hold), poll_ms, keep_ms
+#   -> ms to wait before asking again; 0: the turn is the caller's (held, if hold_ms > 0)
+_PACE_ACQUIRE = (
+    _PACE_PROLOGUE
+    + """
+local token, hold_ms = ARGV[1], tonumber(ARGV[2])
+local holder = redis.call('HGET', k, 'holder')
+if holder and holder ~= token and tonumber(redis.call('HGET', k, 'hold_until') or '0') > now then
+  return tonumber(ARGV[3])  -- another worker's request is leaving: its gap is not known yet
+end
+if nxt > now then return math.ceil(nxt - now) end  -- whole ms (a script returns integers), never early
+if hold_ms > 0 then
+  redis.call('HSET', k, 'holder', token, 'hold_until', now + hold_ms)
+  redis.call('PEXPIRE', k, hold_ms + tonumber(ARGV[4]))
+end
+return 0
+"""
+)
+
+# ARGV: token, gap_ms, keep_ms  -> 1.  The next request may start gap_ms from now
+# (never earlier than a back-off already set), and the hold is dropped if still ours.
+_PACE_RELEASE = (
+    _PACE_PROLOGUE
+    + """
+if redis.call('HGET', k, 'holder') == ARGV[1] then redis.call('HDEL', k, 'holder', 'hold_until') end
+local at = math.max(nxt, now + tonumber(ARGV[2]))
+redis.call('HSET', k, 'next', string.format('%.3f', at))
+redis.call('PEXPIRE', k, math.ceil(at - now) + tonumber(ARGV[3]))
+return 1
+"""
+)
+
+# ARGV: delay_ms, keep_ms  -> 1.  No request to the host starts for delay_ms (Retry-After).
+_PACE_BACK_OFF = (
+    _PACE_PROLOGUE
+    + """
+local at = math.max(nxt, now + tonumber(ARGV[1]))
+redis.call('HSET', k, 'next', string.format('%.3f', at))
+redis.call('PEXPIRE', k, math.ceil(at - now) + tonumber(ARGV[2]))
+return 1
+"""
+)
+
 SCRIPTS = {
+    "pace_acquire": _PACE_ACQUIRE,
+    "pace_release": _PACE_RELEASE,
+    "pace_back_off": _PACE_BACK_OFF,
     "time": _TIME,
     "add_urls": _ADD_URLS,
     "claim": _CLAIM,
@@ -354,3 +430,12 @@ SCRIPTS = {
     "retry_failed": _RETRY_FAILED,
     "save_input_position": _SAVE_INPUT_POSITION,
 }
+
+
+# The crawl's fixed keys each crawl script touches (``K .. 'name'`` in its source; not
+# the per-URL or per-worker ones, whose names end in ':'), declared after the prefix.
+SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
+    name: tuple(dict.fromkeys(re.findall(r"K \.\. '([a-z_]+)'", source)))
+    for name, source in SCRIPTS.items()
+    if "local K" in source
+} | {"next_ready_in": ("pending", "leases")}  # named in a Lua list there

@@ -29,8 +29,9 @@ the URL done, stores the job's items and adds its links: all of it or none.
 The frontier never holds more than ``max_urls`` URLs (``[crawl] max_pages``; 0: no
 cap), counted as ``P seq``: every URL ever added, whatever its state now.
 
-Keys (``P`` is ``crawler:{<crawl>}:``, ``<crawl>`` being ``[store] crawl`` or the site
-name; the braces make every key of a crawl share one Redis Cluster hash slot):
+Keys (``P`` is ``crawler:{<crawl>}:``, ``<crawl>`` being ``[store] crawl``, else the
+site name and a hash of the config file's absolute path, see :func:`crawl_name`; the
+braces make every key of a crawl share one Redis Cluster hash slot):
 
 =====================  =========================================================
 ``P seq``              string: the last URL id given (ids give the crawl order;
@@ -67,26 +68,39 @@ one line naming the key: the crawl was written by an incompatible version.
 Times are Redis's ``TIME`` (seconds, float), so workers on machines whose clocks
 disagree still agree on lease expiries and ready times.
 
-The client is coredis (6.x, built on anyio, runs under trio).  It retries a command
-whose connection broke; every script is idempotent for that: a retried claim with
-the same token returns the same URL, a retried complete (the same call: each call
-sends a random ``call`` id) returns True and adds nothing again, while a second
-``complete`` call for a job already completed returns False, as on SQLite.
+The client is coredis (6.x, built on anyio, runs under trio): ``coredis.Redis``, or
+``coredis.RedisCluster`` with ``[store] cluster = true`` (``url`` a startup node; every
+script declares its keys, all in the crawl's slot, see :mod:`crawler.redis_scripts`).
+It retries a command whose connection broke, and so does the store's
+:class:`~crawler.redis_link.RedisLink` while Redis is away (up to ``[store] outage_s``);
+every script is idempotent for that: a retried claim with the same token returns the
+same URL, a retried complete (the same call: each call sends a random ``call`` id)
+returns True and adds nothing again, while a second ``complete`` call for a job
+already completed returns False, as on SQLite.  While Redis is away, the outcomes of
+jobs are kept in memory (MAX_UNSENT) and written once it is back, after the leases
+were renewed: a lease taken over meanwhile has another token, and its outcome writes
+nothing.
+
+Outside the crawl's keys: ``crawler:{pace:<host>}``, the host budget every worker on
+this Redis shares (:mod:`crawler.redis_pace`).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 import logging
 import os
+import random
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import attrs
 import coredis
 import coredis.exceptions
 import trio
@@ -94,8 +108,11 @@ import trio
 import cdp
 
 from .config import Config, ConfigError
-from .redis_scripts import SCRIPTS
-from .store import STATES, Job, Request, StoreError, reason_kind
+from .ratelimit import Pace
+from .redis_link import RedisAway, RedisLink
+from .redis_pace import RedisPace
+from .redis_scripts import SCRIPT_KEYS, SCRIPTS
+from .store import CLAIM_SCAN, STATES, Job, Request, StoreError, reason_kind
 from .urls import short_url
 
 log = logging.getLogger("crawler.redis_store")
@@ -107,32 +124,52 @@ ADD_BATCH = 1000  # URLs per add_urls script call
 READ_BATCH = 1000  # items per read when exporting
 MAX_SAMPLES = 10_000  # memory / tab samples kept per run (a capped list each)
 TAKEOVER_SCAN = 50  # expired leases one claim may fail (max_attempts reached) before giving up
+CRAWL_HASH_CHARS = 12  # hex digits of the config's hash in a derived crawl name (48 bits)
 WORKER_FORGET_LEASES = 10  # a worker not seen for this many lease_s is dropped from ``workers``
 
 
-REDIS_ERRORS = (coredis.exceptions.RedisError, OSError)
+MAX_UNSENT = 1000  # outcomes buffered while Redis is away; beyond, a job's outcome waits for Redis
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 def _translated(method: F) -> F:
-    """A store method whose Redis failures (after the client's own retries) come out as
-    :class:`~crawler.store.StoreError`, one line naming the server: what the engine
-    treats as fatal for the crawl, as for SQLite."""
+    """A store method that runs through the store's :class:`~crawler.redis_link.RedisLink`:
+    while Redis cannot be reached it waits for it to be back (and runs again; every
+    method is safe to run twice), up to ``[store] outage_s``; then, and for any other
+    Redis failure, it raises :class:`~crawler.store.StoreError`, one line naming the
+    server: what the engine treats as fatal for the crawl, as a full disk for SQLite."""
 
     @functools.wraps(method)
     async def call(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await method(self, *args, **kwargs)
-        except REDIS_ERRORS as exc:
-            raise StoreError(f"{self.where}: {type(exc).__name__}: {exc}") from None
+        return await self.link.call(lambda: method(self, *args, **kwargs))
 
     return call  # type: ignore[return-value]
+
+
+@attrs.frozen
+class RedisStoreStatistics:
+    up: bool  # Redis answered the last call
+    outages: int  # times Redis went away during this run
+    unsent: int  # outcomes buffered until Redis is back
+    leases_lost: int  # outcomes not written: their lease had been taken over
 
 
 class RedisLayoutError(ConfigError):
     """A value in the crawl's keys that this version cannot read: the crawl was
     written by an incompatible version.  A ConfigError, since the remedy is in the
     configuration (another ``[store] crawl``, or ``--fresh``)."""
+
+
+def crawl_name(cfg: Config) -> str:
+    """The crawl a config's workers share: ``[store] crawl``, else the site name and a
+    short hash of the config file's absolute path and the site name.  Never a constant:
+    two unrelated configs without names (both ``"site"``) on one Redis must not merge
+    their frontiers.  Workers on several machines share a crawl when they read the
+    config from the same path (one image); otherwise they need ``[store] crawl``."""
+    if cfg.store.crawl:
+        return cfg.store.crawl
+    origin = f"{os.path.abspath(cfg.source)}\0{cfg.site.name}"
+    return f"{cfg.site.name}-{hashlib.sha256(origin.encode()).hexdigest()[:CRAWL_HASH_CHARS]}"
 
 
 def key_prefix(crawl: str) -> str:
@@ -153,8 +190,12 @@ class RedisStore:
     one atomic script on the server.  If a method is cancelled while waiting for the
     reply, the script may or may not have run; what that means is said per method.
     Methods raise :class:`~crawler.store.StoreError` (one line naming the server)
-    when Redis cannot be reached (after the client's own retries): for the engine that
-    is fatal, as a full disk is for SQLite.
+    when Redis has been unreachable for ``outage_s``: for the engine that is fatal,
+    as a full disk is for SQLite.  Until then a method waits for Redis to be back,
+    except the outcomes of jobs (``complete``, ``retry_later``, ``fail``, ``release``),
+    which are buffered (up to MAX_UNSENT) and written, after the leases were renewed,
+    as soon as Redis answers again, before any other call goes on (see
+    :mod:`crawler.redis_link`).
     """
 
     def __init__(
@@ -167,6 +208,7 @@ class RedisStore:
         max_urls: int = 0,
         worker: str | None = None,
         where: str = "redis",
+        outage_s: float = 60.0,
     ):
         self.client = client
         self.where = where  # names the store in errors (the server's URL)
@@ -179,9 +221,50 @@ class RedisStore:
         self.run_id: int | None = None
         self.leases_lost = 0
         self._held: dict[int, str] = {}  # id -> token of every lease this store holds
+        self._unsent: list[tuple[Job, Callable[[], Awaitable[int]]]] = []  # outcomes buffered while Redis is away
         self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
+        self.link = RedisLink(where, outage_s, ping=client.ping, on_back=self._on_back)
 
-    @_translated
+    async def connect(self) -> None:
+        """Load the scripts and register this worker, once, not waiting for a Redis that
+        is away: StoreError (one line) if it cannot be reached."""
+
+        async def connect() -> None:
+            await self.load_scripts()
+            await self._renew([])
+
+        await self.link.call(connect, wait=False)
+
+    async def _on_back(self) -> None:
+        """Redis answers again (the link is still down): renew every lease this worker
+        holds, those of the buffered outcomes included, then write the buffered
+        outcomes, oldest first.  Raises StoreError if Redis goes away again half-way
+        (the link tries again later; what was written stays written)."""
+        await self.link.call(lambda: self._renew([(job.id, job.token) for job, _ in self._unsent]), recovering=True)
+        while self._unsent:
+            _, write = self._unsent[0]
+            await self.link.call(write, recovering=True)
+            self._unsent.pop(0)
+
+    async def _outcome(self, job: Job, write: Callable[[], Awaitable[int]]) -> int | None:
+        """Write a job's outcome now, or, if Redis is away, buffer it (None): it is
+        written once Redis is back.  With MAX_UNSENT outcomes buffered already, wait
+        for Redis instead."""
+        if len(self._unsent) < MAX_UNSENT:
+            try:
+                return await self.link.call(write, wait=False)
+            except RedisAway:
+                self._unsent.append((job, write))
+                log.info("%s: outcome kept until Redis is back (%d kept)", short_url(job.url), len(self._unsent))
+                return None
+        return await self.link.call(write)
+
+    def statistics(self) -> RedisStoreStatistics:
+        """This worker's view of its Redis, now (never blocks)."""
+        return RedisStoreStatistics(
+            up=self.link.up, outages=self.link.outages, unsent=len(self._unsent), leases_lost=self.leases_lost
+        )
+
     async def load_scripts(self) -> None:
         """Load the scripts into Redis's script cache up front (else each one's first
         EVALSHA fails with NOSCRIPT and is sent again as EVAL)."""
@@ -189,12 +272,27 @@ class RedisStore:
             await self.client.script_load(source)
 
     async def _run(self, script: str, *args: Any) -> Any:
-        return await self._scripts[script](keys=[], args=[self.prefix, *args])
+        """One of the crawl's scripts, its keys declared: the prefix, then its fixed keys
+        (see :data:`crawler.redis_scripts.SCRIPT_KEYS`), all in the crawl's hash slot."""
+        keys = [self.prefix, *(self.prefix + name for name in SCRIPT_KEYS[script])]
+        return await self._scripts[script](keys=keys, args=list(args))
+
+    async def run_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run script ``name`` of :data:`crawler.redis_scripts.SCRIPTS` once on ``keys``
+        with ``args`` (for :class:`crawler.redis_pace.RedisPace`), not waiting for a
+        Redis that is away: StoreError at once."""
+        return await self.link.call(
+            lambda: self._scripts[name](keys=list(keys), args=[str(a) for a in args]), wait=False
+        )
+
+    def host_pace(self, wait_ms: tuple[int, int], *, rng: random.Random | None = None) -> Pace:
+        """The host pacing shared by every worker on this Redis (see :mod:`crawler.redis_pace`)."""
+        return RedisPace(self.run_script, wait_ms, rng=rng)
 
     @_translated
     async def server_time(self) -> float:
         """Redis's clock (seconds), the one leases and ready times are in."""
-        return float(await self._scripts["time"](keys=[], args=[]))
+        return float(await self._scripts["time"](keys=[self.prefix], args=[]))  # the crawl's node's clock
 
     def key(self, name: str) -> str:
         """The full name of one of this crawl's keys (``"u:17"``, ``"held:" + worker``...)."""
@@ -240,9 +338,10 @@ class RedisStore:
         return int(await self._run("recover"))
 
     @_translated
-    async def claim(self) -> Job | None:
+    async def claim(self, avoid_hosts: Collection[str] = ()) -> Job | None:
         """Take a URL: one whose lease expired (a dead worker's), else the next ready
-        pending one; hold it with a fresh lease.  None if nothing is claimable now.
+        pending one, preferring a host not in ``avoid_hosts`` (among the first CLAIM_SCAN
+        ready); hold it with a fresh lease.  None if nothing is claimable now.
         The Job carries the URL's request fields (label, depth, data, parent).
 
         Atomic with respect to cancellation: if cancelled, whatever the script claimed
@@ -251,13 +350,20 @@ class RedisStore:
         token = secrets.token_hex(8)
         try:
             reply = await self._run(
-                "claim", self.worker, token, repr(self.lease_s), str(self.max_attempts), str(TAKEOVER_SCAN)
+                "claim",
+                self.worker,
+                token,
+                repr(self.lease_s),
+                str(self.max_attempts),
+                str(TAKEOVER_SCAN),
+                str(CLAIM_SCAN),
+                *sorted(avoid_hosts),
             )
         except trio.Cancelled:
             with trio.move_on_after(CLEANUP_TIMEOUT_S, shield=True):
                 try:
-                    await self._run("release_held", self.worker, token)
-                except REDIS_ERRORS as exc:  # the Cancelled goes on: the unrenewed lease expires
+                    await self.link.call(lambda: self._run("release_held", self.worker, token), wait=False)
+                except StoreError as exc:  # the Cancelled goes on: the unrenewed lease expires
                     log.debug("%s: could not give back a cancelled claim: %s", self.worker, exc)
             raise
         if not reply:
@@ -275,7 +381,7 @@ class RedisStore:
             token,
             label=label,
             depth=int(depth or 0),
-            data=self._decode_data(f"u:{job_id}", data),
+            data=decode_data(self.key(f"u:{job_id}"), data),
             parent=parent,
         )
 
@@ -288,7 +394,6 @@ class RedisStore:
         reply = await self._run("next_ready_in")
         return None if reply is None else float(reply)
 
-    @_translated
     async def complete(
         self,
         job: Job,
@@ -305,15 +410,19 @@ class RedisStore:
         client's own retry of this call returns True).  Raises ValueError, writing
         nothing, if an item or a link's data is not JSON.  If cancelled, it may or may
         not have happened (all of it or none); either way the lease is no longer
-        renewed, so a job not completed is taken over once its lease expires."""
+        renewed, so a job not completed is taken over once its lease expires.
+
+        While Redis is away the outcome is buffered and True returned; once Redis is
+        back it is written (after the lease was renewed), and if the lease was taken
+        over meanwhile nothing is written (logged, counted in ``leases_lost``): a URL
+        is never completed twice."""
         try:
             items_json = json.dumps(list(items), ensure_ascii=False) if items else ""
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{job.url}: an item is not JSON-serialisable: {exc}") from None
         link_args = [arg for link in links for arg in _encode_request(link)]
         self._held.pop(job.id, None)  # no more renewals: the outcome is on its way
-        done = await self._run(
-            "complete",
+        args = [
             str(job.id),
             job.token,
             secrets.token_hex(8),  # this call's id: a retry of it is told from a second call
@@ -322,24 +431,30 @@ class RedisStore:
             repr(elapsed_s),
             str(self.max_urls),
             *link_args,
-        )
-        if int(done) == 0:
-            self.leases_lost += 1
-        return int(done) == 1
+        ]
 
-    @_translated
+        async def write() -> int:
+            done = int(await self._run("complete", *args))
+            if done == 0:
+                self.leases_lost += 1
+                log.info(
+                    "%s: complete not recorded: the lease was lost (taken over by another worker)", short_url(job.url)
+                )
+            return done
+
+        done = await self._outcome(job, write)
+        return done is None or done == 1
+
     async def retry_later(self, job: Job, reason: str, delay_s: float, status: int | None = None) -> None:
         """Back to pending, ready in ``delay_s`` (the attempt counts), if still held.
         Cancelled half-way: it may or may not have happened."""
         await self._finish(job, "retry", reason, status, delay_s)
 
-    @_translated
     async def fail(self, job: Job, reason: str, status: int | None = None) -> None:
         """Failed for good with ``reason``, if still held.  Cancelled half-way: it
         may or may not have happened."""
         await self._finish(job, "fail", reason, status)
 
-    @_translated
     async def release(self, job: Job) -> None:
         """Back to pending at once, the attempt not charged (shutdown, browser
         restart), if still held.  Cancelled half-way: it may or may not have happened
@@ -347,33 +462,38 @@ class RedisStore:
         await self._finish(job, "release", "", None)
 
     async def _finish(self, job: Job, mode: str, reason: str, status: int | None, delay_s: float = 0.0) -> None:
+        """The outcome written now, or buffered while Redis is away (see :meth:`complete`)."""
         self._held.pop(job.id, None)  # no more renewals: the outcome is on its way
-        moved = await self._run(
-            "finish",
-            str(job.id),
-            job.token,
-            mode,
-            reason,
-            reason_kind(reason),
-            "" if status is None else str(status),
-            repr(delay_s),
-        )
-        if not moved:
-            self.leases_lost += 1
-            log.info("%s: %s not recorded: the lease was lost (taken over by another worker)", short_url(job.url), mode)
+        args = [str(job.id), job.token, mode, reason, reason_kind(reason), "" if status is None else str(status)]
 
-    @_translated
+        async def write() -> int:
+            moved = int(await self._run("finish", *args, repr(delay_s)))
+            if not moved:
+                self.leases_lost += 1
+                log.info(
+                    "%s: %s not recorded: the lease was lost (taken over by another worker)", short_url(job.url), mode
+                )
+            return moved
+
+        await self._outcome(job, write)
+
     async def renew_leases(self) -> set[int]:
         """Extend every lease this store holds to ``lease_s`` from now, and mark this
         worker alive.  Returns the ids that were no longer held (taken over after
-        expiring); they are forgotten.  Cancelled half-way: renewed or not."""
+        expiring); they are forgotten.  Does not wait for a Redis that is away
+        (StoreError at once).  Cancelled half-way: renewed or not."""
+        return await self.link.call(lambda: self._renew([]), wait=False)
+
+    async def _renew(self, extra: list[tuple[int, str]]) -> set[int]:
+        """The renewal of :meth:`renew_leases`, also of the ``extra`` (id, token) leases
+        (those of outcomes not written yet, which are no longer in ``_held``)."""
         held = dict(self._held)
         args: list[str] = []
-        for job_id, token in held.items():
+        for job_id, token in [*held.items(), *extra]:
             args += [str(job_id), token]
         reply = await self._run("renew", self.worker, repr(self.lease_s), repr(self._forget_s), *args)
         # A job completed (or released...) while the renewal was on its way is not lost.
-        lost = {int(i) for i in reply if self._held.get(int(i)) == held[int(i)]}
+        lost = {int(i) for i in reply if int(i) in held and self._held.get(int(i)) == held[int(i)]}
         for job_id in lost:
             del self._held[job_id]
         return lost
@@ -382,12 +502,21 @@ class RedisStore:
     def _forget_s(self) -> float:
         return WORKER_FORGET_LEASES * self.lease_s
 
-    @_translated
     async def release_all(self) -> int:
         """Give back every lease this worker holds on the server (also any whose
         claim reply was lost), the attempts not charged, and leave ``P workers``.
-        Returns how many went back to pending."""
-        released = int(await self._run("release_held", self.worker, ""))
+        Returns how many went back to pending.  Does not wait for a Redis that is
+        away (StoreError at once): the leases then expire on their own.  Outcomes
+        still buffered are dropped (logged): their URLs' leases expire, and they are
+        crawled again."""
+        if self._unsent:
+            log.warning(
+                "%s: %d outcomes could not be written (Redis away); their URLs are crawled again",
+                self.worker,
+                len(self._unsent),
+            )
+            self._unsent.clear()
+        released = int(await self.link.call(lambda: self._run("release_held", self.worker, ""), wait=False))
         self._held.clear()
         return released
 
@@ -424,7 +553,7 @@ class RedisStore:
                 break
             for job_id, data in zip(ids, await self.client.hmget(self.key("items"), ids), strict=True):
                 if data is not None:
-                    items += self._decode_items(job_id, data)
+                    items += decode_items(f"{self.key('items')} {job_id}", data)
             start += READ_BATCH
         return iter(items)
 
@@ -457,34 +586,11 @@ class RedisStore:
             "label": record.get("label"),
             "depth": record.get("depth", 0),
             "parent": record.get("parent"),
-            "data": self._decode_data(key, record.get("data")),
+            "data": decode_data(self.key(key), record.get("data")),
             "last_error": record.get("last_error") or None,  # '' in records of the previous layout
             "status": record.get("status"),
             "done_count": record.get("done_count", 0),
         }
-
-    def _decode_data(self, key: str, data: str | None) -> dict[str, Any]:
-        if data is None:
-            return {}
-        try:
-            value = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise RedisLayoutError(f"{self.key(key)} data: not JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise RedisLayoutError(f"{self.key(key)} data: expected a JSON object, got {type(value).__name__}")
-        return value
-
-    def _decode_items(self, job_id: str, data: str) -> list[dict[str, Any]]:
-        where = f"{self.key('items')} {job_id}"
-        try:
-            value = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise RedisLayoutError(f"{where}: not JSON: {exc}") from None
-        if isinstance(value, dict):
-            return [value]  # the previous layout: one item per URL, stored as itself
-        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
-            return value
-        raise RedisLayoutError(f"{where}: expected a JSON array of objects, got {data[:60]!r}")
 
     @_translated
     async def input_position(self, key: str) -> int:
@@ -495,7 +601,7 @@ class RedisStore:
     async def save_input_position(self, key: str, position: int) -> None:
         """Record ``position`` for input ``key`` if it is more than the recorded one
         (workers feeding the same input agree).  Atomic."""
-        await self._run("save_input_position", key, str(position))
+        await self._scripts["save_input_position"](keys=[self.key(f"input:{key}")], args=[str(position)])
 
     @_translated
     async def retry_failed(self, prefix: str | None = None) -> int:
@@ -508,13 +614,14 @@ class RedisStore:
         """Delete every key of this crawl (``--fresh``).  Not atomic: do it while no
         worker is crawling.  Cancelled half-way: some keys are deleted."""
         pattern = _glob_escape(self.prefix) + "*"
-        cursor = 0
-        while True:
-            cursor, keys = await self.client.scan(cursor, match=pattern, count=1000)
-            if keys:
-                await self.client.unlink(list(keys))
-            if not cursor:
-                break
+        batch: list[str] = []
+        async for key in self.client.scan_iter(match=pattern, count=READ_BATCH):  # a cluster: the crawl's node
+            batch.append(key)
+            if len(batch) >= READ_BATCH:
+                await self.client.unlink(batch)
+                batch = []
+        if batch:
+            await self.client.unlink(batch)
         self._held.clear()
 
     # -- run records ---------------------------------------------------------------------
@@ -530,29 +637,37 @@ class RedisStore:
         record = {"worker": self.worker, "finish_reason": reason, "summary": summary}
         await self.client.hset(self.key("runs"), {str(self.run_id): json.dumps(record, default=str)})
 
-    @_translated
     async def add_memory_sample(self, sample: dict[str, Any]) -> None:
+        """Store a memory sample; dropped while Redis is away (a gap in the curve)."""
         await self._push_capped(f"mem:{self.run_id}", sample)
 
-    @_translated
     async def add_tab_sample(self, sample: dict[str, Any]) -> None:
+        """Store a tab sample; dropped while Redis is away."""
         await self._push_capped(f"tabs:{self.run_id}", sample)
 
     async def _push_capped(self, name: str, sample: dict[str, Any]) -> None:
-        await self._scripts["push_capped"](
-            keys=[], args=[self.key(name), str(MAX_SAMPLES), json.dumps(sample, separators=(",", ":"))]
-        )
+        args = [str(MAX_SAMPLES), json.dumps(sample, separators=(",", ":"))]
+        try:
+            await self.link.call(lambda: self._scripts["push_capped"](keys=[self.key(name)], args=args), wait=False)
+        except RedisAway:
+            pass
 
     # -- the lease keeper ----------------------------------------------------------------
 
     async def keep_leases(self) -> None:
-        """Renew the leases every ``lease_s / 3`` until cancelled.  Never raises: a
-        failed renewal is logged and tried again at the next tick (if Redis stays
-        away for ``lease_s``, the leases expire and other workers take them over)."""
+        """Renew the leases every ``lease_s / 3`` until cancelled or the link is given
+        up.  Never raises: a failed renewal is tried again at the next tick; while
+        Redis is away the link renews them when it is back (if another worker took
+        one over meanwhile, its outcome is not written)."""
         interval_s = self.lease_s / 3
-        while True:
+        while not self.link.given_up:
+            if not self.link.up:  # the link renews them as it comes back
+                await trio.sleep(interval_s)
+                continue
             try:
                 lost = await self.renew_leases()
+            except RedisAway:
+                pass  # the link said so, once
             except StoreError as exc:
                 log.warning("%s: renewing %d leases failed: %s", self.worker, len(self._held), exc)
             else:
@@ -560,6 +675,34 @@ class RedisStore:
                     self.leases_lost += len(lost)
                     log.warning("%s: %d leases were taken over by other workers: %s", self.worker, len(lost), lost)
             await trio.sleep(interval_s)
+
+
+def decode_data(key: str, data: str | None) -> dict[str, Any]:
+    """A URL record's ``data`` (``key`` names the record in the error): RedisLayoutError
+    unless it is absent or a JSON object."""
+    if data is None:
+        return {}
+    try:
+        value = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise RedisLayoutError(f"{key} data: not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RedisLayoutError(f"{key} data: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def decode_items(where: str, data: str) -> list[dict[str, Any]]:
+    """One URL's stored items (``where`` names them in the error): a JSON array of
+    objects, or one object (the previous layout); else RedisLayoutError."""
+    try:
+        value = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise RedisLayoutError(f"{where}: not JSON: {exc}") from None
+    if isinstance(value, dict):
+        return [value]  # the previous layout: one item per URL, stored as itself
+    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        return value
+    raise RedisLayoutError(f"{where}: expected a JSON array of objects, got {data[:60]!r}")
 
 
 _FLOAT_FIELDS = {"ready", "lease_until", "started_at", "finished_at", "elapsed_s", "taken_at"}
@@ -596,8 +739,7 @@ def _glob_escape(text: str) -> str:
 
 @asynccontextmanager
 async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[RedisStore]:
-    """Connect to ``[store] url`` and yield the store of crawl ``[store] crawl`` (default:
-    the site name), with a task renewing its leases (``renew=False``: none, for tests).
+    """Connect to ``[store] url`` and yield the store of crawl :func:`crawl_name`, with a task renewing its leases (``renew=False``: none, for tests).
 
     Owns the client's connections and the renewal task.  On exit, also when
     cancelled, the renewal stops and every lease still held goes back to pending
@@ -609,7 +751,9 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
     if not section.url:
         raise ConfigError(f'{where} url: backend = "redis" needs url = "redis://host:port/db"')
     try:
-        client: coredis.Redis[str] = coredis.Redis.from_url(
+        # With cluster = true, url is one startup node; the client finds the others.
+        kind = coredis.RedisCluster if section.cluster else coredis.Redis
+        client: coredis.Redis[str] = kind.from_url(
             section.url,
             decode_responses=True,
             connect_timeout=CONNECT_TIMEOUT_S,
@@ -617,13 +761,15 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
         )
     except (ValueError, coredis.exceptions.RedisError) as exc:
         raise ConfigError(f"{where} url: {section.url!r}: {exc}") from None
+    crawl = crawl_name(cfg)
     store = RedisStore(
         client,
-        section.crawl or cfg.site.name,
+        crawl,
         lease_s=section.lease_s,
         max_attempts=cfg.retry.max_attempts,
         max_urls=cfg.crawl.max_pages,
-        where=f"Redis store {section.url} ({key_prefix(section.crawl or cfg.site.name)})",
+        where=f"Redis store {section.url} ({key_prefix(crawl)})",
+        outage_s=section.outage_s,
     )
     # coredis runs its connections in an anyio task group, which wraps an exception of
     # the body in an ExceptionGroup: callers catch ConfigError, not a group of it.
@@ -631,14 +777,14 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
         async with client:
             try:
                 with trio.fail_after(CONNECT_TIMEOUT_S):
-                    await store.load_scripts()
-                    await store.renew_leases()  # registers this worker
-            except (trio.TooSlowError, StoreError, *REDIS_ERRORS) as exc:
+                    await store.connect()
+            except (trio.TooSlowError, StoreError) as exc:
                 raise ConfigError(f"{where} url: cannot reach Redis at {section.url}: {exc or 'timed out'}") from None
             log.info(
                 "redis store %s at %s: worker %s, lease %.1f s", store.prefix, section.url, store.worker, store.lease_s
             )
             async with cdp.open_service_nursery() as nursery:
+                nursery.start_soon(store.link.run)
                 if renew:
                     nursery.start_soon(store.keep_leases)
                 try:
@@ -649,7 +795,7 @@ async def open_redis_store(cfg: Config, *, renew: bool = True) -> AsyncIterator[
                         try:
                             released = await store.release_all()
                         except StoreError as exc:
-                            log.warning("%s: could not give back its leases: %s", store.worker, exc)
+                            log.info("%s: could not give back its leases (they expire): %s", store.worker, exc)
                         else:
                             if released:
                                 log.info("%s: %d leases given back", store.worker, released)

@@ -39,10 +39,11 @@ this code knows is refused with a one-line error.
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -52,10 +53,12 @@ import trio
 
 from . import dblock
 from .config import Config, ConfigError
+from .ratelimit import HostRateLimiter, Pace, host_of
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = 2
+CLAIM_SCAN = 32  # ready URLs a claim looks through for one of a host not avoided (fairness); each costs Redis one HGET
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS frontier (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -197,8 +200,12 @@ class Store(Protocol):
       in progress, since the process that held them is gone; Redis: every expired
       lease) go back to pending *without* charging the interrupted attempt; returns
       how many.
-    - ``claim()``: the next ready URL as a :class:`Job`, now in progress; None if none
-      is ready now.
+    - ``claim(avoid_hosts=())``: the next ready URL as a :class:`Job`, now in progress;
+      None if none is ready now.  Fairness: a URL whose host is in ``avoid_hosts`` (the
+      engine passes the hosts its jobs are on) is passed over for the first one of
+      another host among the first CLAIM_SCAN ready; only if all of those are avoided
+      is the first ready one taken.  So the hosts interleave, and a slow or paused
+      host does not take every tab while other hosts' URLs wait.
     - ``next_ready_in()``: seconds until a claim may succeed (0: now), None when
       nothing is pending or in progress: the crawl is over.
     - ``complete(job, items, links, status, elapsed_s)``: in one transaction: the job
@@ -223,12 +230,15 @@ class Store(Protocol):
     - ``retry_failed(prefix)``: failed URLs (all, or those whose reason starts with
       ``prefix``) back to pending, ready now, with their attempts reset; returns how
       many.
+    - ``host_pace(wait_ms, rng=)``: the :class:`~crawler.ratelimit.Pace` that spaces
+      request starts to each host for every worker of the store: SQLite's is in
+      process (one process crawls); Redis's is shared by every worker on that Redis.
     """
 
     async def add_urls(self, requests: Iterable[Request | str]) -> int: ...
     async def known(self, urls: Iterable[str]) -> set[str]: ...
     async def recover(self) -> int: ...
-    async def claim(self) -> Job | None: ...
+    async def claim(self, avoid_hosts: Collection[str] = ()) -> Job | None: ...
     async def next_ready_in(self) -> float | None: ...
     async def complete(
         self,
@@ -254,6 +264,7 @@ class Store(Protocol):
     async def finish_run(self, reason: str, summary: dict[str, Any]) -> None: ...
     async def add_memory_sample(self, sample: dict[str, Any]) -> None: ...
     async def add_tab_sample(self, sample: dict[str, Any]) -> None: ...
+    def host_pace(self, wait_ms: tuple[int, int], *, rng: random.Random | None = None) -> Pace: ...
 
 
 class SqliteStore:
@@ -290,6 +301,10 @@ class SqliteStore:
         except ConfigError:
             self.close()
             raise
+
+    def host_pace(self, wait_ms: tuple[int, int], *, rng: random.Random | None = None) -> Pace:
+        """The host pacing of this crawl: in process, since one process owns the database."""
+        return HostRateLimiter(wait_ms, rng=rng)
 
     @classmethod
     async def open(cls, path: str | Path, *, max_urls: int = 0, exclusive: bool = True) -> SqliteStore:
@@ -413,21 +428,28 @@ class SqliteStore:
         sql = f"UPDATE frontier SET state='{PENDING}', attempts=MAX(attempts-1, 0), token=NULL WHERE state='{IN_PROGRESS}'"
         return (await self._run(self._execute, sql)).rowcount
 
-    async def claim(self) -> Job | None:
-        """Take the next ready URL (pending, its retry time reached) and mark it in progress."""
-        return await self._run(self._claim)
+    async def claim(self, avoid_hosts: Collection[str] = ()) -> Job | None:
+        """Take the next ready URL (pending, its retry time reached), preferring one whose
+        host is not in ``avoid_hosts`` (among the first CLAIM_SCAN ready), and mark it in
+        progress."""
+        return await self._run(self._claim, frozenset(avoid_hosts))
 
-    def _claim(self) -> Job | None:
+    def _claim(self, avoid: frozenset[str]) -> Job | None:
         now, token = time.time(), secrets.token_hex(8)
-        row = self._db.execute(
-            f"""UPDATE frontier SET state='{IN_PROGRESS}', attempts=attempts+1, started_at=?, token=?
-                WHERE id = (SELECT id FROM frontier WHERE state='{PENDING}' AND next_attempt_at <= ?
-                            ORDER BY next_attempt_at, id LIMIT 1)
-                RETURNING id, url, attempts, label, depth, data, parent""",
-            (now, token, now),
-        ).fetchone()
-        if row is None:
-            return None
+        with self._transaction() as db:
+            ready = db.execute(
+                f"""SELECT id, url FROM frontier WHERE state='{PENDING}' AND next_attempt_at <= ?
+                    ORDER BY next_attempt_at, id LIMIT ?""",
+                (now, CLAIM_SCAN if avoid else 1),
+            ).fetchall()
+            if not ready:
+                return None
+            pick = next((job_id for job_id, url in ready if host_of(url) not in avoid), ready[0][0])
+            row = db.execute(
+                f"""UPDATE frontier SET state='{IN_PROGRESS}', attempts=attempts+1, started_at=?, token=?
+                    WHERE id = ? RETURNING id, url, attempts, label, depth, data, parent""",
+                (now, token, pick),
+            ).fetchone()
         job_id, url, attempt, label, depth, data, parent = row
         return Job(job_id, url, attempt, token, label, depth, json.loads(data) if data else {}, parent)
 

@@ -29,7 +29,7 @@ import trio
 import cdp
 
 from .failure import PageFailure
-from .ratelimit import HostRateLimiter
+from .ratelimit import Pace
 from .urls import forbidden_scheme, short_url
 
 EVENTS = (
@@ -78,7 +78,7 @@ class Traffic:
     def __init__(
         self,
         tab: cdp.Tab,
-        limiter: HostRateLimiter,
+        limiter: Pace,
         *,
         credentials: tuple[str, str] | None = None,
         on_request: Callable[[], None] | None = None,

@@ -4,6 +4,8 @@
   port, a temporary folder, no persistence; stopped at the end of the session, and
   started only if a test asks for it.  When ``redis-server`` is not installed the
   tests that need it fail (not skip): run scripts/bootstrap.
+- ``redis_cluster`` (session): a three-master Redis Cluster on 127.0.0.1 (see
+  ``tests/redis/servers.py``), started only if a test asks for it.
 - ``chromium_container``: the Compose deployment's browser container, reached by its
   service name through a TCP forwarder (``tests/container.py``); not started until the
   test calls ``start()``; every Chromium it started is killed and reaped at teardown.
@@ -24,6 +26,7 @@ import trio
 
 from tests.cdp.conftest import ChromiumProcesses
 from tests.container import ChromiumContainer
+from tests.redis.servers import RedisCluster3
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
@@ -119,6 +122,19 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         _stop(server.process)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster3]:
+    """A three-master Redis Cluster of our own for the session (no replicas, no
+    persistence), on 127.0.0.1; ``url`` is a startup node.  Started only if a test
+    asks for it."""
+    cluster = RedisCluster3(tmp_path_factory.mktemp("redis-cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -127,3 +127,41 @@ def test_compare_runs_the_floor_and_this_crawler_on_the_same_pages_and_counts_th
         assert row["check"] == {"right": 12, "wrong": 0, "missing": 0}, row
         assert row["cpu_s_per_page"] > 0 and row["renderers"] >= 1 and row["peak_pss_mib"] > 0, row
     assert rows["raw"]["cpu_s_per_page"] > rows["raw"]["cpu_s_per_page_self_reported"]
+
+
+SCALE_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "redis_scale.py"
+
+
+def test_redis_scale_projects_the_workers_one_redis_carries_from_its_cpu_per_page():
+    """benchmarks/redis_scale.py's projection: Redis at 2 ms/page fills a core at 500
+    pages/s, which is 100 workers of 5 pages/s; the dearest run's CPU per page is used."""
+    spec = importlib.util.spec_from_file_location("redis_scale", SCALE_PATH)
+    scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scale)
+    runs = [
+        {"workers": 1, "steady_pages_per_s": 5.0, "redis_cpu_ms_per_page": 1.5},
+        {"workers": 2, "steady_pages_per_s": 9.0, "redis_cpu_ms_per_page": 2.0},
+    ]
+    p = scale.projection(runs)
+    assert p["ceiling_pages_per_s"] == pytest.approx(500) and p["workers_at_ceiling"] == pytest.approx(100)
+
+
+@pytest.mark.chromium
+@pytest.mark.timeout(120)
+def test_redis_scale_small_run_on_one_redis_and_a_cluster_is_correct_and_measured(tmp_path):
+    """benchmarks/redis_scale.py, tiny (8 pages, one worker, both topologies): every
+    page done once with its item, and Redis's CPU and memory deltas measured (> 0)."""
+    out = tmp_path / "scale.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCALE_PATH), "--pages", "8", "--workers", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    assert [r["topology"] for r in results["runs"]] == ["single", "cluster"]
+    for run in results["runs"]:
+        assert run["done"] == 8 and run["done_once"] and not run["wrong_items"], run
+        assert run["redis_cpu_ms_per_page"] > 0 and run["redis_kib_per_1000_urls"] > 0, run
+    assert set(results["projection"]) == {"single", "cluster"}

@@ -257,3 +257,24 @@ def test_readme_commands_name_files_that_exist():
 def _gib(quantity: str) -> float:
     number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)(Mi|Gi)", quantity).groups()
     return float(number) / (1024 if unit == "Mi" else 1)
+
+
+def redis_flags(argv: list[str]) -> dict[str, str]:
+    """``--name value`` pairs of a redis-server command line."""
+    return {a.removeprefix("--"): b for a, b in zip(argv, argv[1:], strict=False) if a.startswith("--")}
+
+
+def test_the_deployed_redis_keeps_every_acknowledged_write_across_a_restart():
+    """Compose and Kubernetes run Redis with AOF and ``appendfsync always`` on a volume
+    that outlives the container, so a restart (which the workers wait out, up to
+    ``[store] outage_s``) loses nothing; the crawl is named, as workers on several
+    machines need, and waits out an outage."""
+    (doc,) = load_yaml(DOCKER / "docker-compose.redis.yml")
+    redis = doc["services"]["redis"]
+    assert redis_flags(redis["command"]) == {"appendonly": "yes", "appendfsync": "always"}
+    assert "redis-data:/data" in redis["volumes"] and "redis-data" in doc["volumes"]
+    assert redis["restart"] == "unless-stopped"
+    k8s_args = containers(pod_of(k8s("redis.yaml")["Deployment"]))["redis"]["args"]
+    assert redis_flags(k8s_args) == {"appendonly": "yes", "appendfsync": "always"}
+    store = tomllib.loads((DOCKER / "musinsa-redis.toml").read_text())["store"]
+    assert store["crawl"] == "musinsa" and store["outage_s"] >= 30

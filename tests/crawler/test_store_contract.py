@@ -2,13 +2,15 @@
 
 Every test takes ``store`` (a store of a fresh crawl) or ``backend`` (which opens more
 stores of the same crawl: with a ``max_urls`` cap, or for a worker about to die), both
-parametrised over ``sqlite`` (a file in tmp_path) and ``redis`` (a crawl of its own on
-the session's redis-server).  Nothing here relies on one backend's own behaviour:
+parametrised over ``sqlite`` (a file in tmp_path), ``redis`` (a crawl of its own on
+the session's redis-server) and ``redis-cluster`` (the same on the session's
+three-master Redis Cluster).  Nothing here relies on one backend's own behaviour:
 what only Redis does (leases, takeover, renewal, tokens) is tested in ``tests/redis``.
 """
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -18,10 +20,16 @@ from typing import Any, Protocol
 import pytest
 import trio
 
+from crawler.config import Config
+from crawler.engine import Crawler
 from crawler.redis_store import open_redis_store
 from crawler.store import Request, SqliteStore, Store
 from tests.conftest import RedisServer
+from tests.crawler.conftest import make_config
+from tests.fake.browser import shop_url
+from tests.fake.harness import FakeBrowsers, no_memory_reading
 from tests.redis.conftest import make_redis_config
+from tests.redis.servers import RedisCluster3
 
 URLS = [f"http://shop.test/product/{i}" for i in range(1, 6)]
 LINKS = [f"http://shop.test/list/{i}" for i in range(1, 4)]
@@ -37,6 +45,9 @@ class Backend(Protocol):
 
     def open_mortal(self) -> AbstractAsyncContextManager[Store]:
         """A store of this test's crawl whose worker will die holding its claims."""
+
+    def config(self, urls: list[str], **sections: dict[str, Any]) -> Config:
+        """A config of this test's crawl for ``urls``, on this backend."""
 
     async def kill(self, store: Store) -> None:
         """The worker of ``store`` (from ``open_mortal``) is gone, its claims left in
@@ -63,35 +74,48 @@ class SqliteBackend:
     async def kill(self, store: Store) -> None:
         store.close()  # what the kernel does for a killed process; its rows stay in progress
 
+    def config(self, urls: list[str], **sections: dict[str, Any]) -> Config:
+        """A crawl of ``urls`` into this backend's store (``sections`` override keys)."""
+        return make_config(self.path.parent, urls, output={"db": str(self.path)}, **sections)
+
 
 class RedisBackend:
     name = "redis"
 
-    def __init__(self, server: RedisServer, crawl: str):
+    def __init__(self, server: RedisServer | RedisCluster3, crawl: str, *, cluster: bool = False):
         self.server = server
         self.crawl = crawl
+        self.cluster = cluster
+
+    def _config(self, urls: list[str] | None = None, **sections: dict[str, Any]) -> Config:
+        sections["store"] = {"cluster": self.cluster, **sections.get("store", {})}
+        return make_redis_config(self.server, self.crawl, urls, **sections)
 
     @asynccontextmanager
     async def open(self, *, max_urls: int = 0) -> AsyncIterator[Store]:
-        cfg = make_redis_config(self.server, self.crawl, crawl={"max_pages": max_urls})
-        async with open_redis_store(cfg) as store:
+        async with open_redis_store(self._config(crawl={"max_pages": max_urls})) as store:
             yield store
 
     @asynccontextmanager
     async def open_mortal(self) -> AsyncIterator[Store]:
-        cfg = make_redis_config(self.server, self.crawl, store={"lease_s": MORTAL_LEASE_S})
-        async with open_redis_store(cfg, renew=False) as store:
+        async with open_redis_store(self._config(store={"lease_s": MORTAL_LEASE_S}), renew=False) as store:
             yield store
 
     async def kill(self, store: Store) -> None:
         await trio.sleep(MORTAL_LEASE_S + 0.2)  # it never renews: its leases have expired
 
+    def config(self, urls: list[str], **sections: dict[str, Any]) -> Config:
+        return self._config(urls, **sections)
 
-@pytest.fixture(params=["sqlite", "redis"])
+
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         return SqliteBackend(tmp_path / "c.db")
-    return RedisBackend(request.getfixturevalue("redis_server"), f"contract-{uuid.uuid4().hex[:10]}")
+    crawl = f"contract-{uuid.uuid4().hex[:10]}"
+    if request.param == "redis-cluster":
+        return RedisBackend(request.getfixturevalue("redis_cluster"), crawl, cluster=True)
+    return RedisBackend(request.getfixturevalue("redis_server"), crawl)
 
 
 @pytest.fixture
@@ -518,3 +542,83 @@ async def test_retry_failed_with_a_reason_prefix_moves_only_those(store):
     assert await store.failures_by_reason() == {"http_404": 1}
     assert (await store.url_state(URLS[0]))["state"] == "failed"
     assert await store.retry_failed("nothing like it") == 0
+
+
+# -- a crawl's limit ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+async def test_a_crawl_limited_to_n_jobs_claims_n_urls_whatever_its_concurrency(backend, limit):
+    """``Crawler(limit=N)`` (``--limit N``) claims exactly N URLs on either store, with
+    four workers whose claims are in flight together: N done, the rest pending and
+    never claimed (attempts 0).  On the fake browser."""
+    urls = [shop_url("product", i) for i in range(1, 9)]
+    cfg = backend.config(urls, pool={"concurrency": 4}, monitor={"sample_interval_s": 1e6})
+    async with backend.open() as store:
+        engine = Crawler(
+            cfg, store, limit=limit, open_browser=FakeBrowsers(random.Random(1)), read_memory=no_memory_reading
+        )
+        assert await engine.run() == "limit"
+        assert engine.statistics().jobs.claimed == limit
+        assert await store.counts() == {**NO_URLS, "done": limit, "pending": len(urls) - limit}
+        attempts = [(await store.url_state(url))["attempts"] for url in urls]
+        assert sorted(attempts) == [0] * (len(urls) - limit) + [1] * limit
+
+
+# -- host pacing --------------------------------------------------------------------------
+
+
+async def test_host_pace_spaces_turns_on_one_host_by_the_gap_and_backs_off(store):
+    """The store's ``host_pace``: the next turn on a host starts no sooner than the gap
+    after the previous turn's block exited; another host is not held up; a back-off
+    (Retry-After) keeps the host's next turn away for its delay."""
+    pace = store.host_pace((200, 200))
+    a, b = (f"http://{name}-{uuid.uuid4().hex[:8]}.test" for name in "ab")  # hosts of this test's own
+    async with pace.hold(f"{a}/1"):
+        pass
+    left = trio.current_time()
+    async with pace.hold(f"{b}/1"):
+        other_host = trio.current_time()
+    async with pace.hold(f"{a}/2"):
+        again = trio.current_time()
+    assert other_host - left < 0.2 <= again - left
+    await pace.back_off(f"{a}/3", 0.4)
+    paused = trio.current_time()
+    async with pace.hold(f"{a}/3"):
+        after_pause = trio.current_time()
+    assert after_pause - paused >= 0.4 - 0.01
+
+
+# -- fairness -----------------------------------------------------------------------------
+
+
+async def test_claim_prefers_a_ready_url_of_a_host_not_avoided(store):
+    """``claim(avoid_hosts)`` takes the first ready URL whose host is not avoided; when
+    every ready URL's host is avoided, the first ready one all the same."""
+    a, b = "http://a.test:8080", "http://b.test"
+    await store.add_urls([f"{a}/1", f"{a}/2", f"{b}/1", f"{a}/3"])
+    assert (await claim(store)).url == f"{a}/1"
+    assert (await store.claim(avoid_hosts={"a.test:8080"})).url == f"{b}/1"
+    assert (await store.claim(avoid_hosts={"a.test:8080", "b.test"})).url == f"{a}/2"
+    assert (await store.claim(avoid_hosts={"b.test"})).url == f"{a}/3"
+    assert await store.claim(avoid_hosts={"a.test:8080"}) is None
+
+
+async def test_a_paced_host_first_in_line_does_not_take_every_worker(backend):
+    """Eight URLs of host A come first in the frontier, then eight of host B; pages are
+    paced 300 ms apart per host, four workers.  B is not starved behind A's queue: its
+    first page is fetched before A's third (without fairness every worker would wait in
+    A's queue, and B would start after all of A).  On the fake browser."""
+    a = [shop_url("product", i).replace("shop.test", "a.shop.test") for i in range(1, 9)]
+    b = [shop_url("product", i).replace("shop.test", "b.shop.test") for i in range(1, 9)]
+    cfg = backend.config(
+        [*a, *b], pool={"concurrency": 4}, rate_limit={"wait_ms": [300, 300]}, monitor={"sample_interval_s": 1e6}
+    )
+    browsers = FakeBrowsers(random.Random(3))
+    async with backend.open() as store:
+        engine = Crawler(cfg, store, open_browser=browsers, read_memory=no_memory_reading)
+        assert await engine.run() == "finished"
+        assert (await store.counts())["done"] == 16
+    fetched = sorted((browsers.hits(url)[0], url) for url in [*a, *b])
+    order = ["a" if url in a else "b" for _, url in fetched]
+    assert order.index("b") < [i for i, host in enumerate(order) if host == "a"][2], order

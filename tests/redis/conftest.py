@@ -3,11 +3,13 @@
 
 - ``crawl_name``: a crawl (key prefix) of its own for each test.
 - ``redis_config``: a config for that crawl on that server.
+- ``aof_redis``: a redis-server of the test's own (AOF on) to kill and restart.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from crawler import config as config_mod
 from tests.conftest import RedisServer
 from tests.crawler.conftest import DEMO_EXTRACT
+from tests.redis.servers import AOF_ARGS, RedisProcess
 
 
 @pytest.fixture
@@ -51,3 +54,15 @@ def make_redis_config(
 @pytest.fixture
 def redis_config(redis_server: RedisServer, crawl_name: str) -> config_mod.Config:
     return make_redis_config(redis_server, crawl_name)
+
+
+@pytest.fixture
+def aof_redis(tmp_path) -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, AOF on (``appendfsync always``), that the
+    test may SIGKILL and start again on the same port with the same data."""
+    server = RedisProcess(tmp_path / "redis", *AOF_ARGS)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -324,9 +324,11 @@ async def test_an_unreadable_stored_item_is_a_one_line_layout_error(cfg):
             await store.url_state(URLS[0])
 
 
-async def test_a_redis_server_gone_mid_crawl_is_a_one_line_store_error():
-    """Once Redis cannot be reached, store methods raise StoreError naming the server
-    (what the engine turns into "aborted: ..." with the summary), not coredis's own."""
+async def test_a_redis_server_gone_for_longer_than_outage_s_is_a_one_line_store_error():
+    """Store methods wait out a Redis that cannot be reached; once it has been away for
+    ``outage_s`` they raise StoreError naming the server and the limit (what the
+    engine turns into "aborted: ..." with the summary), not coredis's own, and later
+    calls raise it at once."""
     import socket
 
     import coredis
@@ -338,9 +340,17 @@ async def test_a_redis_server_gone_mid_crawl_is_a_one_line_store_error():
         port = sock.getsockname()[1]  # nobody listens there once the socket is closed
     url = f"redis://127.0.0.1:{port}/0"
     client = coredis.Redis.from_url(url, decode_responses=True, connect_timeout=1)
-    store = redis_store.RedisStore(client, "gone", lease_s=1.0, max_attempts=1, where=f"Redis store {url}")
-    async with client:
+    store = redis_store.RedisStore(
+        client, "gone", lease_s=1.0, max_attempts=1, where=f"Redis store {url}", outage_s=0.5
+    )
+    async with client, trio.open_nursery() as nursery:
+        nursery.start_soon(store.link.run)
+        started = trio.current_time()
         with pytest.raises(StoreError) as caught:
             await store.counts()
+        assert trio.current_time() - started >= 0.5
+        with pytest.raises(StoreError):
+            await store.claim()
     message = str(caught.value)
     assert message.startswith(f"Redis store {url}: ") and "\n" not in message
+    assert "outage_s = 0.5 s" in message
