@@ -23,6 +23,7 @@ from .urls import normalise_url, short_url
 
 CAPTURE_TIMEOUT_S = 30.0  # a required capture not received this long after the page's item is ready: missing_capture
 INPUT_LOOKAHEAD = 1000  # input URLs fed into the frontier ahead of the workers (pending at most about this many)
+SNAPSHOT_EVERY = 100  # after the first failure of a reason, one snapshot per this many more failures of it
 
 
 class ConfigError(Exception):
@@ -193,6 +194,9 @@ class CrawlSection:
     include: tuple[str, ...] = _field((), _str_list, "URL globs a followed link must match (any); empty: all")
     exclude: tuple[str, ...] = _field((), _str_list, "URL globs a followed link must not match")
     max_pages: int = _field(0, _int(0), "the frontier never holds more URLs than this; 0: no limit")
+    obey_robots: bool = _field(
+        False, _bool, "fetch each host's /robots.txt once and fail the URLs it disallows (reason robots)"
+    )
 
 
 @attrs.frozen
@@ -205,6 +209,8 @@ class InputSection:
     lookahead: int = _field(
         INPUT_LOOKAHEAD, _int(1), "input URLs fed into the frontier ahead of the workers (the rest stream in)"
     )
+    sitemaps: tuple[str, ...] = _field((), _str_list, "sitemap or sitemap index URLs (XML, gzipped or not), streamed")
+    sitemap_include: tuple[str, ...] = _field((), _str_list, "URL globs a sitemap's URL must match (any); empty: all")
 
 
 @attrs.frozen
@@ -242,7 +248,9 @@ class PoolSection:
     recycle_tab_every: int | str = _field(
         10, _recycle_every, 'pages per tab before it is closed and replaced, or "auto"'
     )
-    rotate_context_every: int = _field(50, _int(1), "pages per browser context (shared out among its tabs) before it is disposed and replaced")
+    rotate_context_every: int = _field(
+        50, _int(1), "pages per browser context (shared out among its tabs) before it is disposed and replaced"
+    )
     memory_budget_mb: int = _field(0, _int(0), "PSS budget of the browser tree; 0: no budget")
     tab_close_timeout_s: float = _field(5.0, _float(positive=True), "bound on closing one tab")
     context_dispose_timeout_s: float = _field(10.0, _float(positive=True), "bound on disposing one context")
@@ -294,6 +302,16 @@ class MonitorSection:
 
 
 @attrs.frozen
+class DebugSection:
+    snapshots_dir: str = _field(
+        "", _str, "folder for failure snapshots (PNG, HTML, JSON), relative to the working directory; empty: none"
+    )
+    snapshot_every: int = _field(
+        SNAPSHOT_EVERY, _int(1), "a snapshot at the first failure of each reason, then every this many of it"
+    )
+
+
+@attrs.frozen
 class StoreSection:
     backend: str = _field("sqlite", _choice("sqlite", "redis"), "where frontier and items live")
     url: str = _field("", _str, "redis://host:port/db for the redis backend")
@@ -316,6 +334,7 @@ class Config:
     output: OutputSection = OutputSection()
     monitor: MonitorSection = MonitorSection()
     store: StoreSection = StoreSection()
+    debug: DebugSection = DebugSection()
     routes: tuple[RouteSpec, ...] = ()
     base_dir: str = "."
 
@@ -342,6 +361,7 @@ SECTIONS: dict[str, type] = {
     "output": OutputSection,
     "monitor": MonitorSection,
     "store": StoreSection,
+    "debug": DebugSection,
 }
 
 
@@ -563,8 +583,12 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
 def validate(config: Config) -> None:
     """Checks across keys, and that the input files exist. Raises ConfigError."""
     src, inp = config.source, config.input
-    if not (inp.urls or inp.url_file or inp.url_template):
-        raise ConfigError(f"{src}: [input] is empty: give urls, url_file, or url_template with ids / ids_file")
+    if not (inp.urls or inp.url_file or inp.url_template or inp.sitemaps):
+        raise ConfigError(
+            f"{src}: [input] is empty: give urls, url_file, sitemaps, or url_template with ids / ids_file"
+        )
+    if inp.sitemap_include and not inp.sitemaps:
+        raise ConfigError(f"{src}: [input] sitemap_include needs sitemaps")
     if inp.url_template and not (inp.ids or inp.ids_file):
         raise ConfigError(f"{src}: [input] url_template needs ids or ids_file")
     if (inp.ids or inp.ids_file) and not inp.url_template:
@@ -583,6 +607,8 @@ def validate(config: Config) -> None:
                 raise ConfigError(f"{src}: [input] {key}: no readable file {str(path)!r}")
     for url in inp.urls:
         check_url(url, where=f"{src}: [input] urls")
+    for url in inp.sitemaps:
+        check_url(url, where=f"{src}: [input] sitemaps")
     if config.site.handlers and not config.path(config.site.handlers).is_file():
         raise ConfigError(f"{src}: [site] handlers: no such file {str(config.path(config.site.handlers))!r}")
     if config.browser.max_total_buffer_mb < config.browser.max_resource_buffer_mb:

@@ -58,6 +58,7 @@ from .jobs import RELEASE_TIMEOUT_S, JobRunner, RunRoute
 from .memory import MemoryMonitor, ReadMemory, read_memory
 from .pool import TabPool, auto_recycle_every, open_pool
 from .router import Router
+from .snapshots import SnapshotStatistics
 from .stats import CrawlStatistics
 from .store import Store, StoreError
 from .supervisor import BrowserSupervisor, OpenBrowser, OpenPool
@@ -266,6 +267,7 @@ class Crawler:
             "recycle_tab_every": s.recycle_tab_every,
             "memory_budget_mb": s.memory_budget_mb,
             "invariant_violations": s.invariants.violations,
+            "snapshots": snapshot_summary(s.jobs.snapshots),
         }
 
     async def check_invariants(self) -> list[str]:
@@ -348,6 +350,25 @@ async def crawl(config: Config, router: Router | None = None, *, limit: int | No
         crawler = Crawler(config, store, limit=limit, router=router)
         await crawler.run()
         return await crawler.summary()
+
+
+def snapshot_summary(stats: SnapshotStatistics) -> dict[str, dict[str, Any]]:
+    """The summary's snapshots: by reason kind, how many were taken and the latest
+    ones' files (a stem and the extensions written, e.g. ``snapshots/timeout-000001``
+    with ``png``, ``html``, ``json``)."""
+    return {
+        kind: {
+            "taken": stats.taken.get(kind, 0),
+            "latest": [
+                {
+                    "stem": shot.json.removesuffix(".json"),
+                    "files": [e for e in ("png", "html") if getattr(shot, e)] + ["json"],
+                }
+                for shot in shots
+            ],
+        }
+        for kind, shots in sorted(stats.by_reason.items())
+    }
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

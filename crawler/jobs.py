@@ -47,6 +47,7 @@ from .pool import Lease, TabPool
 from .ratelimit import HostRateLimiter
 from .retry import RetryPolicy
 from .router import Router, SessionGate
+from .snapshots import Snapshots
 from .stats import JobStatistics
 from .store import Job, Store, StoreError
 from .urls import short_url
@@ -147,6 +148,7 @@ class JobRunner:
             self._limiter, self._links, store.known, config.extract.poll_interval_s, paces_documents(config)
         )
         self._run_route = run_route or routing.run_route
+        self._snapshots = Snapshots(config.debug.snapshots_dir, config.debug.snapshot_every)
         self._in_flight: dict[int, Job] = {}
         self._changed = trio.Event()  # set (and replaced) whenever a job ends: idle workers look again
         self._claimed = 0
@@ -170,6 +172,7 @@ class JobRunner:
             links_skipped=dict(self._links.skipped),
             sessions_started=self._sessions.runs,
             field_errors=dict(self._field_errors),
+            snapshots=self._snapshots.statistics(),
         )
 
     def in_flight_jobs(self) -> list[Job]:
@@ -246,6 +249,17 @@ class JobRunner:
                     lease.discard("timeout")  # the tab may be hung mid-navigation: never reuse it
                     self._watchdog_expiries += 1
                     failure = page_failure(WatchdogExpired(budget_s))
+                if failure is not None and pool.browser.connected:
+                    # Inside the lease (the tab still open), out of the watchdog: its own
+                    # bounded, shielded deadline, so a hung tab delays closing it that long at most.
+                    await self._snapshots.after_failure(
+                        lease.tab,
+                        url=job.url,
+                        label=job.label,
+                        kind=failure.kind,
+                        reason=failure.reason,
+                        attempt=job.attempt,
+                    )
         except cdp.CDPError as exc:  # out of the lease: the lease closed the tab
             failure = page_failure(exc)
         except trio.Cancelled:

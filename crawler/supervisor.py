@@ -31,7 +31,7 @@ not count towards ``restart_limit``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import trio
@@ -74,6 +74,24 @@ async def open_configured_browser(config: Config) -> AsyncIterator[cdp.Browser]:
             executable=b.executable or None, headless=b.headless, args=b.args, command_timeout_s=b.command_timeout_s
         ) as browser:
             yield browser
+
+
+def tab_preparer(config: Config) -> Callable[[cdp.Tab], Awaitable[None]]:
+    """What every new tab of a crawl of ``config`` is prepared with (see
+    :func:`crawler.page.prepare_tab`): the crawl's pools and ``try`` use the same."""
+    b = config.browser
+
+    def prepare(tab: cdp.Tab) -> Awaitable[None]:
+        return prepare_tab(
+            tab,
+            block_urls=b.block_urls,
+            block_resources=b.block_resources,
+            pace_documents=paces_documents(config),
+            max_resource_buffer_mb=b.max_resource_buffer_mb,
+            max_total_buffer_mb=b.max_total_buffer_mb,
+        )
+
+    return prepare
 
 
 class BrowserSupervisor:
@@ -179,14 +197,7 @@ class BrowserSupervisor:
                     concurrency=pool_cfg.concurrency,
                     recycle_tab_every=self._recycle_tab_every,
                     rotate_context_every=pool_cfg.rotate_context_every,
-                    prepare_tab=lambda tab: prepare_tab(
-                        tab,
-                        block_urls=self._config.browser.block_urls,
-                        block_resources=self._config.browser.block_resources,
-                        pace_documents=paces_documents(self._config),
-                        max_resource_buffer_mb=self._config.browser.max_resource_buffer_mb,
-                        max_total_buffer_mb=self._config.browser.max_total_buffer_mb,
-                    ),
+                    prepare_tab=tab_preparer(self._config),
                     tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
                     context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,
                 ) as pool,
