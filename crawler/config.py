@@ -11,6 +11,7 @@ Paths inside the file (``url_file``, ``ids_file``) are relative to the file's fo
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -626,13 +627,16 @@ def parse_id_range(text: str, *, where: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
+_SPACE = re.compile(r"\s")  # what str.isspace() is true of (a URL may hold none)
+
+
 def check_url(url: str, *, where: str) -> str:
     """The canonical form of an input URL (see :func:`crawler.urls.normalise_url`), or
     ConfigError naming ``where`` (the source: a key, or a file and line) and the URL,
     cut short.  The one check of every input source: only http(s) URLs with a host, in
     any case (``HTTP://`` is ``http://``); ``file:``, ``chrome:``, ``javascript:``,
     ``data:`` and the rest are refused."""
-    normal = normalise_url(url) if isinstance(url, str) and not any(c.isspace() for c in url.strip()) else None
+    normal = normalise_url(url) if isinstance(url, str) and not _SPACE.search(url.strip()) else None
     if normal is None:
         raise ConfigError(f"{where}: expected an http(s) URL, got {short_url(url)!r}")
     return normal

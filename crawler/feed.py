@@ -55,7 +55,7 @@ class InputFeed:
         self._key = input_key(config)
         self._lookahead = config.input.lookahead
         self._max_urls = config.crawl.max_pages
-        self._reads_files = bool(config.input.url_file or config.input.ids_file)
+        self._reads_files = bool(config.input.url_file or config.input.ids_file or config.input.sitemaps)  # blocking
         self._urls: Iterator[str] | None = None
         self._start = 0
         self._position = 0
