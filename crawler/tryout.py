@@ -9,7 +9,8 @@ handler), whose failure is named by :func:`crawler.jobs.page_failure` as a crawl
 would be.  What the handler pushed and enqueued is returned, not stored: no store is
 opened, and links are deduplicated within the page only.
 
-Steps are timed: ``browser`` (launch or connect), ``tab`` (a new context and a
+With ``[crawl] obey_robots`` the URL is checked against its host's robots.txt first,
+as in a crawl (a disallowed URL is not requested).  Steps are timed: ``robots``, ``browser`` (launch or connect), ``tab`` (a new context and a
 prepared tab), ``session`` (the hook, if any), ``navigate`` (to the document parsed),
 ``handler`` (the route's handler), ``capture`` (``--screenshot``/``--html``).
 """
@@ -33,6 +34,7 @@ from .links import LinkFilter
 from .page import Page, PageEnv
 from .pool import open_pool
 from .ratelimit import HostRateLimiter
+from .robots import RobotsPolicy
 from .router import Handler, Router, SessionGate
 from .snapshots import SNAPSHOT_TIMEOUT_S, capture_page, write_page_files
 from .store import Request
@@ -95,6 +97,11 @@ async def try_url(
         paces_documents(config),
     )
     page: Page | None = None
+    if config.crawl.obey_robots:  # as a crawl would: a disallowed URL is never requested
+        refusal = await RobotsPolicy().check(url)
+        clock.mark("robots")
+        if refusal is not None:
+            return TryResult(url, label, None, (), (), (refusal.reason,), tuple(timings))
     opener = open_browser or (lambda: open_configured_browser(config))
     async with opener() as browser:
         clock.mark("browser")
