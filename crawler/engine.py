@@ -60,6 +60,7 @@ from .pool import TabPool, auto_recycle_every, open_pool
 from .router import Router
 from .snapshots import SnapshotStatistics
 from .stats import CrawlStatistics
+from .status import StatusPage
 from .store import Store, StoreError
 from .supervisor import BrowserSupervisor, OpenBrowser, OpenPool
 from .watchdog import Watchdog
@@ -136,6 +137,7 @@ class Crawler:
         self._heartbeat = metrics.Heartbeat(config.monitor.heartbeat_file or None)
         self._metrics_registry = metrics.build_registry(self.statistics, self._heartbeat)
         self._metrics_port: int | None = None
+        self._status = StatusPage()
 
     # -- the run -------------------------------------------------------------------------
 
@@ -158,6 +160,7 @@ class Crawler:
         self._jobs.set_input_open(not self._feed.exhausted)
         counts = await store.counts()
         self._urls = sum(counts.values())
+        self._url_counts = counts  # until the first progress line (the status page, crawler_urls)
         log.info(
             "%s: %d URLs (%d new, input at entry %d%s): %d done, %d failed, %d pending",
             self._config.site.name,
@@ -307,6 +310,7 @@ class Crawler:
                 counts = await self._store.counts()
                 self._url_counts = counts
                 s = self.statistics()
+                self._status.record(s)
                 progress.show(
                     done=counts["done"],
                     failed=counts["failed"],
@@ -321,7 +325,13 @@ class Crawler:
         """Serve the Prometheus endpoint and /healthz until cancelled.  Raises ConfigError
         (before reporting started) if the address cannot be bound; afterwards never raises."""
         mon = self._config.monitor
-        serve = partial(metrics.serve_metrics, self._metrics_registry, self._heartbeat, host=mon.metrics_host)
+        serve = partial(
+            metrics.serve_metrics,
+            self._metrics_registry,
+            self._heartbeat,
+            host=mon.metrics_host,
+            status=lambda: self._status.render(self.statistics(), site=self._config.site.name),
+        )
         try:
             async with cdp.open_service_nursery() as nursery:
                 try:
@@ -331,7 +341,11 @@ class Crawler:
                         f"{self._config.source}: [monitor] metrics_port: cannot listen on "
                         f"{mon.metrics_host}:{mon.metrics_port}: {exc.strerror or exc}"
                     ) from None
-                log.info("metrics on http://%s:%d/metrics (health: /healthz)", mon.metrics_host, self._metrics_port)
+                log.info(
+                    "metrics on http://%s:%d/metrics (status page: /, health: /healthz)",
+                    mon.metrics_host,
+                    self._metrics_port,
+                )
                 task_status.started()
         except OSError as exc:
             log.error("metrics endpoint stopped: %s", exc)
