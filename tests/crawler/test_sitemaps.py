@@ -10,14 +10,18 @@ import tracemalloc
 from xml.sax.saxutils import escape
 
 import psutil
+import pytest
 import trio
 
 from crawler import config as config_mod
+from crawler.demo import expected_item
 from crawler.feed import InputFeed
 from crawler.httpserver import Response, serve_http
 from crawler.inputs import iter_urls
 from crawler.sitemaps import iter_sitemap_urls
 from crawler.store import SqliteStore
+from tests.crawler.conftest import crawl, make_config
+from tests.shop import FaultShop, start_shop
 
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
 
@@ -166,11 +170,49 @@ async def test_sitemaps_feed_the_frontier_filtered_and_a_rerun_continues(nursery
 def test_sitemap_keys_are_checked_at_load(tmp_path):
     """A sitemap that is not an http(s) URL, and sitemap_include without sitemaps, are
     one-line errors naming the key; an input of sitemaps only is a valid input."""
-    import pytest
-
     with pytest.raises(config_mod.ConfigError, match=r"site.toml: \[input\] sitemaps: expected an http\(s\) URL"):
         config_mod.from_dict({"input": {"sitemaps": ["file:///etc/passwd"]}}, source="site.toml")
     with pytest.raises(config_mod.ConfigError, match=r"\[input\] sitemap_include needs sitemaps"):
         config_mod.from_dict({"input": {"urls": ["http://a.test/"], "sitemap_include": ["*"]}}, source="site.toml")
     cfg = config_mod.from_dict({"input": {"sitemaps": ["http://a.test/sitemap.xml"]}}, source="site.toml")
     assert cfg.input.sitemaps == ("http://a.test/sitemap.xml",)
+
+
+class SitemapShop(FaultShop):
+    """The fault shop, with a sitemap index (plain XML) of one gzipped sitemap of its
+    first 40 product pages and its about page."""
+
+    async def __call__(self, request) -> Response:
+        if request.path == "/sitemap.xml":
+            return Response(body=index([f"{self.base}/products.xml.gz"]), content_type="application/xml")
+        if request.path == "/products.xml.gz":
+            urls = [f"{self.base}/product/{i}" for i in range(1, 41)] + [f"{self.base}/about"]
+            return Response(body=gzip.compress(urlset(urls)), content_type="application/gzip")
+        return await super().__call__(request)
+
+
+@pytest.mark.chromium
+async def test_a_sitemap_index_is_crawled_as_input(nursery, tmp_path):
+    """A crawl whose only input is a sitemap index: its product pages (sitemap_include)
+    are fed lookahead 10 at a time, and the pages crawled (limit 3) give the shop's items."""
+    shop = SitemapShop()
+    shop.base = await start_shop(nursery, shop)
+    cfg = make_config(
+        tmp_path,
+        [],
+        input={
+            "urls": [],
+            "sitemaps": [f"{shop.base}/sitemap.xml"],
+            "sitemap_include": ["*/product/*"],
+            "lookahead": 10,
+        },
+        pool={"concurrency": 1},  # --limit counts claims; two workers may both claim the last one
+    )
+    crawler, store, reason = await crawl(cfg, limit=3)
+    assert reason == "limit"
+    counts = await store.counts()
+    assert counts["done"] == 3 and sum(counts.values()) == 10
+    items = list(await store.items())
+    assert items == [expected_item(shop.base, int(item["url"].rsplit("/", 1)[1])) for item in items]
+    assert {int(item["url"].rsplit("/", 1)[1]) for item in items} <= set(range(1, 11))
+    store.close()
