@@ -116,7 +116,7 @@ async def test_status_page_shows_counts_rate_memory_failures_and_snapshots_in_a_
     samples, the ``timeout`` failures and their first snapshot."""
     port = free_port()
     never = [f"{shop.base}/never/{i}" for i in (1, 2)]
-    slow = [f"{shop.base}/slow/{i}?s=0.4" for i in range(3, 15)]
+    slow = [f"{shop.base}/slow/{i}?s=0.5" for i in range(3, 15)]
     cfg = make_config(
         tmp_path,
         never + slow,
@@ -132,7 +132,7 @@ async def test_status_page_shows_counts_rate_memory_failures_and_snapshots_in_a_
         finished = trio.Event()
 
         async def run_crawl():
-            assert await crawler.run() == "finished"
+            assert await crawler.run() in ("finished", "interrupted")
             finished.set()
 
         nursery.start_soon(run_crawl)
@@ -145,6 +145,7 @@ async def test_status_page_shows_counts_rate_memory_failures_and_snapshots_in_a_
             if reading["snapshots"] and reading["points"] >= 3 and reading["failed"] == 2:
                 break
             await trio.sleep(0.2)
+        crawler.stop()  # seen what it had to show: the rest of the crawl is not needed
         await finished.wait()
     assert readings, "the crawl ended before the page could be read"
     last = readings[-1]
