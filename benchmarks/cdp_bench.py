@@ -2,7 +2,7 @@
 
 Measures, each as median and p95 over its repetitions:
 
-- launch: ``cdp.launch()`` enter (start Chromium, read its DevTools port, connect,
+- launch: ``cdp.launch()`` enter (start Chromium on its DevTools pipe, connect,
   enable target discovery, close the initial tab);
 - teardown: ``cdp.launch()`` exit (Browser.close, stop and reap the process group,
   remove the profile);

@@ -1,6 +1,7 @@
 """A trio-native Chrome DevTools Protocol client.
 
-Public surface: :func:`launch` and :func:`connect` yield a :class:`Browser`;
+Public surface: :func:`launch` (over pipes) and :func:`connect` (over a websocket)
+yield a :class:`Browser`;
 ``Browser.new_context()`` yields a :class:`BrowserContext`;
 ``BrowserContext.new_tab()`` yields a :class:`Tab`.  Each is owned by its
 ``async with`` block and cleaned up once, bounded, on exit.  Errors form one
@@ -16,6 +17,7 @@ from ._connection import ConnectionStatistics as ConnectionStatistics
 from ._connection import Event as Event
 from ._connection import EventStream as EventStream
 from ._connection import open_connection as open_connection
+from ._connection import open_pipe_connection as open_pipe_connection
 from ._discovery import connect as connect
 from ._discovery import discover_ws_url as discover_ws_url
 from ._errors import BrowserError as BrowserError
@@ -27,10 +29,14 @@ from ._errors import ProtocolError as ProtocolError
 from ._errors import TargetClosed as TargetClosed
 from ._errors import TargetCrashed as TargetCrashed
 from ._launcher import DEFAULT_ARGS as DEFAULT_ARGS
-from ._launcher import become_child_subreaper as become_child_subreaper
 from ._launcher import find_executable as find_executable
 from ._launcher import group_pids as group_pids
 from ._launcher import launch as launch
+from ._sandbox import SandboxHost as SandboxHost
+from ._sandbox import no_sandbox_reason as no_sandbox_reason
+from ._sandbox import read_sandbox_host as read_sandbox_host
+from ._transport import Transport as Transport
+from ._transport import TransportClosed as TransportClosed
 from ._util import open_service_nursery as open_service_nursery
 from ._util import unwrapped_exception_groups as unwrapped_exception_groups
 
@@ -48,17 +54,22 @@ __all__ = [
     "Event",
     "EventStream",
     "ProtocolError",
+    "SandboxHost",
     "Tab",
     "TargetClosed",
     "TargetCrashed",
     "TargetInfo",
-    "become_child_subreaper",
+    "Transport",
+    "TransportClosed",
     "connect",
     "discover_ws_url",
     "find_executable",
     "group_pids",
     "launch",
+    "no_sandbox_reason",
     "open_connection",
+    "open_pipe_connection",
     "open_service_nursery",
+    "read_sandbox_host",
     "unwrapped_exception_groups",
 ]

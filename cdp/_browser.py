@@ -110,8 +110,11 @@ class Browser:
                     with contextlib.suppress(CDPError):
                         await self.close_target(target.target_id)
 
-    async def create_context(self) -> BrowserContext:
-        """Create an isolated browser context (``Target.createBrowserContext``).
+    async def create_context(self, *, proxy_server: str = "", proxy_bypass_list: str = "") -> BrowserContext:
+        """Create an isolated browser context (``Target.createBrowserContext``), its
+        traffic sent through ``proxy_server`` (``scheme://host:port``, no credentials:
+        those are answered with ``Fetch.authRequired``) except for the hosts of
+        ``proxy_bypass_list`` (empty: the browser's own proxy settings).
 
         The caller owns it and must ``await context.aclose()``; :meth:`new_context`
         is the scoped form.  Starts no task.  If cancelled before the command is
@@ -124,7 +127,12 @@ class Browser:
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         with trio.CancelScope(shield=True):
-            result = await self.send("Target.createBrowserContext", disposeOnDetach=True)
+            params: dict[str, Any] = {"disposeOnDetach": True}
+            if proxy_server:
+                params["proxyServer"] = proxy_server
+                if proxy_bypass_list:
+                    params["proxyBypassList"] = proxy_bypass_list
+            result = await self.send("Target.createBrowserContext", **params)
         context = BrowserContext(self, result["browserContextId"])
         self.contexts.add(context)
         return context

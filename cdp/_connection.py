@@ -1,8 +1,12 @@
-"""One websocket to a browser, one reader task, and the tables that route messages.
+"""One link to a browser, one reader task, and the tables that route messages.
+
+The link is a transport (``cdp/_transport.py``): a websocket for a browser reached by
+URL (:func:`open_connection`), a pair of pipes for a browser we launched
+(:func:`open_pipe_connection`).  Everything here is the same for both.
 
 Data flow of one command::
 
-    send()  ──register waiter in _pending──►  websocket  ──►  browser
+    send()  ──register waiter in _pending──►  transport  ──►  browser
     reader  ◄──────────────────── {"id": n, "result": ...}
     reader: _pending.pop(n) → wake the waiter; send() returns the result
 
@@ -35,6 +39,7 @@ import trio
 import trio_websocket
 
 from ._errors import CDPError, CommandTimeout, ConnectionLost, ProtocolError, TargetClosed, TargetCrashed
+from ._transport import PipeTransport, Transport, TransportClosed, WebSocketTransport
 from ._util import open_service_nursery, redacted
 
 log = logging.getLogger("cdp.connection")
@@ -43,7 +48,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 256 * 2**20  # 256 MiB: a full-page screenshot or a 
 DEFAULT_COMMAND_TIMEOUT_S = 30.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_EVENT_BUFFER = 1000  # events per subscription before the newest are dropped
-CLOSE_TIMEOUT_S = 2.0  # websocket closing handshake
+CLOSE_TIMEOUT_S = 2.0  # closing the transport (the websocket's closing handshake)
 
 
 @attrs.frozen
@@ -157,12 +162,14 @@ class EventStream:
 
 
 class Connection:
-    """A CDP connection over one websocket. Create it with :func:`open_connection`."""
+    """A CDP connection over one transport.  Create it with :func:`open_connection`
+    (a websocket) or :func:`open_pipe_connection` (pipes to a launched browser); a
+    test may build one on its own :class:`~cdp.Transport` and run :meth:`run_reader`."""
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection, *, name: str, command_timeout_s: float):
+    def __init__(self, transport: Transport, *, name: str, command_timeout_s: float):
         self.name = name
         self.command_timeout_s = command_timeout_s
-        self._ws = ws
+        self.transport = transport
         self._ids = itertools.count(1)
         self._pending: dict[int, _Call] = {}
         self._sessions: dict[str, _Session] = {}
@@ -193,7 +200,7 @@ class Connection:
         stopped answering but keeps the socket open.  Every pending and later command
         fails with ConnectionLost, every session and event stream ends, and
         :meth:`wait_closed` returns, so cleanup on this connection skips the browser
-        instead of waiting out each deadline.  The websocket itself is closed by the
+        instead of waiting out each deadline.  The transport itself is closed by the
         block that opened it.  Never blocks; idempotent (the first reason is kept)."""
         self._fail(ConnectionLost(f"{self.name}: {reason}"))
 
@@ -260,18 +267,19 @@ class Connection:
         return call.result
 
     async def _send_text(self, text: str, timeout_s: float) -> None:
-        # A websocket frame half-written by a cancelled task would corrupt the stream
-        # for everyone, so the write is shielded from the caller's cancellation and
-        # bounded by the command's own deadline; a write that cannot finish in time
-        # means the peer stopped reading, and the connection is declared lost.
+        # A message half-written by a cancelled task (a websocket frame, or a pipe
+        # message without its terminator) would corrupt the stream for everyone, so
+        # the write is shielded from the caller's cancellation and bounded by the
+        # command's own deadline; a write that cannot finish in time means the peer
+        # stopped reading, and the connection is declared lost.
         with trio.move_on_after(timeout_s, shield=True) as scope:
             try:
-                await self._ws.send_message(text)
-            except trio_websocket.ConnectionClosed as exc:
-                self._fail(ConnectionLost(f"{self.name}: websocket closed ({_reason(exc)})"))
+                await self.transport.send_text(text)
+            except TransportClosed as exc:
+                self._fail(ConnectionLost(f"{self.name}: {exc.reason}"))
                 raise self._error.with_traceback(None) from None  # type: ignore[union-attr]
         if scope.cancelled_caught:
-            self._fail(ConnectionLost(f"{self.name}: could not write to the websocket within {timeout_s:g} s"))
+            self._fail(ConnectionLost(f"{self.name}: could not write to the browser within {timeout_s:g} s"))
             raise self._error.with_traceback(None)  # type: ignore[union-attr]
 
     # -- sessions ------------------------------------------------------------------
@@ -352,15 +360,15 @@ class Connection:
     # -- the reader ----------------------------------------------------------------
 
     async def run_reader(self) -> None:
-        """Read and dispatch every message until the websocket closes. Never raises
+        """Read and dispatch every message until the transport closes. Never raises
         (except Cancelled); on exit the connection is closed with ConnectionLost."""
         reason = "reader stopped"
         try:
             while True:
                 try:
-                    text = await self._ws.get_message()
-                except trio_websocket.ConnectionClosed as exc:
-                    reason = f"websocket closed ({_reason(exc)})"
+                    text = await self.transport.receive_text()
+                except TransportClosed as exc:
+                    reason = exc.reason
                     return
                 self._messages_received += 1
                 try:
@@ -443,13 +451,6 @@ _LIFECYCLE = {
 }
 
 
-def _reason(exc: trio_websocket.ConnectionClosed) -> str:
-    reason = exc.reason
-    if reason is None:
-        return "no close frame"
-    return f"code {reason.code}{', ' + reason.reason if reason.reason else ''}"
-
-
 @asynccontextmanager
 async def open_connection(
     ws_url: str,
@@ -499,16 +500,60 @@ async def open_connection(
                 trio.TooSlowError,
             ) as exc:
                 raise ConnectionLost(f"cannot open websocket {name}: {_describe(exc)}") from exc
-            conn = Connection(ws, name=name, command_timeout_s=command_timeout_s)
-            service.start_soon(conn.run_reader)
-            try:
+            conn = Connection(WebSocketTransport(ws), name=name, command_timeout_s=command_timeout_s)
+            async with _serving(conn, service):
                 yield conn
-            finally:
-                conn._fail(ConnectionLost(f"{name}: connection closed by its owner"))
-                with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
-                    await ws.aclose()
         finally:
             service_scope.cancel()
+
+
+@asynccontextmanager
+async def open_pipe_connection(
+    read_fd: int,
+    write_fd: int,
+    *,
+    name: str = "pipe",
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    command_timeout_s: float = DEFAULT_COMMAND_TIMEOUT_S,
+) -> AsyncIterator[Connection]:
+    """A connection over two pipes to a browser started with ``--remote-debugging-pipe``
+    (``read_fd``: what it writes on its fd 4; ``write_fd``: what it reads on its fd 3),
+    with its reader task running until the block exits.
+
+    Takes ownership of both file descriptors: they are closed on exit, however the
+    block exits (Chromium then shuts down by itself: its command pipe reached end of
+    file).  The reader runs in a nursery shielded from the caller's cancellation, as
+    :func:`open_connection`'s does.  A message longer than ``max_message_bytes``, or
+    the browser closing its end (it exited), ends the connection with ConnectionLost;
+    so does exit of the block, for every pending command.  Opening sends nothing and
+    cannot fail: a dead browser shows as ConnectionLost on the first command.
+    """
+    transport = PipeTransport(read_fd, write_fd, max_message_bytes=max_message_bytes)
+    try:
+        async with open_service_nursery() as nursery:
+            service_scope, service = await nursery.start(_run_service_nursery, name)
+            try:
+                conn = Connection(transport, name=name, command_timeout_s=command_timeout_s)
+                async with _serving(conn, service):
+                    yield conn
+            finally:
+                service_scope.cancel()
+    finally:
+        with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+            await transport.aclose()  # idempotent: already closed unless opening failed
+
+
+@asynccontextmanager
+async def _serving(conn: Connection, service: trio.Nursery) -> AsyncIterator[None]:
+    """Run the connection's reader in ``service`` for the block; on exit fail every
+    pending command and close the transport (shielded, bounded by CLOSE_TIMEOUT_S)."""
+    service.start_soon(conn.run_reader)
+    try:
+        yield
+    finally:
+        conn._fail(ConnectionLost(f"{conn.name}: connection closed by its owner"))
+        with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+            await conn.transport.aclose()
 
 
 def _describe(exc: BaseException) -> str:
@@ -558,7 +603,7 @@ async def _run_service_nursery(
     *,
     task_status: trio.TaskStatus[tuple[trio.CancelScope, trio.Nursery]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Host the nursery for the websocket's and the reader's tasks; they stop only when
+    """Host the nursery for the transport's and the reader's tasks; they stop only when
     the scope handed back is cancelled.  trio-websocket reports a rejected handshake by
     raising in its own task: that becomes ConnectionLost, as any failure to open does."""
     with trio.CancelScope(shield=True) as scope:

@@ -5,11 +5,14 @@
     CDPError
     ├── ProtocolError          the browser answered a command with an error (code, message)
     ├── CommandTimeout         no answer within the command's deadline
-    ├── ConnectionLost         the websocket to the browser is gone (browser died, socket cut)
+    ├── ConnectionLost         the link to the browser is gone (browser died, pipe or socket cut)
     ├── TargetClosed           the tab's target was closed or detached
     │   └── TargetCrashed      the tab's renderer crashed
     └── BrowserError           the browser could not be started, found or reached
         └── EndpointUnavailable  a DevTools HTTP endpoint never answered before the deadline
+
+A transport (``cdp/_transport.py``) signals its end to the connection with
+``TransportClosed``, which never reaches a caller: it becomes ConnectionLost.
 
 Misuse (sending on a tab whose ``async with`` already exited) raises
 ``trio.ClosedResourceError``, as trio does: that is a bug in the caller, not a

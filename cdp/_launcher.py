@@ -1,16 +1,29 @@
 """Start a local Chromium, and stop it without leaving a process or a directory behind.
 
+CDP goes over two pipes (``--remote-debugging-pipe``; see ``cdp/_transport.py``), not a
+DevTools port: nothing listens, so no other local process or user can reach the
+browser.  The pipes must be Chromium's file descriptors 3 and 4, which is why Chromium
+is started with ``posix_spawn`` (``cdp/_process.py``) rather than ``subprocess``.
+``--no-sandbox`` is passed only where the sandbox cannot start (``cdp/_sandbox.py``).
+
 Stop sequence (shielded, bounded by ``stop_timeout_s`` in all):
 
 1. ``Browser.close`` over the connection, then wait for the process to exit;
 2. SIGTERM to the whole process group, wait; then SIGKILL to the group;
-3. reap: the browser through its ``trio.Process``, its children (which became
-   ours because we are a child subreaper on Linux) by pid;
-4. SIGKILL and reap the browser's processes outside its group: Crashpad's handler
-   daemonizes into its own session, so ``killpg`` misses it, and as subreaper we
-   inherit it (left unreaped, it stays a zombie for good);
+3. reap the browser (our child) by its pid; wait until no other process of its group
+   is alive (they were the browser's children: whoever adopted them reaps them);
+4. SIGKILL the browser's processes outside its group: Crashpad's handler daemonizes
+   into its own session, so ``killpg`` misses it (it exits by itself once the browser
+   is gone, but not always at once);
 5. only when no such process is left, remove the temporary profile
    (Chromium rewrites it while shutting down, so an earlier ``rmtree`` races it).
+
+Reaping: the launcher waits for its own child only, by pid, and reaps a process of
+the browser that the host adopted (a host that made itself a child subreaper) by pid;
+it never changes how the host process reaps, and never waits for anything else.  The
+browser's orphans (Crashpad's handler; renderers, when the browser dies first) go to
+init, or to whichever ancestor chose to be a subreaper; in a container, run an init
+(``init: true``) so that orphans are reaped.
 
 Crash dumps go to ``<profile>/Crash Reports`` (``BREAKPAD_DUMP_LOCATION``), not to
 ``~/.config/chromium``, so a crashed renderer leaves nothing outside the profile;
@@ -22,24 +35,25 @@ there, removed with the profile, rather than in /tmp for good.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import psutil
 import trio
 
 from ._browser import Browser
-from ._connection import DEFAULT_COMMAND_TIMEOUT_S, DEFAULT_MAX_MESSAGE_BYTES, open_connection
-from ._errors import BrowserError, CDPError
+from ._connection import DEFAULT_COMMAND_TIMEOUT_S, DEFAULT_MAX_MESSAGE_BYTES, Connection, open_pipe_connection
+from ._errors import BrowserError, CDPError, ConnectionLost
+from ._process import SpawnedProcess, spawn
+from ._sandbox import no_sandbox_reason, read_sandbox_host
 
 log = logging.getLogger("cdp.launcher")
 
@@ -48,10 +62,12 @@ EXECUTABLE_NAMES = ("chromium", "chromium-browser", "google-chrome", "headless_s
 # Every default switch and why.  Not here, on purpose: ``--no-zygote`` (every child a
 # fresh exec sharing no pages: the raw floor's peak PSS 496 -> 705 MiB over 100 pages in
 # benchmarks/compare.py, CPU within noise) and ``--single-process`` (one renderer crash
-# would kill the browser).  ``--disable-dev-shm-usage`` is added by launch() only where /dev/shm is small.
+# would kill the browser).  Added by launch() only where needed: ``--no-sandbox`` where
+# the sandbox cannot start (root, no user namespaces: cdp/_sandbox.py; elsewhere it
+# keeps a compromised renderer from the host's files), ``--disable-dev-shm-usage``
+# where /dev/shm is small; and always ``--remote-debugging-pipe`` (no DevTools port).
 DEFAULT_ARGS = (
-    "--no-sandbox",  # the setuid/namespace sandbox cannot start as root or in most containers
-    "--disable-setuid-sandbox",  # the same, for the setuid helper
+    "--disable-setuid-sandbox",  # the namespace sandbox or none: never the setuid helper (rarely installed setuid)
     "--disable-blink-features=AutomationControlled",  # navigator.webdriver stays false: sites block bots on it
     "--disable-gpu",  # servers have no GPU; compositing runs on the CPU anyway
     "--disable-software-rasterizer",  # no SwiftShader (software WebGL): CPU no product page needs
@@ -81,6 +97,7 @@ STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 POLITE_CLOSE_S = 3.0  # Browser.close and the wait for the process to exit
 TERM_GRACE_S = 2.0  # after SIGTERM, before SIGKILL
+EXIT_CODE_WAIT_S = 1.0  # a browser that closed its pipe at start: how long to wait for its exit code
 STDERR_TAIL_BYTES = 2000
 CRASH_DUMPS_DIR = "Crash Reports"
 
@@ -102,20 +119,6 @@ def find_executable(executable: str | os.PathLike[str] | None = None) -> str:
         "no Chromium found: set CHROME_PATH, or install it (Debian: apt-get install -y chromium); "
         f"tried {', '.join(EXECUTABLE_NAMES)} on PATH"
     )
-
-
-def become_child_subreaper() -> bool:
-    """Make orphaned descendants (Chromium's renderers, once the browser died) our
-    children, so that we can reap them instead of leaving zombies when PID 1 does
-    not (Linux only; True if set)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_CHILD_SUBREAPER = 36
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def _shm_args() -> list[str]:
@@ -178,64 +181,58 @@ async def launch(
 ) -> AsyncIterator[Browser]:
     """Start Chromium in its own process group and yield a connected :class:`Browser`.
 
-    The profile is a fresh 0700 temporary directory unless ``user_data_dir`` is
-    given (then it is kept).  On exit, however the block exits (returned, raised,
-    cancelled), the browser is stopped as described in the module docstring; the
-    stop is shielded and bounded by ``stop_timeout_s``.  Raises BrowserError if
-    Chromium cannot be found, exits early or does not open its DevTools port in
-    ``startup_timeout_s``.  Starts Chromium and the connection's reader task; no
-    task outlives the block.
+    The connection is a pair of pipes (``--remote-debugging-pipe``): the browser opens
+    no DevTools port.  The sandbox stays on unless it cannot start here (see
+    ``cdp/_sandbox.py``; one log line says why).  The profile is a fresh 0700
+    temporary directory unless ``user_data_dir`` is given (then it is kept).  On exit,
+    however the block exits (returned, raised, cancelled), the browser is stopped as
+    described in the module docstring; the stop is shielded and bounded by
+    ``stop_timeout_s``.  Raises BrowserError if Chromium cannot be found or started,
+    exits early or does not answer within ``startup_timeout_s``.  Starts Chromium
+    and the connection's reader task; no task outlives the block.  The host
+    process's reaping is left as it was (no subreaper).
     """
     exe = find_executable(executable)
-    become_child_subreaper()
+    no_sandbox = no_sandbox_reason(await read_sandbox_host())
     own_profile = user_data_dir is None
     profile = Path(tempfile.mkdtemp(prefix="cdp-profile-")) if own_profile else Path(user_data_dir)  # type: ignore[arg-type]
     profile.mkdir(parents=True, exist_ok=True)
-    port_file = profile / "DevToolsActivePort"
-    port_file.unlink(missing_ok=True)
     stderr_path = profile / "chromium-stderr.log"
     argv = [exe, *default_args, *_shm_args()]
+    if no_sandbox is not None:
+        argv.append("--no-sandbox")
+        log.info("Chromium runs without its sandbox: %s", no_sandbox)
     if headless:
         argv.append("--headless=new")
-    argv += ["--remote-debugging-port=0", f"--user-data-dir={profile}", *args, "about:blank"]
+    argv += ["--remote-debugging-pipe", f"--user-data-dir={profile}", *args, "about:blank"]
     argv = merge_feature_switches(argv)
+    if any(arg.startswith("--remote-debugging-port") for arg in args):
+        log.warning("a DevTools port was asked for (%s): any local process or user can drive this browser", args)
     env = {**os.environ, "BREAKPAD_DUMP_LOCATION": str(profile / CRASH_DUMPS_DIR)}
     if own_profile:  # a given profile may have a long path: keep the socket path short
         (profile / "tmp").mkdir()
         env["TMPDIR"] = str(profile / "tmp")
-    proc: trio.Process | None = None
+    proc: SpawnedProcess | None = None
     guard: trio.Process | None = None
     satellites: dict[int, psutil.Process] = {}
-    browser: Browser | None = None
     try:
-        stderr_fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            proc = await trio.lowlevel.open_process(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr_fd,
-                env=env,
-                start_new_session=True,
-            )
-        finally:
-            os.close(stderr_fd)
-        guard = await _start_guard(proc.pid, profile if own_profile else None)
-        ws_url = await _wait_for_port_file(proc, port_file, stderr_path, startup_timeout_s)
-        _find_satellites(proc.pid, profile, satellites)  # while alive: a zombie's command line is unreadable
-        async with open_connection(
-            ws_url, max_message_bytes=max_message_bytes, command_timeout_s=command_timeout_s
+        proc, read_fd, write_fd = await _start_browser(argv, env, stderr_path)
+        async with open_pipe_connection(  # owns our ends of the pipes from here on
+            read_fd,
+            write_fd,
+            name=f"chromium[{proc.pid}]",
+            max_message_bytes=max_message_bytes,
+            command_timeout_s=command_timeout_s,
         ) as conn:
+            guard = await _start_guard(proc.pid, profile if own_profile else None)
             browser = Browser(conn, pid=proc.pid)
-            await browser._start(close_initial_tabs=True)
+            await _wait_started(browser, proc, stderr_path, startup_timeout_s)
+            _find_satellites(proc.pid, profile, satellites)  # while alive: a zombie's command line is unreadable
             try:
                 yield browser
             finally:
                 with trio.move_on_after(POLITE_CLOSE_S, shield=True):
-                    try:
-                        await conn.send("Browser.close", timeout_s=POLITE_CLOSE_S)
-                    except CDPError:
-                        pass  # already gone, or about to be killed
+                    await _close_politely(conn)
     finally:
         with trio.move_on_after(stop_timeout_s, shield=True):
             if proc is not None:
@@ -247,6 +244,58 @@ async def launch(
                 await trio.to_thread.run_sync(shutil.rmtree, profile, True)
         if own_profile and profile.exists():
             log.warning("profile %s left behind: Chromium's processes did not all exit", profile)
+
+
+async def _start_browser(argv: list[str], env: dict[str, str], stderr_path: Path) -> tuple[SpawnedProcess, int, int]:
+    """Spawn Chromium with the two CDP pipes on its fds 3 and 4 (stdin and stdout
+    /dev/null, stderr to ``stderr_path``); returns it with our ends of the pipes (read,
+    write), which the caller owns.  The spawn runs in a thread and is not cancellable
+    (a cancelled spawn would leave a browser nobody knows of)."""
+    commands_r, commands_w = os.pipe()  # we write commands; the browser reads on fd 3
+    messages_r, messages_w = os.pipe()  # the browser writes on fd 4; we read
+    child_ends = [commands_r, messages_w]
+    ours = [messages_r, commands_w]
+    try:
+        child_ends.append(os.open(os.devnull, os.O_RDWR))
+        child_ends.append(os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        devnull, stderr_fd = child_ends[2], child_ends[3]
+        fds = {0: devnull, 1: devnull, 2: stderr_fd, 3: commands_r, 4: messages_w}
+        proc = await trio.to_thread.run_sync(partial(spawn, argv, env=env, fds=fds))
+    except OSError as exc:
+        for fd in ours:
+            os.close(fd)
+        raise BrowserError(f"cannot start {argv[0]}: {exc}") from exc
+    except BaseException:
+        for fd in ours:
+            os.close(fd)
+        raise
+    finally:
+        for fd in child_ends:
+            os.close(fd)
+    return proc, messages_r, commands_w
+
+
+async def _wait_started(browser: Browser, proc: SpawnedProcess, stderr_path: Path, timeout_s: float) -> None:
+    """The browser's first answers (discovery on, the initial tab closed) within
+    ``timeout_s``; BrowserError with Chromium's stderr tail if it exits or stays silent."""
+    with trio.move_on_after(timeout_s):
+        try:
+            await browser._start(close_initial_tabs=True)
+            return
+        except ConnectionLost:
+            pass  # it closed the pipe: it exited, or is about to
+        with trio.move_on_after(EXIT_CODE_WAIT_S):
+            await proc.wait()
+        code = "unknown" if proc.returncode is None else proc.returncode
+        raise BrowserError(f"Chromium exited with code {code} at start: {_tail(stderr_path)}")
+    raise BrowserError(f"Chromium did not answer on its DevTools pipe within {timeout_s:g} s: {_tail(stderr_path)}")
+
+
+async def _close_politely(conn: Connection) -> None:
+    try:
+        await conn.send("Browser.close", timeout_s=POLITE_CLOSE_S)
+    except CDPError:
+        pass  # already gone, or about to be killed
 
 
 # The guard: a shell in its own session, blocked reading a pipe whose only writer is
@@ -278,29 +327,6 @@ async def _stop_guard(guard: trio.Process | None) -> None:
         await guard.stdin.aclose()
 
 
-async def _wait_for_port_file(proc: trio.Process, port_file: Path, stderr_path: Path, timeout_s: float) -> str:
-    with trio.move_on_after(timeout_s):
-        while True:
-            if proc.poll() is not None:
-                raise BrowserError(f"Chromium exited with code {proc.returncode} at start: {_tail(stderr_path)}")
-            ws_url = _read_port_file(port_file)
-            if ws_url is not None:
-                return ws_url
-            await trio.sleep(0.05)
-    raise BrowserError(f"Chromium did not write {port_file} within {timeout_s:g} s: {_tail(stderr_path)}")
-
-
-def _read_port_file(port_file: Path) -> str | None:
-    """The browser websocket URL from DevToolsActivePort (port, then path), once complete."""
-    try:
-        lines = port_file.read_text().split("\n")
-    except FileNotFoundError:
-        return None
-    if len(lines) >= 2 and lines[0].strip().isdigit() and lines[1].strip():
-        return f"ws://127.0.0.1:{lines[0].strip()}{lines[1].strip()}"
-    return None
-
-
 def _tail(path: Path) -> str:
     try:
         data = path.read_bytes()[-STDERR_TAIL_BYTES:]
@@ -309,12 +335,12 @@ def _tail(path: Path) -> str:
     return data.decode(errors="replace").strip().replace("\n", " | ") or "(no stderr)"
 
 
-async def _stop_process_group(proc: trio.Process | None) -> bool:
-    """Stop and reap the browser and every process of its group. True when none is left.
-    Must run shielded; the caller bounds it."""
+async def _stop_process_group(proc: SpawnedProcess | None) -> bool:
+    """Stop and reap the browser, and wait until no other process of its group is
+    alive. True when none is left. Must run shielded; the caller bounds it."""
     if proc is None:
         return True
-    pgid = proc.pid  # start_new_session: the browser leads its own group
+    pgid = proc.pid  # started in a new session: the browser leads its own group
     with trio.move_on_after(POLITE_CLOSE_S):
         await proc.wait()
     for sig, grace in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, None)):
@@ -328,14 +354,17 @@ async def _stop_process_group(proc: trio.Process | None) -> bool:
             with trio.move_on_after(grace):
                 await proc.wait()
     await proc.wait()
-    # The group's other members (renderers, utility processes) may outlive the
-    # browser for a moment; reap those that became our children, until none is left.
+    # The group's other members (zygote, renderers, utility processes) may outlive the
+    # browser for a moment.  They were the browser's children: once it is gone they
+    # belong to init (or to a subreaper among our ancestors, or to us if the host made
+    # itself one: then they are reaped here, by pid).  One that is dead but not ours
+    # is its new parent's to reap (init reaps on its own schedule): it is gone for us.
     while True:
         pids = group_pids(pgid)
-        if not pids:
-            return True
         for pid in pids:
             _kill_and_reap_nowait(pid)
+        if _settled(pids):
+            return True
         await trio.sleep(0.02)
 
 
@@ -363,8 +392,8 @@ async def _stop_satellites(satellites: Iterable[psutil.Process]) -> bool:
 
 
 def _kill_and_reap_satellite(sat: psutil.Process) -> bool:
-    """SIGKILL one satellite and reap it if it is our child (never blocks). True when it
-    is gone, reaped, or not ours to reap."""
+    """SIGKILL one satellite and reap it if the host adopted it (never blocks). True when
+    it is gone, reaped, or not ours to reap."""
     try:
         sat.kill()  # psutil checks that the pid was not reused
         return os.waitpid(sat.pid, os.WNOHANG)[0] != 0
@@ -373,12 +402,26 @@ def _kill_and_reap_satellite(sat: psutil.Process) -> bool:
 
 
 def _kill_and_reap_nowait(pid: int) -> None:
-    """SIGKILL one process and reap it if it is our child and already dead (never blocks)."""
+    """SIGKILL one process of the browser and reap it if it is our child and already
+    dead (never blocks; waits for that pid only)."""
     try:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, os.WNOHANG)
     except (ChildProcessError, ProcessLookupError):
         pass
+
+
+def _settled(pids: list[int]) -> bool:
+    """Whether each process is gone, or dead and someone else's to reap."""
+    me = os.getpid()
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE or proc.ppid() == me:
+                return False
+        except psutil.Error:
+            continue
+    return True
 
 
 def _alive(pids: list[int]) -> bool:

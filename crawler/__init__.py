@@ -20,8 +20,10 @@ from .config import load as load_config
 from .engine import crawl as crawl
 from .failure import JavaScriptError as JavaScriptError
 from .failure import PageFailure as PageFailure
+from .failure import SessionRetired as SessionRetired
 from .page import Page as Page
 from .router import Router as Router
+from .session import Session as Session
 from .store import Request as Request
 
 __version__ = "0.2.0"
@@ -34,6 +36,8 @@ __all__ = [
     "PageFailure",
     "Request",
     "Router",
+    "Session",
+    "SessionRetired",
     "crawl",
     "load_config",
 ]

@@ -20,11 +20,13 @@ from typing import Any
 import attrs
 
 from .fields import Field, FieldError, check_selector, parse_fields
+from .identity import IdentityError, Proxy, load_cookies, parse_headers, parse_proxy
 from .urls import normalise_url, short_url
 
 CAPTURE_TIMEOUT_S = 30.0  # a required capture not received this long after the page's item is ready: missing_capture
 INPUT_LOOKAHEAD = 1000  # input URLs fed into the frontier ahead of the workers (pending at most about this many)
 SNAPSHOT_EVERY = 100  # after the first failure of a reason, one snapshot per this many more failures of it
+SESSION_BACKOFF_S = (30.0, 600.0)  # (first, cap) seconds a blocked or failing proxy is benched
 
 
 class ConfigError(Exception):
@@ -126,6 +128,40 @@ def _recycle_every(value: Any) -> int | str:
         return _int(1)(value)
     except _Bad:
         raise _Bad(f'expected an integer >= 1 or "auto", got {value!r}') from None
+
+
+def _proxies(value: Any) -> tuple[Proxy, ...]:
+    if not isinstance(value, list):
+        raise _Bad(f"expected a list of proxy URLs, got {value!r}")
+    try:
+        return tuple(parse_proxy(url) for url in value)
+    except IdentityError as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _headers(value: Any) -> tuple[tuple[str, str], ...]:
+    try:
+        return parse_headers(value)
+    except IdentityError as exc:
+        raise _Bad(str(exc)) from None
+
+
+def _statuses(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 400 <= v <= 599 for v in value
+    ):
+        raise _Bad(f"expected a list of HTTP statuses (400-599), got {value!r}")
+    return tuple(value)
+
+
+def _selector(value: Any) -> str:
+    text = _str(value)
+    if text:
+        try:
+            check_selector(text)
+        except FieldError as exc:
+            raise _Bad(str(exc)) from None
+    return text
 
 
 def _field(default: Any, check: Callable[[Any], Any], doc: str) -> Any:
@@ -321,6 +357,28 @@ class StoreSection:
 
 
 @attrs.frozen
+class SessionSection:
+    proxies: tuple[Proxy, ...] = _field(
+        (), _proxies, "proxy URLs (scheme://[user:pass@]host:port), one per browser context in turn; empty: direct"
+    )
+    user_agent: str = _field("", _str, 'empty: Chromium\'s own, minus "HeadlessChrome"')
+    locale: str = _field("", _str, "e.g. ko-KR (Intl, navigator.language, Accept-Language); empty: the browser's")
+    timezone: str = _field("", _str, "IANA name, e.g. Asia/Seoul; empty: the machine's")
+    headers: tuple[tuple[str, str], ...] = _field((), _headers, "extra HTTP headers sent with every request")
+    cookies_file: str = _field(
+        "", _str, "cookies loaded into every new context: devtools JSON export or Netscape cookies.txt"
+    )
+    retire_on_status: tuple[int, ...] = _field(
+        (), _statuses, "a main document with one of these statuses retires the session (e.g. [403, 429])"
+    )
+    retire_if: str = _field("", _selector, "CSS selector of a challenge page: a match retires the session")
+    max_pages_per_session: int = _field(0, _int(0), "pages per session (context); 0: only rotate_context_every")
+    backoff_s: tuple[float, float] = _field(
+        SESSION_BACKOFF_S, _pair(_float(0)), "[first, cap] a blocked or failing proxy is left out, doubling"
+    )
+
+
+@attrs.frozen
 class Config:
     source: str
     site: SiteSection = SiteSection()
@@ -336,8 +394,10 @@ class Config:
     monitor: MonitorSection = MonitorSection()
     store: StoreSection = StoreSection()
     debug: DebugSection = DebugSection()
+    session: SessionSection = SessionSection()
     routes: tuple[RouteSpec, ...] = ()
     base_dir: str = "."
+    cookies: tuple[dict[str, Any], ...] = ()  # [session] cookies_file, read at load
 
     def extract_route(self) -> RouteSpec:
         """``[extract]`` as a route: the default route of a config that defines no other."""
@@ -363,6 +423,7 @@ SECTIONS: dict[str, type] = {
     "monitor": MonitorSection,
     "store": StoreSection,
     "debug": DebugSection,
+    "session": SessionSection,
 }
 
 
@@ -402,6 +463,12 @@ def from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir: str =
             sections[name] = _section(cls, name, table, source)
     config = Config(source=source, base_dir=base_dir, **sections)
     validate(config)
+    if config.session.cookies_file:
+        try:
+            cookies = load_cookies(config.path(config.session.cookies_file))
+        except IdentityError as exc:
+            raise ConfigError(f"{source}: [session] cookies_file: {exc}") from None
+        config = attrs.evolve(config, cookies=cookies)
     return config
 
 

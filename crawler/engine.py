@@ -234,6 +234,7 @@ class Crawler:
             browser=self._supervisor.statistics(),
             memory=self._memory.statistics(),
             invariants=self._invariants.statistics(),
+            sessions=self._jobs.sessions.statistics(),
         )
 
     async def summary(self) -> dict[str, Any]:
@@ -271,6 +272,10 @@ class Crawler:
             "memory_budget_mb": s.memory_budget_mb,
             "invariant_violations": s.invariants.violations,
             "snapshots": snapshot_summary(s.jobs.snapshots),
+            "sessions": s.sessions.sessions if s.sessions else 0,
+            "sessions_retired": dict(s.sessions.retired) if s.sessions else {},
+            "proxy_requests": dict(s.sessions.proxy_requests) if s.sessions else {},
+            "contexts_retired": totals.contexts_retired,
         }
 
     async def check_invariants(self) -> list[str]:

@@ -43,6 +43,22 @@ PERMANENT_NET_ERRORS = frozenset(
 )
 
 
+# The proxy, not the site, failed: the session's proxy is benched and the URL retried
+# in another session (see crawler.session).
+PROXY_NET_ERRORS = frozenset(
+    {
+        "net::ERR_PROXY_CONNECTION_FAILED",
+        "net::ERR_TUNNEL_CONNECTION_FAILED",
+        "net::ERR_PROXY_AUTH_UNSUPPORTED",
+        "net::ERR_PROXY_AUTH_REQUESTED",
+        "net::ERR_PROXY_CERTIFICATE_INVALID",
+        "net::ERR_NO_SUPPORTED_PROXIES",
+        "net::ERR_SOCKS_CONNECTION_FAILED",
+        "net::ERR_SOCKS_CONNECTION_HOST_UNREACHABLE",
+    }
+)
+
+
 class PageFailure(Exception):
     """A page job did not produce its outcome.
 
@@ -80,9 +96,22 @@ class JavaScriptError(PageFailure):
         super().__init__("js_error", detail, retryable=False)
 
 
+class SessionRetired(PageFailure):
+    """The site blocked the session (or its proxy failed): the session is retired, its
+    context drained, and the URL retried in another (see :mod:`crawler.session`).
+    ``detail`` is the retirement's reason: ``status_403``, ``retire_if``,
+    ``proxy_error``, or the handler's own."""
+
+    def __init__(self, reason: str):
+        super().__init__("retired", reason, retryable=True, tab_reusable=False)
+
+
 def net_failure(error_text: str) -> PageFailure:
     """The failure of a navigation the network stack refused (``net::ERR_...``):
-    retried unless it is one of :data:`PERMANENT_NET_ERRORS`."""
+    retried unless it is one of :data:`PERMANENT_NET_ERRORS`; a proxy's failure
+    (:data:`PROXY_NET_ERRORS`) retires the session."""
+    if error_text in PROXY_NET_ERRORS:
+        return SessionRetired("proxy_error")
     return PageFailure("net", error_text, retryable=error_text not in PERMANENT_NET_ERRORS)
 
 

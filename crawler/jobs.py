@@ -42,7 +42,7 @@ import cdp
 
 from . import router as routing
 from .config import Config
-from .failure import SLOW_DOWN_STATUS, PageFailure
+from .failure import SLOW_DOWN_STATUS, PageFailure, SessionRetired
 from .links import LinkFilter
 from .page import Page, PageEnv
 from .pool import Lease, TabPool
@@ -50,6 +50,7 @@ from .ratelimit import HostRateLimiter
 from .retry import RetryPolicy
 from .robots import RobotsPolicy
 from .router import Router, SessionGate
+from .session import SessionPool
 from .snapshots import Snapshots
 from .stats import JobStatistics
 from .store import Job, Store, StoreError
@@ -119,12 +120,33 @@ def paces_documents(config: Config) -> bool:
     return config.rate_limit.wait_ms[1] > 0
 
 
+def page_env(
+    config: Config,
+    limiter: HostRateLimiter,
+    links: LinkFilter,
+    known: Callable[[list[str]], Awaitable[set[str]]],
+    sessions: SessionPool,
+) -> PageEnv:
+    """What every page of a crawl of ``config`` shares (the job runner's pages, and ``try``'s)."""
+    return PageEnv(
+        limiter,
+        links,
+        known,
+        config.extract.poll_interval_s,
+        paces_documents(config),
+        sessions=sessions,
+        retire_on_status=frozenset(config.session.retire_on_status),
+        retire_if=config.session.retire_if,
+    )
+
+
 class JobRunner:
     """Claims jobs from the store and runs them on a pool's tabs; owns the job figures.
 
     ``rng`` draws the rate limiter's gaps and the retry backoffs (and the default
-    watchdog's jitter); ``router`` holds the crawl's handlers; ``watchdog`` and
-    ``run_route`` are seams for tests.
+    watchdog's jitter); ``router`` holds the crawl's handlers; ``sessions`` is the
+    crawl's session pool (default: one for ``config``; the supervisor's contexts come
+    from it too); ``watchdog`` and ``run_route`` are seams for tests.
     """
 
     def __init__(
@@ -137,8 +159,10 @@ class JobRunner:
         watchdog: Watchdog | None = None,
         router: Router | None = None,
         run_route: RunRoute | None = None,
+        sessions: SessionPool | None = None,
     ):
         self._config = config
+        self.sessions = sessions or SessionPool(config)
         self._store = store
         self._limit = limit
         self._watchdog = watchdog or Watchdog(config.watchdog.timeout_s, config.watchdog.jitter_s, rng=rng)
@@ -147,9 +171,7 @@ class JobRunner:
         self._router = routing.router_for(config, router)
         self._sessions = SessionGate(self._router.session_hook)
         self._links = LinkFilter(config.crawl)
-        self._page_env = PageEnv(
-            self._limiter, self._links, store.known, config.extract.poll_interval_s, paces_documents(config)
-        )
+        self._page_env = page_env(config, self._limiter, self._links, store.known, self.sessions)
         self._run_route = run_route or routing.run_route
         self._snapshots = Snapshots(config.debug.snapshots_dir, config.debug.snapshot_every)
         self._robots = RobotsPolicy() if config.crawl.obey_robots else None
@@ -277,8 +299,14 @@ class JobRunner:
                     raise  # the tab's or the browser's: translated by the caller, once the lease closed the tab
                 except Exception as exc:  # PageFailure, or whatever the user's handler raised
                     failure = page_failure(exc)
-                    if not failure.tab_reusable:
+                    if isinstance(failure, SessionRetired):
+                        # The site refused the session: drain its context, bench its proxy.
+                        lease.retire_context(failure.detail)
+                        self.sessions.retire(lease.tab.context.id, failure.detail)
+                    elif not failure.tab_reusable:
                         lease.discard(failure.kind)
+                else:
+                    self.sessions.page_done(lease.tab.context.id)
             if watchdog.cancelled_caught:
                 lease.discard("timeout")  # the tab may be hung mid-navigation: never reuse it
                 self._watchdog_expiries += 1
@@ -333,6 +361,17 @@ class JobRunner:
                 )
             return
         assert failure is not None
+        if isinstance(failure, SessionRetired) and not self.sessions.charge_retirement(job.url):
+            # The session was at fault, not the page: another session tries it, uncharged.
+            self._retries += 1
+            log.info(
+                "%s: %s (attempt %d); another session tries it, uncharged",
+                short_url(job.url),
+                failure.reason,
+                job.attempt,
+            )
+            await self._store.release(job)
+            return
         decision = self._retry.decide(
             job.attempt, retryable=failure.retryable, status=failure.status, retry_after_s=failure.retry_after_s
         )

@@ -49,6 +49,8 @@ COUNTERS = {
     "crawler_tabs_recycled": "tabs closed and replaced after recycle_tab_every pages",
     "crawler_tabs_discarded": "tabs closed after a failure (timeout, crash, cancelled)",
     "crawler_contexts_rotated": "browser contexts disposed after rotate_context_every pages",
+    "crawler_sessions_retired": "sessions (browser contexts) retired because the site blocked them, by reason",
+    "crawler_proxy_requests": "requests sent through each proxy (scheme://host:port, no credentials; direct: without one)",
     "crawler_popups_closed": "popup targets opened by pages and closed by the pool",
     "crawler_watchdog_expiries": "jobs cancelled by their watchdog",
     "crawler_browser_restarts": "times the browser was lost and started again",
@@ -157,6 +159,19 @@ class CrawlerCollector:
         for name, n in sorted(jobs.field_errors.items()):
             field_errors.add_metric([name], n)
         yield field_errors
+        retired = CounterMetricFamily(
+            "crawler_sessions_retired", COUNTERS["crawler_sessions_retired"], labels=["reason"]
+        )
+        proxy_requests = CounterMetricFamily(
+            "crawler_proxy_requests", COUNTERS["crawler_proxy_requests"], labels=["proxy"]
+        )
+        if s.sessions is not None:
+            for reason, n in sorted(s.sessions.retired.items()):
+                retired.add_metric([reason], n)
+            for proxy, n in sorted(s.sessions.proxy_requests.items()):
+                proxy_requests.add_metric([proxy], n)
+        yield retired
+        yield proxy_requests
 
         age = self.heartbeat.age_s()
         gauges = {

@@ -178,6 +178,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"browser peak    {summary['peak_browser_pss_mb']:.0f} MiB PSS",
         f"tabs recycled   {summary['tabs_recycled']}  (discarded after failure: {summary['tabs_discarded']})",
         f"contexts rotated {summary['contexts_rotated']}",
+        *_sessions_line(summary),
         f"watchdog expiries {summary['watchdog_expiries']}, browser restarts {summary['browser_restarts']}, "
         f"popups closed {summary['popups_closed']}",
     ]
@@ -202,6 +203,20 @@ def _snapshot_lines(snapshots: dict[str, Any] | None) -> list[str]:
             f"snapshots       {kind} ({entry['taken']}): {files}" + (f" (+{earlier} earlier)" if earlier else "")
         )
     return lines
+
+
+def _sessions_line(summary: dict[str, Any]) -> list[str]:
+    """The summary's line of sessions retired (by reason) and requests per proxy, if any."""
+    retired, proxies = summary.get("sessions_retired") or {}, summary.get("proxy_requests") or {}
+    if not retired and not (set(proxies) - {"direct"}):
+        return []
+    by_reason = ", ".join(f"{k}: {v}" for k, v in sorted(retired.items()))
+    through = ", ".join(f"{k}: {v}" for k, v in sorted(proxies.items()))
+    return [
+        f"sessions        {summary.get('sessions', 0)}, retired {sum(retired.values())}"
+        + (f" ({by_reason})" if by_reason else "")
+        + (f"; requests by proxy: {through}" if through else "")
+    ]
 
 
 def _field_errors_line(errors: dict[str, int] | None) -> list[str]:

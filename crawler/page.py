@@ -18,6 +18,13 @@ each tab by :func:`prepare_tab`) until the reader has taken the host's rate-limi
 for it, and the turn is held until the request has left; so the gaps are the ones the
 server sees.  Without gaps nothing is intercepted; ``goto`` only waits out a host's
 back-off (a 429's Retry-After).
+
+Forbidden URLs (``file:``, ``chrome:``, ``devtools:``...: ``crawler.urls.FORBIDDEN_SCHEMES``):
+``goto`` refuses them, and any other URL that is not http(s), before sending anything
+(PageFailure ``forbidden_url`` / ``bad_url``, not retried).  If a frame of the tab starts
+loading one anyway (see :mod:`crawler.traffic`), the job fails ``forbidden_url``: at
+the next wait or evaluation, or at the latest when the handler returns; the tab is
+closed, not reused, and nothing the job read is stored.
 """
 
 from __future__ import annotations
@@ -26,20 +33,22 @@ import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import trio
 
 import cdp
 
-from .failure import JavaScriptError, PageFailure, net_failure, status_failure
+from .failure import JavaScriptError, PageFailure, SessionRetired, net_failure, status_failure
 from .fields import Field, check_selector, extract_all_expression, extract_expression, parse_fields, when_ready
 from .links import LinkFilter, normalise_url
 from .ratelimit import HostRateLimiter
+from .session import Session, SessionPool
 from .store import Request
 from .traffic import EVENTS as TRAFFIC_EVENTS
 from .traffic import Traffic
+from .urls import forbidden_scheme, short_url
 
 # Dialogs block the page until answered: make the common ones no-ops before any page
 # script runs; whatever still opens a dialog is dismissed from the event stream.
@@ -53,6 +62,8 @@ IDLE_S = 0.5  # wait_for_idle: this long without a request in flight
 SCROLL_ROUNDS = 50  # scroll_to_end: at most this many scrolls
 SCROLL_SETTLE_S = 0.5  # scroll_to_end: quiet time after a scroll before measuring again
 CONTEXT_RETRIES = 20  # evaluations retried while the page swaps its document (execution context gone)
+_BLOCKED_KEY = "__crawler_retire_if__"  # what an expression guarded by _unless_blocked returns on a challenge page
+_BLOCKED_JS = f"{{{_BLOCKED_KEY}: true}}"
 
 
 async def prepare_tab(
@@ -63,6 +74,7 @@ async def prepare_tab(
     pace_documents: bool = False,
     max_resource_buffer_mb: int = 8,
     max_total_buffer_mb: int = 32,
+    handle_auth: bool = False,
 ) -> None:
     """Once per tab: the domains and settings every job on it relies on.  With
     ``pace_documents`` (a crawl with gaps between requests), main-frame documents are
@@ -71,7 +83,11 @@ async def prepare_tab(
     failed (see :class:`crawler.traffic.Traffic`).  Without either nothing is
     intercepted, which saves a round trip through the browser per request.  The buffer
     sizes bound the response bodies the browser keeps for captures
-    (``[browser] max_resource_buffer_mb`` / ``max_total_buffer_mb``)."""
+    (``[browser] max_resource_buffer_mb`` / ``max_total_buffer_mb``).  With
+    ``handle_auth`` (the context's proxy asks for credentials) proxy challenges are
+    reported (``Fetch.authRequired``, answered by the page's reader); Chromium reports
+    them only for paused requests, so documents are paused too: the first one's
+    answer is cached by the context for the requests that follow it."""
     await tab.send("Page.enable")
     await tab.send(
         "Network.enable",
@@ -79,9 +95,11 @@ async def prepare_tab(
         maxResourceBufferSize=max_resource_buffer_mb * 2**20,
     )
     patterns = [{"urlPattern": "*", "resourceType": kind, "requestStage": "Request"} for kind in block_resources]
-    if pace_documents:
+    if pace_documents or handle_auth:
         patterns.append({"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"})
-    if patterns:
+    if handle_auth:
+        await tab.send("Fetch.enable", patterns=patterns, handleAuthRequests=True)
+    elif patterns:
         await tab.send("Fetch.enable", patterns=patterns)
     await tab.send("Page.addScriptToEvaluateOnNewDocument", source=NO_DIALOGS_JS)
     if block_urls := list(block_urls):
@@ -92,13 +110,17 @@ async def prepare_tab(
 class PageEnv:
     """What every page of a crawl shares: the host pacing, the link rules, the store's
     ``known`` (which URLs are in the frontier already), the polling interval, and
-    whether its tabs were prepared with ``pace_documents``."""
+    whether its tabs were prepared with ``pace_documents``; the session pool, and what
+    retires a session (``[session] retire_on_status``, ``retire_if``)."""
 
     limiter: HostRateLimiter
     links: LinkFilter
     known: Callable[[list[str]], Awaitable[set[str]]]
     poll_interval_s: float = POLL_INTERVAL_S
     paces_documents: bool = False
+    sessions: SessionPool | None = None
+    retire_on_status: frozenset[int] = frozenset()
+    retire_if: str = ""
 
 
 class Page:
@@ -112,7 +134,14 @@ class Page:
         self.links: list[Request] = []  # enqueued (new ones), in order
         self.status: int | None = None  # of the last document goto() loaded
         self._enqueued: set[str] = set()
-        self.traffic = Traffic(tab, env.limiter)  # what the tab's events say (its reader runs in open_page)
+        self.retired: str | None = None  # why the handler retired the session (retire_session)
+        sessions, context_id = env.sessions, tab.context.id
+        self.traffic = Traffic(  # what the tab's events say (its reader runs in open_page)
+            tab,
+            env.limiter,
+            credentials=sessions.credentials(context_id) if sessions is not None else None,
+            on_request=(lambda: sessions.count_request(context_id)) if sessions is not None else None,
+        )
 
     # -- what the job is -----------------------------------------------------------------
 
@@ -133,17 +162,64 @@ class Page:
     def depth(self) -> int:
         return self.request.depth
 
+    # -- the session ---------------------------------------------------------------------
+
+    @property
+    def session(self) -> Session | None:
+        """The session this page runs in (its ``id``, and its ``proxy`` without
+        credentials); None outside a session pool (a bare tab)."""
+        sessions = self._env.sessions
+        return sessions.session(self.tab.context.id) if sessions is not None else None
+
+    def retire_session(self, reason: str) -> NoReturn:
+        """Retire this page's session: the site is refusing it (a challenge, a soft
+        block only the handler can tell).  Raises SessionRetired, so nothing this job
+        pushed or enqueued is stored; the URL is retried in another session, the
+        context drained and disposed.  Counted under ``reason``
+        (``crawler_sessions_retired_total{reason}``).  A handler that catches the
+        exception still retires the session: the job is retired all the same."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise TypeError(f"retire_session: expected a non-empty reason string, got {reason!r}")
+        self.retired = reason.strip()
+        raise SessionRetired(self.retired)
+
+    def _unless_blocked(self, expression: str) -> str:
+        """JS: ``expression``, or the blocked marker while ``retire_if`` matches (so a
+        challenge the page's script puts up is seen by the wait it interrupts)."""
+        if not self._env.retire_if:
+            return expression
+        return f"(document.querySelector({json.dumps(self._env.retire_if)}) !== null ? {_BLOCKED_JS} : ({expression}))"
+
+    def _blocked(self, value: Any) -> Any:
+        """``value``, unless it is the blocked marker: then SessionRetired ``retire_if``."""
+        if isinstance(value, dict) and value.get(_BLOCKED_KEY) is True:
+            raise SessionRetired("retire_if")
+        return value
+
+    async def check_blocked(self) -> None:
+        """Raise SessionRetired ``retire_if`` if the ``[session] retire_if`` selector
+        matches the document now (a challenge page); nothing without one."""
+        if self._env.retire_if:
+            found = await self.evaluate(f"document.querySelector({json.dumps(self._env.retire_if)}) !== null")
+            if found:
+                raise SessionRetired("retire_if")
+
     # -- navigation ----------------------------------------------------------------------
 
     async def goto(self, url: str) -> int | None:
         """Navigate the tab to ``url`` (relative to the job's URL) and return once the new
         document has committed and been parsed (DOMContentLoaded), with its HTTP status.
         The request waits for its host's rate-limit turn.  Raises PageFailure for a network error or a status >= 400 (429
-        and 503 carry Retry-After).  If cancelled, the tab is left mid-navigation: the
-        job's lease then closes it rather than reuse it."""
+        and 503 carry Retry-After); SessionRetired for a status in ``[session]
+        retire_on_status`` or a proxy's failure; and, before anything is sent,
+        ``forbidden_url`` for a file:, chrome:... URL and ``bad_url`` for any other that
+        is not http(s).  If cancelled, the tab is left mid-navigation: the job's lease
+        then closes it rather than reuse it."""
+        if scheme := forbidden_scheme(url):
+            raise PageFailure("forbidden_url", f"{scheme}: URLs are never navigated to: {short_url(url)}")
         target = normalise_url(url, self.url)
         if target is None:
-            raise PageFailure("bad_url", f"not an http(s) URL: {url!r}")
+            raise PageFailure("bad_url", f"not an http(s) URL: {short_url(url)!r}")
         if not self._env.paces_documents:  # no gaps to keep: only a host's back-off (Retry-After) to wait out
             async with self._env.limiter.hold(target):
                 pass
@@ -159,6 +235,8 @@ class Page:
         status, headers, error = self.traffic.documents[loader]
         if error is not None:
             raise net_failure(error)
+        if status in self._env.retire_on_status:
+            raise SessionRetired(f"status_{status}")
         failure = status_failure(status, headers)
         if failure is not None:
             raise failure
@@ -173,22 +251,33 @@ class Page:
     async def _wait_event(self) -> None:
         """Wait for the tab's next event; raise the tab's error (a renderer crash, the
         tab or the browser gone) rather than wait for events that cannot come."""
+        self._check_navigations()
         if (error := self.tab.error) is None:
             await self.traffic.wait_change()
             error = self.tab.error
         if error is not None:
             raise error
+        self._check_navigations()
+
+    def _check_navigations(self) -> None:
+        """PageFailure ``forbidden_url`` once a frame of the tab started loading one."""
+        if (url := self.traffic.forbidden) is not None:
+            raise PageFailure(
+                "forbidden_url", f"the tab started to load {short_url(url)}", retryable=False, tab_reusable=False
+            )
 
     # -- waiting -------------------------------------------------------------------------
 
     async def wait_for(self, selector: str, timeout_s: float | None = None) -> None:
         """Return once ``selector`` matches an element.  Without ``timeout_s`` it waits
         as long as the job's watchdog allows; with it, PageFailure ``wait_for``
-        (retryable) after that long.  An invalid selector fails at once."""
+        (retryable) after that long.  An invalid selector fails at once.  If the
+        ``[session] retire_if`` selector matches meanwhile: SessionRetired."""
         check_selector(selector)
-        expression = when_ready(f"document.querySelector({json.dumps(selector)}) !== null || null", WAIT_SLICE_MS)
+        ready = self._unless_blocked(f"document.querySelector({json.dumps(selector)}) !== null || null")
+        expression = when_ready(ready, WAIT_SLICE_MS)
         with trio.move_on_after(float("inf") if timeout_s is None else timeout_s) as scope:
-            while not await self.evaluate(expression, await_promise=True):
+            while not self._blocked(await self.evaluate(expression, await_promise=True)):
                 await self.traffic.wait_change(self._env.poll_interval_s)
             return
         assert scope.cancelled_caught
@@ -222,6 +311,7 @@ class Page:
             except cdp.ProtocolError:
                 await self.traffic.wait_change(self._env.poll_interval_s)  # no execution context: mid-navigation
                 continue
+            self._check_navigations()  # nothing read from such a document reaches the handler
             details = reply.get("exceptionDetails")
             if details:
                 text = details.get("exception", {}).get("description") or details.get("text", "")
@@ -232,11 +322,13 @@ class Page:
     async def extract(self, fields: Mapping[str, Any], *, wait_for: str | None = None) -> dict[str, Any]:
         """The fields (see :mod:`crawler.fields`) of the document.  With ``wait_for``,
         once that selector matches, in the same round trip.  A js field that throws is
-        None, and its error is under ``"_errors"``."""
+        None, and its error is under ``"_errors"``.  SessionRetired instead if the
+        ``[session] retire_if`` selector matches."""
         expression = extract_expression(_fields(fields), wait_for=check_selector(wait_for) if wait_for else "")
+        expression = self._unless_blocked(expression)
         if wait_for:
             expression = when_ready(expression, WAIT_SLICE_MS)
-        while (found := await self.evaluate(expression, await_promise=True)) is None:
+        while (found := self._blocked(await self.evaluate(expression, await_promise=True))) is None:
             await self.traffic.wait_change(self._env.poll_interval_s)
         out = found["fields"]
         if found["errors"]:
@@ -266,7 +358,9 @@ class Page:
         matching = [r for r in self.traffic.responses() if url_contains in r.url]
         while not all(r.done for r in matching):
             await self.traffic.wait_change()
-        return [await self.traffic.body(r) for r in matching if r.error is None]
+        bodies = [await self.traffic.body(r) for r in matching if r.error is None]
+        self._check_navigations()
+        return bodies
 
     async def html(self) -> str:
         """The document's current HTML."""
@@ -403,11 +497,14 @@ def _remaining_s() -> float | None:
 @asynccontextmanager
 async def open_page(tab: cdp.Tab, request: Request, env: PageEnv) -> AsyncIterator[Page]:
     """A Page on ``tab`` for ``request``, with its event reader running; both end when
-    the block exits (also when cancelled).  Starts one task in its own nursery."""
+    the block exits (also when cancelled).  Starts one task in its own nursery.  A
+    block that ends normally after the tab started loading a forbidden URL raises
+    PageFailure ``forbidden_url`` (the job's output is not to be stored)."""
     page = Page(tab, request, env)
     async with tab.listen(*TRAFFIC_EVENTS) as events, cdp.open_service_nursery() as nursery:
         nursery.start_soon(page.traffic.read_events, events, nursery)
         try:
             yield page
+            page._check_navigations()
         finally:
             nursery.cancel_scope.cancel()

@@ -59,6 +59,7 @@ class _ContextSlot:
         self.opening = 0  # tabs whose Target.createTarget is in flight (not yet in ``tabs``)
         self.pages = 0
         self.allotted = 0  # pages handed out to the tabs opened in it
+        self.retired = False  # its session was retired: its tabs serve no more pages
 
 
 class _PooledTab:
@@ -76,6 +77,7 @@ class Lease:
         self._pooled = pooled
         self.number = number
         self.discard_reason: str | None = None
+        self.retire_reason: str | None = None
         self.released = False
 
     @property
@@ -91,6 +93,12 @@ class Lease:
         """Close the tab instead of giving it back when the lease ends."""
         self.discard_reason = self.discard_reason or reason
 
+    def retire_context(self, reason: str) -> None:
+        """Close the tab, and drain the tab's context (no new job in it; disposed once
+        its last tab is closed) when the lease ends: its session was retired."""
+        self.discard(reason)
+        self.retire_reason = self.retire_reason or reason
+
 
 @attrs.frozen
 class PoolStatistics:
@@ -104,6 +112,7 @@ class PoolStatistics:
     tabs_recycled: int
     tabs_discarded: int
     contexts_rotated: int
+    contexts_retired: int
     popups_closed: int
     concurrency: int
     recycle_tab_every: int
@@ -155,8 +164,10 @@ class TabPool:
         prepare_tab: Callable[[cdp.Tab], Awaitable[None]],
         tab_close_timeout_s: float = 5.0,
         context_dispose_timeout_s: float = 10.0,
+        create_context: Callable[[cdp.Browser], Awaitable[cdp.BrowserContext]] | None = None,
     ):
         self.browser = browser
+        self._create_context = create_context  # the session pool's (proxy, cookies); None: a plain context
         self.recycle_tab_every = recycle_tab_every
         self.rotate_context_every = rotate_context_every
         self._prepare_tab = prepare_tab
@@ -175,6 +186,7 @@ class TabPool:
         self.tabs_recycled = 0
         self.tabs_discarded = 0
         self.contexts_rotated = 0
+        self.contexts_retired = 0
         self.popups_closed = 0
         self.on_tab_retired: Callable[[cdp.Tab, int], Awaitable[None]] | None = None
 
@@ -206,6 +218,7 @@ class TabPool:
             tabs_recycled=self.tabs_recycled,
             tabs_discarded=self.tabs_discarded,
             contexts_rotated=self.contexts_rotated,
+            contexts_retired=self.contexts_retired,
             popups_closed=self.popups_closed,
             concurrency=self.concurrency,
             recycle_tab_every=self.recycle_tab_every,
@@ -273,7 +286,9 @@ class TabPool:
             if self._current is None:
                 self._opening_context = True
                 try:
-                    self._current = _ContextSlot(await self.browser.create_context())
+                    create = self._create_context
+                    context = await (create(self.browser) if create is not None else self.browser.create_context())
+                    self._current = _ContextSlot(context)
                 finally:
                     self._opening_context = False
                 self._slots.add(self._current)
@@ -287,7 +302,10 @@ class TabPool:
 
     def _spent(self, pooled: _PooledTab) -> str | None:
         """Why this tab has served its last page, if it has: ``recycled`` (its own
-        interval) or ``rotated`` (the rest of its context's pages went to other tabs)."""
+        interval), ``rotated`` (the rest of its context's pages went to other tabs) or
+        ``retired`` (its context's session was)."""
+        if pooled.slot.retired:
+            return "retired"
         if pooled.pages >= self.recycle_tab_every:
             return "recycled"
         if pooled.pages >= pooled.allotment:
@@ -307,7 +325,15 @@ class TabPool:
         self.leases_released += 1
         pooled = lease._pooled
         pooled.pages += 1
-        pooled.slot.pages += 1
+        slot = pooled.slot
+        slot.pages += 1
+        if lease.retire_reason is not None and not slot.retired:
+            # Its session was retired: no new tab opens in it, and no tab of it serves
+            # another page (see _spent); it is disposed once its last tab is closed.
+            slot.retired = True
+            if slot is self._current:
+                self._current = None
+            self.contexts_retired += 1
         reason = lease.discard_reason
         if reason is None and pooled.tab.error is not None:
             reason = "crashed"
@@ -321,6 +347,12 @@ class TabPool:
             self._idle.append(pooled)
         else:
             await self._retire(pooled, reason)
+        if slot.retired:
+            # Other leases of this slot may be released meanwhile (each retire awaits):
+            # take its idle tabs one at a time, each out of the list before it is retired.
+            while (idle := next((p for p in self._idle if p.slot is slot), None)) is not None:
+                self._idle.remove(idle)
+                await self._retire(idle, "retired")
 
     async def _freeze(self, tab: cdp.Tab) -> bool:
         """Freeze the page of a tab going idle (``Page.setWebLifecycleState``), bounded
@@ -346,7 +378,7 @@ class TabPool:
         the context takes no new ones (it rotated)."""
         if reason == "recycled":
             self.tabs_recycled += 1
-        elif reason not in ("rotated", "stale", "throttled"):
+        elif reason not in ("rotated", "retired", "stale", "throttled"):
             self.tabs_discarded += 1
         if self.on_tab_retired is not None and pooled.tab.error is None and reason == "recycled":
             with trio.move_on_after(1.0):

@@ -23,7 +23,7 @@ import trio
 import cdp
 
 from .config import Config, ConfigError, RouteSpec
-from .failure import PageFailure
+from .failure import PageFailure, SessionRetired
 from .fields import Field, missing_required
 from .page import Page, PageEnv, open_page
 from .store import Request
@@ -223,6 +223,8 @@ class SessionGate:
             async with open_hook_page() as page:
                 try:
                     await self.hook(page)
+                except SessionRetired:
+                    raise  # the site refused the session: the job retires it
                 except PageFailure as exc:
                     raise PageFailure("session", exc.reason, retryable=True) from exc
                 except cdp.CDPError:
@@ -242,7 +244,9 @@ async def run_route(
     live_contexts: set[str],
 ) -> Page:
     """One job's page work: the session hook if the tab's context is new, then the
-    navigation to ``request.url`` and the route's handler.  Returns the Page, whose
+    navigation to ``request.url`` and the route's handler, with the ``[session]
+    retire_if`` check before the handler and again after it (SessionRetired: nothing
+    of a challenge page is stored).  Returns the Page, whose
     ``items``, ``links`` and ``status`` are the job's output (to be committed with its
     outcome).  Raises whatever the hook or the handler raised (PageFailure, cdp
     errors, the user's own exceptions); if cancelled, the tab is mid-navigation."""
@@ -250,5 +254,16 @@ async def run_route(
     await gate.ensure(tab.context.id, live_contexts, lambda: open_page(tab, request, env))
     async with open_page(tab, request, env) as page:
         await page.goto(request.url)
-        await handler(page)
+        await page.check_blocked()  # a challenge page is not for the handler
+        try:
+            await handler(page)
+        except SessionRetired:
+            raise
+        except Exception:
+            if page.retired is not None:  # the handler retired the session, then caught it
+                raise SessionRetired(page.retired) from None
+            raise
+        if page.retired is not None:
+            raise SessionRetired(page.retired)
+        await page.check_blocked()  # a challenge that came after the document: its items are not stored
     return page

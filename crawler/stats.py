@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import attrs
 
 from .pool import PoolStatistics
+from .session import SessionStatistics
 from .snapshots import SnapshotStatistics
 
 
@@ -58,6 +59,7 @@ class PoolTotals:
     tabs_recycled: int = 0
     tabs_discarded: int = 0
     contexts_rotated: int = 0
+    contexts_retired: int = 0
     popups_closed: int = 0
     leases_acquired: int = 0
     leases_released: int = 0
@@ -116,6 +118,7 @@ class CrawlStatistics:
     browser: BrowserStatistics
     memory: MemoryStatistics
     invariants: InvariantStatistics
+    sessions: SessionStatistics | None = None  # the session pool's (None: a run without one)
 
     @property
     def pages_per_s(self) -> float:

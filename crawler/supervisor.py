@@ -42,6 +42,7 @@ from .config import Config
 from .jobs import JobRunner, paces_documents
 from .page import prepare_tab
 from .pool import TabPool, open_pool
+from .session import SessionPool
 from .stats import BrowserStatistics, PoolTotals
 
 log = logging.getLogger("crawler.supervisor")
@@ -76,20 +77,25 @@ async def open_configured_browser(config: Config) -> AsyncIterator[cdp.Browser]:
             yield browser
 
 
-def tab_preparer(config: Config) -> Callable[[cdp.Tab], Awaitable[None]]:
-    """What every new tab of a crawl of ``config`` is prepared with (see
-    :func:`crawler.page.prepare_tab`): the crawl's pools and ``try`` use the same."""
+def tab_preparer(config: Config, sessions: SessionPool) -> Callable[[cdp.Tab], Awaitable[None]]:
+    """What every new tab of a crawl of ``config`` is prepared with, before its first
+    navigation: the page domains (and one Fetch owner for pacing, blocking and proxy
+    challenges, see :func:`crawler.page.prepare_tab`), then the session's identity
+    (``sessions``: the contexts' session pool).  The session hook, if any, runs after
+    this, in the first job.  The crawl's pools and ``try`` use the same."""
     b = config.browser
 
-    def prepare(tab: cdp.Tab) -> Awaitable[None]:
-        return prepare_tab(
+    async def prepare(tab: cdp.Tab) -> None:
+        await prepare_tab(
             tab,
             block_urls=b.block_urls,
             block_resources=b.block_resources,
             pace_documents=paces_documents(config),
             max_resource_buffer_mb=b.max_resource_buffer_mb,
             max_total_buffer_mb=b.max_total_buffer_mb,
+            handle_auth=sessions.needs_auth(tab.context.id),
         )
+        await sessions.prepare_tab(tab)
 
     return prepare
 
@@ -196,10 +202,11 @@ class BrowserSupervisor:
                     browser,
                     concurrency=pool_cfg.concurrency,
                     recycle_tab_every=self._recycle_tab_every,
-                    rotate_context_every=pool_cfg.rotate_context_every,
-                    prepare_tab=tab_preparer(self._config),
+                    rotate_context_every=self._rotate_context_every(),
+                    prepare_tab=tab_preparer(self._config, self._jobs.sessions),
                     tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
                     context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,
+                    create_context=self._jobs.sessions.create_context,
                 ) as pool,
             ):
                 self._browser, self._pool = browser, pool
@@ -219,6 +226,12 @@ class BrowserSupervisor:
                 return browser.connection.closed
         finally:
             self._browser = None
+
+    def _rotate_context_every(self) -> int:
+        """Pages per context: ``[pool] rotate_context_every``, or ``[session]
+        max_pages_per_session`` if that is set and smaller (a context is a session)."""
+        every, per_session = self._config.pool.rotate_context_every, self._config.session.max_pages_per_session
+        return min(every, per_session) if per_session else every
 
     async def _watch_browser(self, browser: cdp.Browser, workers: trio.CancelScope) -> None:
         """Cancel the workers when the connection drops, or when the browser leaves a

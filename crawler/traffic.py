@@ -5,12 +5,23 @@ documents and their statuses, every response in arrival order (for ``responses()
 the requests in flight (for ``wait_for_idle()``), and the dialogs dismissed.  Its
 reader task consumes the tab's events and never raises; with pacing on, it continues
 each paused main-frame document in its host's rate-limit turn (see :mod:`crawler.page`).
+
+It also watches every frame's navigations for a forbidden URL (``file:``, ``chrome:``...:
+``crawler.urls.FORBIDDEN_SCHEMES``).  Chromium itself refuses a page's own navigation
+to those (a link, ``location = "file:///..."``, a redirect: tested against it); what
+Chromium does let through is a navigation the browser side starts, which only CDP can
+ask for, and our ``goto`` refuses such URLs before asking.  Should one start all the
+same (a handler sending ``Page.navigate`` itself, a Chromium bug), the reader records
+it in :attr:`Traffic.forbidden` and stops the tab's loading; a paused request to such
+a URL (with pacing on) is failed outright.  The Page then fails the job
+``forbidden_url`` (see :mod:`crawler.page`), the tab is closed, nothing is stored.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -19,7 +30,7 @@ import cdp
 
 from .failure import PageFailure
 from .ratelimit import HostRateLimiter
-from .urls import short_url
+from .urls import forbidden_scheme, short_url
 
 EVENTS = (
     "Network.requestWillBeSent",
@@ -28,9 +39,11 @@ EVENTS = (
     "Network.loadingFinished",
     "Network.loadingFailed",
     "Page.javascriptDialogOpening",
+    "Page.frameStartedNavigating",
     "Page.frameNavigated",
     "Page.domContentEventFired",
     "Fetch.requestPaused",
+    "Fetch.authRequired",
 )
 IGNORED_REQUEST_TYPES = ("EventSource", "WebSocket")  # never "finish": not counted as in flight
 REQUEST_SENT_WAIT_S = 5.0  # longest a paced document holds its host's turn waiting to be sent
@@ -62,9 +75,19 @@ class Traffic:
     previous job's document may still finish requests while the next job starts; they
     carry that document's loaderId, and are not this job's."""
 
-    def __init__(self, tab: cdp.Tab, limiter: HostRateLimiter):
+    def __init__(
+        self,
+        tab: cdp.Tab,
+        limiter: HostRateLimiter,
+        *,
+        credentials: tuple[str, str] | None = None,
+        on_request: Callable[[], None] | None = None,
+    ):
         self.tab = tab
         self._limiter = limiter
+        self._credentials = credentials  # the proxy's, for Fetch.authRequired
+        self._on_request = on_request
+        self._challenged: set[str] = set()  # requests whose proxy challenge was answered
         self._loaders: dict[str, str] = {}  # main-frame document requestId -> loaderId
         self.documents: dict[str, tuple[int | None, dict[str, str], str | None]] = {}
         self.parsed: set[str] = set()  # committed loaderIds whose DOMContentLoaded fired
@@ -78,6 +101,7 @@ class Traffic:
         self._changed = trio.Event()
         self.dialogs = 0
         self.blocked = 0  # requests failed because their resource type is blocked
+        self.forbidden: str | None = None  # the first forbidden URL a frame of the tab started to load
 
     async def read_events(self, events: cdp.EventStream, nursery: trio.Nursery) -> None:
         """Keep the page's picture current; pace main-frame documents.  Ends with the
@@ -88,16 +112,23 @@ class Traffic:
             async for event in events:
                 p, method = event.params, event.method
                 if method == "Fetch.requestPaused":
-                    if p.get("resourceType") != "Document":  # only blocked types are paused
+                    if forbidden_scheme(p["request"]["url"]):
+                        self._forbid(p["request"]["url"], nursery)
+                        nursery.start_soon(self._refuse, p["requestId"])
+                    elif p.get("resourceType") != "Document":  # only blocked types are paused
                         self.blocked += 1
                         nursery.start_soon(self._refuse, p["requestId"])
                     elif p.get("frameId") == frame:
                         nursery.start_soon(self._pace, p["requestId"], p.get("networkId"), p["request"]["url"])
                     else:
                         await self.tab.send("Fetch.continueRequest", requestId=p["requestId"])
+                elif method == "Fetch.authRequired":
+                    nursery.start_soon(self._answer_auth, p["requestId"], p.get("authChallenge", {}))
                 elif method == "Network.requestWillBeSentExtraInfo":
                     self._sent.add(p.get("requestId"))
                 elif method == "Network.requestWillBeSent":
+                    if self._on_request is not None and p.get("request", {}).get("url", "").startswith("http"):
+                        self._on_request()  # data: and blob: URLs never reach the network
                     if p.get("type") not in IGNORED_REQUEST_TYPES:
                         self._in_flight[p["requestId"]] = p.get("loaderId", "")
                     if p.get("type") == "Document" and p.get("frameId") == frame:
@@ -124,8 +155,13 @@ class Traffic:
                     loader = self._loaders.get(request_id)
                     if failed and loader is not None and loader not in self.documents and not p.get("canceled"):
                         self.documents[loader] = (None, {}, p.get("errorText", "failed"))
+                elif method == "Page.frameStartedNavigating":
+                    if forbidden_scheme(p.get("url")):
+                        self._forbid(p["url"], nursery)
                 elif method == "Page.frameNavigated":
                     committed = p.get("frame", {})
+                    if forbidden_scheme(committed.get("url")):
+                        self._forbid(committed["url"], nursery)
                     if committed.get("id") == frame and committed.get("loaderId"):
                         self._current = committed["loaderId"]
                         if self._mine:  # the page moved on after this job's navigation
@@ -141,6 +177,18 @@ class Traffic:
                 self.touch()
         except (cdp.CDPError, trio.ClosedResourceError):
             self.touch()
+
+    def _forbid(self, url: str, nursery: trio.Nursery) -> None:
+        """A frame of the tab started to load a forbidden URL: note it, stop the loading."""
+        if self.forbidden is None:
+            self.forbidden = url
+            nursery.start_soon(self._stop_loading)
+
+    async def _stop_loading(self) -> None:
+        try:
+            await self.tab.send("Page.stopLoading")
+        except (cdp.CDPError, trio.ClosedResourceError):
+            pass  # the tab is gone; it is not reused either way
 
     def expect(self, loader: str) -> None:
         """A navigation of this job's started the document ``loader``: it is this job's."""
@@ -158,6 +206,21 @@ class Traffic:
     def responses(self) -> list[Response]:
         """This job's responses (documents aside), in arrival order."""
         return [r for r in self._responses if self.mine(r.loader)]
+
+    async def _answer_auth(self, request_id: str, challenge: dict[str, Any]) -> None:
+        """Answer a proxy's challenge with the session's credentials, once per request
+        (a second challenge means they were refused: cancelled, and the page fails
+        with the proxy's 407); a site's own challenge is not ours to answer."""
+        if challenge.get("source") == "Proxy" and self._credentials and request_id not in self._challenged:
+            self._challenged.add(request_id)
+            user, password = self._credentials
+            answer = {"response": "ProvideCredentials", "username": user, "password": password}
+        else:
+            answer = {"response": "CancelAuth"}
+        try:
+            await self.tab.send("Fetch.continueWithAuth", requestId=request_id, authChallengeResponse=answer)
+        except (cdp.CDPError, trio.ClosedResourceError):
+            pass  # the request was abandoned, or the tab is gone
 
     async def _refuse(self, request_id: str) -> None:
         """Fail a paused request of a blocked resource type, as an ad blocker would."""

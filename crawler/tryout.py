@@ -2,8 +2,9 @@
 do with it, storing nothing (``python -m crawler try``).
 
 :func:`try_url` is the engine's job path without the store: the browser the config
-asks for (launched, or ``cdp_url``), a pool of one tab prepared as the crawl's are
-(:func:`crawler.supervisor.tab_preparer`), the job's watchdog, and
+asks for (launched, or ``cdp_url``), a pool of one tab in a context made and prepared as the
+crawl's are (the site's identity: :class:`crawler.session.SessionPool` and
+:func:`crawler.supervisor.tab_preparer`), the job's watchdog, and
 :func:`crawler.router.run_route` (the session hook, the navigation, the route's
 handler), whose failure is named by :func:`crawler.jobs.page_failure` as a crawl's
 would be.  What the handler pushed and enqueued is returned, not stored: no store is
@@ -29,13 +30,14 @@ import cdp
 
 from . import router as routing
 from .config import Config, ConfigError, check_url
-from .jobs import WatchdogExpired, paces_documents, page_failure
+from .jobs import WatchdogExpired, page_env, page_failure
 from .links import LinkFilter
-from .page import Page, PageEnv
+from .page import Page
 from .pool import open_pool
 from .ratelimit import HostRateLimiter
 from .robots import RobotsPolicy
 from .router import Handler, Router, SessionGate
+from .session import SessionPool
 from .snapshots import SNAPSHOT_TIMEOUT_S, capture_page, write_page_files
 from .store import Request
 from .supervisor import open_configured_browser, tab_preparer
@@ -89,12 +91,9 @@ async def try_url(
     timed.add(label, _timed(routes.handler(label), "handler", steps))
     hook = routes.session_hook
     gate = SessionGate(_timed(hook, "session", steps) if hook is not None else None)
-    env = PageEnv(
-        HostRateLimiter(config.rate_limit.wait_ms, rng=rng),
-        LinkFilter(config.crawl),
-        _nothing_known,
-        config.extract.poll_interval_s,
-        paces_documents(config),
+    sessions = SessionPool(config)  # the site's identity: proxy, user agent, locale, headers, cookies
+    env = page_env(
+        config, HostRateLimiter(config.rate_limit.wait_ms, rng=rng), LinkFilter(config.crawl), _nothing_known, sessions
     )
     page: Page | None = None
     if config.crawl.obey_robots:  # as a crawl would: a disallowed URL is never requested
@@ -105,7 +104,7 @@ async def try_url(
     opener = open_browser or (lambda: open_configured_browser(config))
     async with opener() as browser:
         clock.mark("browser")
-        async with _one_tab(browser, config) as tab:
+        async with _one_tab(browser, config, sessions) as tab:
             clock.mark("tab")
             with Watchdog(config.watchdog.timeout_s, 0.0, rng=rng).scope() as scope:
                 budget_s = scope.deadline - trio.current_time()
@@ -177,8 +176,9 @@ async def _nothing_known(urls: list[str]) -> set[str]:
 
 
 @asynccontextmanager
-async def _one_tab(browser: cdp.Browser, config: Config) -> AsyncIterator[cdp.Tab]:
-    """One tab, prepared as a crawl's are, in a pool of its own (closed on exit)."""
+async def _one_tab(browser: cdp.Browser, config: Config, sessions: SessionPool) -> AsyncIterator[cdp.Tab]:
+    """One tab, in a context made and prepared as a crawl's are (the session pool's
+    proxy and identity), in a pool of its own (closed on exit)."""
     pool_cfg = config.pool
     async with (
         open_pool(
@@ -186,9 +186,10 @@ async def _one_tab(browser: cdp.Browser, config: Config) -> AsyncIterator[cdp.Ta
             concurrency=1,
             recycle_tab_every=1,
             rotate_context_every=1,
-            prepare_tab=tab_preparer(config),
+            prepare_tab=tab_preparer(config, sessions),
             tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
             context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,
+            create_context=sessions.create_context,
         ) as pool,
         pool.lease() as lease,
     ):

@@ -12,6 +12,33 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 DEFAULT_PORTS = {"http": 80, "https": 443}
 SHORT_URL_CHARS = 120  # a URL in a log line or an error message is cut to this many characters
 
+# Schemes a tab never navigates to, whoever asks (our goto, a link, the page's script, a
+# redirect): each reaches the host's files or the browser's own privileged pages, and a
+# crawler has nothing to read there.  file: (any file the browser's user may read:
+# /etc/passwd, the profile's cookie database), filesystem: (files of a site's sandboxed
+# file system), view-source: (the source of any URL, file: included); chrome:,
+# chrome-untrusted:, chrome-search:, chrome-extension: (WebUI and extension pages, with
+# powers no web page has: settings, internals, downloads) and devtools: (the DevTools
+# front end, which drives the browser).  Not here: about: (about:blank is every fresh
+# tab, and Chromium's own block page is about:blank#blocked), chrome-error: (the page a
+# failed navigation commits), and data: and javascript:, which goto refuses like any
+# non-http(s) URL but a page may use: a data: document is an opaque-origin page made
+# of the page's own bytes (Chromium already refuses it as a top-level navigation from
+# a page), and a javascript: URL runs in the page's own origin, with no more power
+# than the page's scripts have.
+FORBIDDEN_SCHEMES = frozenset(
+    {
+        "file",
+        "filesystem",
+        "view-source",
+        "chrome",
+        "chrome-untrusted",
+        "chrome-search",
+        "chrome-extension",
+        "devtools",
+    }
+)
+
 
 def normalise_url(url: str, base: str | None = None) -> str | None:
     """The canonical form of ``url`` (relative to ``base``), or None if it is not an
@@ -40,6 +67,14 @@ def normalise_url(url: str, base: str | None = None) -> str | None:
             userinfo += f":{parts.password}"
         netloc = f"{userinfo}@{netloc}"
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def forbidden_scheme(url: object) -> str | None:
+    """The scheme of ``url`` if it is one of :data:`FORBIDDEN_SCHEMES` (any case), else None."""
+    if not isinstance(url, str) or ":" not in url:
+        return None
+    scheme = url.strip().split(":", 1)[0].lower()
+    return scheme if scheme in FORBIDDEN_SCHEMES else None
 
 
 def short_url(url: object, limit: int = SHORT_URL_CHARS) -> str:

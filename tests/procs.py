@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -11,8 +12,6 @@ from pathlib import Path
 
 import psutil
 import trio
-
-import cdp
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,12 +46,23 @@ def write_config(path: Path, text: str) -> Path:
     return path
 
 
+def become_child_subreaper() -> None:
+    """Make the test process a child subreaper (Linux), so that what a crawler or a
+    Chromium leaves orphaned when a test kills it becomes the test's to reap (by pid,
+    as the helpers here do).  The test process's own choice: ``cdp.launch`` never
+    changes how its host reaps."""
+    PR_SET_CHILD_SUBREAPER = 36
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
 async def start_crawler(*args: str, cwd: Path, wrapper: Sequence[str] = ()) -> trio.Process:
     """``python -m crawler ARGS`` with stdout/stderr to files in ``cwd``, run through
     ``wrapper`` (an argv prefix that execs the rest) if given.  The test process
     becomes a child subreaper first, so the processes the crawler leaves when it is
     SIGKILLed are ours to reap."""
-    cdp.become_child_subreaper()
+    become_child_subreaper()
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     out, err = _open_logs(cwd)
     argv = [*wrapper, sys.executable, "-m", "crawler", *args]

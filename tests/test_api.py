@@ -14,6 +14,8 @@ CONTRACT = {
     "PageFailure",
     "Request",
     "Router",
+    "Session",
+    "SessionRetired",
     "crawl",
     "load_config",
 }
@@ -45,6 +47,10 @@ def test_the_contracts_signatures_hold():
     # wait_s (issue 11: a required capture is waited for) is keyword-only: positional calls are unchanged
     assert inspect.signature(page.responses).parameters["wait_s"].kind is inspect.Parameter.KEYWORD_ONLY
     assert {"wait_for_idle", "extract", "click", "html", "screenshot"} <= set(params)
+    # issue 13: the page's session, and a handler's retirement of it
+    assert params["retire_session"] == ["self", "reason"] and isinstance(page.session, property)
+    assert [f.name for f in crawler.Session.__attrs_attrs__] == ["id", "proxy", "context_id"]
+    assert issubclass(crawler.SessionRetired, crawler.PageFailure)
     assert list(inspect.signature(crawler.crawl).parameters)[:2] == ["config", "router"]
     assert inspect.signature(crawler.PageFailure).parameters["retryable"].kind is inspect.Parameter.KEYWORD_ONLY
 
@@ -68,3 +74,17 @@ def test_a_router_refuses_a_label_twice_and_a_handler_that_is_not_async():
         assert "async function" in str(exc)
     else:
         raise AssertionError("a sync handler was accepted")
+
+
+def test_cdp_all_is_sorted_and_every_name_is_there():
+    """``cdp.__all__`` is sorted (isort-style: constants, classes, functions) and every name
+    resolves; the transport seam and the sandbox decision are public, and there is no
+    subreaper helper: launching never changes how the host reaps."""
+    import cdp
+
+    assert cdp.__all__ == sorted(cdp.__all__, key=lambda n: (not n.isupper(), not n[0].isupper(), n))
+    assert all(hasattr(cdp, name) for name in cdp.__all__)
+    assert {"Transport", "TransportClosed", "open_pipe_connection", "SandboxHost", "no_sandbox_reason"} <= set(
+        cdp.__all__
+    )
+    assert "become_child_subreaper" not in cdp.__all__ and not hasattr(cdp, "become_child_subreaper")

@@ -143,13 +143,13 @@ async def test_cleanup_after_expiry_is_bounded_when_the_browser_never_answers_th
     urls = [shop_url("unclosable", 1)] + [shop_url("product", i) for i in range(1, 7)]
     cfg = crawl_config(tmp_path, urls, pool={"concurrency": 2}, watchdog={"timeout_s": 5.0, "jitter_s": 0.0})
     released: list[tuple[float, str]] = []
-    original_release = crawler.pool.TabPool._release
+    original_release = crawler.pool.TabPool.release
 
     async def recording_release(self, lease):
         await original_release(self, lease)
         released.append((trio.current_time(), lease.tab.target_id))
 
-    monkeypatch.setattr(crawler.pool.TabPool, "_release", recording_release)
+    monkeypatch.setattr(crawler.pool.TabPool, "release", recording_release)
     engine, store, jobs, browsers, problems = await crawl_recording_jobs(cfg, 0)
     assert problems == []
     hung = next(job for job in jobs if "unclosable" in job["url"])

@@ -30,6 +30,7 @@ import pytest
 import trio
 
 import cdp
+from tests.procs import become_child_subreaper
 
 HTTP_READ_TIMEOUT_S = 5.0
 STOP_BUDGET_S = 10.0
@@ -131,6 +132,29 @@ def profile_dir_of(pid: int) -> Path:
     raise AssertionError(f"process {pid} has no --user-data-dir")
 
 
+# cdp.launch() opens no DevTools port (it talks over pipes).  A test that attaches a
+# second client to a browser it launched (cdp.connect, a proxy in between) asks for a
+# port as well, with these extra args, and finds it with devtools_ws_url().
+WITH_DEVTOOLS_PORT = ("--remote-debugging-port=0",)
+
+
+async def devtools_ws_url(browser: cdp.Browser, *, timeout_s: float = 10.0) -> str:
+    """The browser websocket URL of a browser launched with WITH_DEVTOOLS_PORT, from the
+    ``DevToolsActivePort`` file in its profile (two lines: port, path)."""
+    port_file = profile_dir_of(browser.pid) / "DevToolsActivePort"  # type: ignore[arg-type]
+
+    def complete() -> bool:
+        try:
+            lines = port_file.read_text().split("\n")
+        except FileNotFoundError:
+            return False
+        return len(lines) >= 2 and lines[0].strip().isdigit() and bool(lines[1].strip())
+
+    await wait_until(complete, timeout_s=timeout_s)
+    port, path = port_file.read_text().split("\n")[:2]
+    return f"ws://127.0.0.1:{port.strip()}{path.strip()}"
+
+
 def describe(pids: list[int]) -> list[str]:
     out = []
     for pid in pids:
@@ -157,9 +181,9 @@ def processes_of_profile(profile: Path) -> list[psutil.Process]:
 
 def browser_processes(pgid: int, profile: Path, since: float) -> list[psutil.Process]:
     """Every process of a running browser, to check later that none is left: its group,
-    whatever names its profile, and our children started since ``since`` (time.time())
-    outside the group - Crashpad's handler daemonizes into its own session, and we
-    adopt it as child subreaper."""
+    whatever names its profile (Crashpad's handler daemonizes into its own session),
+    and our children started since ``since`` (time.time()) outside the group (the
+    handler, adopted by the test process when an earlier test made it a subreaper)."""
     found = {p.pid: p for p in processes_of_profile(profile)}
     for pid in cdp.group_pids(pgid):
         try:
@@ -182,16 +206,42 @@ def singleton_dir_of(profile: Path) -> Path:
 
 
 def assert_nothing_left(pgid: int, profile: Path, processes: list[psutil.Process], singleton_dir: Path) -> None:
-    """No process of the browser's group, none of ``processes`` (snapshotted while the
-    browser ran), not even as a zombie, no profile directory and no singleton socket
-    directory remain."""
-    left = cdp.group_pids(pgid)
-    assert left == [], f"processes of group {pgid} left behind: {describe(left)}"
+    """No process of the browser's group and none of ``processes`` (snapshotted while
+    the browser ran) is alive, and none is left unreaped to us: a dead one may only
+    wait for another parent (init, which adopts the browser's children when the
+    browser exits first, and reaps on its own schedule).  No profile directory and no
+    singleton socket directory remain."""
+    me = os.getpid()
+    group = [p for p in map(_process, cdp.group_pids(pgid)) if p is not None]
     # is_running() is True for a zombie, and False for a pid reused by another process.
-    remaining = [p.pid for p in processes if p.is_running()]
-    assert remaining == [], f"processes of the browser left behind: {describe(remaining)}"
+    left = [p for p in {p.pid: p for p in [*group, *processes]}.values() if p.is_running()]
+    alive = [p.pid for p in left if _status(p) not in (psutil.STATUS_ZOMBIE, None)]
+    assert alive == [], f"processes of the browser left running: {describe(alive)}"
+    ours = [p.pid for p in left if _parent(p) == me]
+    assert ours == [], f"processes of the browser left to us unreaped: {describe(ours)}"
     assert not profile.exists(), f"profile {profile} left behind: {os.listdir(profile)}"
     assert not singleton_dir.exists(), f"{singleton_dir} left behind"
+
+
+def _process(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
+
+
+def _status(proc: psutil.Process) -> str | None:
+    try:
+        return proc.status()
+    except psutil.Error:
+        return None
+
+
+def _parent(proc: psutil.Process) -> int | None:
+    try:
+        return proc.ppid()
+    except psutil.Error:
+        return None
 
 
 def _kill_and_reap(pgid: int, others: list[psutil.Process]) -> bool:
@@ -224,12 +274,14 @@ class ChromiumProcesses:
     started: list[tuple[trio.Process, Path]] = attrs.field(factory=list)
 
     async def start(self, port: int) -> trio.Process:
-        cdp.become_child_subreaper()  # orphaned renderers become ours, to be reaped
+        become_child_subreaper()  # orphaned renderers become ours, to be reaped
         profile = Path(tempfile.mkdtemp(prefix="cdp-test-profile-"))
         (profile / "tmp").mkdir()  # Chromium's TMPDIR: what it leaves when killed goes with the profile
+        no_sandbox = cdp.no_sandbox_reason(await cdp.read_sandbox_host()) is not None
         argv = [
             cdp.find_executable(),
             *cdp.DEFAULT_ARGS,
+            *(["--no-sandbox"] if no_sandbox else []),
             "--headless=new",
             f"--remote-debugging-port={port}",
             f"--user-data-dir={profile}",

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import trio
-import trio_websocket
 
 import cdp
 
@@ -207,19 +206,23 @@ async def test_unknown_events_sessions_and_replies_are_dropped_and_connection_wo
             stream.receive_nowait()
 
 
-class FakeWebSocket:
-    """Just enough of trio_websocket's connection for Connection.run_reader."""
+class FakeTransport:
+    """A ``cdp.Transport`` that yields ``messages`` and then closes as a websocket
+    closed with code 1000 would."""
 
     def __init__(self, messages: list[str]):
         self.messages = list(messages)
 
-    async def get_message(self) -> str:
+    async def receive_text(self) -> str:
         await trio.lowlevel.checkpoint()
         if not self.messages:
-            raise trio_websocket.ConnectionClosed(trio_websocket.CloseReason(1000, "bye"))
+            raise cdp.TransportClosed("websocket closed (code 1000, bye)")
         return self.messages.pop(0)
 
-    async def send_message(self, text: str) -> None:
+    async def send_text(self, text: str) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
 
 
@@ -233,7 +236,7 @@ async def test_reader_survives_malformed_messages_and_ends_with_connection_lost(
         json.dumps({"id": 1, "error": "not an object"}),
         json.dumps({"method": "Custom.event", "params": {"n": 1}}),
     ]
-    conn = cdp.Connection(FakeWebSocket(messages), name="fake", command_timeout_s=1.0)  # type: ignore[arg-type]
+    conn = cdp.Connection(FakeTransport(messages), name="fake", command_timeout_s=1.0)
     async with conn.listen(["Custom.event"]) as stream:
         with trio.fail_after(5):
             await conn.run_reader()
@@ -269,7 +272,7 @@ async def test_shared_errors_raised_repeatedly_keep_a_short_traceback() -> None:
     """The connection's error and a crashed session's error are single objects raised by
     every later send (and stream); each raise starts a fresh traceback, so 500 failed calls
     neither grow it (nor keep their frames alive)."""
-    conn = cdp.Connection(FakeWebSocket([]), name="fake", command_timeout_s=1.0)  # type: ignore[arg-type]
+    conn = cdp.Connection(FakeTransport([]), name="fake", command_timeout_s=1.0)
     conn.attach_session("S1", "T1")
     conn._dispatch({"method": "Target.targetCrashed", "params": {"targetId": "T1"}})
     for _ in range(500):
@@ -281,7 +284,7 @@ async def test_shared_errors_raised_repeatedly_keep_a_short_traceback() -> None:
             with pytest.raises(cdp.TargetCrashed) as crashed:
                 await stream.receive()
     assert traceback_length(crashed.value) < 10
-    await conn.run_reader()  # the fake websocket closes: the connection is lost
+    await conn.run_reader()  # the fake transport closes: the connection is lost
     for _ in range(500):
         with pytest.raises(cdp.ConnectionLost) as lost:
             await conn.send("Browser.getVersion")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +20,7 @@ import cdp
 from .conftest import assert_nothing_left, browser_processes, profile_dir_of, singleton_dir_of, wait_until
 
 NEVER = "new Promise(() => {})"
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Boom(Exception):
@@ -193,3 +197,82 @@ async def test_a_callers_disable_features_is_merged_with_the_defaults_not_replac
     assert len(disabled) == 1, argv
     assert disabled[0].split("=", 1)[1].split(",") == ["SpareRendererForSitePerProcess", "Translate"]
     assert [a for a in argv if a.startswith("--enable-features=")] == ["--enable-features=NetworkService"]
+
+
+def fd_targets(pid: int) -> dict[int, str]:
+    """What each open descriptor of process ``pid`` refers to (``pipe:[...]``, a path...)."""
+    return {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+
+
+@pytest.mark.chromium
+async def test_launched_browser_has_the_pipes_at_3_and_4_and_none_of_the_hosts_descriptors(tmp_path: Path) -> None:
+    """The browser process reads commands on fd 3 and writes on fd 4, both pipes, and has
+    no TCP socket listening; a descriptor of the host that is inheritable (as one
+    inherited from a supervisor would be) is not passed on to it."""
+    marker = tmp_path / "host-descriptor"
+    marker.write_text("")
+    stray = os.open(marker, os.O_RDONLY)
+    os.set_inheritable(stray, True)
+    try:
+        with trio.fail_after(30):
+            async with cdp.launch() as browser:
+                targets = fd_targets(browser.pid)
+                listening = [c for c in psutil.Process(browser.pid).net_connections("tcp") if c.status == "LISTEN"]
+    finally:
+        os.close(stray)
+    assert targets[3].startswith("pipe:") and targets[4].startswith("pipe:"), targets
+    assert targets[3] != targets[4]
+    assert str(marker) not in targets.values(), targets
+    assert listening == []
+
+
+# A host process that launches Chromium and, meanwhile, runs an unrelated command whose
+# own child outlives it (``sleep &``: orphaned).  It reports its zombie children once the
+# orphan has exited, and whether it is a child subreaper.
+ZOMBIE_HOST = """
+import ctypes, json, subprocess, time
+import psutil, trio, cdp
+
+def zombies():
+    return [p.pid for p in psutil.Process().children() if p.status() == psutil.STATUS_ZOMBIE]
+
+def subreaper():
+    flag = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    return bool(flag.value)
+
+async def main():
+    async with cdp.launch() as browser:
+        done = await trio.run_process(["/bin/sh", "-c", "sleep 0.3 & echo $!"], capture_stdout=True)
+        orphan = psutil.Process(int(done.stdout))
+        with trio.fail_after(10):
+            while orphan.is_running() and orphan.status() != psutil.STATUS_ZOMBIE:
+                await trio.sleep(0.05)
+        await trio.sleep(0.2)
+        during = zombies()
+    print(json.dumps({"orphan": orphan.pid, "during": during, "after": zombies(), "subreaper": subreaper()}))
+
+trio.run(main)
+"""
+
+
+@pytest.mark.chromium
+async def test_a_host_that_launched_chromium_keeps_no_zombie_of_an_unrelated_orphan() -> None:
+    """In a fresh Python process that launched Chromium, an unrelated command's orphaned
+    child exits: the host has no zombie child, neither then nor after the launch block
+    (the orphan went to init, or to a subreaper above the host), because launching never
+    made the host a child subreaper."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with trio.fail_after(60):
+        done = await trio.run_process(
+            [sys.executable, "-c", ZOMBIE_HOST], env=env, capture_stdout=True, capture_stderr=True
+        )
+    report = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    reap_if_ours(report["orphan"])  # when this test process is a subreaper, the orphan came here
+    assert report["during"] == [] and report["after"] == [], report
+    assert report["subreaper"] is False
+
+
+def reap_if_ours(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

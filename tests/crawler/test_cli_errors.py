@@ -30,6 +30,11 @@ def config(tmp_path, extra: str = "", name: str = "site.toml") -> str:
     return write(tmp_path, name, CONFIG.format(extra=extra))
 
 
+def config_with_cookies(tmp_path, cookies: str) -> str:
+    write(tmp_path, "cookies.txt", cookies)
+    return config(tmp_path, '[session]\ncookies_file = "cookies.txt"')
+
+
 CASES = {
     "crawl --db on a garbage file": (
         lambda t: ["--config", config(t), "--db", write(t, "junk.db", b"not sqlite at all" * 100)],
@@ -50,6 +55,16 @@ CASES = {
         lambda t: ["--config", config(t), "--db", str(t / "no" / "crawl.db")],
         2,
         "[output] db: folder",
+    ),
+    "crawl with a malformed proxy URL": (
+        lambda t: ["--config", config(t, '[session]\nproxies = ["ftp://user:hunter2@proxy.example:21"]')],
+        2,
+        "[session] proxies: expected a proxy URL scheme://[user:pass@]host:port",
+    ),
+    "crawl with a malformed cookie file": (
+        lambda t: ["--config", config_with_cookies(t, "example.com\tTRUE\t/\n")],
+        2,
+        "[session] cookies_file: ",
     ),
     "crawl with an invalid wait_for": (
         lambda t: ["--config", config(t, '[extract]\nwait_for = "div[["')],

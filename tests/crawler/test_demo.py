@@ -41,11 +41,11 @@ def test_flat_crawl_of_the_product_pages_exports_every_item_correctly(tmp_path):
 
 
 def test_demo_command_finds_everything_the_storefront_shows(tmp_path):
-    """A fresh `python -m crawler demo --products 60` (config/demo.toml: the storefront and
+    """A fresh `python -m crawler demo --products 30` (config/demo.toml: the storefront and
     the routes of config/demo_handlers.py) exits 0, reports every product, review, question
     and wish of the shop found, and exports each exactly once, as the shop shows it, with
     the product pages seen logged in as the demo user."""
-    products = 60
+    products = 30
     proc = run_demo(tmp_path, "--products", str(products))
     assert proc.returncode == 0, proc.stderr[-3000:]
     want = {kind: len(ids) for kind, ids in truth(products).items()}

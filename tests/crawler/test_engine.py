@@ -10,6 +10,7 @@ import trio
 import cdp
 from crawler.demo import expected_item
 from crawler.router import run_route
+from tests.cdp.conftest import WITH_DEVTOOLS_PORT, devtools_ws_url
 from tests.crawler.conftest import CurrentPool, crawl, make_config, url_states
 
 pytestmark = pytest.mark.chromium
@@ -64,8 +65,8 @@ async def test_tabs_recycle_every_n_pages_and_contexts_rotate_every_m_with_no_st
     serves 3 pages unless its context rotates first, each context serves 7 pages,
     and the browser's own target list never holds a tab or context the pool does not
     own, during the crawl and after it (checked through a second connection)."""
-    async with cdp.launch() as browser:
-        ws_url = browser.connection.name
+    async with cdp.launch(args=WITH_DEVTOOLS_PORT) as browser:
+        ws_url = await devtools_ws_url(browser)
         urls = [f"{shop.base}/product/{i}" for i in range(1, 21)]
         cfg = make_config(
             tmp_path,

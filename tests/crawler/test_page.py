@@ -17,6 +17,7 @@ import crawler
 from crawler import demo
 from crawler.config import CrawlSection
 from crawler.httpserver import Request as HttpRequest
+from crawler.httpserver import Response
 from crawler.links import LinkFilter
 from crawler.page import PageEnv, open_page, prepare_tab
 from crawler.ratelimit import HostRateLimiter
@@ -28,8 +29,21 @@ pytestmark = pytest.mark.chromium
 PRODUCTS = 40
 
 
+# Pages that try to take their tab to a forbidden URL by themselves (path -> what they do).
+SECRET = "file:///etc/passwd"
+EVIL_PAGES = {
+    "/evil/location": f"<p>home</p><script>location = '{SECRET}'</script>",
+    "/evil/link": f"<a id=a href='{SECRET}'>passwords</a><script>document.getElementById('a').click()</script>",
+    "/evil/open": f"<p>home</p><script>window.open('{SECRET}')</script>",
+    "/evil/chrome": "<p>home</p><script>location = 'chrome://settings'</script>",
+    "/evil/devtools": "<p>home</p><script>location = 'devtools://devtools/bundled/inspector.html'</script>",
+    "/evil/frame": f"<p>home</p><iframe src='{SECRET}'></iframe>",
+}
+
+
 class RecordingShop(demo.DemoShop):
-    """The storefront, noting when each path was requested."""
+    """The storefront, noting when each path was requested; plus EVIL_PAGES, and
+    ``/evil/redirect``, a 302 to SECRET."""
 
     def __init__(self, products: int):
         super().__init__(products)
@@ -37,6 +51,10 @@ class RecordingShop(demo.DemoShop):
 
     async def __call__(self, request: HttpRequest):
         self.hits.append((trio.current_time(), request.path))
+        if request.path in EVIL_PAGES:
+            return Response(body=EVIL_PAGES[request.path].encode())
+        if request.path == "/evil/redirect":
+            return Response(status=302, headers=(("Location", SECRET),))
         return await super().__call__(request)
 
 
@@ -266,3 +284,86 @@ async def test_blocked_resource_types_are_never_requested_and_extraction_is_unch
     assert "/api/goods/7" in paths and "/static/heavy-app.js" in paths
     assert not [p for p in paths if p.startswith("/img/") or p.endswith(".css")], paths
     assert blocked == 42  # 40 gallery images, the main image, the stylesheet
+
+
+FORBIDDEN = (
+    SECRET,
+    "FILE:///etc/shadow",
+    "chrome://settings",
+    "chrome-untrusted://terminal/",
+    "devtools://devtools/bundled/inspector.html",
+    "view-source:file:///etc/passwd",
+    "filesystem:http://127.0.0.1/temporary/x",
+)
+
+
+async def test_goto_refuses_forbidden_and_other_non_http_urls_before_sending_anything(shop, browser):
+    """goto to a file:, chrome:, devtools:... URL raises PageFailure ``forbidden_url``
+    naming the scheme, not retried, and the tab never moves: the browser would load
+    such a URL if asked (a browser-side navigation), so it is never asked.  javascript:
+    and data: URLs are refused too (``bad_url``), and run nothing."""
+    async with page_on(browser, f"{shop.base}/about") as page:
+        for url in FORBIDDEN:
+            with pytest.raises(crawler.PageFailure) as info:
+                await page.goto(url)
+            assert info.value.kind == "forbidden_url" and not info.value.retryable
+            assert url.split(":")[0].lower() in info.value.reason
+        for url in ("javascript:document.title = 'ran'", "data:text/html,<title>ran</title>"):
+            with pytest.raises(crawler.PageFailure) as info:
+                await page.goto(url)
+            assert info.value.kind == "bad_url"
+        await page.wait_for_idle(0.2)
+        assert await page.evaluate("[location.href, document.title]") == [f"{shop.base}/about", "About"]
+
+
+async def test_a_pages_own_navigation_to_a_forbidden_url_is_refused_by_chromium(shop, browser):
+    """A page that sends its tab (or a frame, or a popup) to file:, chrome: or devtools:
+    by itself - assigning location, clicking a link, window.open, an iframe, a 302 -
+    never gets there: Chromium refuses a navigation a page starts to those schemes (a
+    redirect fails the goto ``net::ERR_UNSAFE_REDIRECT``, not retried).  No frame of the
+    tab even starts loading it, and no target of the tab's context shows it."""
+    async with browser.new_context() as context:
+        for path in [*EVIL_PAGES, "/evil/redirect"]:
+            url = f"{shop.base}{path}"
+            async with context.new_tab() as tab:
+                await prepare_tab(tab)
+                async with open_page(tab, Request(url), env_for()) as page:
+                    if path == "/evil/redirect":
+                        with pytest.raises(crawler.PageFailure) as info:
+                            await page.goto(url)
+                        assert info.value.reason == "net: net::ERR_UNSAFE_REDIRECT" and not info.value.retryable
+                    else:
+                        await page.goto(url)
+                        await page.wait_for_idle(0.3)
+                        assert await page.evaluate("location.href") == url, path
+                        assert "root:" not in await page.evaluate("document.documentElement.outerHTML"), path
+                    assert page.traffic.forbidden is None, path
+                    # (Chromium's own omnibox popups, type browser_ui, are chrome: pages in every context)
+                    ours = [t for t in await browser.targets() if t.browser_context_id == context.id]
+                    ours = [t for t in ours if t.type != "browser_ui"]
+            assert ours and not [t.url for t in ours if t.url.startswith(("file:", "chrome:", "devtools:"))], ours
+
+
+@pytest.mark.parametrize("pacing", [False, True], ids=["plain", "paced"])
+async def test_a_forbidden_navigation_started_past_goto_fails_the_job_and_reads_nothing(shop, browser, pacing):
+    """The one way to a file: URL - a navigation the browser side starts, which goto
+    refuses to ask for - taken all the same (a handler sending Page.navigate itself):
+    the page notices it as it starts, every evaluation from then on fails
+    ``forbidden_url`` (not retried, the tab not reusable), and so does the end of the
+    page's block; nothing of the file is ever returned.  With pacing on (Fetch), the
+    request is failed outright and the file is not even loaded."""
+    env = env_for(wait_ms=(0, 1)) if pacing else env_for()
+    read: list[str] = []
+    reply: dict = {}
+    with pytest.raises(crawler.PageFailure) as info:
+        async with page_on(browser, f"{shop.base}/about", env) as page:
+            reply = await page.tab.send("Page.navigate", url=SECRET)
+            with trio.fail_after(5):
+                while True:
+                    read.append(await page.evaluate("document.documentElement.outerHTML"))
+                    await trio.sleep(0.05)
+    assert info.value.kind == "forbidden_url" and not info.value.retryable and not info.value.tab_reusable
+    assert SECRET in info.value.reason
+    assert not any("root:" in html for html in read)
+    if pacing:  # failed (BlockedByClient), or aborted first by the page's Page.stopLoading
+        assert reply.get("errorText") in ("net::ERR_BLOCKED_BY_CLIENT", "net::ERR_ABORTED"), reply

@@ -9,9 +9,8 @@ It sends the events the engine listens for: ``Target.targetCreated`` /
 ``Network.requestWillBeSent`` / ``responseReceived`` / ``loadingFinished``.
 
 A client connects with :func:`connect_fake`, which plugs a :class:`FakeSocket` (two
-trio memory channels, the interface ``cdp.Connection`` expects of a trio-websocket
-connection) into a real ``cdp.Connection``: everything above the socket is the
-production code.
+trio memory channels, implementing ``cdp.Transport``) into a real ``cdp.Connection``:
+everything above the transport is the production code.
 
 The shop behind it is imaginary: ``http://shop.test/{kind}/{id}`` renders demo product
 ``id`` (so ``crawler.demo.expected_item`` gives the item) unless ``kind`` says otherwise:
@@ -52,7 +51,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import trio
-import trio_websocket
 
 import cdp
 from crawler.demo import expected_item, format_price, product
@@ -115,6 +113,7 @@ class _Target:
         self.closing = False  # a close was accepted; the target is destroyed a moment later
         self.unclosable = False
         self.dead = trio.Event()  # crashed or destroyed: its renderer answers nothing more
+        self.identity: dict[str, Any] = {}  # what the Network/Emulation overrides set
 
     def die(self) -> None:
         self.dead.set()
@@ -133,11 +132,11 @@ class _Session:
 
 
 class FakeSocket:
-    """The client end of one fake websocket, as ``cdp.Connection`` uses it.
+    """The client end of one fake link to the browser: a ``cdp.Transport``.
 
-    ``send_message`` hands the text to the browser at once (it never blocks);
-    ``get_message`` raises ``trio_websocket.ConnectionClosed`` once the socket is
-    closed from either side and what was queued before has been read.
+    ``send_text`` hands the text to the browser at once (it never blocks);
+    ``receive_text`` raises ``cdp.TransportClosed`` once the socket is closed from
+    either side and what was queued before has been read.
     """
 
     def __init__(self, chromium: FakeChromium, client: _Client):
@@ -146,16 +145,16 @@ class FakeSocket:
         self._send, self._receive = trio.open_memory_channel[str](math.inf)
         self.closed = False
 
-    async def get_message(self) -> str:
+    async def receive_text(self) -> str:
         try:
             return await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise trio_websocket.ConnectionClosed(None) from None
+            raise cdp.TransportClosed("fake socket closed") from None
 
-    async def send_message(self, text: str) -> None:
+    async def send_text(self, text: str) -> None:
         await trio.lowlevel.checkpoint()
         if self.closed:
-            raise trio_websocket.ConnectionClosed(None)
+            raise cdp.TransportClosed("fake socket closed")
         self._chromium._receive(self._client, text)
 
     async def aclose(self) -> None:
@@ -191,6 +190,9 @@ class FakeChromium:
         self.alive = True
         self._numbers = itertools.count(1)
         self._paused: dict[str, trio.Event] = {}  # Fetch-paused document requests by requestId
+        # context id -> (proxyServer, proxyBypassList) it was made with ("" for none), ever made
+        self.context_proxies: dict[str, tuple[str, str]] = {}
+        self.cookies: dict[str, list[dict[str, Any]]] = {}  # context id -> the cookies Storage.setCookies set
 
     # -- inspection (sync: an exact snapshot at a checkpoint) -----------------------------
 
@@ -202,7 +204,7 @@ class FakeChromium:
 
     def connect(self) -> FakeSocket:
         if not self.alive:
-            raise trio_websocket.ConnectionClosed(None)
+            raise cdp.ConnectionLost("the fake browser is dead")
         client = _Client(next(self._numbers))
         client.socket = FakeSocket(self, client)
         self.clients.append(client)
@@ -475,7 +477,11 @@ class FakeChromium:
     # -- commands: browser and targets -----------------------------------------------------
 
     async def _cmd_Browser_getVersion(self, client, session, **_):
-        return {"protocolVersion": "1.3", "product": "FakeChromium/1.0"}
+        return {
+            "protocolVersion": "1.3",
+            "product": "FakeChromium/1.0",
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/1.0 Safari/537.36",
+        }
 
     async def _cmd_Browser_close(self, client, session, **_):
         self._nursery.start_soon(self._die_later)
@@ -498,9 +504,12 @@ class FakeChromium:
     async def _cmd_Target_getBrowserContexts(self, client, session, **_):
         return {"browserContextIds": sorted(self.contexts)}
 
-    async def _cmd_Target_createBrowserContext(self, client, session, disposeOnDetach=False, **_):
+    async def _cmd_Target_createBrowserContext(
+        self, client, session, disposeOnDetach=False, proxyServer="", proxyBypassList="", **_
+    ):
         context_id = f"C{next(self._numbers):04d}"
         self.contexts.add(context_id)
+        self.context_proxies[context_id] = (proxyServer, proxyBypassList)
         if disposeOnDetach:
             client.owned_contexts.add(context_id)
         return {"browserContextId": context_id}
@@ -571,6 +580,30 @@ class FakeChromium:
         return {}
 
     async def _cmd_Network_setBlockedURLs(self, client, session, **_):
+        return {}
+
+    # identity (crawler.identity): accepted, and kept per target for inspection
+    async def _cmd_Network_setUserAgentOverride(self, client, session, userAgent, **params):
+        session.target.identity["userAgent"] = userAgent
+        return {}
+
+    async def _cmd_Network_setExtraHTTPHeaders(self, client, session, headers, **_):
+        session.target.identity["headers"] = headers
+        return {}
+
+    async def _cmd_Emulation_setLocaleOverride(self, client, session, locale="", **_):
+        session.target.identity["locale"] = locale
+        return {}
+
+    async def _cmd_Emulation_setTimezoneOverride(self, client, session, timezoneId, **_):
+        session.target.identity["timezone"] = timezoneId
+        return {}
+
+    async def _cmd_Storage_setCookies(self, client, session, cookies, browserContextId=None, **_):
+        self.cookies.setdefault(browserContextId or "", []).extend(cookies)
+        return {}
+
+    async def _cmd_Fetch_continueWithAuth(self, client, session, requestId, **_):
         return {}
 
     async def _cmd_Page_addScriptToEvaluateOnNewDocument(self, client, session, **_):

@@ -28,8 +28,8 @@ from typing import Any
 
 import attrs
 import trio
-import trio_websocket
 
+import cdp
 from crawler.watchdog import Watchdog
 
 from .browser import FakeSocket
@@ -100,7 +100,7 @@ class ChaosSocket:
     async def _pump(self) -> None:
         try:
             while True:
-                text = await self._inner.get_message()
+                text = await self._inner.receive_text()
                 if self.hung:
                     continue
                 message = json.loads(text)
@@ -115,7 +115,7 @@ class ChaosSocket:
                 elif fault.kind == "delay":
                     self._spawn(self._forward_later, text, fault.delay_s)
                 # drop: nothing
-        except trio_websocket.ConnectionClosed:
+        except cdp.TransportClosed:
             pass
         finally:
             self._send.close()
@@ -131,20 +131,20 @@ class ChaosSocket:
         if not self.hung:
             self._forward(text)
 
-    async def get_message(self) -> str:
+    async def receive_text(self) -> str:
         try:
             return await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise trio_websocket.ConnectionClosed(None) from None
+            raise cdp.TransportClosed("chaos socket closed") from None
 
-    async def send_message(self, text: str) -> None:
+    async def send_text(self, text: str) -> None:
         if self.hung:
             await trio.lowlevel.checkpoint()
             return
         message: dict[str, Any] = json.loads(text)
         fault = self._plan.next(message["method"])
         if fault is None:
-            await self._inner.send_message(text)
+            await self._inner.send_text(text)
             return
         if fault.kind == "fail":
             await trio.lowlevel.checkpoint()
@@ -152,12 +152,12 @@ class ChaosSocket:
             self._forward(json.dumps(reply))
         elif fault.kind in ("drop", "delay"):
             self._replies[message["id"]] = fault
-            await self._inner.send_message(text)
+            await self._inner.send_text(text)
         elif fault.kind == "cancel":
-            await self._inner.send_message(text)
+            await self._inner.send_text(text)
             self._plan.on_cancel()
         elif fault.kind == "cut":
-            await self._inner.send_message(text)
+            await self._inner.send_text(text)
             self._inner.close()
         elif fault.kind == "hang":
             self.hung = True

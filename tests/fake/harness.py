@@ -100,7 +100,7 @@ class FakeBrowsers:
             async with connect_fake(
                 chromium, command_timeout_s=self.command_timeout_s, wrap=wrap, name=f"fake{len(self.chromiums)}"
             ) as browser:
-                self.current, self.socket = chromium, browser.connection._ws
+                self.current, self.socket = chromium, browser.connection.transport
                 try:
                     yield browser
                 finally:

@@ -39,7 +39,7 @@ from crawler.pool import InvariantReport
 from crawler.store import SqliteStore
 from crawler.supervisor import open_configured_browser
 from tests.crawler.conftest import CurrentPool, make_config, url_states
-from tests.procs import existing, profile_dirs, wait_gone
+from tests.procs import become_child_subreaper, existing, profile_dirs, wait_gone
 from tests.shop import FaultShop, start_shop
 
 # Pages that misbehave in ways tests/shop.py does not cover.
@@ -243,7 +243,7 @@ async def run_crawl(
     async function of the :class:`Running` crawl) alongside; returns everything to check.  ``owned``
     is a browser the test launched itself (the connect path): its processes are not
     the crawler's."""
-    cdp.become_child_subreaper()
+    become_child_subreaper()
     store = store or SqliteStore(cfg.output.db)
     ends: list[dict[str, Any]] = []
     browsers: list[cdp.Browser] = []

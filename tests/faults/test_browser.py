@@ -21,6 +21,7 @@ import trio
 
 import cdp
 from crawler.supervisor import HEARTBEAT_INTERVAL_S
+from tests.cdp.conftest import WITH_DEVTOOLS_PORT, devtools_ws_url
 from tests.faults.conftest import assert_invariants, count_done, matrix_config, run_crawl, wait_for
 from tests.faults.proxy import CdpProxy
 
@@ -70,15 +71,18 @@ async def test_browser_sigkilled_mid_crawl_is_relaunched_and_the_crawl_goes_on(s
 
 @pytest.fixture
 async def owned_browser():
-    """A Chromium the test launched itself, for the crawler to connect to."""
-    async with cdp.launch() as browser:
+    """A Chromium the test launched itself, with a DevTools port for the crawler to
+    connect to."""
+    async with cdp.launch(args=WITH_DEVTOOLS_PORT) as browser:
         yield browser
 
 
-async def start_proxy(nursery, browser: cdp.Browser) -> CdpProxy:
-    proxy = CdpProxy(urlsplit(browser.connection.name).port)
+async def start_proxy(nursery, browser: cdp.Browser) -> tuple[CdpProxy, str]:
+    """A proxy in front of ``browser``'s DevTools port, and the websocket URL through it."""
+    ws_url = await devtools_ws_url(browser)
+    proxy = CdpProxy(urlsplit(ws_url).port)
     await nursery.start(proxy.serve)
-    return proxy
+    return proxy, proxy.url(ws_url)
 
 
 async def test_websocket_cut_while_commands_are_pending_reconnects(shop, tmp_path, nursery, owned_browser):
@@ -86,9 +90,9 @@ async def test_websocket_cut_while_commands_are_pending_reconnects(shop, tmp_pat
     replies: they fail at once (no waiting out a deadline), the engine reconnects
     through the same address and finishes; the browser disposed everything of the
     first connection, and holds nothing of the crawler's at the end."""
-    proxy = await start_proxy(nursery, owned_browser)
+    proxy, proxy_url = await start_proxy(nursery, owned_browser)
     urls = slow_pages(shop, 12, 0.5)
-    cfg = matrix_config(tmp_path, urls, browser={"cdp_url": proxy.url(owned_browser.connection.name)})
+    cfg = matrix_config(tmp_path, urls, browser={"cdp_url": proxy_url})
     cut_at: list[float] = []
 
     async def cut(running):
@@ -110,12 +114,12 @@ async def test_browser_that_stops_answering_is_dropped_and_the_crawl_reconnects(
     out, the heartbeat finds the browser wedged within its interval plus the command
     deadline, the engine aborts that connection (cleanup skips it) and reconnects; the
     crawl finishes, and the browser holds nothing of the crawler's at the end."""
-    proxy = await start_proxy(nursery, owned_browser)
+    proxy, proxy_url = await start_proxy(nursery, owned_browser)
     urls = slow_pages(shop, 12, 0.3)
     cfg = matrix_config(
         tmp_path,
         urls,
-        browser={"cdp_url": proxy.url(owned_browser.connection.name), "command_timeout_s": 3.0},
+        browser={"cdp_url": proxy_url, "command_timeout_s": 3.0},
         watchdog={"timeout_s": 20.0, "jitter_s": 0.0},
     )
     wedged_at: list[float] = []

@@ -12,15 +12,15 @@ import psutil
 import pytest
 import trio
 
-import cdp
 from crawler import demo
 from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
 from tests.cdp.conftest import describe, wait_until
+from tests.procs import become_child_subreaper
 from tests.redis.conftest import make_redis_config, redis_config_dict
 from tests.shop import FaultShop, start_shop
 
-PAGES = 300
+PAGES = 120
 WORKERS = 3
 LEASE_S = 3.0
 CRAWL_TIMEOUT_S = 120.0
@@ -80,12 +80,12 @@ def _is_our_child(proc: psutil.Process) -> bool:
 
 @pytest.mark.chromium
 async def test_three_workers_share_a_crawl_and_take_over_a_killed_workers_urls(tmp_path, redis_server, crawl_name):
-    """Three crawler processes (each with its own Chromium, concurrency 2) crawl 300
+    """Three crawler processes (each with its own Chromium, concurrency 2) crawl 120
     pages of one Redis-backed crawl.  One is frozen once it has finished some pages,
     the URLs it holds are noted, and it is SIGKILLed.  Every URL ends done exactly
     once (done counter 1) with the right item; the killed worker's URLs were taken
     over by the others, not before their leases expired; its Chromium is gone."""
-    cdp.become_child_subreaper()  # the killed worker's orphans become ours, to be reaped
+    become_child_subreaper()  # the killed worker's orphans become ours, to be reaped
     shop = FaultShop(products=PAGES)
     cfg = make_redis_config(redis_server, crawl_name, store={"lease_s": LEASE_S})
     async with trio.open_nursery() as nursery, open_redis_store(cfg, renew=False) as store:
