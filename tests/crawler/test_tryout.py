@@ -126,3 +126,27 @@ async def test_try_names_the_failure_as_a_crawl_would_when_the_selector_never_ap
     assert result.failures == ("timeout: no item within 1.0 s",)
     assert [step for step, _ in result.timings] == ["browser", "tab", "navigate", "handler"]
     assert not (tmp_path / "never.db").exists()
+
+
+async def test_try_runs_in_the_sites_identity(tmp_path, demo_base):
+    """The tab try uses is made by the session pool as a crawl's are: the page sees
+    ``[session]``'s user agent, locale and timezone."""
+    cfg = config_mod.from_dict(
+        {
+            "input": {"urls": [f"{demo_base}/"]},
+            "session": {"user_agent": "TryBot/1.0", "locale": "ko-KR", "timezone": "Asia/Seoul"},
+            "extract": {
+                "fields": {
+                    "ua": {"js": "navigator.userAgent"},
+                    "lang": {"js": "navigator.language"},
+                    "tz": {"js": "Intl.DateTimeFormat().resolvedOptions().timeZone"},
+                }
+            },
+            "output": {"db": str(tmp_path / "x.db")},
+        },
+        source="t.toml",
+    )
+    result = await try_url(cfg, f"{demo_base}/product/2")
+    assert result.failures == ()
+    (item,) = result.items
+    assert (item["ua"], item["lang"], item["tz"]) == ("TryBot/1.0", "ko-KR", "Asia/Seoul")
