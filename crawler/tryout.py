@@ -69,8 +69,9 @@ async def try_url(
     open_browser: Callable[[], AbstractAsyncContextManager[cdp.Browser]] | None = None,
 ) -> TryResult:
     """Run ``url``'s route (``label``; None: the default route) once in a fresh browser,
-    with the config's browser settings and session hook, inside one watchdog; write
-    the page's screenshot and HTML at the end to ``screenshot`` / ``html`` if given.
+    with the config's browser settings, ``[session]`` identity and session hook, inside
+    one watchdog; write the page's screenshot and HTML at the end to ``screenshot`` /
+    ``html`` if given.
 
     Stores nothing.  A failure of the page is data (in ``failures``), as in a crawl;
     raises ConfigError for a bad URL or a label with no route, and what the browser's
