@@ -30,7 +30,7 @@ from .store import Store, StoreError, open_store
 log = logging.getLogger("crawler")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_IN_USE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-COMMANDS = ("crawl", "export", "demo", "report")
+COMMANDS = ("crawl", "export", "demo", "report", "try")
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config"
 
 
@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo-items.jsonl", help="where the items are exported (JSONL)")
     demo.add_argument("--resume", action="store_true", help="keep earlier progress instead of starting fresh")
     _crawl_options(demo)
+
+    trial = sub.add_parser("try", help="run one URL's route once and print what it yields; stores nothing")
+    trial.add_argument("--config", required=True, help="site TOML file")
+    trial.add_argument("url", help="the URL to try")
+    trial.add_argument("--label", help="the route to run (default: the default route)")
+    trial.add_argument("--screenshot", metavar="FILE", help="write a PNG of the page at the end")
+    trial.add_argument("--html", metavar="FILE", help="write the page's HTML at the end")
+    trial.add_argument("--cdp-url", help="attach to a running Chromium instead of launching one")
 
     report = sub.add_parser("report", help="print a run's figures and plot memory against pages")
     report.add_argument("--db", required=True)
@@ -120,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             return export_command(args)
         if args.command == "demo":
             return trio.run(demo_command, args)
+        if args.command == "try":
+            cfg = config_mod.override(config_mod.load(args.config), browser__cdp_url=args.cdp_url)
+            return trio.run(try_command, cfg, args)
         if args.command == "report":
             from .report import report_command
 
@@ -165,6 +176,34 @@ async def crawl_command(cfg: Config, args: argparse.Namespace) -> int:
         await _retry_failed(store, args.retry_failed)
         reason, summary = await _crawl(cfg, store, args.limit)
     return _finish(reason, summary, resume=resume_args(sys.argv[1:]))
+
+
+async def try_command(cfg: Config, args: argparse.Namespace) -> int:
+    """``try``: the items as JSON lines on standard output (a pipe into jq gets only
+    them); the links, failures and step times on standard error.  Exit 0 if the route
+    ran without failure, else 1."""
+    from .tryout import try_url
+
+    result = await try_url(cfg, args.url, label=args.label, screenshot=args.screenshot, html=args.html)
+    for item in result.items:
+        print(json.dumps(item, ensure_ascii=False))
+    err = sys.stderr
+    print(
+        f"try: {result.url} (route {result.label or 'default'}): status {result.status}, "
+        f"{len(result.items)} items, {len(result.links)} links",
+        file=err,
+    )
+    for link in result.links:
+        print(f"link {link.label or '(default)'} {link.url}", file=err)
+    for name, error in result.field_errors:
+        print(f"field error {name}: {error}", file=err)
+    for reason in result.failures:
+        print(f"failure {reason}", file=err)
+    print("time " + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in result.timings), file=err)
+    for what, path in (("screenshot", args.screenshot), ("html", args.html)):
+        if path and not any(f.startswith("capture") for f in result.failures):
+            print(f"{what} {path}", file=err)
+    return EXIT_FAILED if result.failures else EXIT_OK
 
 
 async def _retry_failed(store: Store, prefix: str | None) -> None:

@@ -11,6 +11,7 @@ Paths inside the file (``url_file``, ``ids_file``) are relative to the file's fo
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ CAPTURE_TIMEOUT_S = 30.0  # a required capture not received this long after the 
 # that a fleet whose Redis is gone for good does not sit holding browsers for long.
 OUTAGE_S = 60.0
 INPUT_LOOKAHEAD = 1000  # input URLs fed into the frontier ahead of the workers (pending at most about this many)
+SNAPSHOT_EVERY = 100  # after the first failure of a reason, one snapshot per this many more failures of it
 SESSION_BACKOFF_S = (30.0, 600.0)  # (first, cap) seconds a blocked or failing proxy is benched
 
 
@@ -233,6 +235,9 @@ class CrawlSection:
     include: tuple[str, ...] = _field((), _str_list, "URL globs a followed link must match (any); empty: all")
     exclude: tuple[str, ...] = _field((), _str_list, "URL globs a followed link must not match")
     max_pages: int = _field(0, _int(0), "the frontier never holds more URLs than this; 0: no limit")
+    obey_robots: bool = _field(
+        False, _bool, "fetch each host's /robots.txt once and fail the URLs it disallows (reason robots)"
+    )
 
 
 @attrs.frozen
@@ -245,6 +250,8 @@ class InputSection:
     lookahead: int = _field(
         INPUT_LOOKAHEAD, _int(1), "input URLs fed into the frontier ahead of the workers (the rest stream in)"
     )
+    sitemaps: tuple[str, ...] = _field((), _str_list, "sitemap or sitemap index URLs (XML, gzipped or not), streamed")
+    sitemap_include: tuple[str, ...] = _field((), _str_list, "URL globs a sitemap's URL must match (any); empty: all")
 
 
 @attrs.frozen
@@ -336,6 +343,16 @@ class MonitorSection:
 
 
 @attrs.frozen
+class DebugSection:
+    snapshots_dir: str = _field(
+        "", _str, "folder for failure snapshots (PNG, HTML, JSON), relative to the working directory; empty: none"
+    )
+    snapshot_every: int = _field(
+        SNAPSHOT_EVERY, _int(1), "a snapshot at the first failure of each reason, then every this many of it"
+    )
+
+
+@attrs.frozen
 class StoreSection:
     backend: str = _field("sqlite", _choice("sqlite", "redis"), "where frontier and items live")
     url: str = _field("", _str, "redis://host:port/db for the redis backend")
@@ -386,6 +403,7 @@ class Config:
     output: OutputSection = OutputSection()
     monitor: MonitorSection = MonitorSection()
     store: StoreSection = StoreSection()
+    debug: DebugSection = DebugSection()
     session: SessionSection = SessionSection()
     routes: tuple[RouteSpec, ...] = ()
     base_dir: str = "."
@@ -414,6 +432,7 @@ SECTIONS: dict[str, type] = {
     "output": OutputSection,
     "monitor": MonitorSection,
     "store": StoreSection,
+    "debug": DebugSection,
     "session": SessionSection,
 }
 
@@ -642,8 +661,12 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
 def validate(config: Config) -> None:
     """Checks across keys, and that the input files exist. Raises ConfigError."""
     src, inp = config.source, config.input
-    if not (inp.urls or inp.url_file or inp.url_template):
-        raise ConfigError(f"{src}: [input] is empty: give urls, url_file, or url_template with ids / ids_file")
+    if not (inp.urls or inp.url_file or inp.url_template or inp.sitemaps):
+        raise ConfigError(
+            f"{src}: [input] is empty: give urls, url_file, sitemaps, or url_template with ids / ids_file"
+        )
+    if inp.sitemap_include and not inp.sitemaps:
+        raise ConfigError(f"{src}: [input] sitemap_include needs sitemaps")
     if inp.url_template and not (inp.ids or inp.ids_file):
         raise ConfigError(f"{src}: [input] url_template needs ids or ids_file")
     if (inp.ids or inp.ids_file) and not inp.url_template:
@@ -662,6 +685,8 @@ def validate(config: Config) -> None:
                 raise ConfigError(f"{src}: [input] {key}: no readable file {str(path)!r}")
     for url in inp.urls:
         check_url(url, where=f"{src}: [input] urls")
+    for url in inp.sitemaps:
+        check_url(url, where=f"{src}: [input] sitemaps")
     if config.site.handlers and not config.path(config.site.handlers).is_file():
         raise ConfigError(f"{src}: [site] handlers: no such file {str(config.path(config.site.handlers))!r}")
     if config.browser.max_total_buffer_mb < config.browser.max_resource_buffer_mb:
@@ -679,13 +704,16 @@ def parse_id_range(text: str, *, where: str) -> tuple[int, int]:
     return int(low), int(high)
 
 
+_SPACE = re.compile(r"\s")  # what str.isspace() is true of (a URL may hold none)
+
+
 def check_url(url: str, *, where: str) -> str:
     """The canonical form of an input URL (see :func:`crawler.urls.normalise_url`), or
     ConfigError naming ``where`` (the source: a key, or a file and line) and the URL,
     cut short.  The one check of every input source: only http(s) URLs with a host, in
     any case (``HTTP://`` is ``http://``); ``file:``, ``chrome:``, ``javascript:``,
     ``data:`` and the rest are refused."""
-    normal = normalise_url(url) if isinstance(url, str) and not any(c.isspace() for c in url.strip()) else None
+    normal = normalise_url(url) if isinstance(url, str) and not _SPACE.search(url.strip()) else None
     if normal is None:
         raise ConfigError(f"{where}: expected an http(s) URL, got {short_url(url)!r}")
     return normal

@@ -58,7 +58,9 @@ from .jobs import RELEASE_TIMEOUT_S, JobRunner, RunRoute
 from .memory import MemoryMonitor, ReadMemory, read_memory
 from .pool import TabPool, auto_recycle_every, open_pool
 from .router import Router
+from .snapshots import SnapshotStatistics
 from .stats import CrawlStatistics
+from .status import StatusPage
 from .store import Store, StoreError
 from .supervisor import BrowserSupervisor, OpenBrowser, OpenPool
 from .watchdog import Watchdog
@@ -135,6 +137,7 @@ class Crawler:
         self._heartbeat = metrics.Heartbeat(config.monitor.heartbeat_file or None)
         self._metrics_registry = metrics.build_registry(self.statistics, self._heartbeat)
         self._metrics_port: int | None = None
+        self._status = StatusPage()
 
     # -- the run -------------------------------------------------------------------------
 
@@ -157,6 +160,7 @@ class Crawler:
         self._jobs.set_input_open(not self._feed.exhausted)
         counts = await store.counts()
         self._urls = sum(counts.values())
+        self._url_counts = counts  # until the first progress line (the status page, crawler_urls)
         log.info(
             "%s: %d URLs (%d new, input at entry %d%s): %d done, %d failed, %d pending",
             self._config.site.name,
@@ -276,6 +280,7 @@ class Crawler:
             "recycle_tab_every": s.recycle_tab_every,
             "memory_budget_mb": s.memory_budget_mb,
             "invariant_violations": s.invariants.violations,
+            "snapshots": snapshot_summary(s.jobs.snapshots),
             "sessions": s.sessions.sessions if s.sessions else 0,
             "sessions_retired": dict(s.sessions.retired) if s.sessions else {},
             "proxy_requests": dict(s.sessions.proxy_requests) if s.sessions else {},
@@ -319,6 +324,7 @@ class Crawler:
                 counts = await self._store.counts()
                 self._url_counts = counts
                 s = self.statistics()
+                self._status.record(s)
                 progress.show(
                     done=counts["done"],
                     failed=counts["failed"],
@@ -333,7 +339,13 @@ class Crawler:
         """Serve the Prometheus endpoint and /healthz until cancelled.  Raises ConfigError
         (before reporting started) if the address cannot be bound; afterwards never raises."""
         mon = self._config.monitor
-        serve = partial(metrics.serve_metrics, self._metrics_registry, self._heartbeat, host=mon.metrics_host)
+        serve = partial(
+            metrics.serve_metrics,
+            self._metrics_registry,
+            self._heartbeat,
+            host=mon.metrics_host,
+            status=lambda: self._status.render(self.statistics(), site=self._config.site.name),
+        )
         try:
             async with cdp.open_service_nursery() as nursery:
                 try:
@@ -343,7 +355,11 @@ class Crawler:
                         f"{self._config.source}: [monitor] metrics_port: cannot listen on "
                         f"{mon.metrics_host}:{mon.metrics_port}: {exc.strerror or exc}"
                     ) from None
-                log.info("metrics on http://%s:%d/metrics (health: /healthz)", mon.metrics_host, self._metrics_port)
+                log.info(
+                    "metrics on http://%s:%d/metrics (status page: /, health: /healthz)",
+                    mon.metrics_host,
+                    self._metrics_port,
+                )
                 task_status.started()
         except OSError as exc:
             log.error("metrics endpoint stopped: %s", exc)
@@ -362,6 +378,25 @@ async def crawl(config: Config, router: Router | None = None, *, limit: int | No
         crawler = Crawler(config, store, limit=limit, router=router)
         await crawler.run()
         return await crawler.summary()
+
+
+def snapshot_summary(stats: SnapshotStatistics) -> dict[str, dict[str, Any]]:
+    """The summary's snapshots: by reason kind, how many were taken and the latest
+    ones' files (a stem and the extensions written, e.g. ``snapshots/timeout-000001``
+    with ``png``, ``html``, ``json``)."""
+    return {
+        kind: {
+            "taken": stats.taken.get(kind, 0),
+            "latest": [
+                {
+                    "stem": shot.json.removesuffix(".json"),
+                    "files": [e for e in ("png", "html") if getattr(shot, e)] + ["json"],
+                }
+                for shot in shots
+            ],
+        }
+        for kind, shots in sorted(stats.by_reason.items())
+    }
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

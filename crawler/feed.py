@@ -55,7 +55,11 @@ class InputFeed:
         self._key = input_key(config)
         self._lookahead = config.input.lookahead
         self._max_urls = config.crawl.max_pages
-        self._reads_files = bool(config.input.url_file or config.input.ids_file)
+        self._reads_files = bool(config.input.url_file or config.input.ids_file or config.input.sitemaps)  # blocking
+        # A sitemap server may stall a read for its whole deadline (30 s): a feed cancelled
+        # meanwhile (the run ends) leaves that thread behind rather than wait for it; the
+        # batch it was reading is not recorded, so the next run reads it again.
+        self._abandon_reads = bool(config.input.sitemaps)
         self._urls: Iterator[str] | None = None
         self._start = 0
         self._position = 0
@@ -86,7 +90,9 @@ class InputFeed:
         while not self._exhausted and pending + added < self._lookahead:
             want = min(FEED_BATCH, self._lookahead - pending - added)
             if self._reads_files:  # a file read blocks: off the event loop
-                batch, bad = await trio.to_thread.run_sync(_take, self._urls, want)
+                batch, bad = await trio.to_thread.run_sync(
+                    _take, self._urls, want, abandon_on_cancel=self._abandon_reads
+                )
             else:  # urls and id ranges are computed: no thread (nor its wait under a test's MockClock)
                 await trio.lowlevel.checkpoint()
                 batch, bad = _take(self._urls, want)

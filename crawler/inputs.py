@@ -2,7 +2,8 @@
 an id range is counted, never listed.
 
 The input is one sequence of *entries* (the ``urls``, then the ``url_file`` lines, then
-the ids of ``ids`` and ``ids_file`` filled into ``url_template``), each one URL.  The
+the ids of ``ids`` and ``ids_file`` filled into ``url_template``, then the page URLs of
+the ``sitemaps``, see :mod:`crawler.sitemaps`), each one URL.  The
 crawl feeds it into the frontier a little ahead of the workers (see
 :mod:`crawler.feed`) and stores how many entries it fed, so that a rerun continues
 with entry ``start`` (:func:`iter_urls`) rather than reading everything again.
@@ -14,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from .config import Config, ConfigError, check_url, parse_id_range
+from .sitemaps import iter_sitemap_urls
 
 
 def input_key(config: Config) -> str:
@@ -32,6 +34,8 @@ def input_key(config: Config) -> str:
         "ids": inp.ids,
         "ids_file": str(config.path(inp.ids_file).resolve()) if inp.ids_file else "",
     }
+    if inp.sitemaps:  # only when set: the key of an input without sitemaps stays what it was
+        spec.update(sitemaps=list(inp.sitemaps), sitemap_include=list(inp.sitemap_include))
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -52,8 +56,18 @@ def iter_urls(config: Config, start: int = 0) -> Iterator[str]:
         skip -= _skip(lines, skip)
         for lineno, line in lines:
             yield check_url(line, where=f"{path}:{lineno}")
-    if not inp.url_template:
-        return
+    if inp.url_template:
+        skip = yield from _template_urls(config, skip)
+    if inp.sitemaps:  # read again from the start on a rerun: the entries fed before are parsed, not fed
+        urls = iter_sitemap_urls(inp.sitemaps, inp.sitemap_include)
+        _skip(urls, skip)
+        yield from urls
+
+
+def _template_urls(config: Config, skip: int) -> Generator[str, None, int]:
+    """The URLs of ``url_template`` filled from ``ids`` then ``ids_file``, after the first
+    ``skip``; returns how many of ``skip`` are left to skip after them."""
+    inp, src = config.input, config.source
     template = inp.url_template
     where = f"{src}: [input] url_template"
     if inp.ids:
@@ -65,11 +79,12 @@ def iter_urls(config: Config, start: int = 0) -> Iterator[str]:
     if inp.ids_file:
         path = config.path(inp.ids_file)
         lines = _lines(path, src, "ids_file")
-        _skip(lines, skip)
+        skip -= _skip(lines, skip)
         for lineno, line in lines:
             if any(c.isspace() or c in "/?#" for c in line):
                 raise ConfigError(f"{path}:{lineno}: expected an id, got {line[:60]!r}")
             yield check_url(template.replace("{id}", line), where=f"{where} (id at {path}:{lineno})")
+    return skip
 
 
 def _skip(lines: Iterator[tuple[int, str]], n: int) -> int:

@@ -3,7 +3,9 @@
 Life of one job (one attempt at one URL):
 
 1. a worker ``claim``\\ s the URL (the store moves it ``pending → in_progress`` and
-   counts the attempt); the job enters the in-flight table;
+   counts the attempt); the job enters the in-flight table; with ``[crawl]
+   obey_robots``, a URL its host's robots.txt disallows fails ``robots`` here, before
+   any tab (:class:`crawler.robots.RobotsPolicy`);
 2. it leases a tab from the pool (waiting while ``concurrency`` leases are held);
 3. it opens its watchdog scope (timeout + jitter): the clock runs from lease to item,
    so a worker waiting for a tab is not yet on it;
@@ -46,8 +48,10 @@ from .page import Page, PageEnv
 from .pool import Lease, TabPool
 from .ratelimit import host_of
 from .retry import RetryPolicy
+from .robots import RobotsPolicy
 from .router import Router, SessionGate
 from .session import SessionPool
+from .snapshots import Snapshots
 from .stats import JobStatistics
 from .store import Job, Store, StoreError
 from .urls import short_url
@@ -116,6 +120,26 @@ def paces_documents(config: Config) -> bool:
     return config.rate_limit.wait_ms[1] > 0
 
 
+def page_env(
+    config: Config,
+    limiter: HostRateLimiter,
+    links: LinkFilter,
+    known: Callable[[list[str]], Awaitable[set[str]]],
+    sessions: SessionPool,
+) -> PageEnv:
+    """What every page of a crawl of ``config`` shares (the job runner's pages, and ``try``'s)."""
+    return PageEnv(
+        limiter,
+        links,
+        known,
+        config.extract.poll_interval_s,
+        paces_documents(config),
+        sessions=sessions,
+        retire_on_status=frozenset(config.session.retire_on_status),
+        retire_if=config.session.retire_if,
+    )
+
+
 class JobRunner:
     """Claims jobs from the store and runs them on a pool's tabs; owns the job figures.
 
@@ -147,17 +171,10 @@ class JobRunner:
         self._router = routing.router_for(config, router)
         self._sessions = SessionGate(self._router.session_hook)
         self._links = LinkFilter(config.crawl)
-        self._page_env = PageEnv(
-            self._limiter,
-            self._links,
-            store.known,
-            config.extract.poll_interval_s,
-            paces_documents(config),
-            sessions=self.sessions,
-            retire_on_status=frozenset(config.session.retire_on_status),
-            retire_if=config.session.retire_if,
-        )
+        self._page_env = page_env(config, self._limiter, self._links, store.known, self.sessions)
         self._run_route = run_route or routing.run_route
+        self._snapshots = Snapshots(config.debug.snapshots_dir, config.debug.snapshot_every)
+        self._robots = RobotsPolicy() if config.crawl.obey_robots else None
         self._in_flight: dict[int, Job] = {}
         self._claim_lock = trio.Lock()
         self._changed = trio.Event()  # set (and replaced) whenever a job ends: idle workers look again
@@ -183,6 +200,7 @@ class JobRunner:
             links_skipped=dict(self._links.skipped),
             sessions_started=self._sessions.runs,
             field_errors=dict(self._field_errors),
+            snapshots=self._snapshots.statistics(),
         )
 
     def in_flight_jobs(self) -> list[Job]:
@@ -255,35 +273,16 @@ class JobRunner:
             return job
 
     async def _process(self, pool: TabPool, job: Job) -> None:
-        """One job (in the in-flight table already): lease → watchdog scope → page work →
-        outcome recorded."""
+        """One job (in the in-flight table already): robots.txt → lease → watchdog scope →
+        page work → outcome recorded."""
         started = trio.current_time()
         result: Page | None = None
         failure: PageFailure | None = None
         try:
-            async with pool.lease() as lease:
-                # The watchdog runs from lease to extracted item: a worker waiting for a
-                # tab (the memory throttle lowered concurrency) is not yet on the clock.
-                with self._watchdog.scope() as watchdog:
-                    budget_s = watchdog.deadline - trio.current_time()
-                    try:
-                        result = await self._work(pool, lease, job)
-                    except cdp.CDPError:
-                        raise  # the tab's or the browser's: translated below, once the lease closed the tab
-                    except Exception as exc:  # PageFailure, or whatever the user's handler raised
-                        failure = page_failure(exc)
-                        if isinstance(failure, SessionRetired):
-                            # The site refused the session: drain its context, bench its proxy.
-                            lease.retire_context(failure.detail)
-                            self.sessions.retire(lease.tab.context.id, failure.detail)
-                        elif not failure.tab_reusable:
-                            lease.discard(failure.kind)
-                    else:
-                        self.sessions.page_done(lease.tab.context.id)
-                if watchdog.cancelled_caught:
-                    lease.discard("timeout")  # the tab may be hung mid-navigation: never reuse it
-                    self._watchdog_expiries += 1
-                    failure = page_failure(WatchdogExpired(budget_s))
+            # Before any tab: a URL robots.txt disallows is never requested from the server.
+            failure = await self._robots.check(job.url) if self._robots is not None else None
+            if failure is None:
+                result, failure = await self._attempt(pool, job)
         except cdp.CDPError as exc:  # out of the lease: the lease closed the tab
             failure = page_failure(exc)
         except trio.Cancelled:
@@ -303,6 +302,48 @@ class JobRunner:
                 await self._record(job, result, failure, trio.current_time() - started)
         del self._in_flight[job.id]
         self.wake()
+
+    async def _attempt(self, pool: TabPool, job: Job) -> tuple[Page | None, PageFailure | None]:
+        """Lease → watchdog scope → page work → snapshot of a failure: the Page with the
+        job's output, or the failure.  Raises the tab's or the browser's CDP error once
+        the lease has closed the tab; Cancelled: the lease closes the tab."""
+        result: Page | None = None
+        failure: PageFailure | None = None
+        async with pool.lease() as lease:
+            # The watchdog runs from lease to extracted item: a worker waiting for a
+            # tab (the memory throttle lowered concurrency) is not yet on the clock.
+            with self._watchdog.scope() as watchdog:
+                budget_s = watchdog.deadline - trio.current_time()
+                try:
+                    result = await self._work(pool, lease, job)
+                except cdp.CDPError:
+                    raise  # the tab's or the browser's: translated by the caller, once the lease closed the tab
+                except Exception as exc:  # PageFailure, or whatever the user's handler raised
+                    failure = page_failure(exc)
+                    if isinstance(failure, SessionRetired):
+                        # The site refused the session: drain its context, bench its proxy.
+                        lease.retire_context(failure.detail)
+                        self.sessions.retire(lease.tab.context.id, failure.detail)
+                    elif not failure.tab_reusable:
+                        lease.discard(failure.kind)
+                else:
+                    self.sessions.page_done(lease.tab.context.id)
+            if watchdog.cancelled_caught:
+                lease.discard("timeout")  # the tab may be hung mid-navigation: never reuse it
+                self._watchdog_expiries += 1
+                failure = page_failure(WatchdogExpired(budget_s))
+            if failure is not None and pool.browser.connected:
+                # Inside the lease (the tab still open), out of the watchdog: its own
+                # bounded, shielded deadline, so a hung tab delays closing it that long at most.
+                await self._snapshots.after_failure(
+                    lease.tab,
+                    url=job.url,
+                    label=job.label,
+                    kind=failure.kind,
+                    reason=failure.reason,
+                    attempt=job.attempt,
+                )
+        return result, failure
 
     async def _work(self, pool: TabPool, lease: Lease, job: Job) -> Page:
         """The page work of one job, on the leased tab, inside the job's watchdog (which

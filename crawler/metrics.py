@@ -10,6 +10,7 @@ is process-global).  Paths:
   collector, no counters moved on the hot path);
   ``crawler_browser_page_targets`` and ``crawler_browser_contexts`` are the browser's
   own figures as of the last invariant check.
+- ``/``: the status page (:mod:`crawler.status`), for a person;
 - ``/healthz``: 200 while the heartbeat is fresh, 503 once it is stale (the crawler's
   event loop stopped running its tasks on time) or before the first beat.
 
@@ -206,10 +207,12 @@ def build_registry(statistics: Callable[[], CrawlStatistics], heartbeat: Heartbe
     return registry
 
 
-def make_handler(registry: CollectorRegistry, heartbeat: Heartbeat):
+def make_handler(registry: CollectorRegistry, heartbeat: Heartbeat, status: Callable[[], bytes] | None = None):
     async def handle(request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             return Response(status=405, body=b"GET or HEAD\n", content_type="text/plain; charset=utf-8")
+        if request.path == "/" and status is not None:
+            return Response(body=status(), content_type="text/html; charset=utf-8")
         if request.path == "/metrics":
             return Response(body=generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
         if request.path == "/healthz":
@@ -220,7 +223,7 @@ def make_handler(registry: CollectorRegistry, heartbeat: Heartbeat):
             if heartbeat.fresh():
                 return Response(body=("ok: " + text).encode(), content_type="text/plain")
             return Response(status=503, body=("stale: " + text).encode(), content_type="text/plain")
-        return Response(status=404, body=b"not found: try /metrics or /healthz\n", content_type="text/plain")
+        return Response(status=404, body=b"not found: try /, /metrics or /healthz\n", content_type="text/plain")
 
     return handle
 
@@ -231,9 +234,11 @@ async def serve_metrics(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
+    status: Callable[[], bytes] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``/metrics`` and ``/healthz`` until cancelled; reports the bound port
+    """Serve ``/metrics``, ``/healthz`` and, given ``status`` (the HTML of the status
+    page, see :mod:`crawler.status`), ``/`` until cancelled; reports the bound port
     through ``task_status``.  Raises OSError (before reporting started) if the
     address cannot be bound; once serving, a client's error only ends its connection."""
-    await serve_http(make_handler(registry, heartbeat), host=host, port=port, task_status=task_status)
+    await serve_http(make_handler(registry, heartbeat, status), host=host, port=port, task_status=task_status)

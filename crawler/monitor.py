@@ -189,7 +189,20 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"pages, memory budget {f'{budget} MiB' if budget else 'none'}"
         )
         lines.append(f"invariant violations {summary['invariant_violations']}")
+    lines += _snapshot_lines(summary.get("snapshots"))
     return "\n".join(lines)
+
+
+def _snapshot_lines(snapshots: dict[str, Any] | None) -> list[str]:
+    """The summary's snapshot files, by reason kind (the latest few of each)."""
+    lines = []
+    for kind, entry in (snapshots or {}).items():
+        files = ", ".join(f"{s['stem']}.{{{','.join(s['files'])}}}" for s in entry["latest"])
+        earlier = entry["taken"] - len(entry["latest"])
+        lines.append(
+            f"snapshots       {kind} ({entry['taken']}): {files}" + (f" (+{earlier} earlier)" if earlier else "")
+        )
+    return lines
 
 
 def _sessions_line(summary: dict[str, Any]) -> list[str]:

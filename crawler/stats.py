@@ -26,6 +26,7 @@ import attrs
 
 from .pool import PoolStatistics
 from .session import SessionStatistics
+from .snapshots import SnapshotStatistics
 
 
 @attrs.frozen
@@ -42,6 +43,7 @@ class JobStatistics:
     links_skipped: Mapping[str, int]  # links not enqueued, by reason (scheme_mailto, other_host, max_depth...)
     sessions_started: int  # session hook runs that returned (one per browser context that had a job)
     field_errors: Mapping[str, int] = attrs.field(factory=dict)  # js fields that threw, in stored items, by field
+    snapshots: SnapshotStatistics = attrs.field(factory=SnapshotStatistics)  # failure snapshots written
 
     @property
     def pages_finished(self) -> int:

@@ -31,7 +31,7 @@ not count towards ``restart_limit``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import trio
@@ -42,6 +42,7 @@ from .config import Config
 from .jobs import JobRunner, paces_documents
 from .page import prepare_tab
 from .pool import TabPool, open_pool
+from .session import SessionPool
 from .stats import BrowserStatistics, PoolTotals
 
 log = logging.getLogger("crawler.supervisor")
@@ -74,6 +75,29 @@ async def open_configured_browser(config: Config) -> AsyncIterator[cdp.Browser]:
             executable=b.executable or None, headless=b.headless, args=b.args, command_timeout_s=b.command_timeout_s
         ) as browser:
             yield browser
+
+
+def tab_preparer(config: Config, sessions: SessionPool) -> Callable[[cdp.Tab], Awaitable[None]]:
+    """What every new tab of a crawl of ``config`` is prepared with, before its first
+    navigation: the page domains (and one Fetch owner for pacing, blocking and proxy
+    challenges, see :func:`crawler.page.prepare_tab`), then the session's identity
+    (``sessions``: the contexts' session pool).  The session hook, if any, runs after
+    this, in the first job.  The crawl's pools and ``try`` use the same."""
+    b = config.browser
+
+    async def prepare(tab: cdp.Tab) -> None:
+        await prepare_tab(
+            tab,
+            block_urls=b.block_urls,
+            block_resources=b.block_resources,
+            pace_documents=paces_documents(config),
+            max_resource_buffer_mb=b.max_resource_buffer_mb,
+            max_total_buffer_mb=b.max_total_buffer_mb,
+            handle_auth=sessions.needs_auth(tab.context.id),
+        )
+        await sessions.prepare_tab(tab)
+
+    return prepare
 
 
 class BrowserSupervisor:
@@ -179,7 +203,7 @@ class BrowserSupervisor:
                     concurrency=pool_cfg.concurrency,
                     recycle_tab_every=self._recycle_tab_every,
                     rotate_context_every=self._rotate_context_every(),
-                    prepare_tab=self._prepare_tab,
+                    prepare_tab=tab_preparer(self._config, self._jobs.sessions),
                     tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
                     context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,
                     create_context=self._jobs.sessions.create_context,
@@ -208,22 +232,6 @@ class BrowserSupervisor:
         max_pages_per_session`` if that is set and smaller (a context is a session)."""
         every, per_session = self._config.pool.rotate_context_every, self._config.session.max_pages_per_session
         return min(every, per_session) if per_session else every
-
-    async def _prepare_tab(self, tab: cdp.Tab) -> None:
-        """A new tab's setup, before its first navigation: the page domains (and one
-        Fetch owner for pacing, blocking and proxy challenges), then the session's
-        identity.  The session hook, if any, runs after this, in the first job."""
-        b, sessions = self._config.browser, self._jobs.sessions
-        await prepare_tab(
-            tab,
-            block_urls=b.block_urls,
-            block_resources=b.block_resources,
-            pace_documents=paces_documents(self._config),
-            max_resource_buffer_mb=b.max_resource_buffer_mb,
-            max_total_buffer_mb=b.max_total_buffer_mb,
-            handle_auth=sessions.needs_auth(tab.context.id),
-        )
-        await sessions.prepare_tab(tab)
 
     async def _watch_browser(self, browser: cdp.Browser, workers: trio.CancelScope) -> None:
         """Cancel the workers when the connection drops, or when the browser leaves a

@@ -98,6 +98,26 @@ CASES = {
         2,
         "--out: cannot write",
     ),
+    "try a file: URL": (
+        lambda t: ["try", "--config", config(t), "file:///etc/passwd"],
+        2,
+        "try: URL: expected an http(s) URL, got 'file:///etc/passwd'",
+    ),
+    "try a label with no route": (
+        lambda t: ["try", "--config", config(t), "http://127.0.0.1:9/x", "--label", "prodcut"],
+        2,
+        "try: --label: no route for label 'prodcut'",
+    ),
+    "crawl with a sitemap that is not http(s)": (
+        lambda t: ["--config", config(t, 'sitemaps = ["ftp://a.test/sitemap.xml"]')],
+        2,
+        "[input] sitemaps: expected an http(s) URL, got 'ftp://a.test/sitemap.xml'",
+    ),
+    "crawl with an unknown [debug] key": (
+        lambda t: ["--config", config(t, '[debug]\nsnapshot_dir = "s"')],
+        2,
+        "[debug] unknown key 'snapshot_dir' (known: snapshots_dir, snapshot_every)",
+    ),
     "report --db on a garbage file": (
         lambda t: ["report", "--db", write(t, "junk.db", b"garbage" * 100)],
         2,
