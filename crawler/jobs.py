@@ -46,7 +46,7 @@ from .failure import SLOW_DOWN_STATUS, PageFailure, SessionRetired
 from .links import LinkFilter
 from .page import Page, PageEnv
 from .pool import Lease, TabPool
-from .ratelimit import host_of
+from .ratelimit import Pace, host_of
 from .retry import RetryPolicy
 from .robots import RobotsPolicy
 from .router import Router, SessionGate
@@ -122,7 +122,7 @@ def paces_documents(config: Config) -> bool:
 
 def page_env(
     config: Config,
-    limiter: HostRateLimiter,
+    limiter: Pace,
     links: LinkFilter,
     known: Callable[[list[str]], Awaitable[set[str]]],
     sessions: SessionPool,
