@@ -9,11 +9,11 @@ import psutil
 import pytest
 import trio
 
-import cdp
 from crawler import demo
 from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
 from tests.cdp.conftest import wait_until
+from tests.procs import become_child_subreaper
 from tests.redis.conftest import make_redis_config, redis_config_dict
 from tests.redis.test_workers import _logs, reap_gone, start_worker
 from tests.shop import FaultShop, start_shop
@@ -91,7 +91,7 @@ async def test_a_worker_killed_on_a_redis_cluster_leaves_every_page_done_exactly
     """Two workers on the cluster; one is SIGKILLed while it holds leases, once the
     crawl is under way.  The other finishes (exit 0), taking over the killed worker's
     URLs once their leases expired: every page done exactly once with its item."""
-    cdp.become_child_subreaper()  # the killed worker's orphans become ours, to be reaped
+    become_child_subreaper()  # the killed worker's orphans become ours, to be reaped
     shop = FaultShop(products=PAGES)
     async with (
         trio.open_nursery() as nursery,
