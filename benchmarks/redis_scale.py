@@ -52,6 +52,9 @@ from crawler.demo import DemoShop, expected_item
 from crawler.httpserver import serve_http
 from crawler.redis_store import open_redis_store
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/, imported by file as well
+from redis_workers import start_workers  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = 900.0
 START_TIMEOUT_S = 10.0
@@ -210,17 +213,7 @@ async def run_workers(
     cfg = config_mod.load(path)
     cpu_before, memory_before = servers.cpu_s(), servers.memory_bytes()
     started = time.monotonic()
-    procs = []
-    for i in range(workers):
-        with open(folder / f"{crawl}-{i}.log", "wb") as log:  # noqa: ASYNC230 - opened once per worker
-            procs.append(
-                await trio.lowlevel.open_process(
-                    [sys.executable, "-m", "crawler", "--config", str(path)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+    procs = await start_workers(path, workers, folder, crawl)
     with trio.fail_after(RUN_TIMEOUT_S):
         codes = [await p.wait() for p in procs]
     wall_s = time.monotonic() - started

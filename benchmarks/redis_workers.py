@@ -54,6 +54,23 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = 600.0
 
 
+async def start_workers(path: Path, workers: int, folder: Path, crawl: str) -> list[trio.Process]:
+    """``workers`` crawler processes on the config at ``path``, each logging to
+    ``<folder>/<crawl>-<i>.log``."""
+    procs = []
+    for i in range(workers):
+        with open(folder / f"{crawl}-{i}.log", "wb") as log:  # noqa: ASYNC230 - opened once per worker
+            procs.append(
+                await trio.lowlevel.open_process(
+                    [sys.executable, "-m", "crawler", "--config", str(path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return procs
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pages", type=int, default=300)
@@ -162,17 +179,7 @@ async def run_workers(
 
     children_cpu, own_cpu, redis_cpu = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF), _redis_cpu(server)
     started = time.monotonic()
-    procs = []
-    for i in range(workers):
-        with open(folder / f"{crawl}-{i}.log", "wb") as log:  # noqa: ASYNC230 - opened once per worker
-            procs.append(
-                await trio.lowlevel.open_process(
-                    [sys.executable, "-m", "crawler", "--config", str(path)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+    procs = await start_workers(path, workers, folder, crawl)
     with trio.fail_after(RUN_TIMEOUT_S):
         codes = [await p.wait() for p in procs]
     wall_s = time.monotonic() - started

@@ -136,3 +136,17 @@ def profile_dirs(procs: list[psutil.Process]) -> set[str]:
 
 def kill(proc: trio.Process, sig: int = signal.SIGKILL) -> None:
     proc.send_signal(sig)
+
+
+async def wait_all(procs: list[trio.Process], timeout_s: float) -> list[int]:
+    """Every process's exit code, waited for up to ``timeout_s`` in all (TooSlowError
+    past it); on the way out, however it leaves, any still running is killed and reaped."""
+    try:
+        with trio.fail_after(timeout_s):
+            return [await proc.wait() for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                with trio.move_on_after(5, shield=True):
+                    await proc.wait()

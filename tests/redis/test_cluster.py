@@ -13,7 +13,7 @@ from crawler import demo
 from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
 from tests.cdp.conftest import wait_until
-from tests.procs import become_child_subreaper
+from tests.procs import become_child_subreaper, wait_all
 from tests.redis.conftest import make_redis_config, redis_config_dict
 from tests.redis.test_workers import _logs, reap_gone, start_worker
 from tests.shop import FaultShop, start_shop
@@ -46,18 +46,6 @@ def cluster_config(cluster, crawl: str):
     return make_redis_config(cluster, crawl, store={"cluster": True, "lease_s": LEASE_S})
 
 
-async def wait_all(procs: list[trio.Process]) -> list[int]:
-    try:
-        with trio.fail_after(CRAWL_TIMEOUT_S):
-            return [await proc.wait() for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                with trio.move_on_after(5, shield=True):
-                    await proc.wait()
-
-
 async def check_done_once(store, base: str) -> None:
     """Every page done once (done count 1), with the right item; nothing else left."""
     assert await store.counts() == {"pending": 0, "in_progress": 0, "done": PAGES, "failed": 0}
@@ -77,7 +65,7 @@ async def test_two_workers_on_a_redis_cluster_crawl_every_page_exactly_once(tmp_
         base = await start_shop(nursery, shop)
         config = write_config(tmp_path, redis_cluster, crawl_name, base)
         procs = [await start_worker(config, tmp_path / f"worker{i}.log") for i in range(2)]
-        assert await wait_all(procs) == [0, 0], _logs(tmp_path)
+        assert await wait_all(procs, CRAWL_TIMEOUT_S) == [0, 0], _logs(tmp_path)
         nursery.cancel_scope.cancel()
     async with open_redis_store(cluster_config(redis_cluster, crawl_name), renew=False) as store:
         await check_done_once(store, base)
@@ -113,9 +101,9 @@ async def test_a_worker_killed_on_a_redis_cluster_leaves_every_page_done_exactly
             descendants = psutil.Process(victim.pid).children(recursive=True)
             victim.send_signal(signal.SIGKILL)
             await victim.wait()
-            assert await wait_all([survivor]) == [0], _logs(tmp_path)
+            assert await wait_all([survivor], CRAWL_TIMEOUT_S) == [0], _logs(tmp_path)
         finally:
-            await wait_all([victim, survivor])
+            await wait_all([victim, survivor], CRAWL_TIMEOUT_S)
         await wait_until(lambda: reap_gone(descendants), timeout_s=15.0)
         await check_done_once(store, base)
         taken = [

@@ -9,6 +9,7 @@ import trio
 
 from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
+from tests.procs import wait_all
 from tests.redis.conftest import make_redis_config, redis_config_dict
 from tests.redis.test_workers import _logs, start_worker
 from tests.shop import FaultShop, start_shop
@@ -38,18 +39,6 @@ async def wait_done(store, at_least: int) -> None:
         if (await store.counts())["done"] >= at_least:
             return
         await trio.sleep(0.1)
-
-
-async def wait_all(procs: list[trio.Process]) -> list[int]:
-    try:
-        with trio.fail_after(CRAWL_TIMEOUT_S):
-            return [await proc.wait() for proc in procs]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                with trio.move_on_after(5, shield=True):
-                    await proc.wait()
 
 
 async def check_done_once(server, crawl: str, base: str, pages: int) -> None:
@@ -84,7 +73,7 @@ async def test_workers_finish_the_crawl_after_redis_is_killed_and_restarted(tmp_
         await trio.sleep(RESTART_AFTER_S)
         assert all(proc.poll() is None for proc in procs), _logs(tmp_path)  # they waited
         aof_redis.start()
-        codes = await wait_all(procs)
+        codes = await wait_all(procs, CRAWL_TIMEOUT_S)
         assert codes == [0, 0], _logs(tmp_path)
         nursery.cancel_scope.cancel()
     await check_done_once(aof_redis, crawl_name, base, pages)
@@ -109,7 +98,7 @@ async def test_redis_away_past_outage_s_ends_the_crawl_and_a_rerun_completes_it(
             with trio.fail_after(CRAWL_TIMEOUT_S):
                 await wait_done(store, 5)
         aof_redis.kill()
-        assert await wait_all([proc]) == [1], _logs(tmp_path)
+        assert await wait_all([proc], CRAWL_TIMEOUT_S) == [1], _logs(tmp_path)
         first = stderr_of(tmp_path)
         assert "Traceback" not in first, first
         errors = [line for line in first.splitlines() if line.startswith("crawler: ")]
@@ -117,7 +106,7 @@ async def test_redis_away_past_outage_s_ends_the_crawl_and_a_rerun_completes_it(
         assert "items done" in first  # the summary
         aof_redis.start()
         (rerun,) = [await start_worker(config, tmp_path / "worker1.log")]
-        assert await wait_all([rerun]) == [0], _logs(tmp_path)
+        assert await wait_all([rerun], CRAWL_TIMEOUT_S) == [0], _logs(tmp_path)
         nursery.cancel_scope.cancel()
     await check_done_once(aof_redis, crawl_name, base, pages)
 

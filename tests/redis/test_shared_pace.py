@@ -7,6 +7,7 @@ import trio
 
 from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
+from tests.procs import wait_all
 from tests.redis.conftest import make_redis_config, redis_config_dict
 from tests.redis.test_workers import _logs, start_worker
 from tests.shop import FaultShop, start_shop
@@ -31,15 +32,7 @@ async def test_three_workers_keep_the_configured_gap_between_requests_to_one_hos
         config = tmp_path / "crawl.toml"
         config.write_text(to_toml(data))
         procs = [await start_worker(config, tmp_path / f"worker{i}.log") for i in range(WORKERS)]
-        try:
-            with trio.fail_after(CRAWL_TIMEOUT_S):
-                codes = [await proc.wait() for proc in procs]
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    with trio.move_on_after(5, shield=True):
-                        await proc.wait()
+        codes = await wait_all(procs, CRAWL_TIMEOUT_S)
         assert codes == [0] * WORKERS, _logs(tmp_path)
         nursery.cancel_scope.cancel()
     starts = sorted(shop.hosts[base.removeprefix("http://")])  # a page retried on a loaded machine counts too
