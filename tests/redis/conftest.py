@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,6 +42,19 @@ def redis_config_dict(server: RedisServer, name: str, urls: list[str], **section
     for section, values in sections.items():
         data[section] = {**data.get(section, {}), **values}
     return data
+
+
+def write_product_crawl(
+    path, server: RedisServer, name: str, base: str, pages: int, **sections: dict[str, Any]
+) -> Path:
+    """Write to ``path`` a crawl of the shop at ``base``'s product pages 1..``pages``
+    on ``server``, for worker processes (``sections`` as in :func:`redis_config_dict`);
+    returns ``path``."""
+    data = redis_config_dict(server, name, [], **sections)
+    data["input"] = {"url_template": f"{base}/product/{{id}}", "ids": f"1-{pages}"}
+    data["output"] = {"db": str(path.parent / "unused.db")}
+    path.write_text(config_mod.to_toml(data))
+    return path
 
 
 def make_redis_config(

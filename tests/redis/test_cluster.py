@@ -10,11 +10,10 @@ import pytest
 import trio
 
 from crawler import demo
-from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
 from tests.cdp.conftest import wait_until
 from tests.procs import become_child_subreaper, wait_all
-from tests.redis.conftest import make_redis_config, redis_config_dict
+from tests.redis.conftest import make_redis_config, write_product_crawl
 from tests.redis.test_workers import _logs, reap_gone, start_worker
 from tests.shop import FaultShop, start_shop
 
@@ -26,20 +25,17 @@ pytestmark = pytest.mark.chromium
 
 
 def write_config(tmp_path: Path, cluster, crawl: str, base: str) -> Path:
-    data = redis_config_dict(
+    return write_product_crawl(
+        tmp_path / "crawl.toml",
         cluster,
         crawl,
-        [],
+        base,
+        PAGES,
         store={"lease_s": LEASE_S, "cluster": True},
         pool={"concurrency": 3},
         browser={"block_resources": ["image"]},
         monitor={"progress_interval_s": 2.0, "sample_interval_s": 2.0, "invariant_interval_s": 5.0},
     )
-    data["input"] = {"url_template": f"{base}/product/{{id}}", "ids": f"1-{PAGES}"}
-    data["output"] = {"db": str(tmp_path / "unused.db")}
-    path = tmp_path / "crawl.toml"
-    path.write_text(to_toml(data))
-    return path
 
 
 def cluster_config(cluster, crawl: str):

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
 from tests.procs import wait_all
-from tests.redis.conftest import make_redis_config, redis_config_dict
+from tests.redis.conftest import make_redis_config, write_product_crawl
 from tests.redis.test_workers import _logs, start_worker
 from tests.shop import FaultShop, start_shop
 
@@ -19,18 +18,15 @@ RESTART_AFTER_S = 3.0
 
 
 def write_config(tmp_path: Path, server, crawl: str, base: str, pages: int, **store) -> Path:
-    data = redis_config_dict(
+    return write_product_crawl(
+        tmp_path / "crawl.toml",
         server,
         crawl,
-        [],
+        base,
+        pages,
         store={"lease_s": 10.0, **store},
         monitor={"progress_interval_s": 1.0, "sample_interval_s": 1.0, "invariant_interval_s": 2.0},
     )
-    data["input"] = {"url_template": f"{base}/product/{{id}}", "ids": f"1-{pages}"}
-    data["output"] = {"db": str(tmp_path / "unused.db")}
-    path = tmp_path / "crawl.toml"
-    path.write_text(to_toml(data))
-    return path
 
 
 async def wait_done(store, at_least: int) -> None:

@@ -13,11 +13,10 @@ import pytest
 import trio
 
 from crawler import demo
-from crawler.config import to_toml
 from crawler.redis_store import open_redis_store
 from tests.cdp.conftest import describe, wait_until
 from tests.procs import become_child_subreaper
-from tests.redis.conftest import make_redis_config, redis_config_dict
+from tests.redis.conftest import make_redis_config, write_product_crawl
 from tests.shop import FaultShop, start_shop
 
 PAGES = 120
@@ -28,18 +27,15 @@ CLEANUP_TIMEOUT_S = 15.0
 
 
 def write_config(tmp_path: Path, redis_server, crawl: str, base: str) -> Path:
-    data = redis_config_dict(
+    return write_product_crawl(
+        tmp_path / "crawl.toml",
         redis_server,
         crawl,
-        [],
+        base,
+        PAGES,
         store={"lease_s": LEASE_S},
         monitor={"progress_interval_s": 2.0, "sample_interval_s": 2.0, "invariant_interval_s": 5.0},
     )
-    data["input"] = {"url_template": f"{base}/product/{{id}}", "ids": f"1-{PAGES}"}
-    data["output"] = {"db": str(tmp_path / "unused.db")}
-    path = tmp_path / "crawl.toml"
-    path.write_text(to_toml(data))
-    return path
 
 
 async def start_worker(config: Path, log: Path) -> trio.Process:
