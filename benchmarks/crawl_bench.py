@@ -61,7 +61,7 @@ from crawler import monitor
 from crawler.demo import DemoShop, expected_item
 from crawler.engine import Crawler
 from crawler.httpserver import serve_http
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from crawler.supervisor import open_configured_browser
 
 REPO = Path(__file__).resolve().parent.parent

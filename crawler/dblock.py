@@ -2,7 +2,7 @@
 
 Why refuse rather than cooperate: the SQLite store's claims carry no lease and no
 heartbeat, so it cannot tell a live process's ``in_progress`` row from a dead one's;
-its :meth:`~crawler.store.SqliteStore.recover` puts *every* such row back to
+its :meth:`~crawler.sqlite_store.SqliteStore.recover` puts *every* such row back to
 pending, which is only right when no other process holds any.  Cooperation is what
 the Redis backend is for (leases renewed while the worker lives, taken over when it
 dies).  So a second process on the same database refuses at once, with one line

@@ -1,145 +1,42 @@
-"""The frontier and the items, in SQLite (the embedded default).
+"""What a crawl's store is: the contract every backend keeps, and the types it speaks.
 
-Every URL is one row in ``frontier`` with a state, and the request fields its handler
-sees (label, depth, data, parent)::
+A store holds a crawl's frontier (every URL, with its state and the request fields its
+handler sees), the items its jobs pushed, its runs and its input positions.  Two
+backends keep the same :class:`Store` contract: :class:`~crawler.sqlite_store.SqliteStore`
+(the embedded default, one process per database) and
+:class:`~crawler.redis_store.RedisStore` (many workers on one Redis or Redis Cluster).
+One contract test suite (``tests/crawler/test_store_contract.py``) runs against each.
+:func:`open_store` opens the one a config names.
+
+States of a URL::
 
     pending ──claim──► in_progress ──complete──► done (with its items and links)
-       ▲                  │  ├──retry_later──► pending (attempt counted, next_attempt_at set)
-       └──release/recover─┘  └──fail─────────► failed (reason kept)
+       ▲                  │  ├──retry_later──► pending (attempt counted, ready later)
+       ├──release/recover─┘  └──fail─────────► failed (reason kept)
+       └──requeue_due── done, once its recrawl time has come (``[crawl] recrawl_after_s``)
 
-Each transition is one transaction.  ``complete`` only moves a row that is
-``in_progress`` under the claim's token, and writes the job's items and the links it
-enqueued in the same transaction, so a URL is done at most once, and its items are
-stored exactly once, whatever crashes when.  A crawl killed with SIGKILL leaves some
-rows ``in_progress``; :meth:`recover` puts them back to pending at the next start,
-without charging the interrupted attempt.
-
-The database uses WAL with ``synchronous=NORMAL``: a committed transaction survives
-the process being killed (not a power cut), and commits do not wait for fsync.  Every
-call runs in a worker thread, one at a time (SQLite blocks; the event loop must not),
-and is not interrupted by cancellation once started: each method is atomic with
-respect to cancellation (it happened, or it did not start).
-
-One process per database: opening a store takes the database's lock (see
-:mod:`crawler.dblock`), so a second crawl on the same file refuses at once, naming the
-holder, and ``recover`` never meets a live process's rows.  Readers (``export``) open
-it with ``exclusive=False``.
-
-Errors: a database that cannot be opened, or is not this crawler's, is a
-:class:`~crawler.config.ConfigError` at open; a read or write that fails later (disk
-full, I/O error) is a :class:`StoreError`, one line naming the database: fatal for the
-crawl (which stops with its summary), and the transaction it interrupted is rolled
-back, so nothing is half-written and a rerun resumes exactly.
-
-Schema versions (``PRAGMA user_version``): 0 is the first release's (one item per URL,
-no request fields), migrated in place, in one transaction, to 2; a newer version than
-this code knows is refused with a one-line error.
+Items are kept per URL as the latest fetch pushed them, each with the time of the fetch
+that stored its content and the run that fetched it.  A recrawl compares each new item's
+content hash (:func:`item_hash`) with the URL's stored items: an item whose content is
+unchanged keeps its earlier fetch time (it is not stored again), a new or changed one
+gets this fetch's time.  So ``stream_items(changed_since=T)`` is exactly what changed
+since T.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import secrets
-import sqlite3
-import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import attrs
-import trio
 
-from . import dblock
 from .config import Config, ConfigError
-from .ratelimit import HostRateLimiter, Pace, host_of
+from .ratelimit import Pace
 
-T = TypeVar("T")
-
-SCHEMA_VERSION = 2
 CLAIM_SCAN = 32  # ready URLs a claim looks through for one of a host not avoided (fairness); each costs Redis one HGET
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS frontier (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    url TEXT NOT NULL UNIQUE,
-    state TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    last_error TEXT,
-    status INTEGER,
-    started_at REAL,
-    finished_at REAL,
-    elapsed_s REAL,
-    done_count INTEGER NOT NULL DEFAULT 0,
-    label TEXT,
-    depth INTEGER NOT NULL DEFAULT 0,
-    data TEXT,
-    parent TEXT,
-    token TEXT
-);
-CREATE INDEX IF NOT EXISTS frontier_ready ON frontier (state, next_attempt_at, id);
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    url_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    extracted_at REAL NOT NULL,
-    UNIQUE (url_id, seq)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    finish_reason TEXT,
-    summary TEXT
-);
-CREATE TABLE IF NOT EXISTS input_feed (
-    input_key TEXT PRIMARY KEY,
-    position INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS memory_samples (
-    run_id INTEGER NOT NULL,
-    t REAL NOT NULL,
-    pages_done INTEGER NOT NULL,
-    browser_pss INTEGER,
-    crawler_pss INTEGER,
-    processes INTEGER,
-    tabs INTEGER,
-    contexts INTEGER
-);
-CREATE TABLE IF NOT EXISTS tab_samples (
-    run_id INTEGER NOT NULL,
-    t REAL NOT NULL,
-    pages INTEGER NOT NULL,
-    js_heap_used INTEGER,
-    nodes INTEGER,
-    listeners INTEGER,
-    documents INTEGER
-);
-"""
-
-# Version 0 -> 2: the request fields and the claim token on frontier; items become one
-# row per pushed item (url_id, seq) instead of one per URL.
-MIGRATE_0_TO_2 = """
-ALTER TABLE frontier ADD COLUMN label TEXT;
-ALTER TABLE frontier ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE frontier ADD COLUMN data TEXT;
-ALTER TABLE frontier ADD COLUMN parent TEXT;
-ALTER TABLE frontier ADD COLUMN token TEXT;
-ALTER TABLE items RENAME TO items_v0;
-CREATE TABLE items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    url_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    extracted_at REAL NOT NULL,
-    UNIQUE (url_id, seq)
-);
-INSERT INTO items (url_id, seq, data, extracted_at)
-    SELECT f.id, 0, i.data, i.extracted_at FROM items_v0 i JOIN frontier f ON f.url = i.url ORDER BY f.id;
-DROP TABLE items_v0;
-"""
 
 PENDING, IN_PROGRESS, DONE, FAILED = "pending", "in_progress", "done", "failed"
 STATES = (PENDING, IN_PROGRESS, DONE, FAILED)
@@ -267,358 +164,6 @@ class Store(Protocol):
     def host_pace(self, wait_ms: tuple[int, int], *, rng: random.Random | None = None) -> Pace: ...
 
 
-class SqliteStore:
-    """The SQLite store (see the module docstring).  ``max_urls`` caps the frontier (0: none).
-
-    The constructor opens (creating or migrating) the database and blocks: from async
-    code use :meth:`open`.  Raises ConfigError (one line) if another process holds the
-    database (``exclusive``, the default: see :mod:`crawler.dblock`), or for a file that
-    cannot be opened or is not a database of this crawler."""
-
-    def __init__(self, path: str | Path, *, max_urls: int = 0, threads: bool = True, exclusive: bool = True):
-        """``threads=False`` runs each call on the event loop instead: for tests under
-        trio's MockClock, whose autojump would otherwise move virtual time while a call
-        waits for its thread.  ``exclusive=False``: no lock, for readers (export)."""
-        self.path = str(path)
-        self.max_urls = max_urls
-        self._threads = threads
-        self.run_id: int | None = None
-        self._limiter = trio.CapacityLimiter(1)
-        if Path(self.path).is_dir():
-            raise ConfigError(f"{self.path}: is a directory, not a database")
-        self._lock = dblock.acquire(self.path) if exclusive else None
-        self._db: sqlite3.Connection | None = None
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._check_version()  # before anything writes to the file
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._prepare_schema()
-        except sqlite3.DatabaseError as exc:
-            self.close()
-            raise ConfigError(f"{self.path}: not a crawler database: {exc}") from None
-        except ConfigError:
-            self.close()
-            raise
-
-    def host_pace(self, wait_ms: tuple[int, int], *, rng: random.Random | None = None) -> Pace:
-        """The host pacing of this crawl: in process, since one process owns the database."""
-        return HostRateLimiter(wait_ms, rng=rng)
-
-    @classmethod
-    async def open(cls, path: str | Path, *, max_urls: int = 0, exclusive: bool = True) -> SqliteStore:
-        return await trio.to_thread.run_sync(lambda: cls(path, max_urls=max_urls, exclusive=exclusive))
-
-    def _check_version(self) -> None:
-        (version,) = self._db.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"{self.path}: database schema version {version} is newer than this crawler's ({SCHEMA_VERSION}):"
-                " refusing to touch it"
-            )
-
-    def _prepare_schema(self) -> None:
-        (version,) = self._db.execute("PRAGMA user_version").fetchone()
-        tables = {t for (t,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if version == 0 and "frontier" in tables:
-            columns = {c[1] for c in self._db.execute("PRAGMA table_info(frontier)")}
-            if "label" not in columns:
-                with self._transaction() as db:
-                    for statement in MIGRATE_0_TO_2.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self._db.executescript(SCHEMA)
-        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def close(self) -> None:
-        """Close the database and give up its lock; idempotent."""
-        db, self._db = self._db, None
-        try:
-            if db is not None:
-                db.close()
-        except sqlite3.Error:
-            pass  # closing only checkpoints the WAL; a rerun does it
-        finally:
-            if self._lock is not None:
-                dblock.release(self._lock)
-                self._lock = None
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a worker thread, one at a time; not abandoned if cancelled.
-        Raises StoreError (one line naming the database) if SQLite fails."""
-        try:
-            if not self._threads:
-                await trio.lowlevel.checkpoint()
-                return fn(*args)
-            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"{self.path}: {exc}") from None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        assert db is not None, "the store is closed"
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:  # a failed COMMIT (disk full) leaves it open
-                db.execute("ROLLBACK")
-            raise
-
-    def _execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
-        """One statement in its own transaction."""
-        with self._transaction() as db:
-            return db.execute(sql, args)
-
-    # -- the frontier --------------------------------------------------------------------
-
-    async def add_urls(self, requests: Iterable[Request | str], batch: int = 1000) -> int:
-        """Add the requests whose URL is new (the same URL twice is one row), up to
-        ``max_urls``.  Returns how many were added.  Each batch is one transaction; the
-        iterable is read on the event loop (it may stream a file: keep lines short)."""
-        added = 0
-        chunk: list[Request] = []
-        for request in requests:
-            chunk.append(request if isinstance(request, Request) else Request(request))
-            if len(chunk) >= batch:
-                added += await self._run(self._add_batch, chunk)
-                chunk = []
-        if chunk:
-            added += await self._run(self._add_batch, chunk)
-        return added
-
-    def _add_batch(self, requests: Sequence[Request]) -> int:
-        with self._transaction() as db:
-            return self._insert(db, requests)
-
-    def _insert(self, db: sqlite3.Connection, requests: Sequence[Request]) -> int:
-        room = None
-        if self.max_urls:
-            (count,) = db.execute("SELECT COUNT(*) FROM frontier").fetchone()
-            room = max(0, self.max_urls - count)
-        added = 0
-        for r in requests:
-            if room is not None and added >= room:
-                break
-            cur = db.execute(
-                "INSERT OR IGNORE INTO frontier (url, label, depth, data, parent) VALUES (?, ?, ?, ?, ?)",
-                (r.url, r.label, r.depth, json.dumps(r.data, ensure_ascii=False) if r.data else None, r.parent),
-            )
-            added += cur.rowcount
-        return added
-
-    async def known(self, urls: Iterable[str]) -> set[str]:
-        """The subset of ``urls`` already in the frontier."""
-        return await self._run(self._known, list(urls))
-
-    def _known(self, urls: list[str]) -> set[str]:
-        found: set[str] = set()
-        for i in range(0, len(urls), 500):
-            part = urls[i : i + 500]
-            marks = ",".join("?" * len(part))
-            found.update(u for (u,) in self._db.execute(f"SELECT url FROM frontier WHERE url IN ({marks})", part))
-        return found
-
-    async def recover(self) -> int:
-        """Put rows left in progress by a killed run back to pending (attempt not charged)."""
-        sql = f"UPDATE frontier SET state='{PENDING}', attempts=MAX(attempts-1, 0), token=NULL WHERE state='{IN_PROGRESS}'"
-        return (await self._run(self._execute, sql)).rowcount
-
-    async def claim(self, avoid_hosts: Collection[str] = ()) -> Job | None:
-        """Take the next ready URL (pending, its retry time reached), preferring one whose
-        host is not in ``avoid_hosts`` (among the first CLAIM_SCAN ready), and mark it in
-        progress."""
-        return await self._run(self._claim, frozenset(avoid_hosts))
-
-    def _claim(self, avoid: frozenset[str]) -> Job | None:
-        now, token = time.time(), secrets.token_hex(8)
-        with self._transaction() as db:
-            ready = db.execute(
-                f"""SELECT id, url FROM frontier WHERE state='{PENDING}' AND next_attempt_at <= ?
-                    ORDER BY next_attempt_at, id LIMIT ?""",
-                (now, CLAIM_SCAN if avoid else 1),
-            ).fetchall()
-            if not ready:
-                return None
-            pick = next((job_id for job_id, url in ready if host_of(url) not in avoid), ready[0][0])
-            row = db.execute(
-                f"""UPDATE frontier SET state='{IN_PROGRESS}', attempts=attempts+1, started_at=?, token=?
-                    WHERE id = ? RETURNING id, url, attempts, label, depth, data, parent""",
-                (now, token, pick),
-            ).fetchone()
-        job_id, url, attempt, label, depth, data, parent = row
-        return Job(job_id, url, attempt, token, label, depth, json.loads(data) if data else {}, parent)
-
-    async def next_ready_in(self) -> float | None:
-        """Seconds until the earliest pending URL is ready (0 if one is); None if none is
-        pending or in progress (the crawl is over)."""
-        return await self._run(self._next_ready_in)
-
-    def _next_ready_in(self) -> float | None:
-        (at,) = self._db.execute(f"SELECT MIN(next_attempt_at) FROM frontier WHERE state='{PENDING}'").fetchone()
-        if at is not None:
-            return max(0.0, at - time.time())
-        (busy,) = self._db.execute(f"SELECT COUNT(*) FROM frontier WHERE state='{IN_PROGRESS}'").fetchone()
-        return 0.5 if busy else None  # in flight may still retry: ask again soon
-
-    async def complete(
-        self,
-        job: Job,
-        items: Sequence[dict[str, Any]],
-        links: Sequence[Request],
-        status: int | None,
-        elapsed_s: float,
-    ) -> bool:
-        """Mark the job done, store its items and add its links, in one transaction.
-        False, and nothing written, if the row is not in progress under this job's claim
-        (a second complete of the same job included)."""
-        return await self._run(self._complete, job, list(items), list(links), status, elapsed_s)
-
-    def _complete(
-        self, job: Job, items: list[dict[str, Any]], links: list[Request], status: int | None, elapsed_s: float
-    ) -> bool:
-        now = time.time()
-        with self._transaction() as db:
-            cur = db.execute(
-                f"""UPDATE frontier SET state='{DONE}', done_count=done_count+1, status=?, finished_at=?,
-                    elapsed_s=?, last_error=NULL, token=NULL WHERE id=? AND state='{IN_PROGRESS}' AND token IS ?""",
-                (status, now, elapsed_s, job.id, job.token or None),
-            )
-            if cur.rowcount != 1:
-                return False
-            db.execute("DELETE FROM items WHERE url_id=?", (job.id,))
-            db.executemany(
-                "INSERT INTO items (url_id, seq, data, extracted_at) VALUES (?, ?, ?, ?)",
-                [(job.id, seq, json.dumps(item, ensure_ascii=False), now) for seq, item in enumerate(items)],
-            )
-            self._insert(db, links)
-        return True
-
-    async def retry_later(self, job: Job, reason: str, delay_s: float, status: int | None = None) -> None:
-        await self._run(self._finish, job, PENDING, reason, status, time.time() + delay_s)
-
-    async def fail(self, job: Job, reason: str, status: int | None = None) -> None:
-        await self._run(self._finish, job, FAILED, reason, status, 0.0)
-
-    def _finish(self, job: Job, state: str, reason: str, status: int | None, next_attempt_at: float) -> None:
-        now = time.time()
-        self._execute(
-            f"""UPDATE frontier SET state=?, last_error=?, status=?, finished_at=?, next_attempt_at=?,
-                elapsed_s=? - started_at, token=NULL WHERE id=? AND state='{IN_PROGRESS}' AND token IS ?""",
-            (state, reason, status, now, next_attempt_at, now, job.id, job.token or None),
-        )
-
-    async def release(self, job: Job) -> None:
-        """The job was interrupted (shutdown, browser restart): back to pending, attempt not charged."""
-        sql = f"""UPDATE frontier SET state='{PENDING}', attempts=MAX(attempts-1, 0), token=NULL
-                  WHERE id=? AND state='{IN_PROGRESS}' AND token IS ?"""
-        await self._run(self._execute, sql, (job.id, job.token or None))
-
-    # -- reading -------------------------------------------------------------------------
-
-    async def counts(self) -> dict[str, int]:
-        return await self._run(self._counts)
-
-    def _counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATES, 0)
-        counts.update(self._db.execute("SELECT state, COUNT(*) FROM frontier GROUP BY state").fetchall())
-        return counts
-
-    async def failures_by_reason(self) -> dict[str, int]:
-        sql = f"SELECT last_error, COUNT(*) FROM frontier WHERE state='{FAILED}' GROUP BY last_error"
-        rows = await self._run(lambda: self._db.execute(sql).fetchall())
-        kinds: dict[str, int] = {}
-        for reason, n in rows:
-            kinds[reason_kind(reason)] = kinds.get(reason_kind(reason), 0) + n
-        return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
-
-    async def in_progress_urls(self) -> set[str]:
-        sql = f"SELECT url FROM frontier WHERE state='{IN_PROGRESS}'"
-        return await self._run(lambda: {u for (u,) in self._db.execute(sql)})
-
-    async def url_state(self, url: str) -> dict[str, Any]:
-        sql = """SELECT state, attempts, label, depth, parent, data, last_error, status, done_count, elapsed_s,
-                        started_at, finished_at FROM frontier WHERE url=?"""
-        row = await self._run(lambda: self._db.execute(sql, (url,)).fetchone())
-        if row is None:
-            return {}
-        keys = (
-            *("state", "attempts", "label", "depth", "parent", "data", "last_error", "status", "done_count"),
-            *("elapsed_s", "started_at", "finished_at"),
-        )
-        record = dict(zip(keys, row, strict=True))
-        record["data"] = json.loads(record["data"]) if record["data"] else {}
-        return record
-
-    async def items(self) -> Iterator[dict[str, Any]]:
-        """Every stored item, in the order URLs entered the frontier, then push order.
-        The iterator reads the database lazily, in the thread that iterates it."""
-        rows = self._db.execute("SELECT data FROM items ORDER BY url_id, seq")
-        return (json.loads(data) for (data,) in rows)
-
-    async def input_position(self, key: str) -> int:
-        sql = "SELECT position FROM input_feed WHERE input_key=?"
-        row = await self._run(lambda: self._db.execute(sql, (key,)).fetchone())
-        return row[0] if row else 0
-
-    async def save_input_position(self, key: str, position: int) -> None:
-        sql = """INSERT INTO input_feed (input_key, position) VALUES (?, ?)
-                 ON CONFLICT (input_key) DO UPDATE SET position=MAX(position, excluded.position)"""
-        await self._run(self._execute, sql, (key, position))
-
-    async def retry_failed(self, prefix: str | None = None) -> int:
-        """Failed URLs (all, or those whose reason starts with ``prefix``) back to
-        pending, ready now, attempts reset (``--retry-failed``); returns how many."""
-        sql = f"""UPDATE frontier SET state='{PENDING}', attempts=0, next_attempt_at=0, token=NULL
-                  WHERE state='{FAILED}' AND (? IS NULL OR substr(COALESCE(last_error, ''), 1, ?) = ?)"""
-        args = (prefix, len(prefix or ""), prefix or "")
-        return (await self._run(self._execute, sql, args)).rowcount
-
-    async def reset(self) -> None:
-        """Forget all progress (``--fresh``)."""
-
-        def reset() -> None:
-            with self._transaction() as db:
-                for table in ("frontier", "items", "runs", "input_feed", "memory_samples", "tab_samples"):
-                    db.execute(f"DELETE FROM {table}")
-
-        await self._run(reset)
-
-    # -- run records -----------------------------------------------------------------------
-
-    async def start_run(self) -> int:
-        cur = await self._run(self._execute, "INSERT INTO runs (started_at) VALUES (?)", (time.time(),))
-        self.run_id = cur.lastrowid
-        return self.run_id  # type: ignore[return-value]
-
-    async def finish_run(self, reason: str, summary: dict[str, Any]) -> None:
-        await self._run(
-            self._execute,
-            "UPDATE runs SET finished_at=?, finish_reason=?, summary=? WHERE id=?",
-            (time.time(), reason, json.dumps(summary), self.run_id),
-        )
-
-    async def add_memory_sample(self, sample: dict[str, Any]) -> None:
-        await self._run(
-            self._db.execute,
-            """INSERT INTO memory_samples (run_id, t, pages_done, browser_pss, crawler_pss, processes, tabs, contexts)
-               VALUES (:run_id, :t, :pages_done, :browser_pss, :crawler_pss, :processes, :tabs, :contexts)""",
-            {"run_id": self.run_id, **sample},
-        )
-
-    async def add_tab_sample(self, sample: dict[str, Any]) -> None:
-        await self._run(
-            self._db.execute,
-            """INSERT INTO tab_samples (run_id, t, pages, js_heap_used, nodes, listeners, documents)
-               VALUES (:run_id, :t, :pages, :js_heap_used, :nodes, :listeners, :documents)""",
-            {"run_id": self.run_id, **sample},
-        )
-
-
 @asynccontextmanager
 async def open_store(cfg: Config, *, exclusive: bool = True) -> AsyncIterator[Store]:
     """The store a config names (SQLite at ``[output] db`` unless ``[store] backend =
@@ -634,6 +179,8 @@ async def open_store(cfg: Config, *, exclusive: bool = True) -> AsyncIterator[St
     path = Path(cfg.output.db)
     if not path.parent.exists():
         raise ConfigError(f"{cfg.source}: [output] db: folder {str(path.parent)!r} does not exist")
+    from .sqlite_store import SqliteStore
+
     store = await SqliteStore.open(path, max_urls=cfg.crawl.max_pages, exclusive=exclusive)
     try:
         yield store

@@ -53,7 +53,7 @@ from hypothesis import strategies as st
 import cdp
 from crawler.config import Config
 from crawler.engine import Crawler
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from crawler.supervisor import HEARTBEAT_INTERVAL_S, RESTART_BACKOFF_S
 from tests.crawler.conftest import CurrentPool, make_config
 from tests.fake.browser import shop_url

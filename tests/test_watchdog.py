@@ -20,7 +20,7 @@ import trio
 import crawler.pool
 from crawler.engine import Crawler
 from crawler.router import run_route
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from crawler.watchdog import Watchdog
 from tests.crawler.conftest import make_config
 from tests.fake.browser import shop_url

@@ -12,7 +12,7 @@ import cdp
 from crawler import config as config_mod
 from crawler.engine import Crawler
 from crawler.pool import TabPool, open_pool
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from tests.shop import FaultShop, start_shop
 
 DEMO_EXTRACT = {

@@ -20,7 +20,7 @@ from crawler import demo
 from crawler.demo._data import PRODUCTS_PER_PAGE, pages
 from crawler.engine import Crawler
 from crawler.httpserver import Request as HttpRequest
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from tests.shop import start_shop
 
 pytestmark = pytest.mark.chromium

@@ -88,7 +88,7 @@ async def test_tabs_recycle_every_n_pages_and_contexts_rotate_every_m_with_no_st
                 await trio.sleep(0.01)
 
         from crawler.engine import Crawler
-        from crawler.store import SqliteStore
+        from crawler.sqlite_store import SqliteStore
 
         store = SqliteStore(cfg.output.db)
         engine = Crawler(cfg, store, open_pool=current, run_route=served.run_route)

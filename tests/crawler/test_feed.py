@@ -15,7 +15,7 @@ import trio
 from crawler import config as config_mod
 from crawler.feed import InputFeed
 from crawler.inputs import iter_urls
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from tests.procs import REPO
 
 
@@ -96,7 +96,7 @@ def test_a_second_process_on_a_held_database_is_refused_naming_the_holder(tmp_pa
     line naming this pid; once it is closed, the other one may open it."""
     db = tmp_path / "held.db"
     store = SqliteStore(db)
-    probe = f"from crawler.store import SqliteStore\nSqliteStore({str(db)!r}).close()\nprint('opened')"
+    probe = f"from crawler.sqlite_store import SqliteStore\nSqliteStore({str(db)!r}).close()\nprint('opened')"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     held = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
     assert held.returncode != 0

@@ -14,7 +14,7 @@ import trio
 from crawler import Router
 from crawler.engine import Crawler
 from crawler.session import DIRECT, MAX_FREE_RETIREMENTS, SessionPool
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from tests.crawler.conftest import make_config
 from tests.fake.browser import connect_fake, expected_item_for, open_fake_chromium, shop_url
 from tests.fake.harness import FakeBrowsers, no_memory_reading, outcome_problems, virtual_store_time

@@ -22,7 +22,7 @@ from crawler.engine import Crawler
 from crawler.httpserver import Request as HttpRequest
 from crawler.httpserver import Response as HttpResponse
 from crawler.monitor import format_summary
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from tests.crawler.conftest import DEMO_EXTRACT
 from tests.httpproxy import HttpProxy
 from tests.shop import FaultShop, start_shop

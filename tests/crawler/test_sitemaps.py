@@ -19,7 +19,7 @@ from crawler.feed import InputFeed
 from crawler.httpserver import Response, serve_http
 from crawler.inputs import iter_urls
 from crawler.sitemaps import iter_sitemap_urls
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from tests.crawler.conftest import crawl, make_config
 from tests.shop import FaultShop, start_shop
 

@@ -9,7 +9,8 @@ import pytest
 import trio
 
 from crawler.config import ConfigError
-from crawler.store import SCHEMA_VERSION, Job, Request, SqliteStore
+from crawler.sqlite_store import SCHEMA_VERSION, SqliteStore
+from crawler.store import Job, Request
 
 # The first release's tables, as it created them (one item per URL, no request fields).
 FIRST_SCHEMA = """

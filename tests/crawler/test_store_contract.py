@@ -23,7 +23,8 @@ import trio
 from crawler.config import Config
 from crawler.engine import Crawler
 from crawler.redis_store import open_redis_store
-from crawler.store import Request, SqliteStore, Store
+from crawler.sqlite_store import SqliteStore
+from crawler.store import Request, Store
 from tests.conftest import RedisServer
 from tests.crawler.conftest import make_config
 from tests.fake.browser import shop_url

@@ -12,7 +12,7 @@ import trio
 
 import cdp
 from crawler.engine import Crawler
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from crawler.supervisor import ENDPOINT_BACKOFF_S, RESTART_BACKOFF_S
 from tests.crawler.conftest import make_config
 from tests.fake.browser import shop_url

@@ -13,7 +13,7 @@ import trio
 from crawler import config as config_mod
 from crawler.demo import DemoShop, format_price, product, reviews
 from crawler.httpserver import serve_http
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from crawler.tryout import try_url
 from tests.monitor.conftest import png_size
 

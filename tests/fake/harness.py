@@ -197,7 +197,7 @@ async def watch_pool(get_pool, browsers: FakeBrowsers, problems: list[str], inte
             problems.append(f"t={trio.current_time():.3f}: {problem}")
 
 
-async def outcome_problems(store: crawler.store.SqliteStore, urls: list[str], browsers: FakeBrowsers) -> list[str]:
+async def outcome_problems(store: crawler.store.Store, urls: list[str], browsers: FakeBrowsers) -> list[str]:
     """Every URL in exactly one terminal state with the right data, none loaded after it was done."""
     problems = []
     with closing(sqlite3.connect(store.path)) as db:  # a connection of its own, read at once

@@ -36,7 +36,7 @@ from crawler.demo import expected_item
 from crawler.engine import Crawler
 from crawler.httpserver import Response
 from crawler.pool import InvariantReport
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from crawler.supervisor import open_configured_browser
 from tests.crawler.conftest import CurrentPool, make_config, url_states
 from tests.procs import become_child_subreaper, existing, profile_dirs, wait_gone

@@ -9,7 +9,8 @@ import trio
 
 from crawler.engine import Crawler
 from crawler.invariants import InvariantMonitor
-from crawler.store import Job, SqliteStore
+from crawler.sqlite_store import SqliteStore
+from crawler.store import Job
 from tests.crawler.conftest import CurrentPool, crawl, make_config
 from tests.monitor.conftest import wait_until, warnings_about
 

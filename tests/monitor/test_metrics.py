@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from crawler import metrics
 from crawler.config import ConfigError
 from crawler.engine import Crawler
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from tests.crawler.conftest import make_config
 from tests.monitor.conftest import free_port, wait_until
 

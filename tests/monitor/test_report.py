@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from crawler import cli, report
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from tests.crawler.conftest import crawl, make_config
 from tests.monitor.conftest import png_size
 

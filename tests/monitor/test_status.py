@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import cdp
 from crawler.engine import Crawler
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from tests.crawler.conftest import make_config
 from tests.monitor.conftest import free_port, wait_until
 

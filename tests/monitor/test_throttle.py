@@ -9,7 +9,7 @@ import trio
 from crawler.engine import Crawler
 from crawler.memory import MemoryReading
 from crawler.monitor import MemoryThrottle, self_pss
-from crawler.store import SqliteStore
+from crawler.sqlite_store import SqliteStore
 from tests.crawler.conftest import make_config
 from tests.monitor.conftest import wait_until, warnings_about
 
