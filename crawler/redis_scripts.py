@@ -146,10 +146,15 @@ return {id, unpack(redis.call('HMGET', u, JOB_FIELDS))}
 ).replace("JOB_FIELDS", _JOB_FIELDS)
 
 # ARGV: id, token, call, items_json ('' for none), status ('' for none),
-#   elapsed_s, max_urls, then REQUEST_FIELDS per link
+#   elapsed_s, max_urls, hashes_json (the items' content hashes, a JSON array),
+#   recrawl_after_s (0: never), run (0: none), then REQUEST_FIELDS per link
 #   -> 1 done (by this call, or by this same call before: a client's retry),
 #      2 already done by another complete call of this job (nothing written),
 #      0 not held (nothing written)
+# The items replace the URL's earlier ones; ``P item_meta`` keeps [hash, fetched_at,
+# run] per item, and an item whose hash was among the earlier ones keeps its
+# fetched_at and run (unchanged; each earlier item matches once), as
+# ``store.carry_over`` does.
 _COMPLETE = (
     _PROLOGUE
     + _ADD_FUNCTIONS
@@ -169,14 +174,93 @@ redis.call('HDEL', u, 'last_error')
 if ARGV[5] ~= '' then redis.call('HSET', u, 'status', ARGV[5]) else redis.call('HDEL', u, 'status') end
 redis.call('HINCRBY', u, 'done_count', 1)
 redis.call('ZADD', K .. 'done', id, id)
-if ARGV[4] ~= '' then redis.call('HSET', K .. 'items', id, ARGV[4]) end
+local changed, unchanged = 0, 0
+if ARGV[4] ~= '' then
+  local pool = {}
+  local old = redis.call('HGET', K .. 'item_meta', id)
+  if old then
+    for _, m in ipairs(cjson.decode(old)) do
+      pool[m[1]] = pool[m[1]] or {}
+      table.insert(pool[m[1]], m)
+    end
+  end
+  local meta = {}
+  for i, h in ipairs(cjson.decode(ARGV[8])) do
+    if pool[h] and #pool[h] > 0 then
+      meta[i] = table.remove(pool[h], 1)
+      unchanged = unchanged + 1
+    else
+      meta[i] = {h, now, tonumber(ARGV[10])}
+      changed = changed + 1
+    end
+  end
+  redis.call('HSET', K .. 'items', id, ARGV[4])
+  redis.call('HSET', K .. 'item_meta', id, cjson.encode(meta))
+else
+  redis.call('HDEL', K .. 'items', id)
+  redis.call('HDEL', K .. 'item_meta', id)
+end
+redis.call('HSET', u, 'changed_items', changed, 'unchanged_items', unchanged)
+local recrawl_after = tonumber(ARGV[9])
+if recrawl_after > 0 then
+  redis.call('ZADD', K .. 'recrawl', now + recrawl_after, id)
+else
+  redis.call('ZREM', K .. 'recrawl', id)
+end
 local max_urls = tonumber(ARGV[7])
-for i = 8, #ARGV, REQUEST_FIELDS do
+for i = 11, #ARGV, REQUEST_FIELDS do
   add_request(i, max_urls)
 end
 return 1
 """
 )
+
+# ARGV: limit  -> how many done URLs whose recrawl time has come (at most ``limit``)
+# went back to pending: ready now, in crawl order, attempts reset, items kept
+_REQUEUE_DUE = (
+    _PROLOGUE
+    + """
+local moved = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', K .. 'recrawl', '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))) do
+  redis.call('ZREM', K .. 'recrawl', id)
+  local u = K .. 'u:' .. id
+  if redis.call('HGET', u, 'state') == 'done' then
+    redis.call('ZREM', K .. 'done', id)
+    redis.call('HSET', u, 'state', 'pending', 'attempts', 0, 'ready', id)
+    redis.call('ZADD', K .. 'pending', id, id)
+    moved = moved + 1
+  end
+end
+return moved
+"""
+)
+
+# ARGV: first id, last id, label ('' for any, else '=' then the label)
+#   -> for each URL id in [first, last] with stored items (and that label):
+#      id, url, label ('' for none), items JSON, item_meta JSON ('' if none: the
+#      layout before recrawls), finished_at
+_ITEM_BATCH = """
+local K = KEYS[1]
+local want = ARGV[3]
+local out = {}
+for id = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+  local items = redis.call('HGET', K .. 'items', id)
+  if items then
+    local u = K .. 'u:' .. id
+    local label = redis.call('HGET', u, 'label')
+    if want == '' or (label and '=' .. label == want) then
+      local meta = redis.call('HGET', K .. 'item_meta', id) or ''
+      table.insert(out, id)
+      table.insert(out, redis.call('HGET', u, 'url') or '')
+      table.insert(out, label or '')
+      table.insert(out, items)
+      table.insert(out, meta)
+      table.insert(out, redis.call('HGET', u, 'finished_at') or '0')
+    end
+  end
+end
+return out
+"""
 
 # ARGV: none  -> how many expired leases (any worker's) went back to pending, the
 # interrupted attempt not charged
@@ -419,6 +503,8 @@ SCRIPTS = {
     "add_urls": _ADD_URLS,
     "claim": _CLAIM,
     "complete": _COMPLETE,
+    "requeue_due": _REQUEUE_DUE,
+    "item_batch": _ITEM_BATCH,
     "recover": _RECOVER,
     "finish": _FINISH,
     "release_held": _RELEASE_HELD,

@@ -40,6 +40,7 @@ braces make every key of a crawl share one Redis Cluster hash slot):
 ``P u:<id>``           hash: url, state, attempts, ready, token, worker,
                        lease_until, started_at, finished_at, elapsed_s, status,
                        last_error, done_count, done_by, done_token, done_call,
+                       changed_items, unchanged_items,
                        takeovers, taken_from, taken_at; and the request: depth,
                        label, parent, data (JSON object); label, parent and data
                        are absent for None / {} (and in URLs added by the previous
@@ -54,6 +55,9 @@ braces make every key of a crawl share one Redis Cluster hash slot):
 ``P items``            hash: id -> JSON array of the items its job pushed, in push
                        order (absent when none; a JSON object, from the previous
                        layout, is one item)
+``P item_meta``        hash: id -> JSON array of [hash, fetched_at, run] per item
+                       (absent in crawls of the layout before recrawls)
+``P recrawl``          zset: id -> when the done URL is due again
 ``P input:<key>``      string: entries of the input ``<key>`` fed so far
 ``P workers``          zset: worker id (``host:pid:random``) -> last renewal
 ``P runs``             hash: run number -> JSON record; ``P run_seq``
@@ -112,7 +116,7 @@ from .ratelimit import Pace
 from .redis_link import RedisAway, RedisLink
 from .redis_pace import RedisPace
 from .redis_scripts import SCRIPT_KEYS, SCRIPTS
-from .store import CLAIM_SCAN, STATES, Job, Request, StoreError, reason_kind
+from .store import CLAIM_SCAN, STATES, Job, Request, RunRecord, StoredItem, StoreError, item_hash, reason_kind
 from .urls import short_url
 
 log = logging.getLogger("crawler.redis_store")
@@ -219,6 +223,7 @@ class RedisStore:
         self.max_urls = max_urls  # the frontier never holds more URLs (ever added); 0: no cap
         self.worker = worker or new_worker_id()
         self.run_id: int | None = None
+        self._run_started: float | None = None
         self.leases_lost = 0
         self._held: dict[int, str] = {}  # id -> token of every lease this store holds
         self._unsent: list[tuple[Job, Callable[[], Awaitable[int]]]] = []  # outcomes buffered while Redis is away
@@ -338,6 +343,16 @@ class RedisStore:
         return int(await self._run("recover"))
 
     @_translated
+    async def requeue_due(self) -> int:
+        """Done URLs whose recrawl time has come (server time) back to pending, ready
+        now, attempts reset, their items kept; returns how many.  One script per
+        READ_BATCH URLs, each atomic; cancelled half-way: those batches are done."""
+        moved = 0
+        while (n := int(await self._run("requeue_due", str(READ_BATCH)))) > 0:
+            moved += n
+        return moved
+
+    @_translated
     async def claim(self, avoid_hosts: Collection[str] = ()) -> Job | None:
         """Take a URL: one whose lease expired (a dead worker's), else the next ready
         pending one, preferring a host not in ``avoid_hosts`` (among the first CLAIM_SCAN
@@ -401,9 +416,12 @@ class RedisStore:
         links: Sequence[Request],
         status: int | None,
         elapsed_s: float,
+        recrawl_after_s: float = 0.0,
     ) -> bool:
         """In one script, if the lease is still held by ``job.token``: the job done,
-        its ``items`` stored (in push order) and its ``links`` added as by
+        its ``items`` stored (in push order) in place of the URL's earlier ones, an
+        unchanged one keeping its fetch time and run (see the store contract), the URL
+        due again in ``recrawl_after_s`` (> 0), and its ``links`` added as by
         :meth:`add_urls` (new URLs only, within ``max_urls``).  False, and nothing
         written, if the job is not held any more: another worker took the lease over,
         it was released, or it was completed already (a second call returns False; the
@@ -430,6 +448,9 @@ class RedisStore:
             "" if status is None else str(status),
             repr(elapsed_s),
             str(self.max_urls),
+            json.dumps([item_hash(item) for item in items]),
+            repr(float(recrawl_after_s)),
+            str(self.run_id or 0),
             *link_args,
         ]
 
@@ -539,23 +560,68 @@ class RedisStore:
         compares them with its own in-flight jobs."""
         return set(await self._run("held_urls", self.worker))
 
-    @_translated
-    async def items(self) -> Iterator[dict[str, Any]]:
-        """Every stored item of the whole crawl, in the order the URLs entered the
-        frontier (URL id), then push order.  Read in batches of READ_BATCH, all before
-        returning: memory grows with the crawl.  Cancelled half-way: nothing is
-        returned."""
-        items: list[dict[str, Any]] = []
-        start = 0
-        while True:
-            ids = await self.client.zrange(self.key("done"), start, start + READ_BATCH - 1)
-            if not ids:
-                break
-            for job_id, data in zip(ids, await self.client.hmget(self.key("items"), ids), strict=True):
-                if data is not None:
-                    items += decode_items(f"{self.key('items')} {job_id}", data)
-            start += READ_BATCH
-        return iter(items)
+    async def stream_items(
+        self,
+        *,
+        label: str | None = None,
+        run: int | None = None,
+        changed_since: float | None = None,
+        batch: int = READ_BATCH,
+    ) -> AsyncIterator[list[StoredItem]]:
+        """The stored items in crawl order (URL id, then push order), filtered as the
+        store contract says, in lists of at most ``batch``.  One script call reads the
+        items of ``batch // 10`` URL ids (a page pushes about ten; each call's reply is
+        held alone), so memory is bounded by the pages of one call, however big the
+        crawl.  Items of the layout before
+        recrawls have their URL's finish time and no run."""
+        step = max(1, batch // 10)
+        want = "" if label is None else "=" + label
+        last = int(await self.link.call(lambda: self.client.get(self.key("seq"))) or 0)
+        for first in range(1, last + 1, step):
+            args = [str(first), str(min(last, first + step - 1)), want]
+            reply = await self.link.call(lambda a=args: self._run("item_batch", *a))
+            found: list[StoredItem] = []
+            for i in range(0, len(reply), 6):
+                job_id, url, url_label, items_json, meta_json, finished_at = reply[i : i + 6]
+                where = f"{self.key('items')} {job_id}"
+                items = decode_items(where, items_json)
+                meta = decode_meta(where, meta_json, len(items), float(finished_at))
+                for seq, (data, (fetched_at, item_run)) in enumerate(zip(items, meta, strict=True)):
+                    if (run is None or item_run == run) and (changed_since is None or fetched_at >= changed_since):
+                        found.append(StoredItem(url, url_label or None, seq, data, fetched_at, item_run))
+            for start in range(0, len(found), batch):
+                yield found[start : start + batch]
+
+    async def items(self) -> list[dict[str, Any]]:
+        """Every stored item's data, in crawl order (all in memory: see :meth:`stream_items`)."""
+        return [item.data async for batch in self.stream_items() for item in batch]
+
+    async def run_record(self, run: int | None = None) -> RunRecord | None:
+        """Run ``run`` of this crawl (default: the last any worker started), with its
+        samples; None if there is none.  Redis keeps no per-page finish times per run:
+        ``page_times`` is [] and ``report`` reads throughput from the samples."""
+
+        async def read() -> RunRecord | None:
+            number = run if run is not None else int(await self.client.get(self.key("run_seq")) or 0)
+            raw = await self.client.hget(self.key("runs"), str(number)) if number else None
+            if raw is None:
+                return None
+            record = json.loads(raw)
+            samples = [json.loads(x) for x in await self.client.lrange(self.key(f"mem:{number}"), 0, -1)]
+            tabs = [json.loads(x) for x in await self.client.lrange(self.key(f"tabs:{number}"), 0, -1)]
+            started = record.get("started_at") or (samples[0]["t"] if samples else 0.0)
+            return RunRecord(
+                run_id=number,
+                started_at=started,
+                finished_at=record.get("finished_at"),
+                finish_reason=record.get("finish_reason"),
+                summary=record.get("summary"),
+                samples=sorted(samples, key=lambda x: x["t"]),
+                tabs=sorted(tabs, key=lambda x: x["t"]),
+                page_times=[],
+            )
+
+        return await self.link.call(read)
 
     @_translated
     async def url_state(self, url: str) -> dict[str, Any]:
@@ -590,6 +656,8 @@ class RedisStore:
             "last_error": record.get("last_error") or None,  # '' in records of the previous layout
             "status": record.get("status"),
             "done_count": record.get("done_count", 0),
+            "changed_items": record.get("changed_items"),
+            "unchanged_items": record.get("unchanged_items"),
         }
 
     @_translated
@@ -629,12 +697,20 @@ class RedisStore:
     @_translated
     async def start_run(self) -> int:
         self.run_id = int(await self.client.incr(self.key("run_seq")))
-        await self.client.hset(self.key("runs"), {str(self.run_id): json.dumps({"worker": self.worker})})
+        self._run_started = await self.server_time()
+        record = {"worker": self.worker, "started_at": self._run_started}
+        await self.client.hset(self.key("runs"), {str(self.run_id): json.dumps(record)})
         return self.run_id
 
     @_translated
     async def finish_run(self, reason: str, summary: dict[str, Any]) -> None:
-        record = {"worker": self.worker, "finish_reason": reason, "summary": summary}
+        record = {
+            "worker": self.worker,
+            "started_at": self._run_started,
+            "finished_at": await self.server_time(),
+            "finish_reason": reason,
+            "summary": summary,
+        }
         await self.client.hset(self.key("runs"), {str(self.run_id): json.dumps(record, default=str)})
 
     async def add_memory_sample(self, sample: dict[str, Any]) -> None:
@@ -691,6 +767,22 @@ def decode_data(key: str, data: str | None) -> dict[str, Any]:
     return value
 
 
+def decode_meta(where: str, data: str, count: int, finished_at: float) -> list[tuple[float, int | None]]:
+    """The (fetched_at, run) of each of a URL's ``count`` stored items, from its
+    ``P item_meta`` entry; '' (the layout before recrawls): the URL's ``finished_at``
+    and no run.  RedisLayoutError if it does not match the items."""
+    if not data:
+        return [(finished_at, None)] * count
+    try:
+        meta = json.loads(data)
+        pairs = [(float(m[1]), int(m[2]) or None if len(m) > 2 else None) for m in meta]
+    except (json.JSONDecodeError, TypeError, ValueError, IndexError) as exc:
+        raise RedisLayoutError(f"{where} meta: {exc}") from None
+    if len(pairs) != count:
+        raise RedisLayoutError(f"{where} meta: {len(pairs)} entries for {count} items")
+    return pairs
+
+
 def decode_items(where: str, data: str) -> list[dict[str, Any]]:
     """One URL's stored items (``where`` names them in the error): a JSON array of
     objects, or one object (the previous layout); else RedisLayoutError."""
@@ -706,7 +798,7 @@ def decode_items(where: str, data: str) -> list[dict[str, Any]]:
 
 
 _FLOAT_FIELDS = {"ready", "lease_until", "started_at", "finished_at", "elapsed_s", "taken_at"}
-_INT_FIELDS = {"attempts", "depth", "done_count", "status", "takeovers"}
+_INT_FIELDS = {"attempts", "depth", "done_count", "status", "takeovers", "changed_items", "unchanged_items"}
 
 
 def _encode_request(request: Request | str) -> list[str]:

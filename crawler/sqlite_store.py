@@ -32,8 +32,8 @@ crawl (which stops with its summary), and the transaction it interrupted is roll
 back, so nothing is half-written and a rerun resumes exactly.
 
 Schema versions (``PRAGMA user_version``): 0 is the first release's (one item per URL,
-no request fields), migrated in place, in one transaction, to 2; a newer version than
-this code knows is refused with a one-line error.
+no request fields), 2 has no recrawls; both are migrated in place, in one transaction,
+to 3.  A newer version than this code knows is refused with a one-line error.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import random
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,11 +53,26 @@ import trio
 from . import dblock
 from .config import ConfigError
 from .ratelimit import HostRateLimiter, Pace, host_of
-from .store import CLAIM_SCAN, DONE, FAILED, IN_PROGRESS, PENDING, STATES, Job, Request, StoreError, reason_kind
+from .store import (
+    CLAIM_SCAN,
+    DONE,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    STATES,
+    Job,
+    Request,
+    RunRecord,
+    StoredItem,
+    StoreError,
+    carry_over,
+    item_hash,
+    reason_kind,
+)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS frontier (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -75,15 +90,21 @@ CREATE TABLE IF NOT EXISTS frontier (
     depth INTEGER NOT NULL DEFAULT 0,
     data TEXT,
     parent TEXT,
-    token TEXT
+    token TEXT,
+    recrawl_at REAL,
+    changed_items INTEGER,
+    unchanged_items INTEGER
 );
 CREATE INDEX IF NOT EXISTS frontier_ready ON frontier (state, next_attempt_at, id);
+CREATE INDEX IF NOT EXISTS frontier_recrawl ON frontier (recrawl_at) WHERE recrawl_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     url_id INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     data TEXT NOT NULL,
-    extracted_at REAL NOT NULL,
+    extracted_at REAL NOT NULL,  -- the fetch that stored this content (kept while it is unchanged)
+    hash TEXT,  -- store.item_hash of data; NULL in rows older than version 3
+    run_id INTEGER,  -- the run of that fetch
     UNIQUE (url_id, seq)
 );
 CREATE TABLE IF NOT EXISTS runs (
@@ -138,6 +159,16 @@ CREATE TABLE items (
 INSERT INTO items (url_id, seq, data, extracted_at)
     SELECT f.id, 0, i.data, i.extracted_at FROM items_v0 i JOIN frontier f ON f.url = i.url ORDER BY f.id;
 DROP TABLE items_v0;
+"""
+
+# Version 2 -> 3: recrawls (the URL's due time, its last fetch's changed and unchanged
+# item counts) and the items' content hash and run.
+MIGRATE_2_TO_3 = """
+ALTER TABLE frontier ADD COLUMN recrawl_at REAL;
+ALTER TABLE frontier ADD COLUMN changed_items INTEGER;
+ALTER TABLE frontier ADD COLUMN unchanged_items INTEGER;
+ALTER TABLE items ADD COLUMN hash TEXT;
+ALTER TABLE items ADD COLUMN run_id INTEGER;
 """
 
 
@@ -195,11 +226,13 @@ class SqliteStore:
     def _prepare_schema(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         tables = {t for (t,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if version == 0 and "frontier" in tables:
+        if "frontier" in tables and version < SCHEMA_VERSION:
             columns = {c[1] for c in self._db.execute("PRAGMA table_info(frontier)")}
-            if "label" not in columns:
-                with self._transaction() as db:
-                    for statement in MIGRATE_0_TO_2.split(";"):
+            steps = [] if "label" in columns else [MIGRATE_0_TO_2]
+            steps += [] if "recrawl_at" in columns else [MIGRATE_2_TO_3]
+            if steps:
+                with self._transaction() as db:  # all of it or none
+                    for statement in ";".join(steps).split(";"):
                         if statement.strip():
                             db.execute(statement)
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -346,31 +379,66 @@ class SqliteStore:
         links: Sequence[Request],
         status: int | None,
         elapsed_s: float,
+        recrawl_after_s: float = 0.0,
     ) -> bool:
-        """Mark the job done, store its items and add its links, in one transaction.
-        False, and nothing written, if the row is not in progress under this job's claim
-        (a second complete of the same job included)."""
-        return await self._run(self._complete, job, list(items), list(links), status, elapsed_s)
+        """Mark the job done, store its items in place of the URL's earlier ones
+        (unchanged ones keep their fetch time, see :func:`~crawler.store.carry_over`)
+        and add its links, in one transaction.  False, and nothing written, if the row
+        is not in progress under this job's claim (a second complete of the same job
+        included)."""
+        hashes = [item_hash(item) for item in items]
+        return await self._run(
+            self._complete, job, list(items), hashes, list(links), status, elapsed_s, recrawl_after_s
+        )
 
     def _complete(
-        self, job: Job, items: list[dict[str, Any]], links: list[Request], status: int | None, elapsed_s: float
+        self,
+        job: Job,
+        items: list[dict[str, Any]],
+        hashes: list[str],
+        links: list[Request],
+        status: int | None,
+        elapsed_s: float,
+        recrawl_after_s: float,
     ) -> bool:
         now = time.time()
         with self._transaction() as db:
+            old = [
+                (h or item_hash(json.loads(data)), fetched_at, run)
+                for h, data, fetched_at, run in db.execute(
+                    "SELECT hash, data, extracted_at, run_id FROM items WHERE url_id=? ORDER BY seq", (job.id,)
+                )
+            ]
+            kept = carry_over(old, hashes, now, self.run_id)
+            unchanged = sum(1 for fetched_at, _ in kept if fetched_at != now)
             cur = db.execute(
                 f"""UPDATE frontier SET state='{DONE}', done_count=done_count+1, status=?, finished_at=?,
-                    elapsed_s=?, last_error=NULL, token=NULL WHERE id=? AND state='{IN_PROGRESS}' AND token IS ?""",
-                (status, now, elapsed_s, job.id, job.token or None),
+                    elapsed_s=?, last_error=NULL, token=NULL, recrawl_at=?, changed_items=?, unchanged_items=?
+                    WHERE id=? AND state='{IN_PROGRESS}' AND token IS ?""",
+                (
+                    *(status, now, elapsed_s, now + recrawl_after_s if recrawl_after_s > 0 else None),
+                    *(len(items) - unchanged, unchanged, job.id, job.token or None),
+                ),
             )
             if cur.rowcount != 1:
                 return False
             db.execute("DELETE FROM items WHERE url_id=?", (job.id,))
             db.executemany(
-                "INSERT INTO items (url_id, seq, data, extracted_at) VALUES (?, ?, ?, ?)",
-                [(job.id, seq, json.dumps(item, ensure_ascii=False), now) for seq, item in enumerate(items)],
+                "INSERT INTO items (url_id, seq, data, extracted_at, hash, run_id) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (job.id, seq, json.dumps(item, ensure_ascii=False), fetched_at, h, run)
+                    for seq, (item, h, (fetched_at, run)) in enumerate(zip(items, hashes, kept, strict=True))
+                ],
             )
             self._insert(db, links)
         return True
+
+    async def requeue_due(self) -> int:
+        """Done URLs whose recrawl time has come back to pending, ready now, attempts
+        reset; their items stay until the recrawl completes.  Returns how many."""
+        sql = f"""UPDATE frontier SET state='{PENDING}', attempts=0, next_attempt_at=0, recrawl_at=NULL
+                  WHERE recrawl_at <= ? AND state='{DONE}'"""
+        return (await self._run(lambda: self._execute(sql, (time.time(),)))).rowcount
 
     async def retry_later(self, job: Job, reason: str, delay_s: float, status: int | None = None) -> None:
         await self._run(self._finish, job, PENDING, reason, status, time.time() + delay_s)
@@ -416,23 +484,59 @@ class SqliteStore:
 
     async def url_state(self, url: str) -> dict[str, Any]:
         sql = """SELECT state, attempts, label, depth, parent, data, last_error, status, done_count, elapsed_s,
-                        started_at, finished_at FROM frontier WHERE url=?"""
+                        started_at, finished_at, changed_items, unchanged_items FROM frontier WHERE url=?"""
         row = await self._run(lambda: self._db.execute(sql, (url,)).fetchone())
         if row is None:
             return {}
         keys = (
             *("state", "attempts", "label", "depth", "parent", "data", "last_error", "status", "done_count"),
-            *("elapsed_s", "started_at", "finished_at"),
+            *("elapsed_s", "started_at", "finished_at", "changed_items", "unchanged_items"),
         )
         record = dict(zip(keys, row, strict=True))
         record["data"] = json.loads(record["data"]) if record["data"] else {}
         return record
 
-    async def items(self) -> Iterator[dict[str, Any]]:
-        """Every stored item, in the order URLs entered the frontier, then push order.
-        The iterator reads the database lazily, in the thread that iterates it."""
-        rows = self._db.execute("SELECT data FROM items ORDER BY url_id, seq")
-        return (json.loads(data) for (data,) in rows)
+    async def stream_items(
+        self,
+        *,
+        label: str | None = None,
+        run: int | None = None,
+        changed_since: float | None = None,
+        batch: int = 1000,
+    ) -> AsyncIterator[list[StoredItem]]:
+        """The stored items in crawl order, in lists of ``batch``, filtered (see the
+        :class:`~crawler.store.Store` contract).  Each batch is one query in the worker
+        thread, resuming after the last (url, seq) read, so memory holds one batch."""
+        where, args = ["(i.url_id, i.seq) > (?, ?)"], []
+        if label is not None:
+            where.append("f.label = ?")
+            args.append(label)
+        if run is not None:
+            where.append("i.run_id = ?")
+            args.append(run)
+        if changed_since is not None:
+            where.append("i.extracted_at >= ?")
+            args.append(changed_since)
+        sql = f"""SELECT i.url_id, i.seq, f.url, f.label, i.data, i.extracted_at, i.run_id
+                  FROM items i JOIN frontier f ON f.id = i.url_id
+                  WHERE {" AND ".join(where)} ORDER BY i.url_id, i.seq LIMIT ?"""
+        after = (0, -1)
+        while True:
+            rows = await self._run(self._fetch_all, sql, (*after, *args, batch))
+            if not rows:
+                return
+            yield [
+                StoredItem(url, label_, seq, json.loads(data), fetched_at, run_)
+                for _, seq, url, label_, data, fetched_at, run_ in rows
+            ]
+            after = (rows[-1][0], rows[-1][1])
+
+    def _fetch_all(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        return self._db.execute(sql, args).fetchall()
+
+    async def items(self) -> list[dict[str, Any]]:
+        """Every stored item's data, in crawl order (all in memory: see :meth:`stream_items`)."""
+        return [item.data async for batch in self.stream_items() for item in batch]
 
     async def input_position(self, key: str) -> int:
         sql = "SELECT position FROM input_feed WHERE input_key=?"
@@ -474,6 +578,46 @@ class SqliteStore:
             self._execute,
             "UPDATE runs SET finished_at=?, finish_reason=?, summary=? WHERE id=?",
             (time.time(), reason, json.dumps(summary), self.run_id),
+        )
+
+    async def run_record(self, run: int | None = None) -> RunRecord | None:
+        """Run ``run`` (default: the last), its samples and the finish times of the
+        pages done while it ran; None if there is no such run."""
+        return await self._run(self._run_record, run)
+
+    def _run_record(self, run: int | None) -> RunRecord | None:
+        db = self._db
+        row = db.execute(
+            "SELECT id, started_at, finished_at, finish_reason, summary FROM runs"
+            + (" WHERE id=?" if run is not None else " ORDER BY id DESC LIMIT 1"),
+            (run,) if run is not None else (),
+        ).fetchone()
+        if row is None:
+            return None
+        run_id, started_at, finished_at, reason, summary = row
+
+        def rows(sql: str) -> list[dict[str, Any]]:
+            cur = db.execute(sql, (run_id,))
+            names = [c[0] for c in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur]
+
+        end = finished_at or time.time()
+        page_times = [
+            t
+            for (t,) in db.execute(
+                f"SELECT finished_at FROM frontier WHERE state='{DONE}' AND finished_at BETWEEN ? AND ? ORDER BY 1",
+                (started_at, end),
+            )
+        ]
+        return RunRecord(
+            run_id=run_id,
+            started_at=started_at,
+            finished_at=finished_at,
+            finish_reason=reason,
+            summary=json.loads(summary) if summary else None,
+            samples=rows("SELECT * FROM memory_samples WHERE run_id=? ORDER BY t"),
+            tabs=rows("SELECT * FROM tab_samples WHERE run_id=? ORDER BY t"),
+            page_times=page_times,
         )
 
     async def add_memory_sample(self, sample: dict[str, Any]) -> None:

@@ -25,8 +25,10 @@ since T.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,9 +82,59 @@ class Job:
         return Request(self.url, self.label, self.depth, self.data, self.parent)
 
 
+@attrs.frozen
+class StoredItem:
+    """One stored item, as :meth:`Store.stream_items` yields it."""
+
+    url: str  # the page's URL
+    label: str | None  # the URL's label (its route); None: the default route
+    seq: int  # push order within the page's latest fetch
+    data: dict[str, Any]  # the item, as the handler pushed it
+    fetched_at: float  # unix time of the fetch that stored this content (an unchanged item keeps its first)
+    run: int | None  # the run (``start_run``) whose fetch stored it; None for items older than recrawls
+
+
+@attrs.frozen
+class RunRecord:
+    """One run of a crawl, as ``report`` reads it (:meth:`Store.run_record`)."""
+
+    run_id: int
+    started_at: float
+    finished_at: float | None
+    finish_reason: str | None
+    summary: dict[str, Any] | None
+    samples: list[dict[str, Any]]  # memory samples, in time order
+    tabs: list[dict[str, Any]]  # tab samples, in time order
+    page_times: list[float]  # finish times of the pages this run completed, sorted; [] if the store keeps none
+
+    @property
+    def end(self) -> float:
+        candidates = [self.finished_at or 0.0, *(s["t"] for s in self.samples[-1:]), *self.page_times[-1:]]
+        return max(self.started_at, *candidates)
+
+
+def item_hash(item: dict[str, Any]) -> str:
+    """The content hash of an item: SHA-256 of its canonical JSON (keys sorted), so the
+    same content pushed again, in any key order, hashes the same."""
+    text = json.dumps(item, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def carry_over(
+    old: Iterable[tuple[str, float, int | None]], new_hashes: Sequence[str], now: float, run: int | None
+) -> list[tuple[float, int | None]]:
+    """The (fetched_at, run) of each new item of a URL: an item whose hash is among the
+    URL's stored items (``old``: (hash, fetched_at, run) each) is unchanged and keeps
+    theirs (each old item matches once); a new or changed one gets ``now`` and ``run``."""
+    pool: dict[str, list[tuple[float, int | None]]] = {}
+    for h, fetched_at, old_run in old:
+        pool.setdefault(h, []).append((fetched_at, old_run))
+    return [pool[h].pop(0) if pool.get(h) else (now, run) for h in new_hashes]
+
+
 class Store(Protocol):
-    """What the engine needs of a store: :class:`SqliteStore` here, ``RedisStore`` in
-    ``redis_store``.  Every method means the same on both backends, and one contract
+    """What the engine needs of a store: ``SqliteStore`` in ``sqlite_store``,
+    ``RedisStore`` in ``redis_store``.  Every method means the same on both backends, and one contract
     test suite (``tests/crawler/test_store_contract.py``) runs against each.
 
     Every method is one atomic step.  A store is one *worker's* view of a crawl: with
@@ -105,10 +157,20 @@ class Store(Protocol):
       host does not take every tab while other hosts' URLs wait.
     - ``next_ready_in()``: seconds until a claim may succeed (0: now), None when
       nothing is pending or in progress: the crawl is over.
-    - ``complete(job, items, links, status, elapsed_s)``: in one transaction: the job
-      done, its ``items`` (dicts, in push order) stored, and its ``links`` (Requests)
-      added as by ``add_urls``.  Returns False and writes nothing when the job is not
-      held in progress any more (taken over, already completed, released).
+    - ``complete(job, items, links, status, elapsed_s, recrawl_after_s=0)``: in one
+      transaction: the job done, its ``items`` (dicts, in push order) stored in place of
+      the URL's earlier ones, and its ``links`` (Requests) added as by ``add_urls``.
+      Each item is stored with the fetch time and the run (``start_run``'s number) of
+      the fetch that stored its content: an item whose :func:`item_hash` is among the
+      URL's earlier items is unchanged and keeps theirs (:func:`carry_over`).  The
+      URL's record counts them (``changed_items``, ``unchanged_items``).  With
+      ``recrawl_after_s`` > 0 the URL is due again that long after now (see
+      ``requeue_due``).  Returns False and writes nothing when the job is not held in
+      progress any more (taken over, already completed, released).
+    - ``requeue_due()``: done URLs whose recrawl time has come go back to pending,
+      ready now, attempts reset, their items kept until the recrawl completes; returns
+      how many.  The engine calls it when a run starts: a run crawls what is due then
+      and ends, so a monitor is a crawl run again on a schedule.
     - ``retry_later``, ``fail``, ``release``: the job's other outcomes; whatever the job
       pushed or enqueued is not stored.  ``release`` does not charge the attempt.
     - ``counts()``: URLs per state of the whole crawl; ``failures_by_reason()``.
@@ -116,8 +178,14 @@ class Store(Protocol):
     - ``url_state(url)``: one URL's record (``state``, ``attempts``, ``label``,
       ``depth``, ``parent``, ``data``, ``last_error``, ``status``, ``done_count``), {}
       if unknown.
-    - ``items()``: every stored item of the whole crawl, in the order their URLs
-      entered the frontier, then push order.
+    - ``stream_items(label=, run=, changed_since=, batch=)``: an async iterator of lists
+      (about ``batch`` each) of :class:`StoredItem`, every stored item of the whole
+      crawl in the order their URLs entered the frontier, then push order; only those
+      of URLs labelled ``label``, stored by run ``run``, or fetched at or after
+      ``changed_since`` (unix time) when given.  Memory is bounded by the batch.
+    - ``items()``: every stored item's data, as a list (for small crawls and tests).
+    - ``run_record(run=None)``: a :class:`RunRecord` of run ``run`` (default: the
+      last), None if there is none.
     - ``input_position(key)``: how many entries of the input ``key`` (see
       :func:`crawler.inputs.input_key`) were fed into the frontier (0 if none);
       ``save_input_position(key, n)`` records ``n`` if it is more (a position never
@@ -144,7 +212,9 @@ class Store(Protocol):
         links: Sequence[Request],
         status: int | None,
         elapsed_s: float,
+        recrawl_after_s: float = 0.0,
     ) -> bool: ...
+    async def requeue_due(self) -> int: ...
     async def retry_later(self, job: Job, reason: str, delay_s: float, status: int | None = None) -> None: ...
     async def fail(self, job: Job, reason: str, status: int | None = None) -> None: ...
     async def release(self, job: Job) -> None: ...
@@ -152,7 +222,16 @@ class Store(Protocol):
     async def failures_by_reason(self) -> dict[str, int]: ...
     async def in_progress_urls(self) -> set[str]: ...
     async def url_state(self, url: str) -> dict[str, Any]: ...
-    async def items(self) -> Iterator[dict[str, Any]]: ...
+    def stream_items(
+        self,
+        *,
+        label: str | None = None,
+        run: int | None = None,
+        changed_since: float | None = None,
+        batch: int = 1000,
+    ) -> AsyncIterator[list[StoredItem]]: ...
+    async def items(self) -> list[dict[str, Any]]: ...
+    async def run_record(self, run: int | None = None) -> RunRecord | None: ...
     async def input_position(self, key: str) -> int: ...
     async def save_input_position(self, key: str, position: int) -> None: ...
     async def retry_failed(self, prefix: str | None = None) -> int: ...

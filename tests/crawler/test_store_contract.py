@@ -623,3 +623,109 @@ async def test_a_paced_host_first_in_line_does_not_take_every_worker(backend):
     fetched = sorted((browsers.hits(url)[0], url) for url in [*a, *b])
     order = ["a" if url in a else "b" for _, url in fetched]
     assert order.index("b") < [i for i, host in enumerate(order) if host == "a"][2], order
+
+
+# -- recrawls, streaming reads, run records -------------------------------------------------
+
+
+async def complete_next(store: Store, items: list[dict[str, Any]], **kwargs: Any) -> Any:
+    job = await claim(store)
+    assert await store.complete(job, items, [], 200, 0.1, **kwargs)
+    return job
+
+
+async def streamed(store: Store, **filters: Any) -> list[Any]:
+    return [item async for batch in store.stream_items(**filters) for item in batch]
+
+
+async def test_requeue_due_before_the_recrawl_time_moves_nothing(store):
+    await store.add_urls(URLS[:2])
+    await complete_next(store, [{"n": 1}], recrawl_after_s=60.0)
+    await complete_next(store, [{"n": 2}])  # never due again
+    assert await store.requeue_due() == 0
+    assert (await store.counts())["done"] == 2
+
+
+async def test_a_done_url_past_its_recrawl_time_is_pending_again_with_its_items_kept(store):
+    await store.add_urls(URLS[:2])
+    await complete_next(store, [{"n": 1}], recrawl_after_s=0.05)
+    await complete_next(store, [{"n": 2}])
+    await trio.sleep(0.15)
+    assert await store.requeue_due() == 1
+    assert await store.requeue_due() == 0  # once
+    assert await store.counts() == {**NO_URLS, "pending": 1, "done": 1}
+    state = await store.url_state(URLS[0])
+    assert (state["state"], state["attempts"], state["done_count"]) == ("pending", 0, 1)
+    assert await items(store) == [{"n": 1}, {"n": 2}]  # kept until the recrawl completes
+    job = await claim(store)
+    assert (job.url, job.attempt) == (URLS[0], 1)
+
+
+async def test_a_recrawl_stores_a_changed_item_again_and_keeps_an_unchanged_one_with_its_fetch_time(store):
+    await store.add_urls(URLS[:2])
+    await store.start_run()
+    await complete_next(store, [{"sku": 1, "price": 100}, {"review": "good"}], recrawl_after_s=0.05)
+    await complete_next(store, [{"sku": 2, "price": 200}], recrawl_after_s=0.05)
+    first = {(i.url, i.seq): i for i in await streamed(store)}
+    await trio.sleep(0.15)
+    assert await store.requeue_due() == 2
+    between = max(i.fetched_at for i in first.values()) + 0.01
+    await trio.sleep(0.05)
+    second_run = await store.start_run()
+    # URLS[0]: the same two items, keys in another order; URLS[1]: its price changed.
+    await complete_next(store, [{"price": 100, "sku": 1}, {"review": "good"}])
+    await complete_next(store, [{"sku": 2, "price": 150}])
+
+    stored = await streamed(store)
+    assert [i.data for i in stored] == [{"price": 100, "sku": 1}, {"review": "good"}, {"sku": 2, "price": 150}]
+    unchanged, changed = stored[:2], stored[2]
+    assert [i.fetched_at for i in unchanged] == [first[(URLS[0], 0)].fetched_at, first[(URLS[0], 1)].fetched_at]
+    assert changed.fetched_at > between and changed.run == second_run
+    assert [i.data for i in await streamed(store, changed_since=between)] == [{"sku": 2, "price": 150}]
+    assert [i.data for i in await streamed(store, run=second_run)] == [{"sku": 2, "price": 150}]
+    a, b = await store.url_state(URLS[0]), await store.url_state(URLS[1])
+    assert (a["changed_items"], a["unchanged_items"], a["done_count"]) == (0, 2, 2)
+    assert (b["changed_items"], b["unchanged_items"], b["done_count"]) == (1, 0, 2)
+    assert await store.requeue_due() == 0  # completed without recrawl_after_s: never due again
+
+
+async def test_a_recrawl_that_pushes_an_item_twice_keeps_one_and_stores_the_other_as_new(store):
+    await store.add_urls(URLS[:1])
+    await complete_next(store, [{"r": 1}], recrawl_after_s=0.01)
+    await trio.sleep(0.05)
+    await store.requeue_due()
+    await complete_next(store, [{"r": 1}, {"r": 1}])
+    a = await store.url_state(URLS[0])
+    assert (a["changed_items"], a["unchanged_items"]) == (1, 1)
+    assert len(await items(store)) == 2
+
+
+async def test_stream_items_filters_by_label_in_crawl_order_in_bounded_batches(store):
+    await store.add_urls([Request(URLS[0], label="product"), Request(URLS[1], label="list"), URLS[2]])
+    for n in range(3):
+        await complete_next(store, [{"page": n, "i": i} for i in range(25)])
+    batches = [batch async for batch in store.stream_items(batch=20)]
+    assert all(0 < len(batch) <= 20 for batch in batches)  # never the whole crawl at once
+    flat = [i for batch in batches for i in batch]
+    assert [(i.data["page"], i.data["i"]) for i in flat] == [(n, i) for n in range(3) for i in range(25)]
+    assert [i.seq for i in flat[:25]] == list(range(25))
+    assert {i.label for i in flat} == {"product", "list", None}
+    product = await streamed(store, label="product")
+    assert {i.url for i in product} == {URLS[0]} and len(product) == 25
+    assert await streamed(store, label="nothing") == []
+
+
+async def test_run_record_is_the_last_run_with_its_summary_and_samples(store):
+    assert await store.run_record() is None
+    first = await store.start_run()
+    await store.finish_run("finished", {"done": 1})
+    second = await store.start_run()
+    await store.add_memory_sample(
+        {"t": 1.0, "pages_done": 3, "browser_pss": 100, "crawler_pss": 10, "processes": 2, "tabs": 1, "contexts": 1}
+    )
+    record = await store.run_record()
+    assert (record.run_id, record.finish_reason, record.summary) == (second, None, None)
+    assert [s["pages_done"] for s in record.samples] == [3] and record.started_at > 0
+    old = await store.run_record(first)
+    assert (old.finish_reason, old.summary) == ("finished", {"done": 1})
+    assert old.finished_at >= old.started_at

@@ -51,7 +51,7 @@ async def test_a_retried_complete_call_is_true_and_adds_nothing_again(cfg):
     async with open_redis_store(cfg) as store:
         await store.add_urls(URLS[:1])
         job = await store.claim()
-        args = (str(job.id), job.token, "call-1", json.dumps([ITEM]), "200", "0.25", "0")
+        args = (str(job.id), job.token, "call-1", json.dumps([ITEM]), "200", "0.25", "0", '["h"]', "0", "0")
         link = ["http://shop.test/list/1", "", "1", "", "=" + job.url]
         assert await store._run("complete", *args, *link) == 1
         assert await store._run("complete", *args, *link) == 1  # the client's retry of the same call
