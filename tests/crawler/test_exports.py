@@ -287,3 +287,8 @@ def test_export_cli_refuses_a_run_that_is_not_positive(capsys):
         main(["export", "--db", "x.db", "--run", "0"])
     assert info.value.code == 2
     assert "--run: expected a positive integer, got '0'" in capsys.readouterr().err
+
+
+def test_export_cli_refuses_parquet_to_standard_output_before_opening_the_database(tmp_path, capsys):
+    assert main(["export", "--db", str(tmp_path / "nope.db"), "--format", "parquet"]) == 2
+    assert capsys.readouterr().err.strip() == "crawler: error: --out: parquet needs a file"
