@@ -21,9 +21,9 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing, contextmanager
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import attrs
 import trio
@@ -57,6 +57,22 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 # -- which items -----------------------------------------------------------------------------
+
+
+class ItemSource(Protocol):
+    """What an export reads: both stores (SqliteStore, RedisStore) provide it."""
+
+    def stream_items(
+        self,
+        *,
+        label: str | None = None,
+        run: int | None = None,
+        changed_since: float | None = None,
+        batch: int = BATCH_ITEMS,
+    ) -> AsyncIterator[list[StoredItem]]:
+        """The current items in crawl order (URL order, then seq), in lists of about
+        ``batch``, filtered by label, run and ``fetched_at >= changed_since``."""
+        ...
 
 
 @attrs.frozen
@@ -125,7 +141,7 @@ def format_utc(seconds: float) -> str:
 
 
 async def export_items(
-    store: Any,
+    store: ItemSource,
     out: str | None,
     fmt: str,
     *,
@@ -187,15 +203,15 @@ def _open(out: str | None, binary: bool) -> IO[Any]:
     if out is None:
         return sys.stdout.buffer if binary else sys.stdout
     if binary:
-        return open(out, "wb")  # noqa: SIM115 (closed by export_items)
-    return open(out, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        return open(out, "wb")  # closed by export_items
+    return open(out, "w", encoding="utf-8", newline="")
 
 
 @attrs.frozen
 class _Stream:
     """One pass over the query's items, as rows (dicts), batch by batch."""
 
-    store: Any
+    store: ItemSource
     query: ItemQuery
     meta: bool
     batch: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from typing import Any
 
@@ -292,3 +293,25 @@ def test_export_cli_refuses_a_run_that_is_not_positive(capsys):
 def test_export_cli_refuses_parquet_to_standard_output_before_opening_the_database(tmp_path, capsys):
     assert main(["export", "--db", str(tmp_path / "nope.db"), "--format", "parquet"]) == 2
     assert capsys.readouterr().err.strip() == "crawler: error: --out: parquet needs a file"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+async def test_a_full_disk_while_writing_is_one_line_naming_out(fmt):
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    with pytest.raises(ConfigError) as info:
+        await export_items(FakeStore([item({"a": n}, n) for n in range(3000)]), "/dev/full", fmt)
+    assert str(info.value) == "--out: cannot write '/dev/full': No space left on device"
+
+
+async def test_a_closed_pipe_on_standard_output_passes_through_as_broken_pipe(monkeypatch):
+    """The CLI turns BrokenPipeError into a quiet exit 0 (``export | head``)."""
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    with pytest.raises(BrokenPipeError):
+        await export_items(FakeStore([item({"a": 1})]), None, "jsonl")
