@@ -7,7 +7,6 @@ Exit codes (of a crawl, they describe the database at the end, not only this run
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from . import config as config_mod
 from . import monitor
 from .config import Config, ConfigError
 from .dblock import DatabaseInUse
+from .exports import FORMATS, ItemQuery, export_items, parse_utc
 from .store import Store, StoreError, open_store
 
 log = logging.getLogger("crawler")
@@ -49,8 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     where = export.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", help="SQLite database")
     where.add_argument("--config", help="config whose [store]/[output] names the store")
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    export.add_argument("--out", help="output file (default: standard output)")
+    export.add_argument("--format", choices=FORMATS, default="jsonl", help="parquet needs the [parquet] extra")
+    export.add_argument("--out", help="output file (default: standard output; parquet needs a file)")
+    export.add_argument("--label", help="only the items of URLs with this label (route)")
+    export.add_argument("--run", type=_positive, metavar="N", help="only the items stored by run N")
+    export.add_argument(
+        "--changed-since",
+        metavar="TIME",
+        help="only items fetched at or after TIME, in UTC: 2026-12-01T08:00:00Z, or a date 2026-12-01",
+    )
+    export.add_argument("--meta", action="store_true", help="add leading _url, _label, _fetched_at columns")
 
     demo = sub.add_parser("demo", help="start the bundled demo shop on 127.0.0.1 and crawl it")
     demo.add_argument("--config", default=str(REPO_CONFIG / "demo.toml"), help="default: config/demo.toml")
@@ -273,59 +281,40 @@ def exit_code(summary: dict[str, Any]) -> int:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    if args.format == "parquet" and args.out is None:  # said before the store is opened
+        raise ConfigError("--out: parquet needs a file")
+    query = ItemQuery(
+        label=args.label,
+        run=args.run,
+        changed_since=parse_utc(args.changed_since) if args.changed_since is not None else None,
+    )
     if args.config:
         cfg = config_mod.load(args.config)
     else:
         if not Path(args.db).is_file():
             raise ConfigError(f"--db: no such database {args.db!r}")
-        cfg = None
-    return trio.run(_export, cfg, args)
-
-
-async def _export(cfg: Config | None, args: argparse.Namespace) -> int:
-    if cfg is None:
         cfg = config_mod.Config(source="--db", output=config_mod.OutputSection(db=args.db))
+    return trio.run(_export, cfg, args, query)
+
+
+async def _export(cfg: Config, args: argparse.Namespace, query: ItemQuery) -> int:
+    """``export``: stream the store's items to ``--out`` (see :mod:`crawler.exports`)."""
     async with open_store(cfg, exclusive=False) as store:  # a reader: allowed while a crawl runs
-        items = await store.items()
         try:
-            out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout  # noqa: ASYNC230
-        except OSError as exc:
-            raise ConfigError(f"--out: cannot write {args.out!r}: {exc.strerror or exc}") from None
-        try:
-            count = await trio.to_thread.run_sync(write_items, items, out, args.format)
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise ConfigError(f"--out: cannot write {args.out or 'standard output'!r}: {exc.strerror or exc}") from None
+            count = await export_items(store, args.out, args.format, query=query, meta=args.meta)
         except sqlite3.Error as exc:
             raise StoreError(f"{cfg.output.db}: {exc}") from None
-        finally:
-            if args.out:
-                out.close()
-    print(f"crawler: exported {count} items", file=sys.stderr)
+    filters = query.describe()
+    print(f"crawler: exported {count} items" + (f" ({filters})" if filters else ""), file=sys.stderr)
     return EXIT_OK
 
 
-def write_items(items, out, fmt: str) -> int:
-    """Write items as JSONL (one object per line) or CSV (nested values as JSON)."""
-    count = 0
-    if fmt == "jsonl":
-        for item in items:
-            out.write(json.dumps(item, ensure_ascii=False) + "\n")
-            count += 1
-        return count
-    items = list(items)
-    columns: list[str] = []
-    for item in items:
-        columns += [k for k in item if k not in columns]
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    for item in items:
-        writer.writerow(
-            {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for k, v in item.items()}
-        )
-        count += 1
-    return count
+def _compare_export(path: str, products: int) -> dict[str, dict[str, int]]:
+    """The demo's check, read back from the JSONL it exported (line by line: bounded memory)."""
+    from . import demo
+
+    with open(path, encoding="utf-8") as lines:
+        return demo.compare((json.loads(line) for line in lines), products)
 
 
 async def demo_command(args: argparse.Namespace) -> int:
@@ -349,12 +338,11 @@ async def demo_command(args: argparse.Namespace) -> int:
                 await store.reset()
             await _retry_failed(store, args.retry_failed)
             reason, summary = await _crawl(cfg, store, args.limit)
-            items = list(await store.items())
+            exported = await export_items(store, args.out, "jsonl")
         nursery.cancel_scope.cancel()
-    with open(args.out, "w", encoding="utf-8") as out:  # noqa: ASYNC230
-        exported = write_items(items, out, "jsonl")
+    comparison = await trio.to_thread.run_sync(_compare_export, args.out, products)
     print(f"crawler: {exported} items written to {args.out} (database {cfg.output.db})", file=sys.stderr)
-    print(f"crawler: {demo.format_comparison(demo.compare(items, products))}", file=sys.stderr)
+    print(f"crawler: {demo.format_comparison(comparison)}", file=sys.stderr)
     resume = sys.argv[1:] if "--resume" in sys.argv else [*sys.argv[1:], "--resume"]
     return _finish(reason, summary, resume=resume)
 
