@@ -80,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--cdp-url", help="attach to a running Chromium instead of launching one")
 
     report = sub.add_parser("report", help="print a run's figures and plot memory against pages")
-    report.add_argument("--db", required=True)
+    source = report.add_mutually_exclusive_group(required=True)
+    source.add_argument("--db", help="SQLite database")
+    source.add_argument("--config", help="config whose [store]/[output] names the store (Redis too)")
+    report.add_argument("--run", type=_positive, help="the run to report (default: the last)")
     report.add_argument("--out", help="PNG file (default: next to the database)")
     return parser
 

@@ -220,6 +220,7 @@ class RouteSpec:
     follow: tuple[FollowRule, ...] = ()
     scroll: bool = False
     click_until_gone: str = ""
+    recrawl_after_s: float | None = None  # None: [crawl] recrawl_after_s
 
 
 @attrs.frozen
@@ -237,6 +238,11 @@ class CrawlSection:
     max_pages: int = _field(0, _int(0), "the frontier never holds more URLs than this; 0: no limit")
     obey_robots: bool = _field(
         False, _bool, "fetch each host's /robots.txt once and fail the URLs it disallows (reason robots)"
+    )
+    recrawl_after_s: float = _field(
+        0.0,
+        _float(),
+        "a done URL is due again this long after it was fetched (at the next run's start); 0: never",
     )
 
 
@@ -591,7 +597,10 @@ def _captures(rules: Any, where: str) -> tuple[CaptureRule, ...]:
     return tuple(captures)
 
 
-ROUTE_KEYS = ("label", "wait_for", "fields", "capture", "items", "follow", "scroll", "click_until_gone")
+ROUTE_KEYS = (
+    *("label", "wait_for", "fields", "capture", "items", "follow", "scroll", "click_until_gone"),
+    "recrawl_after_s",
+)
 
 
 def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
@@ -620,6 +629,9 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
             raise ConfigError(str(exc)) from None
         if not isinstance(table.get("scroll", False), bool):
             raise ConfigError(f"{where}: scroll: expected true or false")
+        recrawl = table.get("recrawl_after_s")
+        if recrawl is not None and (isinstance(recrawl, bool) or not isinstance(recrawl, int | float) or recrawl < 0):
+            raise ConfigError(f"{where}: recrawl_after_s: expected seconds >= 0 (0: never), got {recrawl!r}")
         fields = _parse_fields(table["fields"], f"{where}: fields") if "fields" in table else ()
         items = None
         if "items" in table:
@@ -649,6 +661,7 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
                 follow=tuple(follow),
                 scroll=table.get("scroll", False),
                 click_until_gone=click,
+                recrawl_after_s=None if recrawl is None else float(recrawl),
             )
         )
     labels = [r.label for r in routes]

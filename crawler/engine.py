@@ -156,6 +156,9 @@ class Crawler:
         recovered = await store.recover()
         if recovered:
             log.info("resuming: %d URLs that were in flight when the last run stopped are pending again", recovered)
+        due = await store.requeue_due()
+        if due:
+            log.info("recrawling: %d done URLs are due again (recrawl_after_s)", due)
         added = await self._feed.fill()  # the first batch: a bad URL in it stops the crawl before any page
         self._jobs.set_input_open(not self._feed.exhausted)
         counts = await store.counts()

@@ -29,22 +29,7 @@ import attrs
 import trio
 
 from .config import ConfigError
-
-try:
-    from .store import StoredItem
-except ImportError:  # until the stores' stream_items lands; removed at merge
-
-    @attrs.frozen
-    class StoredItem:  # type: ignore[no-redef]
-        """One current item of the crawl, as ``stream_items`` yields it."""
-
-        url: str  # the page's URL
-        label: str | None  # the URL's label (route); None = the default route
-        seq: int  # push order within the page's latest fetch
-        data: dict[str, Any]  # the item itself, as the handler pushed it
-        fetched_at: float  # unix time (UTC seconds) of the fetch that stored this content
-        run: int | None  # the run number (store.start_run) whose fetch stored it
-
+from .store import StoredItem
 
 log = logging.getLogger("crawler.exports")
 

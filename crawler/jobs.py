@@ -373,7 +373,10 @@ class JobRunner:
         pausing the host first if the failure asks for it."""
         if result is not None:
             # What the handler pushed and enqueued is stored with the outcome, in one transaction.
-            if await self._store.complete(job, result.items, result.links, result.status, elapsed_s):
+            recrawl_after_s = self._router.recrawl_after_s(job.label, self._config.crawl.recrawl_after_s) or 0.0
+            if await self._store.complete(
+                job, result.items, result.links, result.status, elapsed_s, recrawl_after_s=recrawl_after_s
+            ):
                 self._done += 1
                 self._count_field_errors(job, result)
             else:

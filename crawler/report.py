@@ -1,7 +1,8 @@
-"""``python -m crawler report --db PATH [--out PNG]``: a run's figures, and a plot.
+"""``python -m crawler report --db PATH | --config FILE [--run N] [--out PNG]``: a run's
+figures, and a plot.
 
-Reads the last run of the database (the ``runs`` row, its ``memory_samples`` and
-``tab_samples``, and the finish times of the pages it completed), prints its figures,
+Reads a run of the crawl (:meth:`~crawler.store.Store.run_record`: its record, memory
+and tab samples, and on SQLite the finish times of the pages it completed), prints its figures,
 and writes a PNG with two panels: the browser tree's PSS (and the crawler's) against
 pages done, and throughput over time.  Works on the database of a crawl still running
 or killed (its run has no summary yet: the figures come from the samples alone).
@@ -10,78 +11,47 @@ or killed (its run has no summary yet: the figures come from the samples alone).
 from __future__ import annotations
 
 import argparse
-import json
-import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import attrs
+import trio
 
-from .config import ConfigError
+from . import config as config_mod
+from .config import Config, ConfigError
 from .monitor import THROTTLE_HIGH, THROTTLE_LOW, MiB, format_summary
+from .store import RunRecord, open_store
 
 PLOT_SIZE_IN = (10.0, 7.0)  # inches; at PLOT_DPI: 1000 x 700 pixels
 PLOT_DPI = 100
 THROUGHPUT_BINS = 60  # at most this many bars over the run
 
 
-@attrs.frozen
-class RunData:
-    run_id: int
-    started_at: float
-    finished_at: float | None
-    finish_reason: str | None
-    summary: dict[str, Any] | None
-    samples: list[dict[str, Any]]  # memory_samples rows, in time order
-    tabs: list[dict[str, Any]]  # tab_samples rows, in time order
-    page_times: list[float]  # finished_at of the pages this run completed, sorted
-
-    @property
-    def end(self) -> float:
-        candidates = [self.finished_at or 0.0, *(s["t"] for s in self.samples[-1:]), *self.page_times[-1:]]
-        return max(self.started_at, *candidates)
+async def load_run(cfg: Config, run: int | None = None) -> RunRecord:
+    """Run ``run`` (default: the last) of the crawl a config's store holds, SQLite or
+    Redis.  ConfigError if there is no such run (or no crawler database)."""
+    async with open_store(cfg, exclusive=False) as store:  # a reader: allowed while the crawl runs
+        record = await store.run_record(run)
+    if record is None:
+        where = cfg.output.db if cfg.store.backend != "redis" else cfg.source
+        raise ConfigError(f"--run: {where!r} has no run {run}" if run else f"--db: {where!r} holds no run yet")
+    return record
 
 
-def load_run(db_path: str | Path) -> RunData:
-    """The last run of a crawl database.  ConfigError if there is no database or no run."""
-    path = Path(db_path)
-    if not path.is_file():
-        raise ConfigError(f"--db: no such database {str(path)!r}")
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise ConfigError(f"--db: cannot open {str(path)!r}: {exc}") from None
-    db.row_factory = sqlite3.Row
-    try:
-        run = db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-        if run is None:
-            raise ConfigError(f"--db: {str(path)!r} holds no run yet")
-        samples = [dict(r) for r in db.execute("SELECT * FROM memory_samples WHERE run_id=? ORDER BY t", (run["id"],))]
-        tabs = [dict(r) for r in db.execute("SELECT * FROM tab_samples WHERE run_id=? ORDER BY t", (run["id"],))]
-        end = run["finished_at"] or time.time()
-        page_times = [
-            t
-            for (t,) in db.execute(
-                "SELECT finished_at FROM frontier WHERE state='done' AND finished_at BETWEEN ? AND ? ORDER BY 1",
-                (run["started_at"], end),
-            )
-        ]
-    except sqlite3.DatabaseError as exc:
-        raise ConfigError(f"--db: {str(path)!r} is not a crawl database: {exc}") from None
-    finally:
-        db.close()
-    return RunData(
-        run_id=run["id"],
-        started_at=run["started_at"],
-        finished_at=run["finished_at"],
-        finish_reason=run["finish_reason"],
-        summary=json.loads(run["summary"]) if run["summary"] else None,
-        samples=samples,
-        tabs=tabs,
-        page_times=page_times,
-    )
+def page_times(run: RunRecord) -> list[float]:
+    """When the run's pages were done: the store's own times (SQLite), else spread
+    evenly between the memory samples by their ``pages_done`` (Redis keeps no
+    per-page times; the throughput is then as fine as the sampling)."""
+    if run.page_times or not run.samples:
+        return run.page_times
+    times: list[float] = []
+    before_t, before_pages = run.started_at, 0
+    for sample in run.samples:
+        done = sample["pages_done"] - before_pages
+        times += [before_t + (sample["t"] - before_t) * (i + 1) / done for i in range(max(0, done))]
+        before_t, before_pages = sample["t"], max(before_pages, sample["pages_done"])
+    return times
 
 
 def pss_slope_mb_per_1000(samples: list[dict[str, Any]], skip_fraction: float = 0.1) -> float | None:
@@ -103,14 +73,15 @@ def pss_slope_mb_per_1000(samples: list[dict[str, Any]], skip_fraction: float = 
     return sxy / sxx * 1000 / MiB
 
 
-def throughput(run: RunData) -> tuple[list[float], list[float], float]:
+def throughput(run: RunRecord) -> tuple[list[float], list[float], float]:
     """Pages per second in equal bins over the run (about 5 pages per bin on average, at
     most THROUGHPUT_BINS bins): (bin starts in s since the start, rates, bin width)."""
     duration = max(1e-9, run.end - run.started_at)
-    bins = max(1, min(THROUGHPUT_BINS, len(run.page_times) // 5))
+    done = page_times(run)
+    bins = max(1, min(THROUGHPUT_BINS, len(done) // 5))
     width = duration / bins
     counts = [0] * bins
-    for t in run.page_times:
+    for t in done:
         counts[min(bins - 1, max(0, int((t - run.started_at) / width)))] += 1
     return [i * width for i in range(bins)], [c / width for c in counts], width
 
@@ -123,7 +94,7 @@ def _pss_at(samples: list[dict[str, Any]], pages: float) -> int | None:
     return None
 
 
-def figures(run: RunData) -> str:
+def figures(run: RunRecord) -> str:
     """The run's figures as text: the end summary, then memory and tab figures."""
     lines = [
         f"run {run.run_id}: {run.finish_reason or 'not finished (running, or killed)'}, started "
@@ -132,7 +103,7 @@ def figures(run: RunData) -> str:
     if run.summary:
         lines.append(format_summary(run.summary))
     else:
-        lines.append(f"pages done      {len(run.page_times)} (no summary: the run did not finish)")
+        lines.append(f"pages done      {len(page_times(run))} (no summary: the run did not finish)")
     samples = run.samples
     browser = [s["browser_pss"] for s in samples if s["browser_pss"]]
     if browser:
@@ -165,7 +136,7 @@ def figures(run: RunData) -> str:
     return "\n".join(lines)
 
 
-def plot(run: RunData, out: str | Path, *, title: str = "") -> Path:
+def plot(run: RunRecord, out: str | Path, *, title: str = "") -> Path:
     """Write the two-panel PNG (Agg, no display needed) and return its path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -206,7 +177,7 @@ def plot(run: RunData, out: str | Path, *, title: str = "") -> Path:
     starts, rates, width = throughput(run)
     rate.bar(starts, rates, width=width, align="edge", alpha=0.7, label=f"pages/s in {width:.3g} s bins")
     duration = max(1e-9, run.end - run.started_at)
-    mean = len(run.page_times) / duration
+    mean = len(page_times(run)) / duration
     rate.axhline(mean, color="black", linestyle="--", label="mean over the run")
     rate.set_ylim(0, max([mean, *rates]) * 1.3 or 1.0)  # headroom for the legend
     rate.set_xlabel("seconds since the run started")
@@ -220,22 +191,34 @@ def plot(run: RunData, out: str | Path, *, title: str = "") -> Path:
     return out
 
 
-def default_out(db_path: str | Path) -> Path:
-    path = Path(db_path)
+def default_out(cfg: Config) -> Path:
+    """Next to the database (SQLite), else ``<site>-report.png`` in the working folder."""
+    if cfg.store.backend == "redis":
+        return Path(f"{cfg.site.name}-report.png")
+    path = Path(cfg.output.db)
     return path.with_name(f"{path.stem}-report.png")
 
 
 def report_command(args: argparse.Namespace) -> int:
-    """Print the last run's figures and write its plot.  0 on success; ConfigError
-    (exit 2 in the CLI) if the database is missing, has no run, or the output folder
-    does not exist."""
-    run = load_run(args.db)
-    out = Path(args.out) if args.out else default_out(args.db)
+    """Print a run's figures (``--run N``, default the last) and write its plot.  0 on
+    success; ConfigError (exit 2 in the CLI) if the store is missing, has no such run,
+    or the output folder does not exist.  ``--db`` reads a SQLite crawl; ``--config``
+    the store the config names (Redis included: there a run is one worker's)."""
+    if args.config:
+        cfg = config_mod.load(args.config)
+        name = cfg.site.name if cfg.store.backend == "redis" else Path(cfg.output.db).name
+    else:
+        cfg = config_mod.Config(source="--db", output=config_mod.OutputSection(db=args.db))
+        name = Path(args.db).name
+    if cfg.store.backend != "redis" and not Path(cfg.output.db).is_file():
+        raise ConfigError(f"--db: no such database {cfg.output.db!r}")
+    out = Path(args.out) if args.out else default_out(cfg)
     if not out.parent.exists():
         raise ConfigError(f"--out: folder {str(out.parent)!r} does not exist")
+    run = trio.run(load_run, cfg, getattr(args, "run", None))
     print(figures(run))
-    done = len(run.page_times)
-    title = f"{Path(args.db).name}, run {run.run_id}: {done} pages in {run.end - run.started_at:.3g} s"
+    done = len(page_times(run))
+    title = f"{name}, run {run.run_id}: {done} pages in {run.end - run.started_at:.3g} s"
     plot(run, out, title=title)
     print(f"plot            {out}")
     sys.stdout.flush()

@@ -37,13 +37,16 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: dict[str | None, Handler] = {}
+        self._recrawl: dict[str | None, float] = {}
         self.session_hook: Handler | None = None
 
-    def route(self, label: str | None = None) -> Callable[[H], H]:
-        """Decorator: ``fn`` handles jobs enqueued with ``label`` (None: the default route)."""
+    def route(self, label: str | None = None, *, recrawl_after_s: float | None = None) -> Callable[[H], H]:
+        """Decorator: ``fn`` handles jobs enqueued with ``label`` (None: the default
+        route).  ``recrawl_after_s``: its URLs are due again that long after they were
+        done (0: never; None: ``[crawl] recrawl_after_s``)."""
 
         def register(fn: H) -> H:
-            self.add(label, fn)
+            self.add(label, fn, recrawl_after_s=recrawl_after_s)
             return fn
 
         return register
@@ -59,11 +62,20 @@ class Router:
         self.session_hook = fn
         return fn
 
-    def add(self, label: str | None, handler: Handler) -> None:
+    def add(self, label: str | None, handler: Handler, *, recrawl_after_s: float | None = None) -> None:
         _check_handler(handler, f"route {label!r}")
         if label in self._routes:
             raise ValueError(f"route {label!r} is defined twice")
+        if recrawl_after_s is not None:
+            if recrawl_after_s < 0:
+                raise ValueError(f"route {label!r}: recrawl_after_s must be >= 0, got {recrawl_after_s!r}")
+            self._recrawl[label] = float(recrawl_after_s)
         self._routes[label] = handler
+
+    def recrawl_after_s(self, label: str | None, default: float | None = None) -> float | None:
+        """How long after it was done a URL of route ``label`` is due again (0: never):
+        the route's own, else ``default``."""
+        return self._recrawl.get(label, default)
 
     @property
     def labels(self) -> frozenset[str | None]:
@@ -173,11 +185,11 @@ def router_for(config: Config, router: Router | None = None) -> Router:
     combined = Router()
     combined.session_hook = router.session_hook
     for label in router.labels:
-        combined.add(label, router.handler(label))
+        combined.add(label, router.handler(label), recrawl_after_s=router.recrawl_after_s(label))
     for spec in config.routes:
         if spec.label in combined.labels:
             raise ConfigError(f"{config.source}: [[route]] {spec.label or '(default)'!s}: the route is defined twice")
-        combined.add(spec.label, toml_handler(spec))
+        combined.add(spec.label, toml_handler(spec), recrawl_after_s=spec.recrawl_after_s)
     if None not in combined.labels:
         combined.add(None, toml_handler(config.extract_route()))
     elif config.extract_route().fields:

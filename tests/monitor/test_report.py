@@ -79,7 +79,10 @@ async def test_report_prints_the_figures_and_writes_a_png_of_the_expected_size(t
     db = tmp_path / "run.db"
     await synthetic_db(db)
     out = tmp_path / "plot.png"
-    assert report.report_command(argparse.Namespace(db=str(db), out=str(out))) == 0
+    assert (
+        await trio.to_thread.run_sync(report.report_command, argparse.Namespace(db=str(db), config=None, out=str(out)))
+        == 0
+    )
     text = capsys.readouterr().out
     assert "run 1: finished" in text
     assert "items done      200" in text

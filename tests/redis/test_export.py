@@ -98,3 +98,33 @@ async def test_export_from_an_unreachable_redis_is_a_one_line_error(tmp_path, re
     assert result.returncode == 2
     assert result.stderr.decode().strip().splitlines()[-1].startswith("crawler: error: ")
     assert "cannot reach Redis" in result.stderr.decode()
+
+
+async def test_report_reads_a_redis_crawls_last_run_and_plots_it(tmp_path, redis_server, crawl_name):
+    """``report --config`` on a Redis crawl whose worker was killed (no summary): the
+    last run's figures from its memory samples, pages done counted from them, and a
+    plot whose throughput comes from the samples."""
+    cfg = make_redis_config(redis_server, crawl_name, URLS)
+    async with open_redis_store(cfg) as store:
+        await store.add_urls(URLS)
+        await store.start_run()
+        t0 = await store.server_time()
+        for n, _ in enumerate(URLS, start=1):
+            job = await store.claim()
+            await store.complete(job, [{"url": job.url}], [], 200, 0.1)
+            sample = {"t": t0 + n, "pages_done": n, "browser_pss": 300 << 20, "crawler_pss": 50 << 20}
+            await store.add_memory_sample({**sample, "processes": 3, "tabs": 2, "contexts": 1})
+    config = tmp_path / "report.toml"
+    config.write_text(to_toml(redis_config_dict(redis_server, crawl_name, URLS)))
+    out = tmp_path / "plot.png"
+    result = await trio.run_process(
+        [sys.executable, "-m", "crawler", "report", "--config", str(config), "--out", str(out)],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    text = result.stdout.decode()
+    assert "run 1: not finished" in text and "pages done      3 (no summary" in text
+    assert "browser PSS     first 300 MiB" in text and "memory samples  3" in text
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -170,6 +170,16 @@ async def test_three_workers_share_a_crawl_and_take_over_a_killed_workers_urls(t
                 expired_in,
                 state["taken_at"] - server_killed_at,
             )
+
+        # ``report`` reads a worker's run of the Redis crawl (the last one started).
+        report = await trio.run_process(
+            [sys.executable, "-m", "crawler", "report", "--config", str(config), "--out", str(tmp_path / "r.png")],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        assert report.returncode == 0, report.stderr.decode()
+        assert f"run {WORKERS}:" in report.stdout.decode() and (tmp_path / "r.png").stat().st_size > 0
         nursery.cancel_scope.cancel()
 
 
