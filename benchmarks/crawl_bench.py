@@ -246,8 +246,8 @@ class BenchStore(SqliteStore):
         super().__init__(path)
         self._on_finished = on_finished
 
-    async def complete(self, job, items, links, status, elapsed_s):  # type: ignore[override]
-        ok = await super().complete(job, items, links, status, elapsed_s)
+    async def complete(self, job, items, links, status, elapsed_s, recrawl_after_s=0.0):  # type: ignore[override]
+        ok = await super().complete(job, items, links, status, elapsed_s, recrawl_after_s)
         if ok:
             await self._on_finished()
         return ok

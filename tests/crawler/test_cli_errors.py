@@ -121,7 +121,7 @@ CASES = {
     "report --db on a garbage file": (
         lambda t: ["report", "--db", write(t, "junk.db", b"garbage" * 100)],
         2,
-        "is not a crawl database",
+        "junk.db: not a crawler database",
     ),
 }
 

@@ -13,6 +13,8 @@ from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import trio
 
@@ -104,6 +106,22 @@ async def test_a_recrawl_stores_the_changed_product_again_and_changed_since_expo
     await crawler_cli("export", "--db", str(tmp_path / "monitor.db"), "--out", str(everything), cwd=tmp_path)
     prices = {item["url"]: item["price"] for item in map(json.loads, everything.read_text().splitlines())}
     assert prices == {f"{base}/p/1": "100", f"{base}/p/2": "180", f"{base}/p/3": "300"}
+
+    # The same as Parquet, with the fetch times: it reads back with pyarrow, row for row.
+    parquet = tmp_path / "all.parquet"
+    await crawler_cli(
+        *("export", "--db", str(tmp_path / "monitor.db"), "--format", "parquet", "--meta", "--out", str(parquet)),
+        cwd=tmp_path,
+    )
+    table = pq.read_table(parquet)
+    assert table.column_names == ["_url", "_label", "_fetched_at", "url", "status", "name", "price"]
+    rows = table.to_pylist()
+    assert [(r["_url"], r["price"], r["status"]) for r in rows] == [
+        (f"{base}/p/{sku}", price, 200) for sku, price in ((1, "100"), (2, "180"), (3, "300"))
+    ]
+    assert table.schema.field("status").type == pa.int64()
+    assert rows[1]["_fetched_at"] >= iso_utc(between)[:23]  # the changed one: fetched after the change
+    assert rows[0]["_fetched_at"] < iso_utc(between)[:23]
 
 
 def fetch_times(db: Path) -> dict[str, float]:

@@ -25,6 +25,7 @@ import pytest
 import trio
 
 import cdp
+import crawler.sqlite_store
 import crawler.store
 from crawler.memory import MemoryReading
 from crawler.pool import TabPool
@@ -48,7 +49,7 @@ class _VirtualTime:
 @contextmanager
 def virtual_store_time() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(crawler.store, "time", _VirtualTime())
+        patch.setattr(crawler.sqlite_store, "time", _VirtualTime())
         yield
 
 
