@@ -61,6 +61,7 @@ PROFILES = {"light": "/product/{i}", "heavy": "/heavy/product/{i}"}
 # name -> (python, script, extra arguments)
 COMMANDS = {
     "raw": (sys.executable, "raw_cdp.py", ()),
+    "raw+context": (sys.executable, "raw_cdp.py", ("--context",)),
     "ours": (sys.executable, "ours.py", ()),
     "ours+block": (sys.executable, "ours.py", ("--block", "image,media,font")),
     "ours-before": (sys.executable, "ours.py", ()),  # with PYTHONPATH=--before (an older checkout)

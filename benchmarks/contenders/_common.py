@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rotate-context-every", type=int, default=50)
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--block", default="", help="comma-separated resource types to block (ours only)")
+    p.add_argument(
+        "--context", action="store_true", help="raw only: its tabs in one created browser context, not the default one"
+    )
     return p.parse_args(argv)
 
 

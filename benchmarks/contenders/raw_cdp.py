@@ -4,7 +4,9 @@
 No framework and none of this project's code: Chromium started with only the
 switches CDP needs (headless, a DevTools port, a fresh profile; ``--no-sandbox`` only
 as root), one websocket, ``--concurrency`` tabs in the default context, each reused
-for all its pages (no recycling, no reset between pages).  Per page: ``Page.navigate``;
+for all its pages (no recycling, no reset between pages).  With ``--context``
+(``raw+context`` in compare.py) the tabs are in one created browser context instead,
+as any crawler that rotates contexts must put them: the same loop, no rotation.  Per page: ``Page.navigate``;
 one ``Runtime.evaluate`` that resolves once the ready selector exists; one that reads
 the fields; ``Network.getResponseBody`` of the captured API response.  No timeouts
 beyond a page's 30 s, no retries beyond three attempts.  Run by ``benchmarks/compare.py``.
@@ -73,8 +75,9 @@ class Cdp:
         return reply["result"]
 
 
-async def crawl_tab(cdp: Cdp, urls: list[str], out, counts) -> None:
-    target = (await cdp.send("Target.createTarget", url="about:blank"))["targetId"]
+async def crawl_tab(cdp: Cdp, urls: list[str], out, counts, context: str | None) -> None:
+    where = {"browserContextId": context} if context else {}
+    target = (await cdp.send("Target.createTarget", url="about:blank", **where))["targetId"]
     session = (await cdp.send("Target.attachToTarget", targetId=target, flatten=True))["sessionId"]
     events_in, events = trio.open_memory_channel(float("inf"))
     cdp.events[session] = events_in
@@ -130,6 +133,10 @@ async def main() -> None:
     argv += os.environ.get("RAW_EXTRA_ARGS", "").split()  # for experiments: what one switch costs the floor
     if os.geteuid() == 0:
         argv.append("--no-sandbox")  # Chromium refuses to start its sandbox as root
+    if args.context:
+        # The spare renderer Chromium keeps ready belongs to the default context: with the
+        # tabs elsewhere it is thrown away and started again at every navigation.
+        argv.append("--disable-features=SpareRendererForSitePerProcess")
     # The floor uses plain blocking calls where they take microseconds (no framework).
     proc = subprocess.Popen([*argv, "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
     port_file = Path(profile) / "DevToolsActivePort"
@@ -141,12 +148,15 @@ async def main() -> None:
     try:
         async with trio_websocket.open_websocket_url(f"ws://127.0.0.1:{port}{path}", max_message_size=2**28) as ws:
             cdp = Cdp(ws)
+            context = None
             with open(args.items, "w", encoding="utf-8") as out:  # noqa: ASYNC230
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(cdp.read)
+                    if args.context:
+                        context = (await cdp.send("Target.createBrowserContext"))["browserContextId"]
                     async with trio.open_nursery() as tabs:
                         for _ in range(args.concurrency):
-                            tabs.start_soon(crawl_tab, cdp, urls, out, counts)
+                            tabs.start_soon(crawl_tab, cdp, urls, out, counts, context)
                     wall = time.monotonic() - t0
                     with trio.move_on_after(5):
                         await cdp.send("Browser.close")
