@@ -63,6 +63,15 @@ local function add_request(i, max_urls)
 end
 """
 
+# ``ready_again(id)``: a done or failed URL back to pending, ready now in its place in
+# the crawl order, its attempts reset (the caller takes it out of its old state's set).
+_READY_AGAIN = """
+local function ready_again(id)
+  redis.call('HSET', K .. 'u:' .. id, 'state', 'pending', 'attempts', 0, 'ready', id)
+  redis.call('ZADD', K .. 'pending', id, id)
+end
+"""
+
 # The fields of a URL record a claim returns, after the id (see ``_job``).
 _JOB_FIELDS = "'url', 'attempts', 'label', 'depth', 'data', 'parent'"
 
@@ -219,15 +228,14 @@ return 1
 # went back to pending: ready now, in crawl order, attempts reset, items kept
 _REQUEUE_DUE = (
     _PROLOGUE
+    + _READY_AGAIN
     + """
 local moved = 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K .. 'recrawl', '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))) do
   redis.call('ZREM', K .. 'recrawl', id)
-  local u = K .. 'u:' .. id
-  if redis.call('HGET', u, 'state') == 'done' then
+  if redis.call('HGET', K .. 'u:' .. id, 'state') == 'done' then
     redis.call('ZREM', K .. 'done', id)
-    redis.call('HSET', u, 'state', 'pending', 'attempts', 0, 'ready', id)
-    redis.call('ZADD', K .. 'pending', id, id)
+    ready_again(id)
     moved = moved + 1
   end
 end
@@ -400,8 +408,12 @@ return urls
 
 # ARGV: reason prefix ('' for all)  -> how many failed URLs went back to pending
 # (ready now, in crawl order; attempts reset; their failures uncounted)
-_RETRY_FAILED = """
+_RETRY_FAILED = (
+    """
 local K, prefix = KEYS[1], ARGV[1]
+"""
+    + _READY_AGAIN
+    + """
 local moved = 0
 for _, id in ipairs(redis.call('ZRANGE', K .. 'failed', 0, -1)) do
   local u = K .. 'u:' .. id
@@ -413,13 +425,13 @@ for _, id in ipairs(redis.call('ZRANGE', K .. 'failed', 0, -1)) do
       redis.call('HDEL', K .. 'fail_kinds', kind)
     end
     redis.call('ZREM', K .. 'failed', id)
-    redis.call('HSET', u, 'state', 'pending', 'attempts', 0, 'ready', id)
-    redis.call('ZADD', K .. 'pending', id, id)
+    ready_again(id)
     moved = moved + 1
   end
 end
 return moved
 """
+)
 
 # KEYS[1]: the input's position key; ARGV: position  (kept if more than the one recorded)
 _SAVE_INPUT_POSITION = """
