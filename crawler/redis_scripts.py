@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-REQUEST_FIELDS = 5  # script arguments per request: url, label, depth, data, parent (see redis_store._encode_request)
+REQUEST_FIELDS = 5  # script arguments per request: url, label, depth, data, parent (see redis_layout.encode_request)
 
 # Shared Lua prologue: K is the key prefix (KEYS[1]); now is the server's time.
 _PROLOGUE = """

@@ -66,8 +66,9 @@ braces make every key of a crawl share one Redis Cluster hash slot):
 =====================  =========================================================
 
 A stored value this version cannot read (an item that is not a JSON object or
-array, a ``data`` that is not a JSON object...) raises :class:`RedisLayoutError`,
-one line naming the key: the crawl was written by an incompatible version.
+array, a ``data`` that is not a JSON object...) raises
+:class:`~crawler.redis_layout.RedisLayoutError`, one line naming the key: the crawl
+was written by an incompatible version (see :mod:`crawler.redis_layout`).
 
 Times are Redis's ``TIME`` (seconds, float), so workers on machines whose clocks
 disagree still agree on lease expiries and ready times.
@@ -113,6 +114,7 @@ import cdp
 
 from .config import Config, ConfigError
 from .ratelimit import Pace
+from .redis_layout import decode_data, encode_request, stored_items, typed_record
 from .redis_link import RedisAway, RedisLink
 from .redis_pace import RedisPace
 from .redis_scripts import SCRIPT_KEYS, SCRIPTS
@@ -156,12 +158,6 @@ class RedisStoreStatistics:
     outages: int  # times Redis went away during this run
     unsent: int  # outcomes buffered until Redis is back
     leases_lost: int  # outcomes not written: their lease had been taken over
-
-
-class RedisLayoutError(ConfigError):
-    """A value in the crawl's keys that this version cannot read: the crawl was
-    written by an incompatible version.  A ConfigError, since the remedy is in the
-    configuration (another ``[store] crawl``, or ``--fresh``)."""
 
 
 def crawl_name(cfg: Config) -> str:
@@ -315,7 +311,7 @@ class RedisStore:
         cancelled, the batches sent so far are added, possibly the one in flight too."""
         added = 0
         for chunk in _batches(requests, batch):
-            args = [arg for request in chunk for arg in _encode_request(request)]
+            args = [arg for request in chunk for arg in encode_request(request)]
             new, full = await self._run("add_urls", str(self.max_urls), *args)
             added += int(new)
             if int(full):
@@ -438,7 +434,7 @@ class RedisStore:
             items_json = json.dumps(list(items), ensure_ascii=False) if items else ""
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{job.url}: an item is not JSON-serialisable: {exc}") from None
-        link_args = [arg for link in links for arg in _encode_request(link)]
+        link_args = [arg for link in links for arg in encode_request(link)]
         self._held.pop(job.id, None)  # no more renewals: the outcome is on its way
         args = [
             str(job.id),
@@ -572,23 +568,19 @@ class RedisStore:
         store contract says, in lists of at most ``batch``.  One script call reads the
         items of ``batch // 10`` URL ids (a page pushes about ten; each call's reply is
         held alone), so memory is bounded by the pages of one call, however big the
-        crawl.  Items of the layout before
-        recrawls have their URL's finish time and no run."""
+        crawl.  Items of the layout before recrawls have their URL's finish time and no
+        run."""
         step = max(1, batch // 10)
         want = "" if label is None else "=" + label
         last = int(await self.link.call(lambda: self.client.get(self.key("seq"))) or 0)
         for first in range(1, last + 1, step):
             args = [str(first), str(min(last, first + step - 1)), want]
             reply = await self.link.call(lambda a=args: self._run("item_batch", *a))
-            found: list[StoredItem] = []
-            for i in range(0, len(reply), 6):
-                job_id, url, url_label, items_json, meta_json, finished_at = reply[i : i + 6]
-                where = f"{self.key('items')} {job_id}"
-                items = decode_items(where, items_json)
-                meta = decode_meta(where, meta_json, len(items), float(finished_at))
-                for seq, (data, (fetched_at, item_run)) in enumerate(zip(items, meta, strict=True)):
-                    if (run is None or item_run == run) and (changed_since is None or fetched_at >= changed_since):
-                        found.append(StoredItem(url, url_label or None, seq, data, fetched_at, item_run))
+            found = [
+                item
+                for item in stored_items(self.key("items"), reply)
+                if (run is None or item.run == run) and (changed_since is None or item.fetched_at >= changed_since)
+            ]
             for start in range(0, len(found), batch):
                 yield found[start : start + batch]
 
@@ -636,29 +628,7 @@ class RedisStore:
         job_id = await self.client.hget(self.key("ids"), url)
         if job_id is None:
             return {}
-        record: dict[str, Any] = dict(await self.client.hgetall(self.key(f"u:{job_id}")))
-        key = f"u:{job_id}"
-        try:
-            for name in _FLOAT_FIELDS & record.keys():
-                record[name] = float(record[name])
-            for name in _INT_FIELDS & record.keys():
-                record[name] = int(record[name])
-        except ValueError as exc:
-            raise RedisLayoutError(f"{self.key(key)}: {exc}") from None
-        return {
-            **record,
-            "state": record.get("state", ""),
-            "attempts": record.get("attempts", 0),
-            "label": record.get("label"),
-            "depth": record.get("depth", 0),
-            "parent": record.get("parent"),
-            "data": decode_data(self.key(key), record.get("data")),
-            "last_error": record.get("last_error") or None,  # '' in records of the previous layout
-            "status": record.get("status"),
-            "done_count": record.get("done_count", 0),
-            "changed_items": record.get("changed_items"),
-            "unchanged_items": record.get("unchanged_items"),
-        }
+        return typed_record(self.key(f"u:{job_id}"), await self.client.hgetall(self.key(f"u:{job_id}")))
 
     @_translated
     async def input_position(self, key: str) -> int:
@@ -751,72 +721,6 @@ class RedisStore:
                     self.leases_lost += len(lost)
                     log.warning("%s: %d leases were taken over by other workers: %s", self.worker, len(lost), lost)
             await trio.sleep(interval_s)
-
-
-def decode_data(key: str, data: str | None) -> dict[str, Any]:
-    """A URL record's ``data`` (``key`` names the record in the error): RedisLayoutError
-    unless it is absent or a JSON object."""
-    if data is None:
-        return {}
-    try:
-        value = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise RedisLayoutError(f"{key} data: not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise RedisLayoutError(f"{key} data: expected a JSON object, got {type(value).__name__}")
-    return value
-
-
-def decode_meta(where: str, data: str, count: int, finished_at: float) -> list[tuple[float, int | None]]:
-    """The (fetched_at, run) of each of a URL's ``count`` stored items, from its
-    ``P item_meta`` entry; '' (the layout before recrawls): the URL's ``finished_at``
-    and no run.  RedisLayoutError if it does not match the items."""
-    if not data:
-        return [(finished_at, None)] * count
-    try:
-        meta = json.loads(data)
-        pairs = [(float(m[1]), int(m[2]) or None if len(m) > 2 else None) for m in meta]
-    except (json.JSONDecodeError, TypeError, ValueError, IndexError) as exc:
-        raise RedisLayoutError(f"{where} meta: {exc}") from None
-    if len(pairs) != count:
-        raise RedisLayoutError(f"{where} meta: {len(pairs)} entries for {count} items")
-    return pairs
-
-
-def decode_items(where: str, data: str) -> list[dict[str, Any]]:
-    """One URL's stored items (``where`` names them in the error): a JSON array of
-    objects, or one object (the previous layout); else RedisLayoutError."""
-    try:
-        value = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise RedisLayoutError(f"{where}: not JSON: {exc}") from None
-    if isinstance(value, dict):
-        return [value]  # the previous layout: one item per URL, stored as itself
-    if isinstance(value, list) and all(isinstance(item, dict) for item in value):
-        return value
-    raise RedisLayoutError(f"{where}: expected a JSON array of objects, got {data[:60]!r}")
-
-
-_FLOAT_FIELDS = {"ready", "lease_until", "started_at", "finished_at", "elapsed_s", "taken_at"}
-_INT_FIELDS = {"attempts", "depth", "done_count", "status", "takeovers", "changed_items", "unchanged_items"}
-
-
-def _encode_request(request: Request | str) -> list[str]:
-    """The REQUEST_FIELDS script arguments of one request (see ``redis_scripts._ADD_FUNCTIONS``)."""
-    if isinstance(request, str):
-        return [request, "", "0", "", ""]
-    if not isinstance(request.data, dict):
-        raise ValueError(f"{request.url}: request data must be a dict, not {type(request.data).__name__}")
-    try:
-        data = json.dumps(request.data, ensure_ascii=False) if request.data else ""
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{request.url}: request data is not JSON-serialisable: {exc}") from None
-    return [request.url, _optional(request.label), str(int(request.depth)), data, _optional(request.parent)]
-
-
-def _optional(text: str | None) -> str:
-    """'' for None, else '=' then the text (so that '' stays a string)."""
-    return "" if text is None else "=" + text
 
 
 def _batches(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -11,7 +11,8 @@ import trio
 
 from crawler import redis_store
 from crawler.config import ConfigError
-from crawler.redis_store import RedisLayoutError, open_redis_store
+from crawler.redis_layout import RedisLayoutError
+from crawler.redis_store import open_redis_store
 from crawler.store import Request
 from tests.redis.conftest import make_redis_config
 
