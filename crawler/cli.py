@@ -204,6 +204,8 @@ async def try_command(cfg: Config, args: argparse.Namespace) -> int:
         f"{len(result.items)} items, {len(result.links)} links",
         file=err,
     )
+    if result.failures and result.items:
+        print(f"try: the route failed: a crawl would store none of these {len(result.items)} items", file=err)
     for link in result.links:
         print(f"link {link.label or '(default)'} {link.url}", file=err)
     for name, error in result.field_errors:

@@ -51,7 +51,9 @@ class TryResult:
     url: str
     label: str | None
     status: int | None  # of the document, when the route got that far
-    items: tuple[dict[str, Any], ...]  # pushed, in order (empty if the route failed)
+    items: tuple[
+        dict[str, Any], ...
+    ]  # pushed, in order; if the route failed, those pushed before (a crawl stores none)
     links: tuple[Request, ...]  # what would be enqueued (new within the page)
     failures: tuple[str, ...]  # reasons: the route's failure, then what could not be captured
     timings: tuple[tuple[str, float], ...]  # (step, seconds), in order
@@ -89,7 +91,8 @@ async def try_url(
     clock = _Clock(timings)
     rng = random.Random()
     timed = Router()
-    timed.add(label, _timed(routes.handler(label), "handler", steps))
+    handled: list[Page] = []  # the handler's page: what it pushed before a failure is shown too
+    timed.add(label, _timed(routes.handler(label), "handler", steps, handled))
     hook = routes.session_hook
     gate = SessionGate(_timed(hook, "session", steps) if hook is not None else None)
     sessions = SessionPool(config)  # the site's identity: proxy, user agent, locale, headers, cookies
@@ -123,6 +126,7 @@ async def try_url(
             if screenshot or html:
                 failures += await _keep_page(tab, screenshot, html)
                 clock.mark("capture")
+    page = page or (handled[-1] if handled else None)
     items = tuple(page.items) if page is not None else ()
     errors = tuple(
         (name, str(error))
@@ -159,8 +163,12 @@ class _Clock:
         self._timings.append((step, self.lap()))
 
 
-def _timed(fn: Handler, step: str, timings: list[tuple[str, float]]) -> Handler:
+def _timed(fn: Handler, step: str, timings: list[tuple[str, float]], pages: list[Page] | None = None) -> Handler:
+    """``fn`` timed into ``timings`` as ``step``; the page it ran on appended to ``pages``."""
+
     async def run(page: Page) -> None:
+        if pages is not None:
+            pages.append(page)
         start = trio.current_time()
         try:
             await fn(page)

@@ -150,3 +150,24 @@ async def test_try_runs_in_the_sites_identity(tmp_path, demo_base):
     assert result.failures == ()
     (item,) = result.items
     assert (item["ua"], item["lang"], item["tz"]) == ("TryBot/1.0", "ko-KR", "Asia/Seoul")
+
+
+async def test_try_shows_what_a_failing_handler_pushed_before_it_failed(tmp_path, demo_base):
+    """A handler that pushes an item, then raises: the failure is named as a crawl would
+    name it, and the item pushed before it is shown (a crawl would store none of it)."""
+    import crawler
+
+    router = crawler.Router()
+
+    @router.route()
+    async def half_done(page):
+        await page.push(await page.extract({"name": "h1"}, wait_for="h1"))
+        raise ValueError("the reviews selector is wrong")
+
+    cfg = config_mod.from_dict(
+        {"input": {"urls": [f"{demo_base}/"]}, "output": {"db": str(tmp_path / "half.db")}}, source="t.toml"
+    )
+    result = await try_url(cfg, f"{demo_base}/product/1", router=router)
+    assert [item["name"] for item in result.items] == [product(1)["name"]]
+    assert len(result.failures) == 1 and "the reviews selector is wrong" in result.failures[0]
+    assert not (tmp_path / "half.db").exists()
