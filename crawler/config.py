@@ -598,9 +598,8 @@ def _captures(rules: Any, where: str) -> tuple[CaptureRule, ...]:
 
 
 ROUTE_KEYS = (
-    *("label", "wait_for", "fields", "capture", "items", "follow", "scroll", "click_until_gone"),
-    "recrawl_after_s",
-)
+    "label", "wait_for", "fields", "capture", "items", "follow", "scroll", "click_until_gone", "recrawl_after_s",
+)  # fmt: skip
 
 
 def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
@@ -629,9 +628,12 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
             raise ConfigError(str(exc)) from None
         if not isinstance(table.get("scroll", False), bool):
             raise ConfigError(f"{where}: scroll: expected true or false")
-        recrawl = table.get("recrawl_after_s")
-        if recrawl is not None and (isinstance(recrawl, bool) or not isinstance(recrawl, int | float) or recrawl < 0):
-            raise ConfigError(f"{where}: recrawl_after_s: expected seconds >= 0 (0: never), got {recrawl!r}")
+        recrawl = None
+        if "recrawl_after_s" in table:
+            try:
+                recrawl = _float()(table["recrawl_after_s"])  # as [crawl] recrawl_after_s: seconds >= 0
+            except _Bad as exc:
+                raise ConfigError(f"{where}: recrawl_after_s: {exc}") from None
         fields = _parse_fields(table["fields"], f"{where}: fields") if "fields" in table else ()
         items = None
         if "items" in table:
@@ -661,7 +663,7 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
                 follow=tuple(follow),
                 scroll=table.get("scroll", False),
                 click_until_gone=click,
-                recrawl_after_s=None if recrawl is None else float(recrawl),
+                recrawl_after_s=recrawl,
             )
         )
     labels = [r.label for r in routes]

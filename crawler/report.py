@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from . import config as config_mod
@@ -36,15 +37,15 @@ async def load_run(cfg: Config, run: int | None = None) -> RunRecord:
     if record is None:
         where = cfg.output.db if cfg.store.backend != "redis" else cfg.source
         raise ConfigError(f"--run: {where!r} has no run {run}" if run else f"--db: {where!r} holds no run yet")
+    if not record.page_times:
+        record = attrs.evolve(record, page_times=estimated_page_times(record))
     return record
 
 
-def page_times(run: RunRecord) -> list[float]:
-    """When the run's pages were done: the store's own times (SQLite), else spread
-    evenly between the memory samples by their ``pages_done`` (Redis keeps no
-    per-page times; the throughput is then as fine as the sampling)."""
-    if run.page_times or not run.samples:
-        return run.page_times
+def estimated_page_times(run: RunRecord) -> list[float]:
+    """When the run's pages were done, for a store that keeps no per-page times
+    (Redis): spread evenly between the memory samples by their ``pages_done``, so the
+    throughput is as fine as the sampling."""
     times: list[float] = []
     before_t, before_pages = run.started_at, 0
     for sample in run.samples:
@@ -77,7 +78,7 @@ def throughput(run: RunRecord) -> tuple[list[float], list[float], float]:
     """Pages per second in equal bins over the run (about 5 pages per bin on average, at
     most THROUGHPUT_BINS bins): (bin starts in s since the start, rates, bin width)."""
     duration = max(1e-9, run.end - run.started_at)
-    done = page_times(run)
+    done = run.page_times
     bins = max(1, min(THROUGHPUT_BINS, len(done) // 5))
     width = duration / bins
     counts = [0] * bins
@@ -103,7 +104,7 @@ def figures(run: RunRecord) -> str:
     if run.summary:
         lines.append(format_summary(run.summary))
     else:
-        lines.append(f"pages done      {len(page_times(run))} (no summary: the run did not finish)")
+        lines.append(f"pages done      {len(run.page_times)} (no summary: the run did not finish)")
     samples = run.samples
     browser = [s["browser_pss"] for s in samples if s["browser_pss"]]
     if browser:
@@ -177,7 +178,7 @@ def plot(run: RunRecord, out: str | Path, *, title: str = "") -> Path:
     starts, rates, width = throughput(run)
     rate.bar(starts, rates, width=width, align="edge", alpha=0.7, label=f"pages/s in {width:.3g} s bins")
     duration = max(1e-9, run.end - run.started_at)
-    mean = len(page_times(run)) / duration
+    mean = len(run.page_times) / duration
     rate.axhline(mean, color="black", linestyle="--", label="mean over the run")
     rate.set_ylim(0, max([mean, *rates]) * 1.3 or 1.0)  # headroom for the legend
     rate.set_xlabel("seconds since the run started")
@@ -217,7 +218,7 @@ def report_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out: folder {str(out.parent)!r} does not exist")
     run = trio.run(load_run, cfg, getattr(args, "run", None))
     print(figures(run))
-    done = len(page_times(run))
+    done = len(run.page_times)
     title = f"{name}, run {run.run_id}: {done} pages in {run.end - run.started_at:.3g} s"
     plot(run, out, title=title)
     print(f"plot            {out}")

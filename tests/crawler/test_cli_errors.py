@@ -76,6 +76,11 @@ CASES = {
         2,
         "follow: no route for label 'prodcut'",
     ),
+    "a route's recrawl_after_s below 0": (
+        lambda t: ["--config", config(t, '[[route]]\nlabel = "product"\nrecrawl_after_s = -60')],
+        2,
+        "[[route]] product: recrawl_after_s: expected a number >= 0, got -60",
+    ),
     "crawl with a file: URL in url_file": (
         lambda t: (
             ["--config", config(t, 'url_file = "urls.txt"'), "--db", str(t / "c.db")]
