@@ -195,8 +195,30 @@ async def test_a_callers_disable_features_is_merged_with_the_defaults_not_replac
         argv = psutil.Process(browser.pid).cmdline()
     disabled = [a for a in argv if a.startswith("--disable-features=")]
     assert len(disabled) == 1, argv
-    assert disabled[0].split("=", 1)[1].split(",") == ["SpareRendererForSitePerProcess", "Translate"]
+    assert disabled[0].split("=", 1)[1].split(",") == [
+        "SpareRendererForSitePerProcess",
+        "WebUIOmniboxPopup",
+        "WebUIOmniboxAimPopup",
+        "Translate",
+    ]
     assert [a for a in argv if a.startswith("--enable-features=")] == ["--enable-features=NetworkService"]
+
+
+async def test_browser_contexts_start_no_browser_ui_pages_or_their_renderers() -> None:
+    """Every window of a browser context would preload its address bar's popup as
+    WebUI pages (``browser_ui`` targets) in a renderer of their own; with the default
+    switches three contexts, each with a tab, have no such target and no such process."""
+    async with cdp.launch() as browser:
+        for _ in range(3):
+            context = await browser.create_context()
+            await context.create_tab()
+        await trio.sleep(1.0)  # the preload starts just after the window opens
+        targets = (await browser.send("Target.getTargets", filter=[{}]))["targetInfos"]
+        kinds = sorted(t["type"] for t in targets)
+        argvs = [p.cmdline() for p in psutil.Process(browser.pid).children(recursive=True)]
+    assert "browser_ui" not in kinds, targets
+    assert kinds.count("page") == 3, targets
+    assert not [a for a in argvs if "--top-chrome-webui" in a], argvs
 
 
 def fd_targets(pid: int) -> dict[int, str]:
