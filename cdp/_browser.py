@@ -11,6 +11,15 @@ cancellation and bounded by its own deadline:
   hangs (it has been seen to), its page targets are closed one by one and the
   dispose is tried once more; a context still not disposed is counted in
   ``leaked_contexts``, and its owner decides (the crawler restarts the browser).
+
+Visibility: the tabs of a context share one window (headless), and only the window's
+active tab is visible; the others are hidden (``document.visibilityState``), which
+Chromium does not paint or raster, and where ``requestAnimationFrame`` and
+IntersectionObserver do not run.  A tab opens as the active one, so which page is the
+visible one depends on the order tabs opened and closed in.  A context made with
+``background_tabs`` makes that the same for every tab: its window's active tab is a
+blank *front* tab of its own (``front_target_id``, never attached, closed with the
+context), and its tabs open in the background, all hidden.
 """
 
 from __future__ import annotations
@@ -110,11 +119,16 @@ class Browser:
                     with contextlib.suppress(CDPError):
                         await self.close_target(target.target_id)
 
-    async def create_context(self, *, proxy_server: str = "", proxy_bypass_list: str = "") -> BrowserContext:
+    async def create_context(
+        self, *, proxy_server: str = "", proxy_bypass_list: str = "", background_tabs: bool = False
+    ) -> BrowserContext:
         """Create an isolated browser context (``Target.createBrowserContext``), its
         traffic sent through ``proxy_server`` (``scheme://host:port``, no credentials:
         those are answered with ``Fetch.authRequired``) except for the hosts of
-        ``proxy_bypass_list`` (empty: the browser's own proxy settings).
+        ``proxy_bypass_list`` (empty: the browser's own proxy settings).  With
+        ``background_tabs`` every tab of it opens hidden, behind a front tab (see the
+        module docstring); if the front tab cannot be opened, the context is disposed
+        and the error raised.
 
         The caller owns it and must ``await context.aclose()``; :meth:`new_context`
         is the scoped form.  Starts no task.  If cancelled before the command is
@@ -135,6 +149,14 @@ class Browser:
             result = await self.send("Target.createBrowserContext", **params)
         context = BrowserContext(self, result["browserContextId"])
         self.contexts.add(context)
+        if background_tabs:
+            try:
+                with trio.CancelScope(shield=True):  # a target nobody learned the id of would stay
+                    front = await self.send("Target.createTarget", url="about:blank", browserContextId=context.id)
+            except BaseException:
+                await context.aclose()
+                raise
+            context.front_target_id = front["targetId"]
         return context
 
     @asynccontextmanager
@@ -156,6 +178,7 @@ class BrowserContext:
         self.browser = browser
         self.id = context_id
         self.tabs: set[Tab] = set()
+        self.front_target_id: str | None = None  # the front tab of a context made with background_tabs
         self.disposed = False
         self._close_started = False
 
@@ -178,7 +201,9 @@ class BrowserContext:
         browser = self.browser
         await trio.lowlevel.checkpoint_if_cancelled()
         with trio.CancelScope(shield=True):
-            created = await browser.send("Target.createTarget", url=url, browserContextId=self.id)
+            created = await browser.send(
+                "Target.createTarget", url=url, browserContextId=self.id, background=self.front_target_id is not None
+            )
         target_id = created["targetId"]
         tab = Tab(self, target_id)
         self.tabs.add(tab)

@@ -413,10 +413,11 @@ class Page:
         scroll, wait until the network has been quiet for ``settle_s``.  Returns how many
         scrolls made the page taller (at most ``max_rounds``).
 
-        Each scroll also dispatches a ``scroll`` event itself: the crawler's tabs share a
-        window, all of them but one are hidden, and a hidden page gets no rendering
-        updates, so the browser would never deliver the event (an IntersectionObserver
-        does not fire there either: such lists are out of reach for now)."""
+        Each scroll also dispatches a ``scroll`` event itself: the crawler's tabs are all
+        hidden (background tabs, see ``crawler.pool``), and a hidden page gets no
+        rendering updates, so the browser would never deliver the event (an
+        IntersectionObserver does not fire there either: such lists are out of reach
+        for now)."""
         await self.wait_for_load()
         height_js = "(document.scrollingElement || document.documentElement).scrollHeight"
         scroll_js = f"window.scrollTo(0, {height_js}); document.dispatchEvent(new Event('scroll', {{bubbles: true}}))"

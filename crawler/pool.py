@@ -13,6 +13,12 @@ closing the target frees its renderer's memory.  Why rotate the context every M
 pages: caches, cookies and storage live in the context, and disposing it is the only
 way to drop them all (Playwright's maintainers give the same advice).
 
+Every page is hidden: the pool's contexts are made with ``background_tabs`` (see
+``cdp/_browser.py``), so no tab is the visible one of its window.  Tabs share their
+context's window and all but its active one were hidden anyway; which page happened
+to be the visible one depended on the order tabs opened and closed in, and that page
+alone was painted (see benchmarks/README.md: a few per cent of CPU at concurrency 8, more at 1).
+
 How the two meet: a context's M pages are handed out to its tabs as they open, each
 tab an allotment of N pages or what is left of M.  Once all M are handed out the
 context takes no new tab (it has rotated: the next tab opens in a new context), its
@@ -149,6 +155,7 @@ class Holdings:
     closing_contexts: frozenset[str]
     opening_contexts: int
     context_tabs: frozenset[str]  # tabs our contexts' own objects hold, the pool's or in transit
+    fronts: frozenset[str] = frozenset()  # our contexts' front tabs (cdp's background_tabs): not leased, not stray
 
 
 class TabPool:
@@ -287,7 +294,11 @@ class TabPool:
                 self._opening_context = True
                 try:
                     create = self._create_context
-                    context = await (create(self.browser) if create is not None else self.browser.create_context())
+                    context = await (
+                        create(self.browser)
+                        if create is not None
+                        else self.browser.create_context(background_tabs=True)
+                    )
                     self._current = _ContextSlot(context)
                 finally:
                     self._opening_context = False
@@ -423,7 +434,8 @@ class TabPool:
         after = self.holdings()
         ours = before.contexts | after.contexts
         held = before.tabs | after.tabs
-        pages = [t for t in targets if t.type == "page" and t.browser_context_id in ours]
+        fronts = before.fronts | after.fronts
+        pages = [t for t in targets if t.type == "page" and t.browser_context_id in ours and t.target_id not in fronts]
         popups = {t.target_id for t in pages if t.opener_id and t.target_id not in held}
         browser_tabs = {t.target_id for t in pages} - popups
         stray_tabs = browser_tabs - held
@@ -458,6 +470,7 @@ class TabPool:
             closing_contexts=frozenset(slot.context.id for slot in self._slots if slot.context.closing),
             opening_contexts=int(self._opening_context),
             context_tabs=frozenset(tab.target_id for slot in self._slots for tab in slot.context.tabs),
+            fronts=frozenset(slot.context.front_target_id for slot in self._slots if slot.context.front_target_id),
         )
 
     # -- popups --------------------------------------------------------------------------

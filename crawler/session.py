@@ -134,6 +134,7 @@ class SessionPool:
         context = await browser.create_context(
             proxy_server=proxy.server if proxy is not None else "",
             proxy_bypass_list=PROXY_BYPASS_LIST,
+            background_tabs=True,  # every page hidden alike: none is painted (see crawler.pool)
         )
         try:
             if id(browser) not in self._user_agents and not self._identity.user_agent:
