@@ -28,6 +28,11 @@ starts, Chromium and all of Chromium's children):
 worktree of an older commit), to show what a change bought in the same run.  The JSON
 also has CPU by process type (as last sampled: a lower bound).
 
+Before a profile's runs, its first page and static assets are fetched once, untimed
+(the shop builds what it caches on first use).  ``--rounds N`` runs the contender list
+N times, interleaved, and adds a table of each contender's medians; every row's ratios
+are to the median floor of its profile and C.
+
 Every contender's items are checked against the shop's truth
 (``crawler.demo.expected_item``).  Read the ratios: the machine is shared.
 Playwright and Crawlee run from their own virtual environment, made by
@@ -40,13 +45,17 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import resource
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
+import httpx
 import psutil
 import trio
 
@@ -290,13 +299,23 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                 (tmp / f"urls-{profile}.txt").write_text(
                     "".join(base + PROFILES[profile].format(i=i) + "\n" for i in range(1, args.pages + 1))
                 )
+                await trio.to_thread.run_sync(warm_up, base + PROFILES[profile].format(i=1))
                 for concurrency in args.concurrency:
-                    for name in args.contenders:
-                        r = await run_contender(name, profile, concurrency, base, args, tmp)
-                        results.append(r)
-                        print(format_row(r), flush=True)
+                    for round_ in range(args.rounds):
+                        for name in args.contenders:
+                            r = await run_contender(name, profile, concurrency, base, args, tmp)
+                            results.append({**r, "round": round_ + 1})
+                            print(format_row(r), flush=True)
             nursery.cancel_scope.cancel()
     return results
+
+
+def warm_up(url: str) -> None:
+    """Fetch a profile's first page and its static assets once, untimed: the shop builds
+    what it caches on first use, and that must not fall on whichever contender runs first."""
+    page = httpx.get(url, timeout=60).text
+    for asset in sorted(set(re.findall(r'(?:src|href)="(/static/[^"]+)"', page))):
+        httpx.get(urljoin(url, asset), timeout=60)
 
 
 def format_row(r: dict[str, Any]) -> str:
@@ -310,12 +329,34 @@ def format_row(r: dict[str, Any]) -> str:
     )
 
 
-def print_table(results: list[dict[str, Any]]) -> None:
+def medians(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (profile, C, contender): the median of each figure over its runs."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for r in results:
+        if "skipped" not in r:
+            groups.setdefault((r["profile"], r["concurrency"], r["contender"]), []).append(r)
+    keys = ("pages_per_s", "cpu_s_per_page", "peak_pss_mib", "renderers")
+    return [
+        {
+            "profile": p,
+            "concurrency": c,
+            "contender": name,
+            "runs": len(rs),
+            **{k: statistics.median(r[k] for r in rs) for k in keys},
+        }
+        for (p, c, name), rs in groups.items()
+    ]
+
+
+def print_table(results: list[dict[str, Any]], title: str = "") -> None:
+    """Each row with its ratios to the floor (the median of the raw rows of its profile
+    and C, so that with several rounds every row is read against the same floor)."""
+    print(f"\n{title}" if title else "")
     print(
-        "\n| profile | C | contender | pages/s | CPU s/page | peak PSS MiB | renderers | × floor pages/s | × floor CPU/page |"
+        "| profile | C | contender | pages/s | CPU s/page | peak PSS MiB | renderers | × floor pages/s | × floor CPU/page |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    floors = {(r["profile"], r["concurrency"]): r for r in results if r["contender"] == "raw" and "skipped" not in r}
+    floors = {(r["profile"], r["concurrency"]): r for r in medians(results) if r["contender"] == "raw"}
     for r in results:
         if "skipped" in r:
             continue
@@ -324,7 +365,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
         cpu = f"{r['cpu_s_per_page'] / f['cpu_s_per_page']:.2f}" if f else "-"
         print(
             f"| {r['profile']} | {r['concurrency']} | {r['contender']} | {r['pages_per_s']:.2f} | {r['cpu_s_per_page']:.3f} | "
-            f"{r['peak_pss_mib']:.0f} | {r['renderers']} | {speed} | {cpu} |"
+            f"{r['peak_pss_mib']:.0f} | {r['renderers']:g} | {speed} | {cpu} |"
         )
 
 
@@ -337,6 +378,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profiles", default="light,heavy")
     p.add_argument("--contenders", default="raw,ours,ours+block,playwright,crawlee")
     p.add_argument("--chromium", default=os.environ.get("CHROME_PATH", "/usr/bin/chromium"))
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the contender list this many times, interleaved; adds a table of medians",
+    )
     p.add_argument("--json", dest="json_out")
     p.add_argument("--before", help="a checkout of this project (git worktree) for the ours-before contender")
     args = p.parse_args(argv)
@@ -362,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     become_subreaper()
     results = trio.run(bench, args)
     print_table(results)
+    if any(r.get("runs", 1) > 1 for r in medians(results)):
+        print_table(medians(results), "Medians over the runs of each contender:")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
     ok = all("skipped" in r or (r["check"]["wrong"] == 0 and r["check"]["missing"] == 0) for r in results)
