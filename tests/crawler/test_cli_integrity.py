@@ -135,13 +135,13 @@ def full_disk(tmp_path):
         if not full:
             filler.unlink(missing_ok=True)
             return
-        with open(filler, "wb") as f:
-            try:
+        try:
+            with open(filler, "wb") as f:
                 while True:
                     f.write(b"\0" * 65536)
                     f.flush()
-            except OSError:
-                pass
+        except OSError:
+            pass  # full, as asked (already full if even the open failed)
 
     try:
         yield mount, fill
