@@ -409,8 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     become_subreaper()
     results = trio.run(bench, args)
     print_table(results)
-    if any(r.get("runs", 1) > 1 for r in medians(results)):
-        print_table(medians(results), "Medians over the runs of each contender:")
+    summary = medians(results)
+    if any(r["runs"] > 1 for r in summary):
+        print_table(summary, "Medians over the runs of each contender:")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
     ok = all("skipped" in r or (r["check"]["wrong"] == 0 and r["check"]["missing"] == 0) for r in results)
