@@ -61,7 +61,7 @@ import trio
 
 from crawler.demo import DemoShop, expected_item
 from crawler.httpserver import serve_http
-from crawler.monitor import tree_pss
+from crawler.observe.pss import tree_pss
 
 HERE = Path(__file__).resolve().parent
 CONTENDERS = HERE / "contenders"

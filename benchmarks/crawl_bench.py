@@ -5,7 +5,7 @@
         [--modes recycle,norecycle] [--json OUT]
 
 For each mode, one after the other in this process: start nothing new but a fresh
-SqliteStore in a temporary folder and a :class:`crawler.engine.Crawler` whose config is
+SqliteStore in a temporary folder and a :class:`crawler.run.engine.Crawler` whose config is
 ``config/products.toml`` pointed at the demo shop (served by this same trio process on
 127.0.0.1, any free port), ids ``1-N``, ``pool.concurrency = C`` and no rate-limit
 waits.  Modes:
@@ -57,12 +57,12 @@ import trio
 import cdp
 import crawler
 from crawler import config as config_mod
-from crawler import monitor
+from crawler.browser.launch import open_configured_browser
 from crawler.demo import DemoShop, expected_item
-from crawler.engine import Crawler
 from crawler.httpserver import serve_http
-from crawler.sqlite_store import SqliteStore
-from crawler.supervisor import open_configured_browser
+from crawler.observe.pss import process_pss, self_pss
+from crawler.run.engine import Crawler
+from crawler.store.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "config" / "products.toml"  # the flat product-page crawl
@@ -136,7 +136,7 @@ class TreeCpu:
 def tree_memory(root_pid: int | None) -> tuple[int, int, int]:
     """(PSS, USS, processes) of ``root_pid`` and its descendants, in bytes.
 
-    PSS is computed exactly as ``crawler.monitor.tree_pss`` does (RSS where PSS is
+    PSS is computed exactly as ``crawler.observe.pss.tree_pss`` does (RSS where PSS is
     unreadable), from the same read of /proc/PID/smaps_rollup that gives USS.  USS
     (memory private to the process) is shown beside PSS because PSS also depends on
     other processes: the pages of the Chromium binary are shared with every other
@@ -153,7 +153,7 @@ def tree_memory(root_pid: int | None) -> tuple[int, int, int]:
         try:
             info = p.memory_full_info()
         except psutil.AccessDenied:
-            pss += monitor.process_pss(p)
+            pss += process_pss(p)
             continue
         except psutil.Error:
             continue
@@ -178,7 +178,7 @@ class OursProbe:
 
     @contextlib.asynccontextmanager
     async def open_browser(self) -> AsyncIterator[cdp.Browser]:
-        async with open_configured_browser(self.cfg) as browser:
+        async with open_configured_browser(self.cfg.browser) as browser:
             self.browser = browser
             yield browser
 
@@ -187,7 +187,7 @@ class OursProbe:
         browser = self.browser
         pid = browser.pid if browser is not None and browser.connected else None
         pss, uss, procs = tree_memory(pid)
-        mine = monitor.self_pss()
+        mine = self_pss()
         self.browser_cpu.sample(pid)
         return {
             "browser_pss": pss,

@@ -50,7 +50,8 @@ import trio
 from crawler import config as config_mod
 from crawler.demo import DemoShop, expected_item
 from crawler.httpserver import serve_http
-from crawler.redis_store import open_redis_store
+from crawler.store import StoreSettings
+from crawler.store.redis.store import open_redis_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/, imported by file as well
 from redis_workers import start_workers  # noqa: E402
@@ -218,7 +219,7 @@ async def run_workers(
         codes = [await p.wait() for p in procs]
     wall_s = time.monotonic() - started
     redis_cpu_s, redis_memory = servers.cpu_s() - cpu_before, servers.memory_bytes() - memory_before
-    async with open_redis_store(cfg, renew=False) as store:
+    async with open_redis_store(StoreSettings.of(cfg), renew=False) as store:
         counts = await store.counts()
         items = {item["url"]: item for item in await store.items()}
         finished, done_counts = [], []

@@ -48,7 +48,8 @@ import trio
 from crawler import config as config_mod
 from crawler.demo import DemoShop, expected_item
 from crawler.httpserver import serve_http
-from crawler.redis_store import open_redis_store
+from crawler.store import StoreSettings
+from crawler.store.redis.store import open_redis_store
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = 600.0
@@ -187,7 +188,7 @@ async def run_workers(
     own_cpu = _cpu(resource.RUSAGE_SELF) - own_cpu
     redis_cpu = _redis_cpu(server) - redis_cpu
 
-    async with open_redis_store(cfg, renew=False) as store:
+    async with open_redis_store(StoreSettings.of(cfg), renew=False) as store:
         counts = await store.counts()
         items = {item["url"]: item for item in await store.items()}
         finished, done_counts = [], []

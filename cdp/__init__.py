@@ -37,8 +37,6 @@ from ._sandbox import no_sandbox_reason as no_sandbox_reason
 from ._sandbox import read_sandbox_host as read_sandbox_host
 from ._transport import Transport as Transport
 from ._transport import TransportClosed as TransportClosed
-from ._util import open_service_nursery as open_service_nursery
-from ._util import unwrapped_exception_groups as unwrapped_exception_groups
 
 __all__ = [
     "DEFAULT_ARGS",
@@ -69,7 +67,5 @@ __all__ = [
     "no_sandbox_reason",
     "open_connection",
     "open_pipe_connection",
-    "open_service_nursery",
     "read_sandbox_host",
-    "unwrapped_exception_groups",
 ]

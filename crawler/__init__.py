@@ -11,22 +11,36 @@ The public surface::
     await crawler.crawl(crawler.load_config("site.toml"), router)   # in a trio program
 
 Handlers run inside their job's watchdog scope; what they push and enqueue is stored
-with the job's outcome, in one transaction.  See the README, "Write a crawler in Python".
+with the job's outcome, in one transaction.  See docs/writing-a-crawler.md.
+
+The package, floor by floor (each imports only the floors below it; ``lint-imports``
+checks it, see ``[tool.importlinter]`` in pyproject.toml)::
+
+    crawler.cli                       the command line: a thin layer on this surface
+    crawler.run      crawler.demo     a crawl composed: router, job, workers, supervisor, engine, try
+    crawler.observe  crawler.sources  figures, checks, outputs | where URLs come from
+    crawler.page                      one page: what a handler holds
+    crawler.browser                   launch, the tab pool, sessions, identity
+    crawler.store                     the frontier and items: contract, SQLite, Redis, exports
+    crawler.policy                    failure, retry, rate limit, watchdog, robots.txt
+    crawler.config                    the TOML model and its loader
+    crawler.errors  crawler.request  crawler.urls  crawler.httpserver  crawler._trio   (leaves)
+    cdp                               the CDP client: knows nothing of crawling
 """
 
-from .config import Config as Config
-from .config import ConfigError as ConfigError
-from .config import load as load_config
-from .engine import crawl as crawl
-from .failure import JavaScriptError as JavaScriptError
-from .failure import PageFailure as PageFailure
-from .failure import SessionRetired as SessionRetired
-from .page import Page as Page
-from .router import Router as Router
-from .session import Session as Session
-from .store import Request as Request
+from crawler.browser.session import Session as Session
+from crawler.config import Config as Config
+from crawler.config import load as load_config
+from crawler.errors import ConfigError as ConfigError
+from crawler.errors import JavaScriptError as JavaScriptError
+from crawler.errors import PageFailure as PageFailure
+from crawler.errors import SessionRetired as SessionRetired
+from crawler.page.page import Page as Page
+from crawler.request import Request as Request
+from crawler.run.engine import crawl as crawl
+from crawler.run.router import Router as Router
 
-__version__ = "0.2.0"
+__version__ = "0.2.0"  # the one place: pyproject.toml reads it (tool.setuptools.dynamic)
 
 __all__ = [
     "Config",

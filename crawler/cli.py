@@ -19,13 +19,14 @@ import attrs
 import trio
 
 import cdp
-
-from . import config as config_mod
-from . import monitor
-from .config import Config, ConfigError
-from .dblock import DatabaseInUse
-from .exports import FORMATS, ItemQuery, export_items, parse_utc
-from .store import Store, StoreError, open_store
+from crawler import config as config_mod
+from crawler.config import Config
+from crawler.errors import ConfigError, StoreError
+from crawler.observe.summary import format_summary
+from crawler.store import StoreSettings, open_store
+from crawler.store.base import Store
+from crawler.store.exports import FORMATS, ItemQuery, export_items, parse_utc
+from crawler.store.sqlite.dblock import DatabaseInUse
 
 log = logging.getLogger("crawler")
 
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = config_mod.override(config_mod.load(args.config), browser__cdp_url=args.cdp_url)
             return trio.run(try_command, cfg, args)
         if args.command == "report":
-            from .report import report_command
+            from crawler.observe.report import report_command
 
             return report_command(args)
     except DatabaseInUse as exc:
@@ -181,7 +182,7 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 async def crawl_command(cfg: Config, args: argparse.Namespace) -> int:
-    async with open_store(cfg) as store:
+    async with open_store(StoreSettings.of(cfg)) as store:
         if args.fresh:
             await store.reset()
         await _retry_failed(store, args.retry_failed)
@@ -193,7 +194,7 @@ async def try_command(cfg: Config, args: argparse.Namespace) -> int:
     """``try``: the items as JSON lines on standard output (a pipe into jq gets only
     them); the links, failures and step times on standard error.  Exit 0 if the route
     ran without failure, else 1."""
-    from .tryout import try_url
+    from crawler.run.tryout import try_url
 
     result = await try_url(cfg, args.url, label=args.label, screenshot=args.screenshot, html=args.html)
     for item in result.items:
@@ -247,7 +248,7 @@ def resume_args(argv: list[str]) -> list[str]:
 
 
 async def _crawl(cfg: Config, store: Store, limit: int | None) -> tuple[str, dict[str, Any]]:
-    from .engine import Crawler
+    from crawler.run.engine import Crawler
 
     crawler = Crawler(cfg, store, limit=limit)
     reason = await crawler.run(handle_signals=True)
@@ -256,7 +257,7 @@ async def _crawl(cfg: Config, store: Store, limit: int | None) -> tuple[str, dic
 
 def _finish(reason: str, summary: dict[str, Any], *, resume: list[str]) -> int:
     """Print the summary and what to do next; the exit code of a crawl."""
-    print(monitor.format_summary(summary), file=sys.stderr)
+    print(format_summary(summary), file=sys.stderr)
     hint = " ".join(["python -m crawler", *resume])
     if reason == "interrupted":
         print(f"crawler: interrupted; resume with the same command: {hint}", file=sys.stderr)
@@ -303,8 +304,8 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 async def _export(cfg: Config, args: argparse.Namespace, query: ItemQuery) -> int:
-    """``export``: stream the store's items to ``--out`` (see :mod:`crawler.exports`)."""
-    async with open_store(cfg, exclusive=False) as store:  # a reader: allowed while a crawl runs
+    """``export``: stream the store's items to ``--out`` (see :mod:`crawler.store.exports`)."""
+    async with open_store(StoreSettings.of(cfg), exclusive=False) as store:  # a reader: allowed while a crawl runs
         try:
             count = await export_items(store, args.out, args.format, query=query, meta=args.meta)
         except sqlite3.Error as exc:
@@ -316,15 +317,15 @@ async def _export(cfg: Config, args: argparse.Namespace, query: ItemQuery) -> in
 
 def _compare_export(path: str, products: int) -> dict[str, dict[str, int]]:
     """The demo's check, read back from the JSONL it exported (line by line: bounded memory)."""
-    from . import demo
+    from crawler import demo
 
     with open(path, encoding="utf-8") as lines:
         return demo.compare((json.loads(line) for line in lines), products)
 
 
 async def demo_command(args: argparse.Namespace) -> int:
-    from . import demo
-    from .httpserver import serve_http
+    from crawler import demo
+    from crawler.httpserver import serve_http
 
     cfg = load_config(args)
     where = f"{cfg.source}: [input] ids"
@@ -338,7 +339,7 @@ async def demo_command(args: argparse.Namespace) -> int:
         if args.serve_only:
             await trio.sleep_forever()
         cfg = _point_at_shop(cfg, base, ids=f"{low}-{products}" if cfg.input.ids else "")
-        async with open_store(cfg) as store:
+        async with open_store(StoreSettings.of(cfg)) as store:
             if not args.resume:
                 await store.reset()
             await _retry_failed(store, args.retry_failed)
@@ -355,7 +356,7 @@ async def demo_command(args: argparse.Namespace) -> int:
 def _point_at_shop(cfg: Config, base: str, *, ids: str) -> Config:
     """``cfg`` with the demo configs' placeholder address replaced by the shop's ``base`` in
     ``[input] urls`` and ``url_template``, and ``ids`` (if given) as the id range."""
-    from .demo import CONFIG_BASE_URL
+    from crawler.demo import CONFIG_BASE_URL
 
     inp = cfg.input
     return attrs.evolve(

@@ -17,14 +17,16 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import trio
 
-log = logging.getLogger("crawler.httpserver")
+log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 2**20  # 1 MiB; a longer Content-Length is answered 413 and the connection closed
 
 
 @attrs.frozen
-class Request:
+class HttpRequest:
+    """One request to the server, parsed (its body read up to MAX_BODY_BYTES)."""
+
     method: str
     path: str
     query: dict[str, list[str]]
@@ -53,7 +55,7 @@ class Response:
     truncate: bool = False  # send the headers and half the body, then close
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[HttpRequest], Awaitable[Response]]
 
 
 async def serve_http(
@@ -106,7 +108,7 @@ async def _serve_connection(stream: trio.SocketStream, handler: Handler) -> None
         return
 
 
-def _refusal(request: Request | None) -> HTTPStatus | None:
+def _refusal(request: HttpRequest | None) -> HTTPStatus | None:
     """Why a request cannot be read, if it cannot."""
     if request is None:
         return HTTPStatus.BAD_REQUEST
@@ -126,7 +128,7 @@ async def _refuse(stream: trio.SocketStream, status: HTTPStatus) -> None:
     await stream.send_all(head.encode("latin-1"))
 
 
-def _parse(head: bytes) -> Request | None:
+def _parse(head: bytes) -> HttpRequest | None:
     try:
         lines = head.decode("latin-1").split("\r\n")
         method, target, _version = lines[0].split(" ", 2)
@@ -138,10 +140,10 @@ def _parse(head: bytes) -> Request | None:
         if sep:
             headers[name.strip().lower()] = value.strip()
     parts = urlsplit(target)
-    return Request(method=method, path=parts.path, query=parse_qs(parts.query), headers=headers)
+    return HttpRequest(method=method, path=parts.path, query=parse_qs(parts.query), headers=headers)
 
 
-def _encode(request: Request, response: Response) -> bytes:
+def _encode(request: HttpRequest, response: Response) -> bytes:
     reason = HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else "Status"
     body = response.body
     head = [

@@ -5,7 +5,7 @@
   started only if a test asks for it.  When ``redis-server`` is not installed the
   tests that need it fail (not skip): run scripts/bootstrap.
 - ``redis_cluster`` (session): a three-master Redis Cluster on 127.0.0.1 (see
-  ``tests/redis/servers.py``), started only if a test asks for it.
+  ``tests/crawler/store/redis/servers.py``), started only if a test asks for it.
 - ``chromium_container``: the Compose deployment's browser container, reached by its
   service name through a TCP forwarder (``tests/container.py``); not started until the
   test calls ``start()``; every Chromium it started is killed and reaped at teardown.
@@ -26,7 +26,7 @@ import trio
 
 from tests.cdp.conftest import ChromiumProcesses
 from tests.container import ChromiumContainer
-from tests.redis.servers import RedisCluster3
+from tests.crawler.store.redis.servers import RedisCluster3
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0

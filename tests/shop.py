@@ -32,7 +32,7 @@ import attrs
 import trio
 
 from crawler.demo import PRODUCT_PAGE, DemoShop, product
-from crawler.httpserver import Request, Response, serve_http
+from crawler.httpserver import HttpRequest, Response, serve_http
 
 SCRIPTS = {
     "busy": "<script>setTimeout(() => { while (true) {} }, 0);</script>",
@@ -55,7 +55,7 @@ class FaultShop(DemoShop):
     def page_hits(self, kind: str, i: int) -> list[float]:
         return self.hits[f"/{kind}/{i}"]
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, request: HttpRequest) -> Response:
         now = trio.current_time()
         self.hits[request.path].append(now)
         parts = request.path.strip("/").split("/")

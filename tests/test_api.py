@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+import cdp
 import crawler
 
 CONTRACT = {
@@ -88,3 +89,15 @@ def test_cdp_all_is_sorted_and_every_name_is_there():
         cdp.__all__
     )
     assert "become_child_subreaper" not in cdp.__all__ and not hasattr(cdp, "become_child_subreaper")
+
+
+def test_cdp_exports_only_cdp_and_no_trio_helpers():
+    """The crawler has its own trio helpers (``crawler._trio``); ``cdp`` exports none."""
+    for name in ("open_service_nursery", "unwrapped_exception_groups"):
+        assert name not in cdp.__all__ and not hasattr(cdp, name)
+
+
+def test_the_version_is_written_once_and_the_installed_metadata_agrees():
+    from importlib.metadata import version
+
+    assert crawler.__version__ == version("trio-cdp-crawler")

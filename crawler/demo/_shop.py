@@ -14,7 +14,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..httpserver import Request, Response
+from ..httpserver import HttpRequest, Response
 from . import _heavy as heavy
 from . import _pages as pages
 from ._data import (
@@ -37,7 +37,7 @@ CACHEABLE = (("Cache-Control", "max-age=3600"),)  # static assets, as a storefro
 
 
 class DemoShop:
-    """Request handler of the demo shop with ``products`` products (ids 1..products).
+    """HttpRequest handler of the demo shop with ``products`` products (ids 1..products).
 
     ``logins`` counts successful logins (POST /login with the right token and password).
     The URL map is in the package docstring (``crawler.demo``)."""
@@ -50,7 +50,7 @@ class DemoShop:
     def _id(self, text: str) -> int | None:
         return int(text) if text.isdigit() and 1 <= int(text) <= self.products else None
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, request: HttpRequest) -> Response:
         path = request.path
         parts = path.strip("/").split("/")
         if request.method not in ("GET", "HEAD") and path != "/login":
@@ -95,7 +95,7 @@ class DemoShop:
 
     # -- sessions -------------------------------------------------------------------------
 
-    def user(self, request: Request) -> str | None:
+    def user(self, request: HttpRequest) -> str | None:
         """The user whose valid session cookie ``request`` carries, else None."""
         user, _, rest = request.cookies.get("session", "").partition(".")
         nonce, _, mac = rest.partition(".")
@@ -106,7 +106,7 @@ class DemoShop:
     def _mac(self, message: str) -> str:
         return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def _login(self, request: Request) -> Response:
+    def _login(self, request: HttpRequest) -> Response:
         """GET: the form, its token bound to a new ``csrf_session`` cookie. POST: 403 on a
         missing or wrong token; the form with an error on a wrong password; else a
         session cookie and 303 to the wishlist."""
@@ -147,13 +147,13 @@ def _not_found() -> Response:
     return Response(status=404, body=pages.NOT_FOUND_PAGE.encode())
 
 
-def _page_number(request: Request) -> int | None:
+def _page_number(request: HttpRequest) -> int | None:
     """``?page=N`` (N >= 1; absent: 1), None if it is not a page number."""
     text = request.query.get("page", ["1"])[0]
     return int(text) if text.isdigit() and int(text) >= 1 else None
 
 
-def _api_page(request: Request, key: str, entries: list[Any], per_page: int) -> Response:
+def _api_page(request: HttpRequest, key: str, entries: list[Any], per_page: int) -> Response:
     """``{key: [...], "page": n, "pages": total}``, 404 past the last page."""
     page = _page_number(request)
     shown = page_of(entries, page, per_page) if page else None

@@ -16,10 +16,9 @@ import pytest
 import trio
 
 import cdp
+from tests.cdp.conftest import ChromiumProcesses, HttpServer, free_port
+from tests.cdp.test_navigation import evaluate, navigate
 from tests.container import ChromiumContainer, NameResolver
-
-from .conftest import ChromiumProcesses, HttpServer, free_port
-from .test_navigation import evaluate, navigate
 
 
 @pytest.mark.chromium

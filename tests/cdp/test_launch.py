@@ -16,8 +16,7 @@ import pytest
 import trio
 
 import cdp
-
-from .conftest import assert_nothing_left, browser_processes, profile_dir_of, singleton_dir_of, wait_until
+from tests.cdp.conftest import assert_nothing_left, browser_processes, profile_dir_of, singleton_dir_of, wait_until
 
 NEVER = "new Promise(() => {})"
 REPO = Path(__file__).resolve().parents[2]

@@ -6,8 +6,7 @@ import pytest
 import trio
 
 import cdp
-
-from .conftest import HttpServer
+from tests.cdp.conftest import HttpServer
 
 pytestmark = pytest.mark.chromium
 

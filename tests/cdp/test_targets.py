@@ -8,9 +8,8 @@ import pytest
 import trio
 
 import cdp
-
-from .conftest import HttpServer, wait_until
-from .test_navigation import evaluate, navigate
+from tests.cdp.conftest import HttpServer, wait_until
+from tests.cdp.test_navigation import evaluate, navigate
 
 pytestmark = pytest.mark.chromium
 

@@ -10,9 +10,9 @@ import pytest
 
 import cdp
 from crawler import config as config_mod
-from crawler.engine import Crawler
-from crawler.pool import TabPool, open_pool
-from crawler.sqlite_store import SqliteStore
+from crawler.browser.pool import TabPool, open_pool
+from crawler.run.engine import Crawler
+from crawler.store.sqlite import SqliteStore
 from tests.shop import FaultShop, start_shop
 
 DEMO_EXTRACT = {

@@ -13,7 +13,7 @@ import sys
 import pytest
 import trio
 
-from tests.crawler.test_resume import page_paths, rows, wait_done
+from tests.crawler.run.test_resume import page_paths, rows, wait_done
 from tests.procs import REPO, site_toml, start_crawler, write_config
 
 pytestmark = pytest.mark.chromium

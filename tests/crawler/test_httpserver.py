@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import trio
 
-from crawler.httpserver import MAX_BODY_BYTES, Request, Response, serve_http
+from crawler.httpserver import MAX_BODY_BYTES, HttpRequest, Response, serve_http
 
 
-async def echo(request: Request) -> Response:
+async def echo(request: HttpRequest) -> Response:
     """Answers with what it was given, and sets two cookies."""
     body = f"{request.method} {len(request.body)} {request.body[:20]!r} {sorted(request.cookies.items())}"
     return Response(body=body.encode(), headers=(("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/")))
@@ -49,7 +49,7 @@ async def test_body_over_the_limit_is_refused_with_413_and_the_connection_closed
 
 
 async def test_cookie_header_is_parsed_and_repeated_set_cookie_headers_are_sent(nursery):
-    """``Request.cookies`` holds the cookie header's pairs; every Set-Cookie of a response is sent."""
+    """``HttpRequest.cookies`` holds the cookie header's pairs; every Set-Cookie of a response is sent."""
     base = await serve(nursery)
     async with httpx.AsyncClient(base_url=base) as client:
         response = await client.get("/", headers={"Cookie": "session=abc.def; theme=dark; broken"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crawler.failure import net_failure
+from crawler.policy.failure import net_failure
 from crawler.urls import forbidden_scheme, normalise_url, short_url
 
 

@@ -53,6 +53,7 @@ from urllib.parse import parse_qs, urlsplit
 import trio
 
 import cdp
+from crawler._trio import open_service_nursery
 from crawler.demo import expected_item, format_price, product
 
 SHOP = "http://shop.test"
@@ -582,7 +583,7 @@ class FakeChromium:
     async def _cmd_Network_setBlockedURLs(self, client, session, **_):
         return {}
 
-    # identity (crawler.identity): accepted, and kept per target for inspection
+    # identity (crawler.config.identity): accepted, and kept per target for inspection
     async def _cmd_Network_setUserAgentOverride(self, client, session, userAgent, **params):
         session.target.identity["userAgent"] = userAgent
         return {}
@@ -712,7 +713,7 @@ async def open_fake_chromium(
     *, rng: random.Random | None = None, latency_s: tuple[float, float] = LATENCY_S
 ) -> AsyncIterator[FakeChromium]:
     """A running fake browser; on exit it dies (every connection closes) and its tasks stop."""
-    async with cdp.open_service_nursery() as outer:  # the body's exceptions come out as themselves
+    async with open_service_nursery() as outer:  # the body's exceptions come out as themselves
         scope, nursery = await outer.start(_host_nursery)
         chromium = FakeChromium(nursery, rng=rng or random.Random(0), latency_s=latency_s)
         try:

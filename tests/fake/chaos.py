@@ -30,9 +30,8 @@ import attrs
 import trio
 
 import cdp
-from crawler.watchdog import Watchdog
-
-from .browser import FakeSocket
+from crawler.policy.watchdog import Watchdog
+from tests.fake.browser import FakeSocket
 
 KINDS = ("delay", "fail", "drop", "cancel", "cut", "hang")
 

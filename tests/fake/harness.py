@@ -25,13 +25,11 @@ import pytest
 import trio
 
 import cdp
-import crawler.sqlite_store
-import crawler.store
-from crawler.memory import MemoryReading
-from crawler.pool import TabPool
-
-from .browser import FakeChromium, connect_fake, expected_item_for, open_fake_chromium
-from .chaos import ChaosPlan, ChaosSocket
+import crawler.store.sqlite.store
+from crawler.browser.pool import TabPool
+from crawler.observe.memory import MemoryReading
+from tests.fake.browser import FakeChromium, connect_fake, expected_item_for, open_fake_chromium
+from tests.fake.chaos import ChaosPlan, ChaosSocket
 
 EPOCH = 1_700_000_000.0  # the virtual wall clock starts here
 
@@ -49,7 +47,7 @@ class _VirtualTime:
 @contextmanager
 def virtual_store_time() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(crawler.sqlite_store, "time", _VirtualTime())
+        patch.setattr(crawler.store.sqlite.store, "time", _VirtualTime())
         yield
 
 
@@ -198,7 +196,7 @@ async def watch_pool(get_pool, browsers: FakeBrowsers, problems: list[str], inte
             problems.append(f"t={trio.current_time():.3f}: {problem}")
 
 
-async def outcome_problems(store: crawler.store.Store, urls: list[str], browsers: FakeBrowsers) -> list[str]:
+async def outcome_problems(store: crawler.store.base.Store, urls: list[str], browsers: FakeBrowsers) -> list[str]:
     """Every URL in exactly one terminal state with the right data, none loaded after it was done."""
     problems = []
     with closing(sqlite3.connect(store.path)) as db:  # a connection of its own, read at once

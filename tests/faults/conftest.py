@@ -32,12 +32,12 @@ import pytest
 import trio
 
 import cdp
+from crawler.browser.launch import open_configured_browser
+from crawler.browser.pool import InvariantReport
 from crawler.demo import expected_item
-from crawler.engine import Crawler
 from crawler.httpserver import Response
-from crawler.pool import InvariantReport
-from crawler.sqlite_store import SqliteStore
-from crawler.supervisor import open_configured_browser
+from crawler.run.engine import Crawler
+from crawler.store.sqlite import SqliteStore
 from tests.crawler.conftest import CurrentPool, make_config, url_states
 from tests.procs import become_child_subreaper, existing, profile_dirs, wait_gone
 from tests.shop import FaultShop, start_shop
@@ -184,7 +184,7 @@ def checked_browsers(cfg, opened: list[cdp.Browser], ends: list[dict[str, Any]])
 
     @asynccontextmanager
     async def open_browser() -> AsyncIterator[cdp.Browser]:
-        async with open_configured_browser(cfg) as browser:
+        async with open_configured_browser(cfg.browser) as browser:
             opened.append(browser)
             try:
                 yield browser

@@ -20,7 +20,7 @@ import pytest
 import trio
 
 import cdp
-from crawler.supervisor import HEARTBEAT_INTERVAL_S
+from crawler.run.supervisor import BROWSER_PING_INTERVAL_S
 from tests.cdp.conftest import WITH_DEVTOOLS_PORT, devtools_ws_url
 from tests.faults.conftest import assert_invariants, count_done, matrix_config, run_crawl, wait_for
 from tests.faults.proxy import CdpProxy
@@ -129,12 +129,12 @@ async def test_browser_that_stops_answering_is_dropped_and_the_crawl_reconnects(
         assert proxy.swallow() == 1
         wedged_at.append(trio.current_time())
         wedged = running.browser
-        await wait_for(lambda: not wedged.connected, timeout_s=HEARTBEAT_INTERVAL_S + 3.0 + 5.0)
+        await wait_for(lambda: not wedged.connected, timeout_s=BROWSER_PING_INTERVAL_S + 3.0 + 5.0)
         wedged_at.append(trio.current_time())
 
     crawl = await run_crawl(cfg, during=wedge, owned=owned_browser)
     await assert_invariants(crawl, shop, urls, done=set(urls), launched=False)
     assert crawl.engine.statistics().browser.restarts == 1 and proxy.sessions == 2
     noticed_after = wedged_at[1] - wedged_at[0]
-    assert noticed_after <= HEARTBEAT_INTERVAL_S + 3.0 + 2.0, noticed_after  # interval + deadline + slack
+    assert noticed_after <= BROWSER_PING_INTERVAL_S + 3.0 + 2.0, noticed_after  # interval + deadline + slack
     await assert_browser_holds_nothing_of_ours(owned_browser)

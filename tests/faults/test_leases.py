@@ -12,7 +12,7 @@ import pytest
 import trio
 
 import cdp
-from crawler.pool import open_pool
+from crawler.browser.pool import open_pool
 
 pytestmark = pytest.mark.chromium
 

@@ -1,0 +1,59 @@
+"""Applying an identity to a tab: what the site sees of the browser (user agent,
+locale, timezone, headers).  Parsing an identity from the config is
+:mod:`crawler.config.identity`'s."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+import cdp
+
+# Chromium never sends loopback traffic (127.0.0.1, localhost) through a proxy unless
+# the bypass list removes the implicit rule: a crawl told to use a proxy uses it for
+# every host, local test shops included.
+PROXY_BYPASS_LIST = "<-loopback>"
+
+
+@attrs.frozen
+class Identity:
+    """What every tab of a session presents (empty strings: the browser's own)."""
+
+    user_agent: str = ""
+    locale: str = ""
+    timezone: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def accept_language(self) -> str:
+        """The languages of ``navigator.languages`` and of the Accept-Language header,
+        so that the two agree: those of a configured Accept-Language header (without
+        their q-values: Chromium writes its own, 0.9, 0.8...), else the locale."""
+        configured = next((v for k, v in self.headers if k.lower() == "accept-language"), "")
+        languages = [part.split(";")[0].strip() for part in configured.split(",")]
+        return ",".join(lang for lang in languages if lang) or self.locale
+
+
+def browser_user_agent(version: Mapping[str, Any]) -> str:
+    """Chromium's own user agent (``Browser.getVersion``), minus the "HeadlessChrome"
+    that sites test for; "" if the browser did not say."""
+    return str(version.get("userAgent", "")).replace("HeadlessChrome", "Chrome")
+
+
+async def apply_identity(tab: cdp.Tab, identity: Identity) -> None:
+    """Present ``identity`` on ``tab`` (per-target settings: every tab of a context
+    needs them, before its first navigation).  One command per setting that is set;
+    each bounded by the connection's command deadline.  Raises the tab's CDP error."""
+    if identity.user_agent:  # Accept-Language rides on it (Network.setUserAgentOverride takes both)
+        params: dict[str, Any] = {"userAgent": identity.user_agent}
+        if identity.accept_language:
+            params["acceptLanguage"] = identity.accept_language
+        await tab.send("Network.setUserAgentOverride", **params)
+    if identity.locale:
+        await tab.send("Emulation.setLocaleOverride", locale=identity.locale)
+    if identity.timezone:
+        await tab.send("Emulation.setTimezoneOverride", timezoneId=identity.timezone)
+    if identity.headers:
+        await tab.send("Network.setExtraHTTPHeaders", headers=dict(identity.headers))

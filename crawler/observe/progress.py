@@ -1,0 +1,44 @@
+"""The progress output: a bar on a terminal, a log line every few seconds otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """A progress bar on a terminal; a log line every ``interval_s`` otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, *, interval_s: float = 5.0):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.interval_s = 0.5 if self.tty else interval_s
+
+    def show(self, *, done: int, failed: int, total: int, rate: float, in_flight: int) -> None:
+        finished = done + failed
+        if self.tty:
+            width = 30
+            filled = int(width * finished / total) if total else width
+            bar = "#" * filled + "-" * (width - filled)
+            self.stream.write(
+                f"\r[{bar}] {finished}/{total} done {done} failed {failed} {rate:.1f} pages/s in flight {in_flight} "
+            )
+            self.stream.flush()
+        else:
+            log.info(
+                "progress: %d/%d finished (done %d, failed %d), %.2f pages/s, %d in flight",
+                finished,
+                total,
+                done,
+                failed,
+                rate,
+                in_flight,
+            )
+
+    def end(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,83 @@
+"""Fields compiled into JavaScript: one ``Runtime.evaluate`` extracts any number of
+fields (:func:`extract_expression`, :func:`extract_all_expression`), and
+:func:`when_ready` waits inside the page for a selector before extracting.  The field
+language itself is :mod:`crawler.config.fields`'s."""
+
+from __future__ import annotations
+
+import json
+
+from crawler.config.fields import Field
+
+# Helpers defined once per expression; ``root`` is document or the match.
+_PRELUDE = """
+  const __v = (e, a) => { if (!e) return null; if (a === null) return e.textContent.trim();
+    const v = e.getAttribute(a);
+    return v !== null && (a === 'src' || a === 'href') ? new URL(v, document.baseURI).href : v; };
+  const __one = (root, s, a) => __v(s === null ? root : root.querySelector(s), a);
+  const __all = (root, s, a) => s === null ? [__v(root, a)] : Array.from(root.querySelectorAll(s), (e) => __v(e, a));
+"""
+
+
+def _getter(field: Field, root: str) -> str:
+    if field.js is not None:
+        return f"((el) => ({field.js}))({root})"
+    fn = "__all" if field.all else "__one"
+    if field.css is None and root == "document":
+        root = "document.documentElement"  # an attribute of the element itself: the root element
+    return f"{fn}({root}, {json.dumps(field.css)}, {json.dumps(field.attr)})"
+
+
+def _object(fields: tuple[Field, ...], root: str) -> str:
+    """JS statements that fill ``out`` (and ``errors``, for js fields that throw)."""
+    lines = []
+    for f in fields:
+        key = json.dumps(f.name)
+        lines.append(
+            f"try {{ out[{key}] = {_getter(f, root)}; }} catch (e) {{ out[{key}] = null; errors[{key}] = String(e); }}"
+        )
+    return "\n".join("    " + line for line in lines)
+
+
+def extract_expression(fields: tuple[Field, ...], *, wait_for: str = "") -> str:
+    """JS returning ``{fields, errors}`` for the document; with ``wait_for``, null until
+    that selector matches (readiness and extraction in one round trip)."""
+    ready = f"document.querySelector({json.dumps(wait_for)}) !== null" if wait_for else "true"
+    return (
+        "(() => {\n"
+        f"  if (!({ready})) return null;\n"
+        + _PRELUDE
+        + "  const out = {}, errors = {};\n"
+        + _object(fields, "document")
+        + "\n  return {fields: out, errors: errors};\n})()"
+    )
+
+
+def when_ready(expression: str, slice_ms: int) -> str:
+    """JS: a promise of ``expression``'s value once it is not null, checked now and after
+    every change to the DOM (a MutationObserver: no polling round trips); null after
+    ``slice_ms``, so that no single evaluation outlives a command deadline."""
+    return (
+        "new Promise((resolve) => {\n"
+        f"  const attempt = () => {expression};\n"
+        "  const first = attempt();\n"
+        "  if (first !== null) return resolve(first);\n"
+        "  const observer = new MutationObserver(() => {\n"
+        "    const value = attempt();\n"
+        "    if (value !== null) { observer.disconnect(); clearTimeout(timer); resolve(value); }\n"
+        "  });\n"
+        "  observer.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});\n"
+        f"  const timer = setTimeout(() => {{ observer.disconnect(); resolve(null); }}, {int(slice_ms)});\n"
+        "})"
+    )
+
+
+def extract_all_expression(selector: str, fields: tuple[Field, ...]) -> str:
+    """JS returning ``{rows, errors}``: one ``{name: value}`` per match of ``selector``."""
+    return (
+        "(() => {\n" + _PRELUDE + "  const rows = [], errors = {};\n"
+        f"  for (const match of document.querySelectorAll({json.dumps(selector)})) {{\n"
+        "    const out = {};\n"
+        + _object(fields, "match")
+        + "\n    rows.push(out);\n  }\n  return {rows: rows, errors: errors};\n})()"
+    )

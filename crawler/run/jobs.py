@@ -1,0 +1,319 @@
+"""The job runner: workers claim URLs from the store and run each as one job.
+
+A job is one attempt at one URL:
+
+1. a worker ``claim``\\ s the URL (the store moves it ``pending → in_progress`` and
+   counts the attempt); the job enters the in-flight table; with ``[crawl]
+   obey_robots``, a URL its host's robots.txt disallows fails ``robots`` here, before
+   any tab (:class:`crawler.policy.robots.RobotsPolicy`);
+2. the life of the URL on a tab, :func:`crawler.run.job.attempt` (lease, watchdog,
+   route, failure named, snapshot of a failure, lease released);
+3. :meth:`JobRunner._record` stores the outcome in one transaction: done with its
+   items and its new links, pending again after a backoff (what it pushed dropped), or
+   failed with its reason (the decision is :class:`crawler.policy.retry.RetryPolicy`'s).
+   Only then does the job leave the in-flight table, so in-flight jobs and the store's
+   in-progress rows agree at every checkpoint.
+
+A job cancelled from outside (shutdown, browser restart) goes back to pending without
+being charged an attempt, and the Cancelled goes on; so does a job that failed because
+the browser's connection went away under it (:meth:`JobRunner._release_interrupted`).
+
+Tasks: :meth:`JobRunner.run_workers` owns a nursery of one task per worker, for one
+pool; each job's page work may run tasks of its own, inside its watchdog scope.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import trio
+
+import cdp
+from crawler.browser.pool import TabPool
+from crawler.browser.session import SessionPool
+from crawler.config import Config
+from crawler.errors import PageFailure, SessionRetired, StoreError
+from crawler.observe.snapshots import Snapshots
+from crawler.observe.stats import JobStatistics
+from crawler.page.links import LinkFilter
+from crawler.page.page import Page
+from crawler.policy.failure import SLOW_DOWN_STATUS
+from crawler.policy.ratelimit import host_of
+from crawler.policy.retry import RetryPolicy
+from crawler.policy.robots import RobotsPolicy
+from crawler.policy.watchdog import Watchdog
+from crawler.run import router as routing
+from crawler.run.job import Attempt, attempt, page_env
+from crawler.run.router import Router, SessionGate
+from crawler.store.base import Job, Store
+from crawler.urls import short_url
+
+log = logging.getLogger(__name__)
+
+RELEASE_TIMEOUT_S = 5.0  # bound on a shielded store write: an outcome, or an interrupted job put back
+IDLE_POLL_S = 0.5  # a worker with nothing ready re-checks the frontier this often
+
+# The page work's signature (that of crawler.run.router.run_route): router, sessions, tab,
+# request, page env, live context ids -> the Page with the job's output, or raises.
+RunRoute = Callable[..., Awaitable[Page]]
+
+
+class JobRunner:
+    """Claims jobs from the store and runs them on a pool's tabs; owns the job figures.
+
+    ``rng`` draws the rate limiter's gaps and the retry backoffs (and the default
+    watchdog's jitter); ``router`` holds the crawl's handlers; ``sessions`` is the
+    crawl's session pool (default: one for ``config``; the supervisor's contexts come
+    from it too); ``watchdog`` and ``run_route`` are seams for tests.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        rng: random.Random,
+        limit: int | None = None,
+        watchdog: Watchdog | None = None,
+        router: Router | None = None,
+        run_route: RunRoute | None = None,
+        sessions: SessionPool | None = None,
+    ):
+        self._config = config
+        self.sessions = sessions or SessionPool(config.session, cookies=config.cookies)
+        self._store = store
+        self._limit = limit
+        self._watchdog = watchdog or Watchdog(config.watchdog.timeout_s, config.watchdog.jitter_s, rng=rng)
+        self._limiter = store.host_pace(config.rate_limit.wait_ms, rng=rng)
+        self._retry = RetryPolicy(config.retry.max_attempts, config.retry.backoff_s, SLOW_DOWN_STATUS, rng)
+        self._router = routing.router_for(config, router)
+        self._sessions = SessionGate(self._router.session_hook)
+        self._links = LinkFilter(config.crawl)
+        self._page_env = page_env(config, self._limiter, self._links, store.known, self.sessions)
+        self._run_route = run_route or routing.run_route
+        self._snapshots = Snapshots(config.debug.snapshots_dir, config.debug.snapshot_every)
+        self._robots = RobotsPolicy() if config.crawl.obey_robots else None
+        self._in_flight: dict[int, Job] = {}
+        self._claim_lock = trio.Lock()
+        self._changed = trio.Event()  # set (and replaced) whenever a job ends: idle workers look again
+        self._claimed = 0
+        self._claiming = 0  # claims on their way to the store, each holding one slot of the limit
+        self._done = 0
+        self._failed: Counter[str] = Counter()
+        self._retries = 0
+        self._watchdog_expiries = 0
+        self._field_errors: Counter[str] = Counter()
+        self._input_open = False  # more URLs may still come from the input feed
+        self._interrupted = 0
+
+    def statistics(self) -> JobStatistics:
+        return JobStatistics(
+            claimed=self._claimed,
+            in_flight=len(self._in_flight),
+            done=self._done,
+            failed=dict(self._failed),
+            retries=self._retries,
+            watchdog_expiries=self._watchdog_expiries,
+            interrupted=self._interrupted,
+            links_skipped=dict(self._links.skipped),
+            sessions_started=self._sessions.runs,
+            field_errors=dict(self._field_errors),
+            snapshots=self._snapshots.statistics(),
+        )
+
+    def in_flight_jobs(self) -> list[Job]:
+        """The jobs claimed and not yet recorded (a copy)."""
+        return list(self._in_flight.values())
+
+    def set_input_open(self, more: bool) -> None:
+        """Whether the input feed may still add URLs: while it may, an empty frontier
+        is not the end of the crawl, and workers wait for more."""
+        self._input_open = more
+        self.wake()
+
+    def wake(self) -> None:
+        """Idle workers look at the frontier again (a job ended, URLs were fed)."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def limit_reached(self) -> bool:
+        """True once ``limit`` jobs were claimed in this run, counting the claims on
+        their way: no worker starts a claim that could take the run past ``limit``."""
+        return self._limit is not None and self._claimed + self._claiming >= self._limit
+
+    async def work_left(self) -> bool:
+        """Whether a worker would find something to do: the limit is not reached and the
+        store holds a URL that is (or will become) ready.  Only reads the store."""
+        if self.limit_reached():
+            return False
+        return self._input_open or await self._store.next_ready_in() is not None
+
+    async def run_workers(self, pool: TabPool, concurrency: int) -> None:
+        """Run ``concurrency`` workers on ``pool`` until no work is left (or the limit is
+        reached), in a nursery of their own.  If cancelled (shutdown, browser lost),
+        every job in flight goes back to pending and the Cancelled goes on.  Failed
+        URLs are data; store errors and bugs propagate."""
+        async with trio.open_nursery() as nursery:
+            for _ in range(concurrency):
+                nursery.start_soon(self._worker, pool)
+
+    async def _worker(self, pool: TabPool) -> None:
+        while True:
+            if self.limit_reached():
+                return
+            # The slot is taken before the claim is sent: workers whose claims are in
+            # flight together (a round trip to Redis) would otherwise all pass the check.
+            self._claiming += 1
+            try:
+                job = await self._claim()
+            finally:
+                self._claiming -= 1
+            if job is None:
+                ready_in = await self._store.next_ready_in()
+                if ready_in is None and not self._in_flight and not self._input_open:
+                    return
+                with trio.move_on_after(min(ready_in if ready_in is not None else IDLE_POLL_S, IDLE_POLL_S)):
+                    await self._changed.wait()
+                continue
+            self._claimed += 1
+            await self._process(pool, job)
+
+    async def _claim(self) -> Job | None:
+        """Claim the next job and enter it in the in-flight table.  Fairness: prefer a
+        URL of a host none of our jobs is on, so the hosts interleave and a slow or
+        paused host (its jobs waiting for their turn) does not take every tab while
+        other hosts' URLs are ready.  One claim at a time per process (one round trip
+        each), so that each claim knows the hosts of the ones before it."""
+        async with self._claim_lock:
+            job = await self._store.claim({host_of(job.url) for job in self._in_flight.values()})
+            if job is not None:
+                self._in_flight[job.id] = job
+            return job
+
+    async def _process(self, pool: TabPool, job: Job) -> None:
+        """One job (in the in-flight table already): robots.txt, then the one life of a
+        URL (:func:`crawler.run.job.attempt`), then the outcome recorded."""
+        started = trio.current_time()
+        try:
+            # Before any tab: a URL robots.txt disallows is never requested from the server.
+            refusal = await self._robots.check(job.url) if self._robots is not None else None
+            if refusal is None:
+                outcome = await attempt(
+                    pool,
+                    partial(self._work, pool, job),
+                    watchdog=self._watchdog,
+                    sessions=self.sessions,
+                    after=partial(self._after, pool, job),
+                )
+            else:
+                outcome = Attempt(None, refusal)
+        except trio.Cancelled:
+            with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
+                try:
+                    await self._store.release(job)
+                except StoreError as exc:  # the Cancelled goes on; the next run's recover() puts it back
+                    log.debug("%s: could not put it back to pending: %s", short_url(job.url), exc)
+            del self._in_flight[job.id]
+            raise
+        self._watchdog_expiries += outcome.expired
+        # The job leaves in_flight only once its outcome is stored, so in-flight jobs and
+        # the store's in-progress rows agree at every checkpoint.
+        with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
+            if outcome.failure is not None and not pool.browser.connected:
+                await self._release_interrupted(job, outcome.failure)
+            else:
+                await self._record(job, outcome.page, outcome.failure, trio.current_time() - started)
+        del self._in_flight[job.id]
+        self.wake()
+
+    async def _work(self, pool: TabPool, job: Job, tab: cdp.Tab) -> Page:
+        """The page work of one job, on its leased tab, inside its watchdog: the route."""
+        return await self._run_route(self._router, self._sessions, tab, job.request, self._page_env, pool.context_ids)
+
+    async def _after(self, pool: TabPool, job: Job, tab: cdp.Tab, failure: PageFailure | None) -> None:
+        """A failed page's snapshot, taken inside the lease (the tab still open), out of
+        the watchdog: its own bounded, shielded deadline, so a hung tab delays closing it
+        that long at most."""
+        if failure is not None and pool.browser.connected:
+            await self._snapshots.after_failure(
+                tab,
+                url=job.url,
+                label=job.label,
+                kind=failure.kind,
+                reason=failure.reason,
+                attempt=job.attempt,
+            )
+
+    async def _release_interrupted(self, job: Job, failure: PageFailure) -> None:
+        """A job that failed because the browser went away under it (its connection is
+        gone: the browser crashed, or its container restarted): back to pending for the
+        next browser, the attempt not charged, as for a job cancelled by the restart.  The
+        death is the browser's, not the page's; what bounds a page that kills every
+        browser it is loaded in is ``[browser] restart_limit``: once it is the only work
+        left, its deaths come in a row without a page finished, and the crawl aborts."""
+        self._interrupted += 1
+        log.info("%s: the browser went away under it (%s); pending again, attempt not charged", job.url, failure.reason)
+        await self._store.release(job)
+
+    async def _record(self, job: Job, result: Page | None, failure: PageFailure | None, elapsed_s: float) -> None:
+        """Store the job's outcome: done with its items and links, or, for a failure, what the
+        retry policy decides (pending again after a delay, or failed with its reason),
+        pausing the host first if the failure asks for it."""
+        if result is not None:
+            # What the handler pushed and enqueued is stored with the outcome, in one transaction.
+            recrawl_after_s = self._router.recrawl_after_s(job.label, self._config.crawl.recrawl_after_s) or 0.0
+            if await self._store.complete(
+                job, result.items, result.links, result.status, elapsed_s, recrawl_after_s=recrawl_after_s
+            ):
+                self._done += 1
+                self._count_field_errors(job, result)
+            else:
+                log.warning(
+                    "%s: finished, but the store no longer holds it in progress (lease lost)", short_url(job.url)
+                )
+            return
+        assert failure is not None
+        if isinstance(failure, SessionRetired) and not self.sessions.charge_retirement(job.url):
+            # The session was at fault, not the page: another session tries it, uncharged.
+            self._retries += 1
+            log.info(
+                "%s: %s (attempt %d); another session tries it, uncharged",
+                short_url(job.url),
+                failure.reason,
+                job.attempt,
+            )
+            await self._store.release(job)
+            return
+        decision = self._retry.decide(
+            job.attempt, retryable=failure.retryable, status=failure.status, retry_after_s=failure.retry_after_s
+        )
+        if decision.host_pause_s is not None:
+            await self._limiter.back_off(job.url, decision.host_pause_s)
+        if decision.retry:
+            self._retries += 1
+            log.info(
+                "%s: %s (attempt %d); retry in %.1f s",
+                short_url(job.url),
+                failure.reason,
+                job.attempt,
+                decision.delay_s,
+            )
+            await self._store.retry_later(job, failure.reason, decision.delay_s, failure.status)
+        else:
+            self._failed[failure.kind] += 1
+            log.warning("%s: failed after %d attempt(s): %s", short_url(job.url), job.attempt, failure.reason)
+            await self._store.fail(job, failure.reason, failure.status)
+
+    def _count_field_errors(self, job: Job, result: Page) -> None:
+        """Fields that threw in the stored items: counted for the summary and the
+        metrics (a field error is never only in the item's ``_errors``)."""
+        for item in result.items:
+            errors = item.get("_errors")
+            if isinstance(errors, dict):
+                for name, error in errors.items():
+                    self._field_errors[name] += 1
+                    log.warning("%s: field %s: %s", short_url(job.url), name, str(error)[:200])

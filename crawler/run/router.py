@@ -1,0 +1,280 @@
+"""Routes: which handler runs a job, by the label its URL was enqueued with.
+
+A :class:`Router` maps labels to async handlers (``None`` is the default route, for
+``[input]`` URLs and links enqueued without a label) and holds an optional session
+hook, run once in every new browser context before its first job (a login).  Routes
+come from Python (``@router.route("product")``), from a site's handlers file
+(``[site] handlers``), and from TOML (``[[route]]`` tables, and ``[extract]`` as the
+default route): :func:`router_for` puts them together, and every job runs through
+the same handler path whichever way its route was written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+import trio
+
+import cdp
+from crawler.config import Config, RouteSpec
+from crawler.config.fields import Field, missing_required
+from crawler.errors import ConfigError, PageFailure, SessionRetired
+from crawler.page.page import Page, PageEnv, open_page
+from crawler.request import Request
+
+Handler = Callable[[Page], Awaitable[None]]
+H = TypeVar("H", bound=Handler)
+
+
+class Router:
+    """Handlers by label, and the session hook."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str | None, Handler] = {}
+        self._recrawl: dict[str | None, float] = {}
+        self.session_hook: Handler | None = None
+
+    def route(self, label: str | None = None, *, recrawl_after_s: float | None = None) -> Callable[[H], H]:
+        """Decorator: ``fn`` handles jobs enqueued with ``label`` (None: the default
+        route).  ``recrawl_after_s``: its URLs are due again that long after they were
+        done (0: never; None: ``[crawl] recrawl_after_s``)."""
+
+        def register(fn: H) -> H:
+            self.add(label, fn, recrawl_after_s=recrawl_after_s)
+            return fn
+
+        return register
+
+    def session(self, fn: H) -> H:
+        """Decorator: ``fn(page)`` runs once in every new browser context, before the
+        context's first job, on that job's tab and inside its watchdog (a login: the
+        context's cookies are the session).  If it raises, that job fails (retryable)
+        and the next job in the context runs it again."""
+        _check_handler(fn, "session hook")
+        if self.session_hook is not None:
+            raise ValueError("the router already has a session hook")
+        self.session_hook = fn
+        return fn
+
+    def add(self, label: str | None, handler: Handler, *, recrawl_after_s: float | None = None) -> None:
+        _check_handler(handler, f"route {label!r}")
+        if label in self._routes:
+            raise ValueError(f"route {label!r} is defined twice")
+        if recrawl_after_s is not None:
+            if recrawl_after_s < 0:
+                raise ValueError(f"route {label!r}: recrawl_after_s must be >= 0, got {recrawl_after_s!r}")
+            self._recrawl[label] = float(recrawl_after_s)
+        self._routes[label] = handler
+
+    def recrawl_after_s(self, label: str | None, default: float | None = None) -> float | None:
+        """How long after it was done a URL of route ``label`` is due again (0: never):
+        the route's own, else ``default``."""
+        return self._recrawl.get(label, default)
+
+    @property
+    def labels(self) -> frozenset[str | None]:
+        return frozenset(self._routes)
+
+    def handler(self, label: str | None) -> Handler:
+        """The handler of ``label``; PageFailure ``no_route`` (not retried) if none."""
+        try:
+            return self._routes[label]
+        except KeyError:
+            known = ", ".join(repr(k) for k in self._routes) or "none"
+            raise PageFailure("no_route", f"no route for label {label!r} (routes: {known})") from None
+
+
+def _check_handler(fn: Any, what: str) -> None:
+    if not inspect.iscoroutinefunction(fn):
+        raise TypeError(f"{what}: expected an async function taking a Page, got {fn!r}")
+
+
+# -- TOML routes ------------------------------------------------------------------------------
+
+
+def toml_handler(spec: RouteSpec) -> Handler:
+    """The handler a ``[[route]]`` table (or ``[extract]``) describes: wait for
+    ``wait_for``; click ``click_until_gone`` while present; scroll to the end; push one
+    item of ``fields`` and the captures (``url``, ``status`` included); push one item
+    per ``items.selector`` match; enqueue every ``follow`` selector.
+
+    Nothing is pushed incomplete without saying so: a required capture is waited for
+    (up to its ``timeout_s``, inside the watchdog) and fails the job
+    ``missing_capture: NAME`` if it never comes; a required field that is null fails
+    it ``missing_field: NAME``; both are retried."""
+
+    async def handle(page: Page) -> None:
+        prepared = bool(spec.click_until_gone or spec.scroll)
+        # Unprepared with fields: readiness and extraction are one evaluation per poll.
+        one_trip = spec.wait_for and spec.fields and not prepared
+        if spec.wait_for and not one_trip:
+            await page.wait_for(spec.wait_for)
+        elif not spec.wait_for:
+            await page.wait_for_load()
+        while spec.click_until_gone and await page.click_if_present(spec.click_until_gone):
+            await page.wait_for_idle()
+        if spec.scroll:
+            await page.scroll_to_end()
+        if spec.fields or spec.capture or spec.items is None:
+            found = await page.extract(spec.fields, wait_for=spec.wait_for if one_trip else None) if spec.fields else {}
+            _check_required(spec.fields, found)
+            item: dict[str, Any] = {"url": page.url, "status": page.status, **found}
+            for rule in spec.capture:
+                bodies = await page.responses(rule.url_contains, wait_s=rule.timeout_s if rule.required else None)
+                if rule.required and not bodies:
+                    raise PageFailure("missing_capture", rule.name, retryable=True)
+                item[rule.name] = bodies if rule.all else (bodies[0] if bodies else None)
+            await page.push(item)
+        if spec.items is not None:
+            for row in await page.extract_all(spec.items.selector, spec.items.fields):
+                _check_required(spec.items.fields, row)
+                await page.push(row)
+        for follow in spec.follow:
+            await page.enqueue(selector=follow.selector, label=follow.label)
+
+    handle.__name__ = handle.__qualname__ = f"toml_route_{spec.label or 'default'}"
+    return handle
+
+
+def _check_required(fields: tuple[Field, ...], values: dict[str, Any]) -> None:
+    name = missing_required(fields, values)
+    if name is not None:
+        raise PageFailure("missing_field", name, retryable=True)
+
+
+# -- putting a crawl's routes together ---------------------------------------------------------
+
+
+def load_handlers(config: Config) -> Router:
+    """The ``router`` defined by ``[site] handlers`` (a Python file, relative to the
+    config).  Raises ConfigError (one line) if it cannot be loaded or defines none."""
+    path = config.path(config.site.handlers)
+    where = f"{config.source}: [site] handlers: {path}"
+    name = f"crawler_site_handlers_{abs(hash(str(path.resolve())))}"
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"{where}: not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except ConfigError:
+        raise
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    except Exception as exc:  # the user's module failed to import: one line, not a traceback
+        raise ConfigError(f"{where}: cannot load: {type(exc).__name__}: {exc}") from None
+    router = getattr(module, "router", None)
+    if not isinstance(router, Router):
+        raise ConfigError(f"{where}: defines no `router = crawler.Router()`")
+    return router
+
+
+def router_for(config: Config, router: Router | None = None) -> Router:
+    """The routes of a crawl: ``router`` (or the handlers file's), plus the config's
+    ``[[route]]`` tables, plus ``[extract]`` as the default route when nothing else
+    defines one.  Raises ConfigError on a label defined twice."""
+    if router is None:
+        router = load_handlers(config) if config.site.handlers else Router()
+    combined = Router()
+    combined.session_hook = router.session_hook
+    for label in router.labels:
+        combined.add(label, router.handler(label), recrawl_after_s=router.recrawl_after_s(label))
+    for spec in config.routes:
+        if spec.label in combined.labels:
+            raise ConfigError(f"{config.source}: [[route]] {spec.label or '(default)'!s}: the route is defined twice")
+        combined.add(spec.label, toml_handler(spec), recrawl_after_s=spec.recrawl_after_s)
+    if None not in combined.labels:
+        combined.add(None, toml_handler(config.extract_route()))
+    elif config.extract_route().fields:
+        raise ConfigError(f"{config.source}: [extract] fields: the default route is already defined elsewhere")
+    for spec in config.routes:
+        for follow in spec.follow:
+            if follow.label not in combined.labels:
+                raise ConfigError(
+                    f"{config.source}: [[route]] {spec.label or '(default)'}: follow: no route for label"
+                    f" {follow.label!r} (routes: {', '.join(repr(k) for k in combined.labels)})"
+                )
+    return combined
+
+
+class SessionGate:
+    """Runs the session hook once per browser context, before the context's first job.
+
+    Jobs that arrive in a context whose hook is running wait for it (FIFO); if the hook
+    fails, the job that ran it fails and the next one tries again.  State is kept per
+    context id and dropped when the context is gone."""
+
+    def __init__(self, hook: Handler | None):
+        self.hook = hook
+        self.runs = 0  # hook runs that returned (one per context that had a job)
+        self._ready: set[str] = set()
+        self._locks: dict[str, trio.Lock] = {}
+
+    async def ensure(
+        self,
+        context_id: str,
+        live_contexts: set[str],
+        open_hook_page: Callable[[], AbstractAsyncContextManager[Page]],
+    ) -> None:
+        if self.hook is None or context_id in self._ready:
+            return
+        for gone in [c for c in self._locks if c not in live_contexts and c != context_id]:
+            self._locks.pop(gone)
+            self._ready.discard(gone)
+        lock = self._locks.setdefault(context_id, trio.Lock())
+        async with lock:
+            if context_id in self._ready:
+                return
+            async with open_hook_page() as page:
+                try:
+                    await self.hook(page)
+                except SessionRetired:
+                    raise  # the site refused the session: the job retires it
+                except PageFailure as exc:
+                    raise PageFailure("session", exc.reason, retryable=True) from exc
+                except cdp.CDPError:
+                    raise  # the tab's or the browser's failure, not the hook's
+                except Exception as exc:
+                    raise PageFailure("session", f"{type(exc).__name__}: {exc}", retryable=True) from exc
+            self._ready.add(context_id)
+            self.runs += 1
+
+
+async def run_route(
+    router: Router,
+    gate: SessionGate,
+    tab: cdp.Tab,
+    request: Request,
+    env: PageEnv,
+    live_contexts: set[str],
+) -> Page:
+    """One job's page work: the session hook if the tab's context is new, then the
+    navigation to ``request.url`` and the route's handler, with the ``[session]
+    retire_if`` check before the handler and again after it (SessionRetired: nothing
+    of a challenge page is stored).  Returns the Page, whose
+    ``items``, ``links`` and ``status`` are the job's output (to be committed with its
+    outcome).  Raises whatever the hook or the handler raised (PageFailure, cdp
+    errors, the user's own exceptions); if cancelled, the tab is mid-navigation."""
+    handler = router.handler(request.label)
+    await gate.ensure(tab.context.id, live_contexts, lambda: open_page(tab, request, env))
+    async with open_page(tab, request, env) as page:
+        await page.goto(request.url)
+        await page.check_blocked()  # a challenge page is not for the handler
+        try:
+            await handler(page)
+        except SessionRetired:
+            raise
+        except Exception:
+            if page.retired is not None:  # the handler retired the session, then caught it
+                raise SessionRetired(page.retired) from None
+            raise
+        if page.retired is not None:
+            raise SessionRetired(page.retired)
+        await page.check_blocked()  # a challenge that came after the document: its items are not stored
+    return page
