@@ -64,7 +64,7 @@ async def crawl(args, urls: list[str], out) -> tuple[int, int]:
 
         context.page.on("response", on_response)
 
-    @crawler.run.router.default_handler
+    @crawler.router.default_handler
     async def handler(context: PlaywrightCrawlingContext) -> None:
         nonlocal done
         await context.page.wait_for_selector(READY_SELECTOR)

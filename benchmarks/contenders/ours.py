@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import parse_args, ready, report  # noqa: E402
 
-from crawler import cli
+from crawler import cli  # noqa: E402
 
 PRODUCTS_TOML = Path(__file__).resolve().parents[2] / "config" / "products.toml"
 

@@ -53,7 +53,7 @@ from crawler.request import Request
 from crawler.urls import forbidden_scheme, short_url
 
 POLL_INTERVAL_S = 0.05  # how often a condition the page gives no event for is re-checked
-# A wait for the DOM runs in the page (a MutationObserver, see crawler.config.fields.when_ready)
+# A wait for the DOM runs in the page (a MutationObserver, see crawler.page.script.when_ready)
 # for at most this long per round trip: well inside any command deadline.
 WAIT_SLICE_MS = 2000
 IDLE_S = 0.5  # wait_for_idle: this long without a request in flight
