@@ -6,6 +6,9 @@
   tests that need it fail (not skip): run scripts/bootstrap.
 - ``redis_cluster`` (session): a three-master Redis Cluster on 127.0.0.1 (see
   ``tests/crawler/store/redis/servers.py``), started only if a test asks for it.
+- ``shared_chromium`` (session): one Chromium per test process, for tests that only
+  need *a* browser and work in contexts of their own (``tests/shared_browser.py``);
+  ``shared_browser`` attaches a test to it.
 - ``chromium_container``: the Compose deployment's browser container, reached by its
   service name through a TCP forwarder (``tests/container.py``); not started until the
   test calls ``start()``; every Chromium it started is killed and reaped at teardown.
@@ -24,9 +27,11 @@ import attrs
 import pytest
 import trio
 
+import cdp
 from tests.cdp.conftest import ChromiumProcesses
 from tests.container import ChromiumContainer
 from tests.crawler.store.redis.servers import RedisCluster3
+from tests.shared_browser import SharedChromium
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
@@ -148,3 +153,22 @@ async def chromium_container(nursery: trio.Nursery) -> AsyncIterator[ChromiumCon
         with trio.CancelScope(shield=True):
             await container.stop()
             await processes.stop_all()
+
+
+@pytest.fixture(scope="session")
+def shared_chromium() -> Iterator[SharedChromium]:
+    chromium = SharedChromium()
+    chromium.start()
+    try:
+        yield chromium
+    finally:
+        chromium.stop()
+
+
+@pytest.fixture
+async def shared_browser(shared_chromium: SharedChromium) -> AsyncIterator[cdp.Browser]:
+    """A connection of this test's own to the test process's one Chromium: work in a
+    context of the test's own (``browser.new_context()``); the connection is closed at
+    the end, the browser stays."""
+    async with cdp.connect(shared_chromium.url) as browser:
+        yield browser

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 import trio
 
-import cdp
 from crawler.browser.pool import open_pool
 from crawler.page.page import open_page
 from crawler.page.tab import prepare_tab
@@ -18,12 +17,12 @@ from tests.crawler.page.test_page import env_for
 pytestmark = pytest.mark.chromium
 
 
-async def test_an_idle_tab_is_frozen_and_its_page_requests_nothing(shop):
+async def test_an_idle_tab_is_frozen_and_its_page_requests_nothing(shop, shared_browser):
     """A tab given back idles with its page frozen: the page's 20 ms polling stops (the
     requests already in flight when it froze may still arrive, nothing after)."""
     polled = "/api/goods/6"
+    browser = shared_browser
     async with (
-        cdp.launch() as browser,
         open_pool(
             browser,
             concurrency=1,

@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-import cdp
 import crawler
 from crawler import demo
 from crawler.config import CrawlSection
@@ -66,9 +65,9 @@ async def shop(nursery):
 
 
 @pytest.fixture
-async def browser():
-    async with cdp.launch() as b:
-        yield b
+async def browser(shared_browser):
+    """The test process's one Chromium: every test here works in a context of its own."""
+    return shared_browser
 
 
 def env_for(*, wait_ms=(0, 0), known=frozenset(), **crawl) -> PageEnv:
