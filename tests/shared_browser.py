@@ -19,10 +19,15 @@ import threading
 import trio
 
 import cdp
-from tests.cdp.conftest import WITH_DEVTOOLS_PORT, devtools_ws_url
+from tests.cdp.conftest import WITH_DEVTOOLS_PORT, devtools_ws_url, profile_dir_of
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
+
+# The pids and profile folders of this process's shared browsers: the fault tests, which
+# count every Chromium process below the test process as their crawl's, leave them out.
+SHARED_PIDS: set[int] = set()
+SHARED_PROFILES: set[str] = set()
 
 
 class SharedChromium:
@@ -56,5 +61,8 @@ class SharedChromium:
     async def _serve(self) -> None:
         async with cdp.launch(args=WITH_DEVTOOLS_PORT) as browser:
             self.url = await devtools_ws_url(browser)
+            assert browser.pid is not None
+            SHARED_PIDS.add(browser.pid)
+            SHARED_PROFILES.add(str(profile_dir_of(browser.pid)))
             self._ready.set()
             await trio.to_thread.run_sync(self._stop.wait, abandon_on_cancel=True)

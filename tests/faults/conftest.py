@@ -40,6 +40,7 @@ from crawler.run.engine import Crawler
 from crawler.store.sqlite import SqliteStore
 from tests.crawler.conftest import CurrentPool, make_config, url_states
 from tests.procs import become_child_subreaper, existing, profile_dirs, wait_gone
+from tests.shared_browser import SHARED_PIDS, SHARED_PROFILES
 from tests.shop import FaultShop, start_shop
 
 # Pages that misbehave in ways tests/shop.py does not cover.
@@ -106,7 +107,10 @@ def chromium_family(
 ) -> list[psutil.Process]:
     """Chromium processes below ``root`` (with Crashpad's handlers, adopted by us as
     child subreaper, and the launcher's guard shells), except those of the browsers in
-    ``exclude_pids`` (with their descendants) or naming a profile in ``exclude_profiles``."""
+    ``exclude_pids`` (with their descendants) or naming a profile in ``exclude_profiles``,
+    and except the test process's shared browser (``tests/shared_browser.py``)."""
+    exclude_pids = {*exclude_pids, *SHARED_PIDS}
+    exclude_profiles = {*exclude_profiles, *SHARED_PROFILES}
     excluded = set(exclude_pids)
     for pid in exclude_pids:
         try:
