@@ -108,3 +108,25 @@ def test_no_module_is_over_500_lines():
         for path in (ROOT / package).rglob("*.py")
     }
     assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
+
+
+def test_each_constant_is_defined_in_one_module_only():
+    """A module-level UPPER_CASE name is defined once in ``crawler`` and ``cdp``: two
+    constants of one name (two heartbeats, two release bounds) read as one setting."""
+    import ast
+
+    where: dict[str, list[str]] = {}
+    for package in ("crawler", "cdp"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.parse(path.read_text()).body:
+                targets = (
+                    node.targets
+                    if isinstance(node, ast.Assign)
+                    else [node.target]
+                    if isinstance(node, ast.AnnAssign)
+                    else []
+                )
+                for target in targets:
+                    if isinstance(target, ast.Name) and target.id.isupper() and len(target.id) > 1:
+                        where.setdefault(target.id, []).append(str(path.relative_to(ROOT)))
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}

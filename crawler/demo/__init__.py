@@ -27,6 +27,9 @@ behind infinite scrolling, and a login with CSRF and a session cookie.
 
 The truth (``product``, ``reviews``, ``questions``, ``wishlist``, ``truth``) is what
 those pages show; ``compare`` counts how much of it a crawl's items hold.
+
+May import only the leaves (``crawler.httpserver`` serves it); no part of the crawler
+imports it but the CLI's ``demo`` command, the tests and the benchmarks.
 """
 
 from ._data import CATEGORIES as CATEGORIES

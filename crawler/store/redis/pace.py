@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 HOLD_MS = 10_000  # longest a worker holds a host (its request leaving: traffic's REQUEST_SENT_WAIT_S, and more)
 POLL_MS = 10  # a waiter asks again this soon while another worker's request is leaving
 PACE_KEEP_MS = 3_600_000  # a host's pace key lives this long (1 h) after its last turn
-RELEASE_TIMEOUT_S = 2.0  # bound on handing the turn on (shielded); failing that, the hold expires
+TURN_RELEASE_TIMEOUT_S = 2.0  # bound on handing the turn on (shielded); failing that, the hold expires
 
 RunScript = Callable[[str, Sequence[str], Sequence[Any]], Awaitable[Any]]
 
@@ -111,7 +111,7 @@ class RedisPace:
         if gap_ms is None:
             gap_ms = round(self._rng.uniform(self.low_ms, self.high_ms))
         self._local.back_off_nowait(f"http://{host}/", gap_ms / 1000)  # if Redis goes away, keep the gap here too
-        with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
+        with trio.move_on_after(TURN_RELEASE_TIMEOUT_S, shield=True):
             try:
                 await self._run("pace_release", [pace_key(host)], [token, gap_ms, PACE_KEEP_MS])
             except StoreError as exc:  # the hold expires on its own after HOLD_MS

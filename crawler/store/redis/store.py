@@ -124,7 +124,7 @@ from crawler.store.redis.reader import READ_BATCH, RedisReader, batches
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 10.0  # bound on reaching Redis when the store opens
+REDIS_CONNECT_TIMEOUT_S = 10.0  # bound on reaching Redis when the store opens
 COMMAND_TIMEOUT_S = 30.0  # a reply that takes longer breaks the connection (then retried)
 ADD_BATCH = 1000  # URLs per add_urls script call
 MAX_SAMPLES = 10_000  # memory / tab samples kept per run (a capped list each)
@@ -443,7 +443,7 @@ async def open_redis_store(settings: StoreSettings, *, renew: bool = True) -> As
         client: coredis.Redis[str] = kind.from_url(
             section.url,
             decode_responses=True,
-            connect_timeout=CONNECT_TIMEOUT_S,
+            connect_timeout=REDIS_CONNECT_TIMEOUT_S,
             stream_timeout=COMMAND_TIMEOUT_S,
         )
     except (ValueError, coredis.exceptions.RedisError) as exc:
@@ -463,7 +463,7 @@ async def open_redis_store(settings: StoreSettings, *, renew: bool = True) -> As
     with unwrapped_exception_groups():
         async with client:
             try:
-                with trio.fail_after(CONNECT_TIMEOUT_S):
+                with trio.fail_after(REDIS_CONNECT_TIMEOUT_S):
                     await store.connect()
             except (trio.TooSlowError, StoreError) as exc:
                 raise ConfigError(f"{where} url: cannot reach Redis at {section.url}: {exc or 'timed out'}") from None
