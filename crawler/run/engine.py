@@ -64,7 +64,7 @@ from crawler.run.jobs import RELEASE_TIMEOUT_S, JobRunner, RunRoute
 from crawler.run.router import Router
 from crawler.run.supervisor import BrowserSupervisor, OpenBrowser, OpenPool
 from crawler.sources.feed import InputFeed
-from crawler.store import StoreSettings
+from crawler.store import StoreSettings, open_store
 from crawler.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -385,8 +385,6 @@ async def crawl(config: Config, router: Router | None = None, *, limit: int | No
     summary (``finish_reason``, counts, rates...).  Failed URLs are data in the store,
     not exceptions; raises ConfigError for bad configuration.  If cancelled, in-flight
     URLs go back to pending and the store is closed."""
-    from crawler.store import open_store
-
     async with open_store(StoreSettings.of(config)) as store:
         crawler = Crawler(config, store, limit=limit, router=router)
         await crawler.run()

@@ -23,6 +23,7 @@ shows it and stores nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
 import trio
@@ -34,14 +35,14 @@ from crawler.config import Config
 from crawler.errors import PageFailure, SessionRetired
 from crawler.page.links import LinkFilter
 from crawler.page.page import Page, PageEnv
-from crawler.page.tab import paces_documents
+from crawler.page.tab import paces_documents, tab_preparer
 from crawler.policy.ratelimit import Pace
 from crawler.policy.watchdog import Watchdog
 
 # The page work of one job on its leased tab: the Page with the job's output, or raises.
 Work = Callable[[cdp.Tab], Awaitable[Page]]
 # Runs on the tab after the page work, still leased: the tab and the failure (None: success).
-After = Callable[[cdp.Tab, "PageFailure | None"], Awaitable[None]]
+After = Callable[[cdp.Tab, PageFailure | None], Awaitable[None]]
 
 
 @attrs.frozen
@@ -118,6 +119,19 @@ def page_env(
         retire_on_status=frozenset(config.session.retire_on_status),
         retire_if=config.session.retire_if,
     )
+
+
+def pool_options(config: Config, sessions: SessionPool) -> dict[str, Any]:
+    """What every tab pool of a crawl of ``config`` is opened with, whatever its size
+    (the supervisor's pools, and ``try``'s pool of one tab): each new tab prepared as
+    :func:`crawler.page.tab.tab_preparer` says, the close bounds of ``[pool]``, and
+    contexts made by the session pool (a context is a session)."""
+    return {
+        "prepare_tab": tab_preparer(config.browser, sessions, pace_documents=paces_documents(config.rate_limit)),
+        "tab_close_timeout_s": config.pool.tab_close_timeout_s,
+        "context_dispose_timeout_s": config.pool.context_dispose_timeout_s,
+        "create_context": sessions.create_context,
+    }
 
 
 async def attempt(

@@ -41,7 +41,7 @@ from crawler.browser.launch import open_configured_browser
 from crawler.browser.pool import TabPool, open_pool
 from crawler.config import Config
 from crawler.observe.stats import BrowserStatistics, PoolTotals
-from crawler.page.tab import paces_documents, tab_preparer
+from crawler.run.job import pool_options
 from crawler.run.jobs import JobRunner
 
 log = logging.getLogger(__name__)
@@ -161,14 +161,7 @@ class BrowserSupervisor:
                     concurrency=pool_cfg.concurrency,
                     recycle_tab_every=self._recycle_tab_every,
                     rotate_context_every=self._rotate_context_every(),
-                    prepare_tab=tab_preparer(
-                        self._config.browser,
-                        self._jobs.sessions,
-                        pace_documents=paces_documents(self._config.rate_limit),
-                    ),
-                    tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
-                    context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,
-                    create_context=self._jobs.sessions.create_context,
+                    **pool_options(self._config, self._jobs.sessions),
                 ) as pool,
             ):
                 self._browser, self._pool = browser, pool

@@ -29,20 +29,19 @@ import trio
 
 import cdp
 from crawler.browser.launch import open_configured_browser
-from crawler.browser.pool import TabPool, open_pool
+from crawler.browser.pool import open_pool
 from crawler.browser.session import SessionPool
 from crawler.config import Config, check_url
 from crawler.errors import ConfigError, PageFailure
 from crawler.observe.snapshots import SNAPSHOT_TIMEOUT_S, capture_page, write_page_files
 from crawler.page.links import LinkFilter
 from crawler.page.page import Page
-from crawler.page.tab import paces_documents, tab_preparer
 from crawler.policy.ratelimit import HostRateLimiter
 from crawler.policy.robots import RobotsPolicy
 from crawler.policy.watchdog import Watchdog
 from crawler.request import Request
 from crawler.run import router as routing
-from crawler.run.job import attempt, page_env
+from crawler.run.job import attempt, page_env, pool_options
 from crawler.run.router import Handler, Router, SessionGate
 
 
@@ -97,9 +96,8 @@ async def try_url(
     timed.add(label, _timed(routes.handler(label), "handler", steps, handled))
     hook = routes.session_hook
     gate = SessionGate(_timed(hook, "session", steps) if hook is not None else None)
-    sessions = SessionPool(
-        config.session, cookies=config.cookies
-    )  # the site's identity: proxy, user agent, locale, headers, cookies
+    # the site's identity: proxy, user agent, locale, headers, cookies
+    sessions = SessionPool(config.session, cookies=config.cookies)
     env = page_env(
         config, HostRateLimiter(config.rate_limit.wait_ms, rng=rng), LinkFilter(config.crawl), _nothing_known, sessions
     )
@@ -124,15 +122,17 @@ async def try_url(
             clock.mark("capture")
 
     opener = open_browser or (lambda: open_configured_browser(config.browser))
-    async with opener() as browser, _one_tab_pool(browser, config, sessions) as pool:
+    # A pool of one tab, in a context made and prepared as a crawl's are (the session
+    # pool's proxy and identity); its tab and context closed on exit.
+    one_tab = {"concurrency": 1, "recycle_tab_every": 1, "rotate_context_every": 1}
+    async with opener() as browser, open_pool(browser, **one_tab, **pool_options(config, sessions)) as pool:
         clock.mark("browser")
         outcome = await attempt(
             pool, work, watchdog=Watchdog(config.watchdog.timeout_s, 0.0, rng=rng), sessions=sessions, after=after
         )
     if outcome.failure is not None:
         failures.insert(0, outcome.failure.reason)
-    page = outcome.page
-    page = page or (handled[-1] if handled else None)
+    page = outcome.page or (handled[-1] if handled else None)
     items = tuple(page.items) if page is not None else ()
     errors = tuple(
         (name, str(error))
@@ -188,22 +188,6 @@ def _timed(fn: Handler, step: str, timings: list[tuple[str, float]], pages: list
 async def _nothing_known(urls: list[str]) -> set[str]:
     await trio.lowlevel.checkpoint()
     return set()
-
-
-def _one_tab_pool(browser: cdp.Browser, config: Config, sessions: SessionPool) -> AbstractAsyncContextManager[TabPool]:
-    """A pool of one tab, in a context made and prepared as a crawl's are (the session
-    pool's proxy and identity); its tab and context closed on exit."""
-    pool_cfg = config.pool
-    return open_pool(
-        browser,
-        concurrency=1,
-        recycle_tab_every=1,
-        rotate_context_every=1,
-        prepare_tab=tab_preparer(config.browser, sessions, pace_documents=paces_documents(config.rate_limit)),
-        tab_close_timeout_s=pool_cfg.tab_close_timeout_s,
-        context_dispose_timeout_s=pool_cfg.context_dispose_timeout_s,
-        create_context=sessions.create_context,
-    )
 
 
 async def _keep_page(tab: cdp.Tab, screenshot: str | None, html: str | None) -> list[str]:
