@@ -1,7 +1,7 @@
 """The crawl's configuration: what a TOML site file says, checked.
 
 :mod:`crawler.config.model` holds the frozen sections (``[crawl]``, ``[browser]``,
-``[pool]``...) with every default in one place; :mod:`crawler.config.load` reads a TOML
+``[pool]``...) with every default in one place; :mod:`crawler.config.loader` reads a TOML
 file into them, rejecting unknown keys and naming the file and key of every error;
 :mod:`crawler.config.checks` are the value checks; :mod:`crawler.config.fields` is the
 field language (what a field is, before it is compiled for a page) and
@@ -12,13 +12,13 @@ section they use (a :class:`PoolSection`, a :class:`BrowserSection`...), not the
 :class:`Config`; only the composition (``crawler.run``, the CLI) holds all of it.
 """
 
-from crawler.config.load import check_url as check_url
-from crawler.config.load import from_dict as from_dict
-from crawler.config.load import load as load
-from crawler.config.load import override as override
-from crawler.config.load import parse_id_range as parse_id_range
-from crawler.config.load import to_toml as to_toml
-from crawler.config.load import validate as validate
+from crawler.config.loader import check_url as check_url
+from crawler.config.loader import from_dict as from_dict
+from crawler.config.loader import load as load
+from crawler.config.loader import override as override
+from crawler.config.loader import parse_id_range as parse_id_range
+from crawler.config.loader import to_toml as to_toml
+from crawler.config.loader import validate as validate
 from crawler.config.model import CAPTURE_TIMEOUT_S as CAPTURE_TIMEOUT_S
 from crawler.config.model import INPUT_LOOKAHEAD as INPUT_LOOKAHEAD
 from crawler.config.model import OUTAGE_S as OUTAGE_S

@@ -1,6 +1,6 @@
 """The crawl configuration's model: frozen attrs sections, every setting with its
 default, its check and its meaning, in one place.  Loading a TOML file into it is
-:mod:`crawler.config.load`'s."""
+:mod:`crawler.config.loader`'s."""
 
 from __future__ import annotations
 

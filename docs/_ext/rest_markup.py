@@ -6,13 +6,6 @@ become code spans (``Page``, ``open_page``) and a paragraph ending in ``::`` end
 ``:`` (the indented literal block after it is a Markdown code block as it stands).
 Nothing is linked, so a reference to an object the site does not render cannot break
 the build.
-
-``retarget``: re-exports that static analysis resolves to the wrong object.  In
-``crawler/config/__init__.py``, ``from crawler.config.load import load as load`` gives
-the package a function ``load`` that shares its name with the submodule
-``crawler.config.load``; Python binds the function, griffe the module, so
-``crawler.load_config`` would be documented as a module.  Each entry maps the public
-path to the object it really is.
 """
 
 from __future__ import annotations
@@ -43,17 +36,9 @@ def to_markdown(text: str) -> str:
 
 
 class RestMarkup(griffe.Extension):
-    """Rewrites every docstring of a loaded package, and retargets the given re-exports."""
-
-    def __init__(self, retarget: dict[str, str] | None = None) -> None:
-        super().__init__()
-        self.retarget = dict(retarget or {})
+    """Rewrites every docstring of a loaded package."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
-        for public, real in self.retarget.items():
-            parent_path, _, name = public.rpartition(".")
-            if parent_path == pkg.path:
-                pkg.set_member(name, griffe.Alias(name, real, parent=pkg))
         seen: set[int] = set()
         stack: list[griffe.Object | griffe.Alias] = [pkg]
         while stack:
