@@ -3,6 +3,7 @@ run time, and carries the one version."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,8 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_wheel_builds_without_warnings_and_ships_its_data_files(tmp_path):
+    """Built from a copy of what the wheel is made of: setuptools writes ``build/`` and
+    ``*.egg-info`` into the tree it builds, and a stale ``build/lib`` there would be
+    packed into later wheels."""
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        (source / name).parent.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    for package in ("crawler", "cdp"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -27,8 +27,8 @@ __all__ = ["STATES", "Job", "RunRecord", "Store", "StoreError", "StoreSettings",
 
 @asynccontextmanager
 async def open_store(settings: StoreSettings, *, exclusive: bool = True) -> AsyncIterator[Store]:
-    """The store ``settings`` names (:meth:`StoreSettings.of` a config) (SQLite at ``[output] db`` unless ``[store] backend =
-    "redis"``), capped at ``[crawl] max_pages``, closed on exit.  SQLite: held by this
+    """The store ``settings`` names (``StoreSettings.of(config)``): SQLite at ``[output]
+    db`` unless ``[store] backend = "redis"``, capped at ``[crawl] max_pages``, closed on exit.  SQLite: held by this
     process only (``exclusive=False``: no lock, for readers); ConfigError, one line
     naming the holder, if another process holds it."""
     if settings.store.backend == "redis":
