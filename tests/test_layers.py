@@ -3,6 +3,7 @@ contracts in ``pyproject.toml``), there is no import circle, and no module is hu
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -101,32 +102,33 @@ def test_there_is_no_import_circle_in_crawler_or_cdp():
     assert import_cycles() == []
 
 
-def test_no_module_is_over_500_lines():
-    sizes = {
-        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+def source_modules() -> dict[str, str]:
+    """Every module of ``crawler`` and ``cdp``: its path in the repository -> its text."""
+    return {
+        str(path.relative_to(ROOT)): path.read_text()
         for package in ("crawler", "cdp")
-        for path in (ROOT / package).rglob("*.py")
+        for path in sorted((ROOT / package).rglob("*.py"))
     }
+
+
+def test_no_module_is_over_500_lines():
+    sizes = {name: len(text.splitlines()) for name, text in source_modules().items()}
     assert {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES} == {}
 
 
 def test_each_constant_is_defined_in_one_module_only():
     """A module-level UPPER_CASE name is defined once in ``crawler`` and ``cdp``: two
     constants of one name (two heartbeats, two release bounds) read as one setting."""
-    import ast
-
     where: dict[str, list[str]] = {}
-    for package in ("crawler", "cdp"):
-        for path in (ROOT / package).rglob("*.py"):
-            for node in ast.parse(path.read_text()).body:
-                targets = (
-                    node.targets
-                    if isinstance(node, ast.Assign)
-                    else [node.target]
-                    if isinstance(node, ast.AnnAssign)
-                    else []
-                )
-                for target in targets:
-                    if isinstance(target, ast.Name) and target.id.isupper() and len(target.id) > 1:
-                        where.setdefault(target.id, []).append(str(path.relative_to(ROOT)))
-    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}
+    for name, text in source_modules().items():
+        for node in ast.parse(text).body:
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            else:
+                continue
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id.isupper() and len(target.id) > 1:
+                    where.setdefault(target.id, []).append(name)
+    assert {constant: paths for constant, paths in where.items() if len(paths) > 1} == {}
