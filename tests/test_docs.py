@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 from crawler import demo
 from crawler.config.loader import ROUTE_KEYS
 from crawler.config.model import SECTIONS, CaptureRule
+from tests.cdp.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -118,12 +118,6 @@ def test_the_readme_keeps_the_two_commands_and_links_to_pages_that_exist():
 
 
 # -- the getting-started guide ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def guide_blocks(port: int) -> list[tuple[str, str]]:
