@@ -2,13 +2,16 @@
 """One command, one run, the same pages for every contender: this crawler, the raw
 CDP floor, Playwright as its users launch it, and Crawlee for Python's PlaywrightCrawler.
 
-    .venv/bin/python benchmarks/compare.py                    # 300 pages, C=8, both profiles
+    .venv/bin/python benchmarks/compare.py                    # 300 pages, C=8, the three profiles
     .venv/bin/python benchmarks/compare.py --pages 3000 --profiles light --contenders raw,ours
 
-This process serves the demo shop (``crawler.demo``, 127.0.0.1, a free port) and
+This process serves the demo shop (``crawler.demo``, 127.0.0.1, a free port), wrapped
+by ``bench_shop.BenchShop`` (a paint beacon on every page, and the render pages), and
 runs each contender in a process of its own, one after the other, on the same URL
 list (``/product/{i}`` for the light profile, ``/heavy/product/{i}`` for the heavy
-one).  It measures each contender's whole process tree (the contender, any driver it
+one, ``/render/product/{i}`` for the render one: lazy images down a tall page and
+reviews loaded by an IntersectionObserver, which each contender scrolls its own way).
+It measures each contender's whole process tree (the contender, any driver it
 starts, Chromium and all of Chromium's children):
 
 - **pages/s**: done pages / seconds from the contender's ``ready`` line (its imports
@@ -22,7 +25,13 @@ starts, Chromium and all of Chromium's children):
   die orphaned: Chromium does not wait for its renderers, GPU and utility processes;
 - **peak PSS**: the highest sum of PSS over the tree, sampled every 0.25 s;
 - **renderers**: distinct renderer processes (``--type=renderer``) seen in the tree,
-  sampled every 50 ms (a lower bound: a renderer living under 50 ms can be missed).
+  sampled every 50 ms (a lower bound: a renderer living under 50 ms can be missed);
+- **painted**: the run's pages whose paint beacon came (a ``requestAnimationFrame``
+  callback, which runs only when the page renders, requests ``/beacon/paint``).  A
+  contender that paints fewer pages than the floor did less work than the floor: its
+  row is flagged;
+- render profile: **reviews** found in the items over the reviews the pages hold,
+  **images** the pages' lazy images requested over their number.
 
 ``ours-before`` is this crawler from another checkout (``--before DIR``, e.g. a git
 worktree of an older commit), to show what a change bought in the same run.  The JSON
@@ -58,18 +67,21 @@ from urllib.parse import urljoin
 import httpx
 import psutil
 import trio
+from bench_shop import RENDER_IMAGES, RENDER_REVIEWS, BenchShop, RunCounts, render_reviews
 
-from crawler.demo import DemoShop, expected_item
+from crawler.demo import expected_item
 from crawler.httpserver import serve_http
 from crawler.observe.pss import tree_pss
 
 HERE = Path(__file__).resolve().parent
 CONTENDERS = HERE / "contenders"
 PEERS_PYTHON = HERE / "peers-venv" / "bin" / "python"
-PROFILES = {"light": "/product/{i}", "heavy": "/heavy/product/{i}"}
+PROFILES = {"light": "/product/{i}", "heavy": "/heavy/product/{i}", "render": "/render/product/{i}"}
+FLOOR = "raw"  # every row's ratios and its painted count are read against this contender's medians
 # name -> (python, script, extra arguments)
 COMMANDS = {
     "raw": (sys.executable, "raw_cdp.py", ()),
+    "raw-hidden": (sys.executable, "raw_cdp.py", ("--hidden",)),  # the floor without focus emulation: unpainted
     "raw+context": (sys.executable, "raw_cdp.py", ("--context",)),
     "ours": (sys.executable, "ours.py", ()),
     "ours+block": (sys.executable, "ours.py", ("--block", "image,media,font")),
@@ -176,7 +188,7 @@ class TreeSampler:
 
 
 async def run_contender(
-    name: str, profile: str, concurrency: int, base: str, args: argparse.Namespace, tmp: Path
+    name: str, profile: str, concurrency: int, shop: BenchShop, base: str, args: argparse.Namespace, tmp: Path
 ) -> dict[str, Any]:
     python, script, extra = COMMANDS[name]
     if not os.path.exists(python):  # noqa: ASYNC240 - a stat, before anything runs
@@ -186,16 +198,18 @@ async def run_contender(
     argv = [
         python, str(CONTENDERS / script), "--urls", str(urls), "--items", str(items),
         "--concurrency", str(concurrency), "--recycle-tab-every", str(args.recycle_tab_every),
-        "--rotate-context-every", str(args.rotate_context_every), "--chromium", args.chromium, *extra,
+        "--rotate-context-every", str(args.rotate_context_every), "--chromium", args.chromium,
+        "--profile", profile, *extra,
     ]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if name == "ours-before":
         if not args.before:
             return {**out_of(name, profile, concurrency), "skipped": "needs --before DIR (a checkout to compare with)"}
         env["PYTHONPATH"] = args.before
-    out: dict[str, Any] = {"contender": name, "profile": profile, "concurrency": concurrency}
+    out: dict[str, Any] = {"contender": name, "profile": profile, "concurrency": concurrency, "pages": args.pages}
     stderr = open(tmp / f"stderr-{name}-{profile}.txt", "wb")  # noqa: ASYNC230, SIM115 - closed below
     cpu_before = children_cpu_s()
+    seen = shop.begin_run()
     proc = await trio.lowlevel.open_process(argv, stdout=-1, stderr=stderr, env=env, cwd=str(tmp))
     sampler = TreeSampler(proc.pid)
     lines = LineReader(proc.stdout)
@@ -238,7 +252,11 @@ async def run_contender(
         process_types=sorted(sampler.seen_types),
         cpu_s_per_page_by_type={k: v / done for k, v in sampler.cpu_by_type().items()} if done else {},
         check=check_items(items, base, profile, args.pages),
+        painted=painted(seen, profile, args.pages),
+        beacons=seen.beacons,
     )
+    if profile == "render":
+        out["render"] = check_render(items, seen, base, args.pages)
     return out
 
 
@@ -266,14 +284,20 @@ class LineReader:
             self.buffer += chunk
 
 
-def check_items(path: Path, base: str, profile: str, pages: int) -> dict[str, int]:
-    """Items equal to the truth, wrong ones, and missing ones (by URL)."""
+def read_items(path: Path) -> dict[str, dict[str, Any]]:
+    """The items of a contender's ``--items`` file, by URL (the last one of a URL wins)."""
     got: dict[str, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 item = json.loads(line)
                 got[item.get("url")] = item
+    return got
+
+
+def check_items(path: Path, base: str, profile: str, pages: int) -> dict[str, int]:
+    """Items equal to the truth, wrong ones, and missing ones (by URL)."""
+    got = read_items(path)
     right = wrong = missing = 0
     for i in range(1, pages + 1):
         url = base + PROFILES[profile].format(i=i)
@@ -288,12 +312,35 @@ def check_items(path: Path, base: str, profile: str, pages: int) -> dict[str, in
     return {"right": right, "wrong": wrong, "missing": missing}
 
 
+def painted(seen: RunCounts, profile: str, pages: int) -> int:
+    """How many of the run's pages sent their paint beacon."""
+    return len(seen.painted & {PROFILES[profile].format(i=i) for i in range(1, pages + 1)})
+
+
+def check_render(path: Path, seen: RunCounts, base: str, pages: int) -> dict[str, int]:
+    """The render profile's content: reviews in the items (those of the right product)
+    and lazy images requested from the shop, each against what the pages hold."""
+    got = read_items(path)
+    reviews = 0
+    for i in range(1, pages + 1):
+        item = got.get(base + PROFILES["render"].format(i=i)) or {}
+        found = item.get("reviews") if isinstance(item.get("reviews"), list) else []
+        reviews += len(set(found) & {r["id"] for r in render_reviews(i)})
+    return {
+        "reviews": reviews,
+        "reviews_expected": pages * RENDER_REVIEWS,
+        "images": sum(1 for i, _ in seen.images if i <= pages),
+        "images_expected": pages * RENDER_IMAGES,
+    }
+
+
 async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
     results = []
     with tempfile.TemporaryDirectory(prefix="compare-") as tmp_name:
         tmp = Path(tmp_name)
         async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_http, DemoShop(args.pages))
+            shop = BenchShop(args.pages)
+            port = await nursery.start(serve_http, shop)
             base = f"http://127.0.0.1:{port}"
             for profile in args.profiles:
                 (tmp / f"urls-{profile}.txt").write_text(
@@ -303,7 +350,7 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for concurrency in args.concurrency:
                     for round_ in range(args.rounds):
                         for name in args.contenders:
-                            r = await run_contender(name, profile, concurrency, base, args, tmp)
+                            r = await run_contender(name, profile, concurrency, shop, base, args, tmp)
                             results.append({**r, "round": round_ + 1})
                             print(format_row(r), flush=True)
             nursery.cancel_scope.cancel()
@@ -322,10 +369,12 @@ def format_row(r: dict[str, Any]) -> str:
     if "skipped" in r:
         return f"{r['profile']:<6} C={r['concurrency']:<3} {r['contender']:<11} skipped: {r['skipped']}"
     c = r["check"]
+    render = r.get("render")
+    content = f"  reviews {render['reviews']}/{render['reviews_expected']}, images {render['images']}/{render['images_expected']}" if render else ""  # fmt: skip
     return (
         f"{r['profile']:<6} C={r['concurrency']:<3} {r['contender']:<11} {r['pages_per_s']:7.2f} pages/s  {r['cpu_s_per_page']:.3f} CPU s/page  "
         f"(client {r['client_cpu_s_per_page']:.3f})  {r['peak_pss_mib']:6.0f} MiB peak PSS  {r['renderers']:4d} renderers  "
-        f"items {c['right']} right, {c['wrong']} wrong, {c['missing']} missing"
+        f"painted {r['painted']}/{r['pages']}  items {c['right']} right, {c['wrong']} wrong, {c['missing']} missing{content}"
     )
 
 
@@ -335,38 +384,59 @@ def medians(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in results:
         if "skipped" not in r:
             groups.setdefault((r["profile"], r["concurrency"], r["contender"]), []).append(r)
-    keys = ("pages_per_s", "cpu_s_per_page", "peak_pss_mib", "renderers")
-    return [
-        {
-            "profile": p,
-            "concurrency": c,
-            "contender": name,
-            "runs": len(rs),
-            **{k: statistics.median(r[k] for r in rs) for k in keys},
-        }
-        for (p, c, name), rs in groups.items()
-    ]
+    keys = ("pages_per_s", "cpu_s_per_page", "peak_pss_mib", "renderers", "painted")
+    rows = []
+    for (p, c, name), rs in groups.items():
+        row = {"profile": p, "concurrency": c, "contender": name, "pages": rs[0]["pages"], "runs": len(rs)}
+        row.update({k: statistics.median(r[k] for r in rs) for k in keys})
+        if "render" in rs[0]:
+            row["render"] = {k: statistics.median(r["render"][k] for r in rs) for k in rs[0]["render"]}
+        rows.append(row)
+    return rows
 
 
 def print_table(results: list[dict[str, Any]], title: str = "") -> None:
     """Each row with its ratios to the floor (the median of the raw rows of its profile
-    and C, so that with several rounds every row is read against the same floor)."""
+    and C, so that with several rounds every row is read against the same floor), and
+    its pages painted, flagged when fewer than the floor's: it did less work.  Then, for
+    the render profile, what each row's scrolling reached."""
     print(f"\n{title}" if title else "")
     print(
-        "| profile | C | contender | pages/s | CPU s/page | peak PSS MiB | renderers | × floor pages/s | × floor CPU/page |"
+        "| profile | C | contender | pages/s | CPU s/page | peak PSS MiB | renderers | painted | × floor pages/s | × floor CPU/page |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
-    floors = {(r["profile"], r["concurrency"]): r for r in medians(results) if r["contender"] == "raw"}
-    for r in results:
-        if "skipped" in r:
-            continue
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    floors = {(r["profile"], r["concurrency"]): r for r in medians(results) if r["contender"] == FLOOR}
+    rows = [r for r in results if "skipped" not in r]
+    for r in rows:
         f = floors.get((r["profile"], r["concurrency"]))
         speed = f"{r['pages_per_s'] / f['pages_per_s']:.2f}" if f else "-"
         cpu = f"{r['cpu_s_per_page'] / f['cpu_s_per_page']:.2f}" if f else "-"
         print(
             f"| {r['profile']} | {r['concurrency']} | {r['contender']} | {r['pages_per_s']:.2f} | {r['cpu_s_per_page']:.3f} | "
-            f"{r['peak_pss_mib']:.0f} | {r['renderers']:g} | {speed} | {cpu} |"
+            f"{r['peak_pss_mib']:.0f} | {r['renderers']:g} | {painted_cell(r, f)} | {speed} | {cpu} |"
         )
+    render = [r for r in rows if "render" in r]
+    if render:
+        print(
+            "\n| render: C | contender | pages/s | painted | reviews found / expected | images requested / expected |"
+        )
+        print("|---|---|---|---|---|---|")
+        for r in render:
+            c = r["render"]
+            print(
+                f"| {r['concurrency']} | {r['contender']} | {r['pages_per_s']:.2f} | "
+                f"{painted_cell(r, floors.get((r['profile'], r['concurrency'])))} | "
+                f"{c['reviews']:g} / {c['reviews_expected']:g} ({c['reviews'] / c['reviews_expected']:.0%}) | "
+                f"{c['images']:g} / {c['images_expected']:g} ({c['images'] / c['images_expected']:.0%}) |"
+            )
+
+
+def painted_cell(row: dict[str, Any], floor: dict[str, Any] | None) -> str:
+    """``painted/pages``, flagged when fewer than the floor's (its median): less work done."""
+    cell = f"{row['painted']:g}/{row['pages']}"
+    if floor is not None and row["painted"] < floor["painted"]:
+        cell += f" **fewer than the floor's {floor['painted']:g}**"
+    return cell
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -375,7 +445,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", default="8", help="tabs at once; a comma-separated list runs each in turn")
     p.add_argument("--recycle-tab-every", type=int, default=10)
     p.add_argument("--rotate-context-every", type=int, default=50)
-    p.add_argument("--profiles", default="light,heavy")
+    p.add_argument("--profiles", default="light,heavy,render", help=f"comma-separated: {', '.join(PROFILES)}")
     p.add_argument("--contenders", default="raw,ours,ours+block,playwright,crawlee")
     p.add_argument("--chromium", default=os.environ.get("CHROME_PATH", "/usr/bin/chromium"))
     p.add_argument(

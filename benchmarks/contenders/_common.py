@@ -7,7 +7,9 @@ Protocol on stdout, one JSON object a line: ``{"event": "ready"}`` once imports 
 done (the driver starts counting CPU and time there), ``{"event": "result", ...}``
 last, after the browser is closed and reaped, carrying this process's rusage
 (itself and every descendant it reaped, so the whole tree).  Items go to ``--items``
-as JSON lines: ``url`` plus the fields of :data:`FIELDS_JS` plus ``goods``.
+as JSON lines: ``url`` plus the fields of :data:`FIELDS_JS` plus ``goods``; on the
+render profile (``--profile render``) also ``reviews``, the ids :data:`REVIEWS_JS`
+reads after the contender has scrolled the page its own way.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ FIELDS_JS = """() => {
     stock: document.querySelector('#stock').textContent,
   };
 }"""
+# The render profile's reviews, read after scrolling: the ids of those the page loaded.
+REVIEWS_JS = "() => Array.from(document.querySelectorAll('#reviews .review'), (e) => e.dataset.id)"
 READY_SELECTOR = "body[data-ready]"
 CAPTURE = "/api/goods/"  # the response whose JSON body is the item's "goods"
 MAX_ATTEMPTS = 3
@@ -43,9 +47,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--recycle-tab-every", type=int, default=10)
     p.add_argument("--rotate-context-every", type=int, default=50)
     p.add_argument("--chromium", default="/usr/bin/chromium")
+    p.add_argument(
+        "--profile", default="light", help="light, heavy or render (render: scroll, then read the reviews too)"
+    )
     p.add_argument("--block", default="", help="comma-separated resource types to block (ours only)")
     p.add_argument(
         "--context", action="store_true", help="raw only: its tabs in one created browser context, not the default one"
+    )
+    p.add_argument(
+        "--hidden", action="store_true", help="raw only: no focus emulation, so its tabs stay hidden and unpainted"
     )
     return p.parse_args(argv)
 

@@ -23,7 +23,10 @@ browsers itself, so ``--recycle-tab-every`` and ``--rotate-context-every`` do no
 apply.  Per request: a pre-navigation hook listens for the ``CAPTURE`` response
 (``page.on("response")``); the handler waits for ``READY_SELECTOR``, evaluates
 ``FIELDS_JS``, reads the captured response's ``json()``, then ``context.push_data``
-(its users' cost) and one JSON line to ``--items``.  Runs in ``benchmarks/peers-venv``,
+(its users' cost) and one JSON line to ``--items``.  On the render profile, the
+handler calls Crawlee's own ``context.infinite_scroll()`` after the ready selector
+(wheel turns of the page's height, 250 ms apart, until no request has started for
+4 s), then reads the reviews too.  Runs in ``benchmarks/peers-venv``,
 started by ``benchmarks/compare.py``; the protocol is ``_common``'s.
 """
 
@@ -41,7 +44,7 @@ from crawlee.crawlers import PlaywrightCrawler, PlaywrightCrawlingContext, Playw
 from playwright.async_api import Page, Response
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import CAPTURE, FIELDS_JS, MAX_ATTEMPTS, READY_SELECTOR, parse_args, read_urls, ready, report  # noqa: E402
+from _common import CAPTURE, FIELDS_JS, MAX_ATTEMPTS, READY_SELECTOR, REVIEWS_JS, parse_args, read_urls, ready, report  # noqa: E402
 
 
 async def crawl(args, urls: list[str], out) -> tuple[int, int]:
@@ -68,9 +71,13 @@ async def crawl(args, urls: list[str], out) -> tuple[int, int]:
     async def handler(context: PlaywrightCrawlingContext) -> None:
         nonlocal done
         await context.page.wait_for_selector(READY_SELECTOR)
-        fields = await context.page.evaluate(FIELDS_JS)
+        if args.profile == "render":
+            await context.infinite_scroll()
+        item = {"url": context.request.url, **await context.page.evaluate(FIELDS_JS)}
+        if args.profile == "render":
+            item["reviews"] = await context.page.evaluate(REVIEWS_JS)
         response = await asyncio.wait_for(captures.pop(context.page), 30)
-        item = {"url": context.request.url, **fields, "goods": await response.json()}
+        item["goods"] = await response.json()
         await context.push_data(item)
         out.write(json.dumps(item) + "\n")
         done += 1

@@ -13,7 +13,9 @@ Per URL, the calls a Playwright user writes: ``page.expect_response`` for the
 ``CAPTURE`` response set up around ``page.goto(url)`` (default wait: ``load``), then
 ``page.wait_for_selector(READY_SELECTOR)``, ``page.evaluate(FIELDS_JS)``, and the
 captured response's ``json()`` (its body, read from the browser).  Playwright's
-default timeouts (30 s); up to ``MAX_ATTEMPTS`` attempts per URL.  Runs in
+default timeouts (30 s); up to ``MAX_ATTEMPTS`` attempts per URL.  On the render
+profile, after the ready selector, the scroll loop its users write
+(:func:`scroll_to_bottom`), then the fields and the reviews.  Runs in
 ``benchmarks/peers-venv`` (asyncio: outside this project's packages), started by
 ``benchmarks/compare.py``; the protocol is ``_common``'s.
 """
@@ -27,16 +29,49 @@ import sys
 from playwright.async_api import Page, async_playwright
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import CAPTURE, FIELDS_JS, MAX_ATTEMPTS, READY_SELECTOR, parse_args, read_urls, ready, record, report  # noqa: E402
+from _common import (  # noqa: E402
+    CAPTURE,
+    FIELDS_JS,
+    MAX_ATTEMPTS,
+    READY_SELECTOR,
+    REVIEWS_JS,
+    parse_args,
+    read_urls,
+    ready,
+    record,
+    report,
+)
+
+SCROLL_STEP_PX = 1000  # one mouse wheel turn
+SCROLL_WAIT_MS = 250  # after each (Crawlee's infinite_scroll waits 250 ms between its wheel turns too)
+SCROLL_MAX_STEPS = 100
 
 
-async def scrape(page: Page, url: str) -> dict:
+async def scroll_to_bottom(page: Page) -> None:
+    """The loop Playwright's users write for lazy content: turn the wheel, wait a
+    little, until the bottom of the viewport stops moving (the end of the page is
+    reached and the wait loaded nothing more below it)."""
+    bottom = None
+    for _ in range(SCROLL_MAX_STEPS):
+        await page.mouse.wheel(0, SCROLL_STEP_PX)
+        await page.wait_for_timeout(SCROLL_WAIT_MS)
+        new_bottom = await page.evaluate("window.scrollY + window.innerHeight")
+        if new_bottom == bottom:
+            break
+        bottom = new_bottom
+
+
+async def scrape(page: Page, url: str, render: bool) -> dict:
     async with page.expect_response(lambda r: CAPTURE in r.url) as captured:
         await page.goto(url)
     await page.wait_for_selector(READY_SELECTOR)
-    fields = await page.evaluate(FIELDS_JS)
-    goods = await (await captured.value).json()
-    return {"url": url, **fields, "goods": goods}
+    if render:
+        await scroll_to_bottom(page)
+    item = {"url": url, **await page.evaluate(FIELDS_JS)}
+    if render:
+        item["reviews"] = await page.evaluate(REVIEWS_JS)
+    item["goods"] = await (await captured.value).json()
+    return item
 
 
 async def crawl(args, urls: list[str], out, counts: dict[str, int]) -> None:
@@ -54,7 +89,7 @@ async def crawl(args, urls: list[str], out, counts: dict[str, int]) -> None:
                         page, served = await context.new_page(), 0
                     served += 1
                     try:
-                        item = await scrape(page, url)
+                        item = await scrape(page, url, args.profile == "render")
                         break
                     except Exception as exc:  # noqa: BLE001 - a failed attempt is data
                         item, error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

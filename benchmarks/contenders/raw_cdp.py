@@ -4,12 +4,20 @@
 No framework and none of this project's code: Chromium started with only the
 switches CDP needs (headless, a DevTools port, a fresh profile; ``--no-sandbox`` only
 as root), one websocket, ``--concurrency`` tabs in the default context, each reused
-for all its pages (no recycling, no reset between pages).  With ``--context``
+for all its pages (no recycling, no reset between pages).  Every tab acts as the
+visible, focused one (``Emulation.setFocusEmulationEnabled``), as Playwright's pages
+do: the tabs of a window are otherwise hidden but the active one, and a hidden page
+is never painted (no ``requestAnimationFrame``, no IntersectionObserver, no lazy
+image).  ``--hidden`` (``raw-hidden`` in compare.py) leaves that out: the floor as it
+was, mostly unpainted.  With ``--context``
 (``raw+context`` in compare.py) the tabs are in one created browser context instead,
 as any crawler that rotates contexts must put them: the same loop, no rotation.  Per page: ``Page.navigate``;
 one ``Runtime.evaluate`` that resolves once the ready selector exists; one that reads
 the fields; ``Network.getResponseBody`` of the captured API response.  No timeouts
-beyond a page's 30 s, no retries beyond three attempts.  Run by ``benchmarks/compare.py``.
+beyond a page's 30 s, no retries beyond three attempts.  On the render profile, after
+the ready selector, the naive scroll: ``window.scrollTo(0, document.body.scrollHeight)``
+:data:`NAIVE_SCROLLS` times, :data:`NAIVE_SCROLL_WAIT_S` apart; then the fields and
+the reviews.  Run by ``benchmarks/compare.py``.
 """
 
 from __future__ import annotations
@@ -28,9 +36,23 @@ import trio
 import trio_websocket
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import CAPTURE, FIELDS_JS, MAX_ATTEMPTS, READY_SELECTOR, parse_args, read_urls, ready, record, report  # noqa: E402
+from _common import (  # noqa: E402
+    CAPTURE,
+    FIELDS_JS,
+    MAX_ATTEMPTS,
+    READY_SELECTOR,
+    REVIEWS_JS,
+    parse_args,
+    read_urls,
+    ready,
+    record,
+    report,
+)
 
 PAGE_TIMEOUT_S = 30.0
+NAIVE_SCROLLS = 3  # render profile: jumps to the bottom of the page...
+NAIVE_SCROLL_WAIT_S = 0.25  # ...with this long after each for what it loads
+NAIVE_SCROLL_JS = "window.scrollTo(0, document.body.scrollHeight)"
 WAIT_READY_JS = """new Promise((resolve) => {
   const ok = () => document.querySelector(SELECTOR) !== null;
   if (ok()) return resolve(true);
@@ -75,7 +97,7 @@ class Cdp:
         return reply["result"]
 
 
-async def crawl_tab(cdp: Cdp, urls: list[str], out, counts, context: str | None) -> None:
+async def crawl_tab(cdp: Cdp, urls: list[str], out, counts, context: str | None, args) -> None:
     where = {"browserContextId": context} if context else {}
     target = (await cdp.send("Target.createTarget", url="about:blank", **where))["targetId"]
     session = (await cdp.send("Target.attachToTarget", targetId=target, flatten=True))["sessionId"]
@@ -83,12 +105,15 @@ async def crawl_tab(cdp: Cdp, urls: list[str], out, counts, context: str | None)
     cdp.events[session] = events_in
     await cdp.send("Network.enable", session)
     await cdp.send("Page.enable", session)
+    if not args.hidden:
+        await cdp.send("Emulation.setFocusEmulationEnabled", session, enabled=True)
+    render = args.profile == "render"
     while urls:
         url, error = urls.pop(), ""
         for _ in range(MAX_ATTEMPTS):
             try:
                 with trio.fail_after(PAGE_TIMEOUT_S):
-                    item = await one_page(cdp, session, events, url)
+                    item = await one_page(cdp, session, events, url, render)
                 break
             except (RuntimeError, trio.TooSlowError) as exc:
                 item = None
@@ -96,7 +121,7 @@ async def crawl_tab(cdp: Cdp, urls: list[str], out, counts, context: str | None)
         record(out, counts, url, item, error)
 
 
-async def one_page(cdp: Cdp, session: str, events, url: str) -> dict:
+async def one_page(cdp: Cdp, session: str, events, url: str, render: bool) -> dict:
     while True:  # drop what the last page left
         try:
             events.receive_nowait()
@@ -110,7 +135,16 @@ async def one_page(cdp: Cdp, session: str, events, url: str) -> dict:
         if "exceptionDetails" not in r:
             break
         await trio.sleep(0.01)
+    item = {"url": url}
+    if render:
+        for _ in range(NAIVE_SCROLLS):
+            await cdp.send("Runtime.evaluate", session, expression=NAIVE_SCROLL_JS)
+            await trio.sleep(NAIVE_SCROLL_WAIT_S)
     fields = await cdp.send("Runtime.evaluate", session, expression=f"({FIELDS_JS})()", returnByValue=True)
+    item.update(fields["result"]["value"])
+    if render:
+        reviews = await cdp.send("Runtime.evaluate", session, expression=f"({REVIEWS_JS})()", returnByValue=True)
+        item["reviews"] = reviews["result"]["value"]
     capture, finished = None, set()
     while capture is None or capture not in finished:  # the capture's response, loaded
         msg = await events.receive()
@@ -120,7 +154,7 @@ async def one_page(cdp: Cdp, session: str, events, url: str) -> dict:
         elif msg["method"] == "Network.loadingFinished":
             finished.add(p["requestId"])
     body = await cdp.send("Network.getResponseBody", session, requestId=capture)
-    return {"url": url, **fields["result"]["value"], "goods": json.loads(body["body"])}
+    return {**item, "goods": json.loads(body["body"])}
 
 
 async def main() -> None:
@@ -156,7 +190,7 @@ async def main() -> None:
                         context = (await cdp.send("Target.createBrowserContext"))["browserContextId"]
                     async with trio.open_nursery() as tabs:
                         for _ in range(args.concurrency):
-                            tabs.start_soon(crawl_tab, cdp, urls, out, counts, context)
+                            tabs.start_soon(crawl_tab, cdp, urls, out, counts, context, args)
                     wall = time.monotonic() - t0
                     with trio.move_on_after(5):
                         await cdp.send("Browser.close")
