@@ -325,17 +325,17 @@ def _compare_export(path: str, products: int) -> dict[str, dict[str, int]]:
 
 async def demo_command(args: argparse.Namespace) -> int:
     from crawler import demo
-    from crawler.httpserver import serve_http
 
     cfg = load_config(args)
     where = f"{cfg.source}: [input] ids"
     low, high = config_mod.parse_id_range(cfg.input.ids, where=where) if cfg.input.ids else (1, demo.DEFAULT_PRODUCTS)
     products = args.products or high
-    shop = demo.DemoShop(products)
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(lambda task_status: serve_http(shop, port=args.port, task_status=task_status))
-        base = f"http://127.0.0.1:{port}"
-        log.info("demo shop with %d products at %s", products, base)
+        site = await nursery.start(
+            lambda task_status: demo.serve_demo(products, port=args.port, task_status=task_status)
+        )
+        base = site.url
+        log.info("demo shop with %d products at %s, its review widget at %s", products, base, site.widget_url)
         if args.serve_only:
             await trio.sleep_forever()
         cfg = _point_at_shop(cfg, base, ids=f"{low}-{products}" if cfg.input.ids else "")

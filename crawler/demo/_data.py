@@ -28,6 +28,9 @@ REVIEWS_PER_PAGE = 3  # server-rendered on the product page, then per /api/revie
 QUESTIONS_PER_PAGE = 5  # server-rendered on the questions page, then per /api/questions page
 USERS = {"demo": "demo"}  # username -> password
 WISHLIST = (3, 14, 15, 92, 65, 35, 89, 79)  # the demo user's wishes, those within the shop's range
+PHOTO_REVIEWS_PER_PAGE = 4  # per /api/photo-reviews page, loaded as the list's end scrolls into view
+RATINGS_PER_PAGE = 3  # per page of the review widget's /api/ratings
+SIZES = ("S", "M", "L", "XL")  # product i comes in the first 2 + i % 3 of them
 
 AUTHORS = ("jiwoo", "minji", "seoyeon", "hyun", "daniel", "sora", "taeyang")
 REVIEW_TEXTS = (
@@ -37,6 +40,13 @@ REVIEW_TEXTS = (
     "Ran small; order one size up.",
     "Shipping took a week but it's worth it.",
     "My second one <3",
+)
+RATING_TITLES = (
+    "Exactly as pictured",
+    "Good value",
+    "Not for me",
+    "Runs large",
+    "Would buy again",
 )
 QUESTION_TEXTS = (
     "Is this true to size?",
@@ -111,6 +121,46 @@ def questions(i: int) -> list[dict[str, Any]]:
         }
         for n in range(1, i * 5 % 21 + 1)
     ]
+
+
+def photo_reviews(i: int) -> list[dict[str, Any]]:
+    """Product ``i``'s photo reviews, oldest first: ``i * 3 % 13`` of them (0 to 12), each
+    with the path of its photo."""
+    return [
+        {
+            "id": f"p{i}-{n}",
+            "product": i,
+            "author": AUTHORS[(i * 2 + n) % len(AUTHORS)],
+            "text": f"{REVIEW_TEXTS[(i + n * 3) % len(REVIEW_TEXTS)]} (photo review {n} of #{i})",
+            "photo": f"/img/photo/{i}-{n}.png",
+        }
+        for n in range(1, i * 3 % 13 + 1)
+    ]
+
+
+def ratings(i: int) -> list[dict[str, Any]]:
+    """Product ``i``'s ratings in the review widget (another origin's), oldest first:
+    ``i * 7 % 9`` of them (0 to 8)."""
+    return [
+        {
+            "id": f"w{i}-{n}",
+            "product": i,
+            "reviewer": AUTHORS[(i * 3 + n) % len(AUTHORS)],
+            "score": 1 + (i + n * 3) % 5,
+            "title": f"{RATING_TITLES[(i * 2 + n) % len(RATING_TITLES)]} (rating {n} of #{i})",
+        }
+        for n in range(1, i * 7 % 9 + 1)
+    ]
+
+
+def gallery(i: int) -> list[str]:
+    """The paths of product ``i``'s gallery images, in page order: ``2 + i % 5`` of them."""
+    return [f"/img/gallery/{i}/{k}.png" for k in range(1, 2 + i % 5 + 1)]
+
+
+def sizes(i: int) -> dict[str, int]:
+    """Product ``i``'s sizes, in the selector's order, and the stock of each (0 to 39)."""
+    return {size: (i * 13 + k * 29) % 40 for k, size in enumerate(SIZES[: 2 + i % 3])}
 
 
 def wishlist(products: int) -> list[int]:

@@ -1,4 +1,5 @@
-"""The demo shop's HTML: templates and the functions that fill them.
+"""The demo shop's HTML but the product page's (``_product``): templates and the
+functions that fill them.
 
 Every text is HTML-escaped here; the page scripts build what they append with
 ``textContent``, so a crawl reads back exactly the truth's strings.
@@ -9,73 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from ._data import (
-    CATEGORIES,
-    PRODUCTS_PER_PAGE,
-    QUESTIONS_PER_PAGE,
-    REVIEWS_PER_PAGE,
-    pages,
-    product,
-    questions,
-    reviews,
-)
-
-PRODUCT_PAGE = """<!doctype html>
-<html lang="ko"><head><meta charset="utf-8"><title>{title}</title></head>
-<body>
-<nav><a href="/">Demo Shop</a></nav>
-<main>
-  <h1>{name}</h1>
-  <p class="brand">{brand}</p>
-  <img class="main" src="{image}" alt="">
-  <p>Price: <span id="price">…</span></p>
-  <p>Stock: <span id="stock">…</span></p>
-</main>
-<script>
-fetch("/api/goods/{id}")
-  .then((r) => r.json())
-  .then((g) => {{
-    document.getElementById("price").textContent = "₩" + g.price.toLocaleString("en-US");
-    document.getElementById("stock").textContent = String(g.stock);
-    document.body.dataset.ready = "1";
-  }});
-</script>
-</body></html>
-"""
-
-# Product page, after the old markup: "more reviews" appends the next /api/reviews page,
-# built like the server-rendered reviews, and goes away after the last page.
-REVIEWS_SCRIPT = """<script>
-(() => {
-  const section = document.getElementById("reviews");
-  const button = section.querySelector("button.more-reviews");
-  if (!button) return;
-  const list = section.querySelector(".review-list");
-  let next = 2, loading = false;
-  const span = (cls, text) => Object.assign(document.createElement("span"), {className: cls, textContent: text});
-  button.addEventListener("click", () => {
-    if (loading) return;
-    loading = true;
-    fetch(`/api/reviews/${section.dataset.product}?page=${next}`)
-      .then((r) => r.json())
-      .then((data) => {
-        for (const r of data.reviews) {
-          const div = Object.assign(document.createElement("div"), {className: "review"});
-          div.dataset.id = r.id;
-          const stars = span("stars", "★".repeat(r.stars) + "☆".repeat(5 - r.stars));
-          stars.dataset.n = String(r.stars);
-          div.append(Object.assign(document.createElement("p"), {className: "body", textContent: r.text}),
-                     span("author", r.author), stars);
-          list.append(div);
-        }
-        next = data.page + 1;
-        if (data.page >= data.pages) button.remove();
-      })
-      .finally(() => { loading = false; });
-  });
-})();
-</script>
-"""
+from ._data import CATEGORIES, PRODUCTS_PER_PAGE, QUESTIONS_PER_PAGE, pages, product, questions
 
 # Questions page: near the bottom (on scroll, and after each page lands) fetch the next
 # /api/questions page; body[data-done] once the last page is in.
@@ -170,33 +105,6 @@ def category_page(slug: str, page: int, ids: list[int]) -> str | None:
     )
 
 
-def review_html(review: dict[str, Any]) -> str:
-    stars = "★" * review["stars"] + "☆" * (5 - review["stars"])
-    return (
-        f'<div class="review" data-id="{review["id"]}"><p class="body">{escape(review["text"])}</p>'
-        f'<span class="author">{escape(review["author"])}</span>'
-        f'<span class="stars" data-n="{review["stars"]}">{stars}</span></div>'
-    )
-
-
-def product_page(i: int, user: str | None) -> str:
-    """The old product page (:data:`PRODUCT_PAGE`) plus the account bar, the reviews
-    (first page server-rendered, a button for the rest) and the questions link."""
-    p, all_reviews = product(i), reviews(i)
-    shown = "\n".join(review_html(r) for r in all_reviews[:REVIEWS_PER_PAGE])
-    button = '<button class="more-reviews">more reviews</button>\n' if len(all_reviews) > REVIEWS_PER_PAGE else ""
-    extra = (
-        f"  {account(user)}\n"
-        f'  <section id="reviews" data-product="{i}" data-count="{len(all_reviews)}">\n'
-        f'<h2>Reviews ({len(all_reviews)})</h2>\n<div class="review-list">\n{shown}\n</div>\n{button}</section>\n'
-        f'  <p><a class="questions" href="/product/{i}/questions">Questions and answers</a></p>\n'
-    )
-    page = PRODUCT_PAGE.format(
-        title=escape(p["name"]), name=escape(p["name"]), brand=escape(p["brand"]), image=p["image"], id=i
-    )
-    return page.replace("</main>", extra + "</main>", 1).replace("</body>", REVIEWS_SCRIPT + "</body>", 1)
-
-
 def question_html(question: dict[str, Any]) -> str:
     return f'<div class="question" data-id="{question["id"]}"><p class="text">{escape(question["text"])}</p></div>'
 
@@ -237,4 +145,3 @@ ABOUT_PAGE = document(
     "<main><h1>About the Demo Shop</h1>\n<p>A storefront served on 127.0.0.1 for the crawler's demo.</p>\n"
     '<h2 id="team">The team</h2>\n<p>Nobody; it is generated.</p></main>',
 )
-NOT_FOUND_PAGE = "<h1>Not found</h1>"
