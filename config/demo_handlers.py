@@ -5,8 +5,12 @@ home ──listing──► category pages ──product──► product pages 
 
 Every context logs in first (``log_in``), so product pages show the user and the
 wishlist is reachable.  Items, by ``kind``: ``product`` (id, name, brand, price, user),
-``review`` (id, product, author, stars, text), ``question`` (id, product, text) and
-``wish`` (id, name, user); ``crawler.demo.compare`` checks them against the shop.
+``review`` (id, product, author, stars, text), ``size`` (id ``{product}-{size}``,
+product, size, stock), ``image`` (id: the path of a gallery image that loaded, product,
+src), ``rating`` (id, product, score, title, reviewer: from the review widget, another
+site's iframe), ``photo_review`` (id, product, author, text, photo), ``question`` (id,
+product, text) and ``wish`` (id, name, user); ``crawler.demo.compare`` checks them
+against the shop.
 """
 
 from __future__ import annotations
@@ -46,15 +50,28 @@ async def listing(page: crawler.Page) -> None:
 
 @router.route("product")
 async def product(page: crawler.Page) -> None:
-    """A product page: the product once price and stock are in, then every review (the
-    first three are in the page, the rest come one click of "more reviews" at a time)."""
+    """A product page: the product once price and stock are in, every review (the first
+    three are in the page, the rest come one click of "more reviews" at a time), the
+    stock of each size, then what lies below the fold: the gallery, the review widget
+    and the photo reviews."""
     await page.wait_for("body[data-ready]")
     i = product_id(page.url)
     fields = await page.extract({"name": "h1", "brand": "p.brand", "price": "#price", "user": ".account .user"})
     await page.push(dict(fields, kind="product", id=i))
+    await reviews(page, i)
+    await size_stock(page, i)
+    await page.scroll_to_end()  # a viewport at a time: the gallery, the widget and the photo reviews load as seen
+    await gallery(page, i)
+    await widget_ratings(page, i)
+    await photo_reviews(page, i)
+    await page.enqueue(selector="a.questions", label="questions")
+
+
+async def reviews(page: crawler.Page, i: int) -> None:
+    """Every review: "more reviews" until it goes, then the count the section states."""
     while await page.click_if_present("button.more-reviews"):
         await page.wait_for_idle()
-    reviews = await page.extract_all(
+    found = await page.extract_all(
         ".review",
         {
             "id": {"js": "el.dataset.id"},
@@ -64,11 +81,96 @@ async def product(page: crawler.Page) -> None:
         },
     )
     expected = await page.evaluate("Number(document.getElementById('reviews').dataset.count)")
-    if len(reviews) != expected:
-        raise crawler.PageFailure("reviews", f"{len(reviews)} of {expected} reviews loaded", retryable=True)
-    for review in reviews:
+    if len(found) != expected:
+        raise crawler.PageFailure("reviews", f"{len(found)} of {expected} reviews loaded", retryable=True)
+    for review in found:
         await page.push(dict(review, kind="review", product=i, stars=int(review["stars"])))
-    await page.enqueue(selector="a.questions", label="questions")
+
+
+async def size_stock(page: crawler.Page, i: int) -> None:
+    """Choose each size in turn: the page then asks its API for that size's stock."""
+    for option in await page.extract_all("#size option", {"value": {"attr": "value"}}):
+        size = option["value"]
+        if not size:
+            continue  # "Choose a size"
+        await page.select_option("#size", size)
+        shown = await page.extract(
+            {"stock": {"css": "#size-stock", "attr": "data-stock"}}, wait_for=f'#size-stock[data-size="{size}"]'
+        )
+        await page.push({"kind": "size", "id": f"{i}-{size}", "product": i, "size": size, "stock": int(shown["stock"])})
+
+
+# The gallery's images that have loaded (complete, with pixels: a lazy image not yet
+# fetched has none), once all have or after 2 s, whichever comes first.
+LOADED_IMAGES_JS = """new Promise((resolve) => {
+  const images = [...document.querySelectorAll("#gallery img")];
+  const loaded = () => images.filter((img) => img.complete && img.naturalWidth > 0).map((img) => img.currentSrc);
+  const deadline = performance.now() + 2000;
+  (function check() {
+    if (loaded().length === images.length || performance.now() > deadline) resolve(loaded());
+    else setTimeout(check, 50);
+  })();
+})"""
+
+
+async def gallery(page: crawler.Page, i: int) -> None:
+    """The gallery's images, once each has loaded (they load only near the viewport)."""
+    expected = await page.evaluate("Number(document.getElementById('gallery').dataset.count)")
+    for _ in range(3):
+        await page.scroll_into_view("#gallery")
+        images = await page.evaluate(LOADED_IMAGES_JS, await_promise=True)
+        if len(images) == expected:
+            break
+    else:
+        raise crawler.PageFailure("gallery", f"{len(images)} of {expected} images loaded", retryable=True)
+    for src in images:
+        await page.push({"kind": "image", "id": urlsplit(src).path, "product": i, "src": src})
+
+
+async def widget_ratings(page: crawler.Page, i: int) -> None:
+    """The ratings of the review widget: an iframe from another site (an out-of-process
+    frame), put in the page once it comes into view, with a "more ratings" button."""
+    await page.scroll_into_view("#widget")
+    frame = await page.frame("#widget iframe")
+    await frame.wait_for("body[data-ready]")
+    expected = await frame.evaluate("Number(document.body.dataset.count)")
+    for _ in range(expected):  # at most a click per rating: a click that loads nothing cannot loop forever
+        if not await frame.click_if_present("button.more-ratings"):
+            break
+        await frame.wait_for("body:not([data-loading])")
+    ratings = await frame.extract_all(
+        ".rating",
+        {
+            "id": {"attr": "data-id"},
+            "score": {"css": ".score", "attr": "data-n"},
+            "title": ".title",
+            "reviewer": ".reviewer",
+        },
+    )
+    if len(ratings) != expected:
+        raise crawler.PageFailure("ratings", f"{len(ratings)} of {expected} ratings loaded", retryable=True)
+    for rating in ratings:
+        await page.push(dict(rating, kind="rating", product=i, score=int(rating["score"])))
+
+
+async def photo_reviews(page: crawler.Page, i: int) -> None:
+    """The photo reviews: their list loads a page each time its end comes into view, and
+    says ``data-done`` after the last (scroll_to_end has been through it)."""
+    for _ in range(5):  # as for questions: the list may grow after scrolling stopped
+        if await page.evaluate("document.getElementById('photo-reviews').dataset.done === '1'"):
+            break
+        await page.scroll_to_end()
+    else:
+        raise crawler.PageFailure("photo_reviews", "the list never said it was complete", retryable=True)
+    found = await page.extract_all(
+        ".photo-review",
+        {"id": {"attr": "data-id"}, "author": ".author", "text": ".body", "photo": {"css": "img.photo", "attr": "src"}},
+    )
+    expected = await page.evaluate("Number(document.getElementById('photo-reviews').dataset.count)")
+    if len(found) != expected:
+        raise crawler.PageFailure("photo_reviews", f"{len(found)} of {expected} photo reviews loaded", retryable=True)
+    for review in found:
+        await page.push(dict(review, kind="photo_review", product=i))
 
 
 @router.route("questions")

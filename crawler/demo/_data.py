@@ -182,19 +182,35 @@ def page_of(entries: list[Any], page: int, per_page: int) -> list[Any] | None:
 
 # -- what a crawl must find ----------------------------------------------------------------
 
-ITEM_KINDS = {"product": "products", "review": "reviews", "question": "questions", "wish": "wishes"}
+# An item's "kind" -> its name in the report of compare.
+ITEM_KINDS = {
+    "product": "products",
+    "review": "reviews",
+    "question": "questions",
+    "wish": "wishes",
+    "photo_review": "photo reviews",
+    "rating": "ratings",
+    "image": "images",
+    "size": "sizes",
+}
 
 
 def truth(products: int) -> dict[str, set[Any]]:
     """Item kind -> the ids a complete crawl of a shop of ``products`` products must find:
-    product ids, review ids (``r{i}-{n}``), question ids (``q{i}-{n}``) and the product
-    ids on the demo user's wishlist."""
+    product ids, review ids (``r{i}-{n}``), question ids (``q{i}-{n}``), the product
+    ids on the demo user's wishlist, photo review ids (``p{i}-{n}``), the review
+    widget's rating ids (``w{i}-{n}``), the gallery images' paths (as loaded:
+    ``/img/gallery/{i}/{k}.png``) and the sizes of each product (``{i}-{size}``)."""
     ids = range(1, products + 1)
     return {
         "product": set(ids),
         "review": {r["id"] for i in ids for r in reviews(i)},
         "question": {q["id"] for i in ids for q in questions(i)},
         "wish": set(wishlist(products)),
+        "photo_review": {r["id"] for i in ids for r in photo_reviews(i)},
+        "rating": {r["id"] for i in ids for r in ratings(i)},
+        "image": {path for i in ids for path in gallery(i)},
+        "size": {f"{i}-{size}" for i in ids for size in sizes(i)},
     }
 
 

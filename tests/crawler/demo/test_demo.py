@@ -7,10 +7,24 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from crawler.demo import ITEM_KINDS, expected_item, format_price, product, questions, reviews, truth, wishlist
+from crawler.demo import (
+    ITEM_KINDS,
+    expected_item,
+    format_price,
+    gallery,
+    photo_reviews,
+    product,
+    questions,
+    ratings,
+    reviews,
+    sizes,
+    truth,
+    wishlist,
+)
 
 pytestmark = pytest.mark.chromium
 REPO = Path(__file__).resolve().parents[3]
@@ -42,9 +56,11 @@ def test_flat_crawl_of_the_product_pages_exports_every_item_correctly(tmp_path):
 
 def test_demo_command_finds_everything_the_storefront_shows(tmp_path):
     """A fresh `python -m crawler demo --products 30` (config/demo.toml: the storefront and
-    the routes of config/demo_handlers.py) exits 0, reports every product, review, question
-    and wish of the shop found, and exports each exactly once, as the shop shows it, with
-    the product pages seen logged in as the demo user."""
+    the routes of config/demo_handlers.py) exits 0, reports everything the shop shows
+    found (products, reviews, questions, wishes, and what only a rendered, scrolled page
+    shows: photo reviews, the cross-site widget's ratings, the lazy gallery images, and
+    the stock of each size chosen in the selector), and exports each exactly once, as
+    the shop shows it, with the product pages seen logged in as the demo user."""
     products = 30
     proc = run_demo(tmp_path, "--products", str(products))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -68,3 +84,18 @@ def test_demo_command_finds_everything_the_storefront_shows(tmp_path):
         (tuple(q[k] for k in question_keys) for i in ids for q in questions(i)), key=str
     )
     assert sorted((w["id"], w["user"]) for w in by_kind["wish"]) == sorted((i, "demo") for i in wishlist(products))
+    assert sorted((s["id"], s["product"], s["size"], s["stock"]) for s in by_kind["size"]) == sorted(
+        (f"{i}-{size}", i, size, stock) for i in ids for size, stock in sizes(i).items()
+    )
+    assert sorted((g["id"], g["product"], urlsplit(g["src"]).path) for g in by_kind["image"]) == sorted(
+        (path, i, path) for i in ids for path in gallery(i)
+    )
+    rating_keys = ("id", "product", "score", "title", "reviewer")
+    assert sorted((tuple(r[k] for k in rating_keys) for r in by_kind["rating"]), key=str) == sorted(
+        (tuple(r[k] for k in rating_keys) for i in ids for r in ratings(i)), key=str
+    )
+    photo_keys = ("id", "product", "author", "text")
+    assert sorted((*(r[k] for k in photo_keys), urlsplit(r["photo"]).path) for r in by_kind["photo_review"]) == sorted(
+        (*(r[k] for k in photo_keys), r["photo"]) for i in ids for r in photo_reviews(i)
+    )
+    assert set(by_kind) == set(ITEM_KINDS)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from crawler import demo
-from crawler.demo import DemoShop, gallery, photo_reviews, ratings, sizes
+from crawler.demo import DemoShop, gallery, photo_reviews, ratings, sizes, truth
 from crawler.httpserver import serve_http
 
 PRODUCTS = 40
@@ -37,7 +37,7 @@ async def api_pages(client: httpx.AsyncClient, path: str, key: str) -> list[dict
 
 def test_new_counts_vary_over_their_whole_range_and_every_kind_is_in_the_truth():
     """Over any 13 consecutive products every photo review count 0..12, rating count 0..8,
-    gallery size 2..6 and number of sizes 2..4 occurs."""
+    gallery size 2..6 and number of sizes 2..4 occurs; truth() has an id for each."""
     ids = range(20, 33)
     assert {len(photo_reviews(i)) for i in ids} == set(range(13))
     assert {len(ratings(i)) for i in ids} == set(range(9))
@@ -45,6 +45,15 @@ def test_new_counts_vary_over_their_whole_range_and_every_kind_is_in_the_truth()
     assert {len(sizes(i)) for i in ids} == {2, 3, 4}
     assert all(0 <= stock < 40 for i in ids for stock in sizes(i).values())
     assert all(1 <= r["score"] <= 5 for i in ids for r in ratings(i))
+    want = truth(10)
+    assert set(want) == set(demo.ITEM_KINDS)
+    assert {k: len(v) for k, v in want.items() if k not in ("product", "review", "question", "wish")} == {
+        "photo_review": 61,
+        "rating": 43,
+        "image": 40,
+        "size": 30,
+    }
+    assert want["image"] >= {"/img/gallery/3/1.png", "/img/gallery/3/5.png"} and "3-M" in want["size"]
 
 
 async def test_product_page_shows_sizes_gallery_widget_and_photo_reviews_as_the_truth_says(site):

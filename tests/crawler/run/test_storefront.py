@@ -98,6 +98,10 @@ def test_compare_counts_found_missing_and_extra_ids_per_kind():
         "review": {"found": len(want["review"]) - 1, "expected": len(want["review"]), "extra": 0},
         "question": {"found": len(want["question"]), "expected": len(want["question"]), "extra": 1},
         "wish": {"found": 8, "expected": 8, "extra": 8},
+        **{
+            kind: {"found": 0, "expected": len(want[kind]), "extra": 0}
+            for kind in ("photo_review", "rating", "image", "size")
+        },
     }
     line = demo.format_comparison(result)
     reviews_found = f"{len(want['review']) - 1}/{len(want['review'])}"
