@@ -35,6 +35,7 @@ from ._launcher import launch as launch
 from ._sandbox import SandboxHost as SandboxHost
 from ._sandbox import no_sandbox_reason as no_sandbox_reason
 from ._sandbox import read_sandbox_host as read_sandbox_host
+from ._session import Session as Session
 from ._transport import Transport as Transport
 from ._transport import TransportClosed as TransportClosed
 
@@ -53,6 +54,7 @@ __all__ = [
     "EventStream",
     "ProtocolError",
     "SandboxHost",
+    "Session",
     "Tab",
     "TargetClosed",
     "TargetCrashed",

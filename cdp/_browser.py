@@ -12,14 +12,15 @@ cancellation and bounded by its own deadline:
   dispose is tried once more; a context still not disposed is counted in
   ``leaked_contexts``, and its owner decides (the crawler restarts the browser).
 
-Visibility: the tabs of a context share one window (headless), and only the window's
-active tab is visible; the others are hidden (``document.visibilityState``), which
-Chromium does not paint or raster, and where ``requestAnimationFrame`` and
-IntersectionObserver do not run.  A tab opens as the active one, so which page is the
-visible one depends on the order tabs opened and closed in.  A context made with
-``background_tabs`` makes that the same for every tab: its window's active tab is a
-blank *front* tab of its own (``front_target_id``, never attached, closed with the
-context), and its tabs open in the background, all hidden.
+Visibility: tabs that share a window (headless too) are hidden but the window's
+active one (``document.visibilityState``): Chromium does not paint or raster them,
+and ``requestAnimationFrame`` and IntersectionObserver do not run there.  So every
+tab opens in a window of its own (``newWindow``), where it is the active tab: every
+page is visible, and renders as a user's would.  (Focus emulation,
+``Emulation.setFocusEmulationEnabled``, makes a hidden tab *report* visible and run
+animation frames, but its compositor stays hidden: each scroll then waited one to two
+seconds for a frame.)  :meth:`Tab.set_visible` hides a tab (its window minimised) and
+shows it again.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import trio
 
 from ._connection import DEFAULT_EVENT_BUFFER, Connection
 from ._errors import CDPError, ProtocolError
+from ._session import Session, attached_session
 
 log = logging.getLogger("cdp.browser")
 
@@ -119,16 +121,11 @@ class Browser:
                     with contextlib.suppress(CDPError):
                         await self.close_target(target.target_id)
 
-    async def create_context(
-        self, *, proxy_server: str = "", proxy_bypass_list: str = "", background_tabs: bool = False
-    ) -> BrowserContext:
+    async def create_context(self, *, proxy_server: str = "", proxy_bypass_list: str = "") -> BrowserContext:
         """Create an isolated browser context (``Target.createBrowserContext``), its
         traffic sent through ``proxy_server`` (``scheme://host:port``, no credentials:
         those are answered with ``Fetch.authRequired``) except for the hosts of
-        ``proxy_bypass_list`` (empty: the browser's own proxy settings).  With
-        ``background_tabs`` every tab of it opens hidden, behind a front tab (see the
-        module docstring); if the front tab cannot be opened, the context is disposed
-        and the error raised.
+        ``proxy_bypass_list`` (empty: the browser's own proxy settings).
 
         The caller owns it and must ``await context.aclose()``; :meth:`new_context`
         is the scoped form.  Starts no task.  If cancelled before the command is
@@ -149,14 +146,6 @@ class Browser:
             result = await self.send("Target.createBrowserContext", **params)
         context = BrowserContext(self, result["browserContextId"])
         self.contexts.add(context)
-        if background_tabs:
-            try:
-                with trio.CancelScope(shield=True):  # a target nobody learned the id of would stay
-                    front = await self.send("Target.createTarget", url="about:blank", browserContextId=context.id)
-            except BaseException:
-                await context.aclose()
-                raise
-            context.front_target_id = front["targetId"]
         return context
 
     @asynccontextmanager
@@ -178,7 +167,6 @@ class BrowserContext:
         self.browser = browser
         self.id = context_id
         self.tabs: set[Tab] = set()
-        self.front_target_id: str | None = None  # the front tab of a context made with background_tabs
         self.disposed = False
         self._close_started = False
 
@@ -201,9 +189,8 @@ class BrowserContext:
         browser = self.browser
         await trio.lowlevel.checkpoint_if_cancelled()
         with trio.CancelScope(shield=True):
-            created = await browser.send(
-                "Target.createTarget", url=url, browserContextId=self.id, background=self.front_target_id is not None
-            )
+            # In a window of its own: the window's active tab, visible (see the module docstring).
+            created = await browser.send("Target.createTarget", url=url, browserContextId=self.id, newWindow=True)
         target_id = created["targetId"]
         tab = Tab(self, target_id)
         self.tabs.add(tab)
@@ -273,6 +260,8 @@ class Tab:
         self.session_id: str | None = None
         self.closed = False
         self._close_started = False
+        self.visible = True  # as far as set_visible knows: a tab opens as its window's active one
+        self._window_id: int | None = None
 
     @property
     def closing(self) -> bool:
@@ -310,6 +299,24 @@ class Tab:
         if self.session_id is None:
             raise trio.ClosedResourceError(f"tab {self.target_id} is not attached")
         return self.connection.listen(methods, session_id=self.session_id, buffer=buffer)
+
+    async def set_visible(self, visible: bool) -> None:
+        """Show or hide the tab by restoring or minimising its window (a hidden page
+        renders nothing and runs no animation frame); nothing is sent if the tab is
+        already so.  Raises the browser's CDP error."""
+        if visible == self.visible:
+            return
+        browser = self.context.browser
+        if self._window_id is None:
+            self._window_id = (await browser.send("Browser.getWindowForTarget", targetId=self.target_id))["windowId"]
+        state = "normal" if visible else "minimized"
+        await browser.send("Browser.setWindowBounds", windowId=self._window_id, bounds={"windowState": state})
+        self.visible = visible
+
+    def attached(self, params: dict[str, Any]) -> Session:
+        """The :class:`Session` of a target the browser auto-attached under this tab
+        (``params``: a ``Target.attachedToTarget`` event of this tab's session)."""
+        return attached_session(self.connection, params)
 
     async def aclose(self, timeout_s: float = TAB_CLOSE_TIMEOUT_S) -> None:
         """Close the tab, once: a second call returns at once.

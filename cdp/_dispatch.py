@@ -82,11 +82,13 @@ class _Call:
 class _Session:
     """What the connection knows of one attached flatten session."""
 
-    __slots__ = ("session_id", "target_id", "calls", "subscriptions", "error", "gone")
+    __slots__ = ("session_id", "target_id", "calls", "subscriptions", "error", "gone", "parent", "children")
 
-    def __init__(self, session_id: str, target_id: str):
+    def __init__(self, session_id: str, target_id: str, parent: _Session | None = None):
         self.session_id = session_id
         self.target_id = target_id
+        self.parent = parent  # the session that auto-attached this one (an out-of-process frame's page)
+        self.children: set[_Session] = set()
         self.calls: set[_Call] = set()
         self.subscriptions: set[EventStream] = set()
         self.error: TargetClosed | None = None
@@ -282,12 +284,17 @@ class Connection:
         self._sessions_by_target[target_id] = session
 
     def detach_session(self, session_id: str) -> None:
-        """Stop routing a session and forget it. Idempotent."""
+        """Stop routing a session, and the sessions it auto-attached, and forget them.
+        Idempotent."""
         session = self._sessions.pop(session_id, None)
         if session is None:
             return
         if self._sessions_by_target.get(session.target_id) is session:
             del self._sessions_by_target[session.target_id]
+        if session.parent is not None:
+            session.parent.children.discard(session)
+        for child in list(session.children):
+            self.detach_session(child.session_id)
         self._end_session(session, TargetClosed(f"target {session.target_id} is closed"))
 
     def session_error(self, session_id: str) -> TargetClosed | None:
@@ -307,6 +314,8 @@ class Connection:
             call.fail(session.error)
         for stream in list(session.subscriptions):
             stream._end(session.error)
+        for child in list(session.children):  # a frame's session ends with its page's
+            self._end_session(child, error)
 
     # -- events --------------------------------------------------------------------
 
@@ -404,12 +413,28 @@ class Connection:
         if session is not None:
             self._end_session(session, TargetCrashed(f"target {session.target_id}: renderer crashed"))
 
+    def _on_attached(self, session_id: str | None, params: dict[str, Any]) -> None:
+        # Auto-attached (Target.setAutoAttach with flatten on a session): the child's
+        # session is routed from now on, and ends with its parent's.  Attachments made on
+        # the browser session are the caller's to route (attach_session).
+        parent = self._sessions.get(session_id) if session_id is not None else None
+        child_id, target_id = params.get("sessionId"), params.get("targetInfo", {}).get("targetId", "")
+        if parent is None or parent.error is not None or not child_id or child_id in self._sessions:
+            return
+        child = _Session(child_id, target_id, parent)
+        parent.children.add(child)
+        self._sessions[child_id] = child
+        self._sessions_by_target[target_id] = child
+
     def _on_detached(self, session_id: str | None, params: dict[str, Any]) -> None:
         # Detached: no command on the session can succeed any more.  The target itself
         # may still be listed until Target.targetDestroyed, which is what ``gone`` waits for.
+        # An auto-attached session is nobody's to detach: it is forgotten here.
         session = self._sessions.get(params.get("sessionId", ""))
         if session is not None:
             self._end_session(session, TargetClosed(f"target {session.target_id} was detached"))
+            if session.parent is not None:
+                self.detach_session(session.session_id)
 
     def _on_target_destroyed(self, session_id: str | None, params: dict[str, Any]) -> None:
         session = self._sessions_by_target.get(params.get("targetId", ""))
@@ -437,6 +462,7 @@ class Connection:
 _LIFECYCLE = {
     "Target.targetCrashed": Connection._on_target_crashed,
     "Inspector.targetCrashed": Connection._on_target_crashed,
+    "Target.attachedToTarget": Connection._on_attached,
     "Target.detachedFromTarget": Connection._on_detached,
     "Target.targetDestroyed": Connection._on_target_destroyed,
 }

@@ -35,6 +35,7 @@ from crawler.errors import ConfigError as ConfigError
 from crawler.errors import JavaScriptError as JavaScriptError
 from crawler.errors import PageFailure as PageFailure
 from crawler.errors import SessionRetired as SessionRetired
+from crawler.page.frames import Frame as Frame
 from crawler.page.page import Page as Page
 from crawler.request import Request as Request
 from crawler.run.engine import crawl as crawl
@@ -45,6 +46,7 @@ __version__ = "0.2.0"  # the one place: pyproject.toml reads it (tool.setuptools
 __all__ = [
     "Config",
     "ConfigError",
+    "Frame",
     "JavaScriptError",
     "Page",
     "PageFailure",

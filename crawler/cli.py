@@ -211,6 +211,10 @@ async def try_command(cfg: Config, args: argparse.Namespace) -> int:
         print(f"link {link.label or '(default)'} {link.url}", file=err)
     for name, error in result.field_errors:
         print(f"field error {name}: {error}", file=err)
+    for frame in result.frames:
+        print(f"frame {frame}", file=err)
+    for host in result.shadow_hosts:
+        print(f"shadow host {host}", file=err)
     for reason in result.failures:
         print(f"failure {reason}", file=err)
     print("time " + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in result.timings), file=err)

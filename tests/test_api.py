@@ -10,6 +10,7 @@ import crawler
 CONTRACT = {
     "Config",
     "ConfigError",
+    "Frame",
     "JavaScriptError",
     "Page",
     "PageFailure",
@@ -42,7 +43,7 @@ def test_the_contracts_signatures_hold():
     assert params["evaluate"] == ["self", "expression", "await_promise"]
     assert params["extract_all"] == ["self", "selector", "fields"]
     assert params["click_if_present"] == ["self", "selector"] and params["fill"] == ["self", "selector", "text"]
-    assert params["scroll_to_end"] == ["self", "max_rounds", "settle_s"]
+    assert params["scroll_to_end"] == ["self", "max_rounds", "settle_s", "within"]
     assert params["enqueue"] == ["self", "urls", "selector", "label", "data"]
     assert params["push"] == ["self", "item"] and params["responses"] == ["self", "url_contains", "wait_s"]
     # wait_s (issue 11: a required capture is waited for) is keyword-only: positional calls are unchanged
@@ -54,6 +55,27 @@ def test_the_contracts_signatures_hold():
     assert issubclass(crawler.SessionRetired, crawler.PageFailure)
     assert list(inspect.signature(crawler.crawl).parameters)[:2] == ["config", "router"]
     assert inspect.signature(crawler.PageFailure).parameters["retryable"].kind is inspect.Parameter.KEYWORD_ONLY
+    # issue 24: frames, widgets, scrolling as a reader, an idle that ends; a Frame reads and acts as a page does
+    assert params["frame"] == ["self", "selector", "timeout_s"]
+    assert params["select_option"] == ["self", "selector", "value", "label"]
+    assert params["hover"] == ["self", "selector"] and params["press"] == ["self", "selector", "key"]
+    assert params["scroll_into_view"] == ["self", "selector", "within"]
+    assert params["wait_for_idle"] == ["self", "idle_s", "timeout_s"]
+    for keyword in ("timeout_s", "label", "within"):
+        kinds = [
+            inspect.signature(m).parameters[keyword].kind
+            for n, m in inspect.getmembers(page)
+            if n in params
+            and keyword in inspect.signature(m).parameters
+            and n in ("frame", "select_option", "scroll_to_end")
+        ]
+        assert set(kinds) <= {inspect.Parameter.KEYWORD_ONLY}
+    frame_methods = {n for n, _ in inspect.getmembers(crawler.Frame, inspect.isfunction) if not n.startswith("_")}
+    assert {
+        "wait_for", "extract", "extract_all", "evaluate", "html", "click", "click_if_present", "fill",
+        "select_option", "hover", "press", "scroll_to_end", "scroll_into_view", "frame",
+    } <= frame_methods  # fmt: skip
+    assert "render" in inspect.signature(crawler.Router.route).parameters
 
 
 def test_a_router_refuses_a_label_twice_and_a_handler_that_is_not_async():

@@ -42,7 +42,7 @@ def browser_user_agent(version: Mapping[str, Any]) -> str:
     return str(version.get("userAgent", "")).replace("HeadlessChrome", "Chrome")
 
 
-async def apply_identity(tab: cdp.Tab, identity: Identity) -> None:
+async def apply_identity(tab: cdp.Tab | cdp.Session, identity: Identity) -> None:
     """Present ``identity`` on ``tab`` (per-target settings: every tab of a context
     needs them, before its first navigation).  One command per setting that is set;
     each bounded by the connection's command deadline.  Raises the tab's CDP error."""

@@ -13,11 +13,13 @@ closing the target frees its renderer's memory.  Why rotate the context every M
 pages: caches, cookies and storage live in the context, and disposing it is the only
 way to drop them all (Playwright's maintainers give the same advice).
 
-Every page is hidden: the pool's contexts are made with ``background_tabs`` (see
-``cdp/_browser.py``), so no tab is the visible one of its window.  Tabs share their
-context's window and all but its active one were hidden anyway; which page happened
-to be the visible one depended on the order tabs opened and closed in, and that page
-alone was painted (see benchmarks/README.md: a few per cent of CPU at concurrency 8, more at 1).
+Every page renders as a user's would: every tab is the visible, active tab of
+a window of its own (see ``cdp/_browser.py``).  A page in a hidden tab runs no requestAnimationFrame callback
+and no IntersectionObserver: lazy images, infinite lists and rAF-driven rendering
+never happen there, and a crawler that hides its tabs finds less than a user sees.
+An idle tab is hidden and frozen (see ``_freeze``): it runs nothing and paints nothing
+until its next job shows it again and navigates.  A route may still ask for hidden pages (``render = "hidden"``:
+the job minimises the tab's window, see ``crawler.page.open_page``).
 
 How the two meet: a context's M pages are handed out to its tabs as they open, each
 tab an allotment of N pages or what is left of M.  Once all M are handed out the
@@ -243,11 +245,7 @@ class TabPool:
                 self._opening_context = True
                 try:
                     create = self._create_context
-                    context = await (
-                        create(self.browser)
-                        if create is not None
-                        else self.browser.create_context(background_tabs=True)
-                    )
+                    context = await (create(self.browser) if create is not None else self.browser.create_context())
                     self._current = _ContextSlot(context)
                 finally:
                     self._opening_context = False
@@ -315,18 +313,23 @@ class TabPool:
                 await self._retire(idle, "retired")
 
     async def _freeze(self, tab: cdp.Tab) -> bool:
-        """Freeze the page of a tab going idle (``Page.setWebLifecycleState``), bounded
-        by the tab-close deadline.  False if that failed (the tab is then retired).
+        """Hide the tab going idle (its window minimised) and freeze its page
+        (``Page.setWebLifecycleState``), bounded by the tab-close deadline.  False if
+        that failed (the tab is then retired).
 
         Why: a page left running in an idle tab keeps its timers, polling and reloads
         going: requests to a URL already done, which no rate limit sees.  A frozen page
         runs none of its tasks; the next job's navigation replaces it.  Freezing costs
         one command, where navigating to about:blank cost a whole navigation per page.
+        Freezing also hides the page for good, the next document included, unless the
+        tab's window is hidden and shown again: so the window is minimised first, and
+        the next job shows it (``crawler.page.open_page``), and the pages it loads render.
         That no data of this page is read under the next job is the next job's to
         ensure: it reads nothing before its own document is parsed, and counts only its
         own documents' responses (see ``crawler.page.traffic``)."""
         with trio.move_on_after(self._tab_close_timeout_s):
             try:
+                await tab.set_visible(False)
                 await tab.send("Page.setWebLifecycleState", state="frozen")
             except (cdp.CDPError, trio.ClosedResourceError):
                 return False
@@ -383,8 +386,7 @@ class TabPool:
         after = self.holdings()
         ours = before.contexts | after.contexts
         held = before.tabs | after.tabs
-        fronts = before.fronts | after.fronts
-        pages = [t for t in targets if t.type == "page" and t.browser_context_id in ours and t.target_id not in fronts]
+        pages = [t for t in targets if t.type == "page" and t.browser_context_id in ours]
         popups = {t.target_id for t in pages if t.opener_id and t.target_id not in held}
         browser_tabs = {t.target_id for t in pages} - popups
         stray_tabs = browser_tabs - held
@@ -419,7 +421,6 @@ class TabPool:
             closing_contexts=frozenset(slot.context.id for slot in self._slots if slot.context.closing),
             opening_contexts=int(self._opening_context),
             context_tabs=frozenset(tab.target_id for slot in self._slots for tab in slot.context.tabs),
-            fronts=frozenset(slot.context.front_target_id for slot in self._slots if slot.context.front_target_id),
         )
 
     # -- popups --------------------------------------------------------------------------

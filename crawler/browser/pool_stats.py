@@ -57,4 +57,3 @@ class Holdings:
     closing_contexts: frozenset[str]
     opening_contexts: int
     context_tabs: frozenset[str]  # tabs our contexts' own objects hold, the pool's or in transit
-    fronts: frozenset[str]  # our contexts' front tabs (cdp's background_tabs): not leased, not stray

@@ -134,7 +134,6 @@ class SessionPool:
         context = await browser.create_context(
             proxy_server=proxy.server if proxy is not None else "",
             proxy_bypass_list=PROXY_BYPASS_LIST,
-            background_tabs=True,  # every page hidden alike: none is painted (see crawler.browser.pool)
         )
         try:
             if id(browser) not in self._user_agents and not self._identity.user_agent:
@@ -177,14 +176,15 @@ class SessionPool:
         for context_id in [c for c in self._sessions if c not in live_contexts]:
             del self._sessions[context_id]
 
-    async def prepare_tab(self, tab: cdp.Tab) -> None:
+    async def prepare_tab(self, tab: cdp.Tab, target: cdp.Tab | cdp.Session | None = None) -> None:
         """Present the session's identity on a new tab of its context, before its first
-        navigation (the tab pool's per-tab setup, after the page domains are on).
+        navigation (the tab pool's per-tab setup, after the page domains are on), or on
+        ``target``, an out-of-process frame of the tab, before it runs.
         Raises the tab's CDP error; cancelled half-way, the tab is the pool's to close."""
         identity = self._identity
         if not identity.user_agent:
             identity = attrs.evolve(identity, user_agent=self._user_agents.get(id(tab.context.browser), ""))
-        await apply_identity(tab, identity)
+        await apply_identity(tab if target is None else target, identity)
 
     def needs_auth(self, context_id: str) -> bool:
         """Whether the context's proxy asks for credentials (its tabs then answer

@@ -24,6 +24,7 @@ from crawler.config.fields import Field, FieldError, check_selector, parse_field
 from crawler.config.identity import IdentityError, load_cookies
 from crawler.config.model import (
     CAPTURE_TIMEOUT_S,
+    RENDER_MODES,
     SECTIONS,
     CaptureRule,
     Config,
@@ -189,7 +190,31 @@ def _captures(rules: Any, where: str) -> tuple[CaptureRule, ...]:
 
 ROUTE_KEYS = (
     "label", "wait_for", "fields", "capture", "items", "follow", "scroll", "click_until_gone", "recrawl_after_s",
+    "render", "frame", "hover", "select",
 )  # fmt: skip
+
+
+def _selectors(table: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """A route key that takes a selector or a list of them."""
+    value = table.get(key, [])
+    selectors = [value] if isinstance(value, str) else value
+    if not isinstance(selectors, list) or not all(isinstance(v, str) and v for v in selectors):
+        raise ConfigError(f"{where}: {key}: expected a selector or a list of selectors, got {value!r}")
+    try:
+        return tuple(check_selector(v, where=f"{where}: {key}") for v in selectors)
+    except FieldError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _choices(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """``select = { "select#size" = "M" }``: the option (by value, else by label) each
+    ``<select>`` is set to, in order."""
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f'{where}: expected {{ "<select selector>" = "<option value or label>" }}, got {value!r}')
+    try:
+        return tuple((check_selector(k, where=where), v) for k, v in value.items())
+    except FieldError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
@@ -218,6 +243,11 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
             raise ConfigError(str(exc)) from None
         if not isinstance(table.get("scroll", False), bool):
             raise ConfigError(f"{where}: scroll: expected true or false")
+        render = table.get("render", "visible")
+        if render not in RENDER_MODES:
+            raise ConfigError(f"{where}: render: expected one of {', '.join(map(repr, RENDER_MODES))}, got {render!r}")
+        frame, hover = _selectors(table, "frame", where), _selectors(table, "hover", where)
+        select = _choices(table.get("select", {}), f"{where}: select")
         recrawl = None
         if "recrawl_after_s" in table:
             try:
@@ -254,6 +284,10 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
                 scroll=table.get("scroll", False),
                 click_until_gone=click,
                 recrawl_after_s=recrawl,
+                render=render,
+                frame=frame,
+                hover=hover,
+                select=select,
             )
         )
     labels = [r.label for r in routes]

@@ -59,6 +59,12 @@ class FollowRule:
     label: str | None = None
 
 
+# How a route's pages render: "visible" (the default) as the visible, focused tab does
+# (requestAnimationFrame, IntersectionObserver, lazy images all run); "hidden" as a
+# background tab (nothing renders: for pages the user knows are static).
+RENDER_MODES = ("visible", "hidden")
+
+
 @attrs.frozen
 class RouteSpec:
     """A route written in TOML (``[[route]]``, or ``[extract]`` as the default route)."""
@@ -72,6 +78,10 @@ class RouteSpec:
     scroll: bool = False
     click_until_gone: str = ""
     recrawl_after_s: float | None = None  # None: [crawl] recrawl_after_s
+    render: str = "visible"  # RENDER_MODES
+    frame: tuple[str, ...] = ()  # the frame (then the frame in it...) the route reads
+    hover: tuple[str, ...] = ()  # hovered in turn before reading
+    select: tuple[tuple[str, str], ...] = ()  # (select selector, option value or label) chosen before reading
 
 
 @attrs.frozen

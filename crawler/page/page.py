@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn
 
@@ -41,10 +41,12 @@ import trio
 import cdp
 from crawler._trio import open_service_nursery
 from crawler.browser.session import Session, SessionPool
-from crawler.config.fields import Field, check_selector, parse_fields
-from crawler.errors import JavaScriptError, PageFailure, SessionRetired
+from crawler.config.model import RENDER_MODES
+from crawler.errors import PageFailure, SessionRetired
+from crawler.page.frames import Frame, open_frame
 from crawler.page.links import LinkFilter, normalise_url
-from crawler.page.script import extract_all_expression, extract_expression, when_ready
+from crawler.page.places import FrameTargets
+from crawler.page.scope import Scope
 from crawler.page.traffic import EVENTS as TRAFFIC_EVENTS
 from crawler.page.traffic import Traffic
 from crawler.policy.failure import net_failure, status_failure
@@ -53,15 +55,9 @@ from crawler.request import Request
 from crawler.urls import forbidden_scheme, short_url
 
 POLL_INTERVAL_S = 0.05  # how often a condition the page gives no event for is re-checked
-# A wait for the DOM runs in the page (a MutationObserver, see crawler.page.script.when_ready)
-# for at most this long per round trip: well inside any command deadline.
-WAIT_SLICE_MS = 2000
-IDLE_S = 0.5  # wait_for_idle: this long without a request in flight
-SCROLL_ROUNDS = 50  # scroll_to_end: at most this many scrolls
-SCROLL_SETTLE_S = 0.5  # scroll_to_end: quiet time after a scroll before measuring again
-CONTEXT_RETRIES = 20  # evaluations retried while the page swaps its document (execution context gone)
-_BLOCKED_KEY = "__crawler_retire_if__"  # what an expression guarded by _unless_blocked returns on a challenge page
-_BLOCKED_JS = f"{{{_BLOCKED_KEY}: true}}"
+IDLE_S = 0.5  # wait_for_idle: this long without a request starting or data arriving
+IDLE_TIMEOUT_S = 30.0  # wait_for_idle: PageFailure "idle" if the network is never quiet that long
+RUNTIME_OFF_TIMEOUT_S = 1.0  # longest the page's close waits to switch Runtime off (see crawler.page.frames)
 
 
 @attrs.frozen
@@ -81,13 +77,17 @@ class PageEnv:
     retire_if: str = ""
 
 
-class Page:
-    """One job's tab, as a handler sees it.  Made only by :func:`open_page`."""
+class Page(Scope):
+    """One job's tab, as a handler sees it.  Made only by :func:`open_page`.  Its
+    reading and interaction methods (``wait_for``, ``extract``, ``click``, ``frame``...)
+    are :class:`~crawler.page.scope.Scope`'s, shared with its frames."""
 
     def __init__(self, tab: cdp.Tab, request: Request, env: PageEnv):
+        self._page = self
         self.tab = tab
         self.request = request
-        self._env = env
+        self.env = env
+        self.frames = FrameTargets()  # where each frame runs (the event reader keeps it)
         self.items: list[dict[str, Any]] = []  # pushed, in order
         self.links: list[Request] = []  # enqueued (new ones), in order
         self.status: int | None = None  # of the last document goto() loaded
@@ -97,6 +97,7 @@ class Page:
         self.traffic = Traffic(  # what the tab's events say (its reader runs in open_page)
             tab,
             env.limiter,
+            self.frames,
             credentials=sessions.credentials(context_id) if sessions is not None else None,
             on_request=(lambda: sessions.count_request(context_id)) if sessions is not None else None,
         )
@@ -126,7 +127,7 @@ class Page:
     def session(self) -> Session | None:
         """The session this page runs in (its ``id``, and its ``proxy`` without
         credentials); None outside a session pool (a bare tab)."""
-        sessions = self._env.sessions
+        sessions = self.env.sessions
         return sessions.session(self.tab.context.id) if sessions is not None else None
 
     def retire_session(self, reason: str) -> NoReturn:
@@ -141,24 +142,29 @@ class Page:
         self.retired = reason.strip()
         raise SessionRetired(self.retired)
 
-    def _unless_blocked(self, expression: str) -> str:
-        """JS: ``expression``, or the blocked marker while ``retire_if`` matches (so a
-        challenge the page's script puts up is seen by the wait it interrupts)."""
-        if not self._env.retire_if:
-            return expression
-        return f"(document.querySelector({json.dumps(self._env.retire_if)}) !== null ? {_BLOCKED_JS} : ({expression}))"
+    @property
+    def _retire_if(self) -> str:
+        return self.env.retire_if
 
-    def _blocked(self, value: Any) -> Any:
-        """``value``, unless it is the blocked marker: then SessionRetired ``retire_if``."""
-        if isinstance(value, dict) and value.get(_BLOCKED_KEY) is True:
-            raise SessionRetired("retire_if")
-        return value
+    @property
+    def poll_interval_s(self) -> float:
+        return self.env.poll_interval_s
+
+    async def open_frame(self, parent: Scope, selector: str, timeout_s: float | None) -> Frame:
+        """See :meth:`Scope.frame`."""
+        return await open_frame(self, self.frames, parent, selector, timeout_s)
+
+    async def _target(self) -> tuple[cdp.Tab, None]:
+        return self.tab, None  # the main frame's default context
+
+    async def _origin(self) -> tuple[float, float]:
+        return 0.0, 0.0
 
     async def check_blocked(self) -> None:
         """Raise SessionRetired ``retire_if`` if the ``[session] retire_if`` selector
         matches the document now (a challenge page); nothing without one."""
-        if self._env.retire_if:
-            found = await self.evaluate(f"document.querySelector({json.dumps(self._env.retire_if)}) !== null")
+        if self.env.retire_if:
+            found = await self.evaluate(f"document.querySelector({json.dumps(self.env.retire_if)}) !== null")
             if found:
                 raise SessionRetired("retire_if")
 
@@ -178,8 +184,8 @@ class Page:
         target = normalise_url(url, self.url)
         if target is None:
             raise PageFailure("bad_url", f"not an http(s) URL: {short_url(url)!r}")
-        if not self._env.paces_documents:  # no gaps to keep: only a host's back-off (Retry-After) to wait out
-            async with self._env.limiter.hold(target):
+        if not self.env.paces_documents:  # no gaps to keep: only a host's back-off (Retry-After) to wait out
+            async with self.env.limiter.hold(target):
                 pass
         reply = await self.tab.send("Page.navigate", url=target, timeout_s=_remaining_s())
         if reply.get("errorText"):
@@ -193,7 +199,7 @@ class Page:
         status, headers, error = self.traffic.documents[loader]
         if error is not None:
             raise net_failure(error)
-        if status in self._env.retire_on_status:
+        if status in self.env.retire_on_status:
             raise SessionRetired(f"status_{status}")
         failure = status_failure(status, headers)
         if failure is not None:
@@ -209,99 +215,58 @@ class Page:
     async def _wait_event(self) -> None:
         """Wait for the tab's next event; raise the tab's error (a renderer crash, the
         tab or the browser gone) rather than wait for events that cannot come."""
-        self._check_navigations()
+        self.traffic.check_forbidden()
         if (error := self.tab.error) is None:
             await self.traffic.wait_change()
             error = self.tab.error
         if error is not None:
             raise error
-        self._check_navigations()
-
-    def _check_navigations(self) -> None:
-        """PageFailure ``forbidden_url`` once a frame of the tab started loading one."""
-        if (url := self.traffic.forbidden) is not None:
-            raise PageFailure(
-                "forbidden_url", f"the tab started to load {short_url(url)}", retryable=False, tab_reusable=False
-            )
+        self.traffic.check_forbidden()
 
     # -- waiting -------------------------------------------------------------------------
-
-    async def wait_for(self, selector: str, timeout_s: float | None = None) -> None:
-        """Return once ``selector`` matches an element.  Without ``timeout_s`` it waits
-        as long as the job's watchdog allows; with it, PageFailure ``wait_for``
-        (retryable) after that long.  An invalid selector fails at once.  If the
-        ``[session] retire_if`` selector matches meanwhile: SessionRetired."""
-        check_selector(selector)
-        ready = self._unless_blocked(f"document.querySelector({json.dumps(selector)}) !== null || null")
-        expression = when_ready(ready, WAIT_SLICE_MS)
-        with trio.move_on_after(float("inf") if timeout_s is None else timeout_s) as scope:
-            while not self._blocked(await self.evaluate(expression, await_promise=True)):
-                await self.traffic.wait_change(self._env.poll_interval_s)
-            return
-        assert scope.cancelled_caught
-        raise PageFailure("wait_for", f"{selector!r} did not appear within {timeout_s:g} s", retryable=True)
 
     async def wait_for_load(self) -> None:
         """Return once the document has loaded (``readyState`` complete)."""
         while not await self.evaluate("document.readyState === 'complete'"):
-            await self.traffic.wait_change(self._env.poll_interval_s)
+            await self.traffic.wait_change(self.env.poll_interval_s)
 
-    async def wait_for_idle(self, idle_s: float = IDLE_S) -> None:
-        """Return once no network request of the page has been in flight for ``idle_s``
-        (long-lived streams such as WebSockets are not counted)."""
-        while True:
-            quiet_for = trio.current_time() - self.traffic.last_activity
-            if not self.traffic.in_flight and quiet_for >= idle_s:
-                return
-            await self.traffic.wait_change(None if self.traffic.in_flight else idle_s - quiet_for)
+    async def wait_for_idle(self, idle_s: float = IDLE_S, timeout_s: float = IDLE_TIMEOUT_S) -> None:
+        """Return once, for ``idle_s``, no request of the page or its frames has started,
+        none is waiting for its response, and no response data has arrived.  Not
+        counted: bodies the page never reads (Chromium never says they finished),
+        streams (EventSource, WebSocket), beacons, and requests unanswered for
+        ``crawler.page.traffic.LONG_POLL_S`` (long polls).  PageFailure ``idle``
+        (retryable), naming what is still loading, if that does not happen within
+        ``timeout_s``."""
+        with trio.move_on_after(timeout_s):
+            while (wait_s := self.traffic.idle_in(idle_s)) > 0:
+                await self.traffic.wait_change(wait_s)
+            return
+        raise PageFailure(
+            "idle",
+            f"the network was never quiet for {idle_s:g} s within {timeout_s:g} s: {self.traffic.busy()}",
+            retryable=True,
+        )
+
+    async def settle(self, idle_s: float, max_s: float) -> None:
+        """Wait until the network has been quiet for ``idle_s`` from now (as
+        :meth:`wait_for_idle`: what the last scroll set off may not have reached the
+        network yet), or ``max_s`` at most, without failing: scrolling goes on either way."""
+        self.traffic.acted()
+        with trio.move_on_after(max_s):
+            while (wait_s := self.traffic.idle_in(idle_s)) > 0:
+                await self.traffic.wait_change(wait_s)
+
+    async def mouse(self, kind: str, x: float, y: float) -> None:
+        """One mouse event (``Input.dispatchMouseEvent`` ``kind``) at (x, y) on the tab's
+        viewport, with the left button for presses and releases."""
+        params: dict[str, Any] = {"type": kind, "x": x, "y": y}
+        if kind != "mouseMoved":
+            params.update(button="left", clickCount=1)
+        await self.tab.send("Input.dispatchMouseEvent", **params)
+        self.traffic.acted()
 
     # -- reading the page ----------------------------------------------------------------
-
-    async def evaluate(self, expression: str, *, await_promise: bool = False) -> Any:
-        """The value of a JavaScript expression in the page (JSON-able values; others
-        as None).  Raises JavaScriptError if it throws.  If the page is swapping its
-        document, it is evaluated again in the new one."""
-        for _ in range(CONTEXT_RETRIES):
-            try:
-                reply = await self.tab.send(
-                    "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=await_promise
-                )
-            except cdp.ProtocolError:
-                await self.traffic.wait_change(self._env.poll_interval_s)  # no execution context: mid-navigation
-                continue
-            self._check_navigations()  # nothing read from such a document reaches the handler
-            details = reply.get("exceptionDetails")
-            if details:
-                text = details.get("exception", {}).get("description") or details.get("text", "")
-                raise JavaScriptError(text.split("\n")[0][:300])
-            return reply.get("result", {}).get("value")
-        raise PageFailure("js_error", "the page kept replacing its document", retryable=True)
-
-    async def extract(self, fields: Mapping[str, Any], *, wait_for: str | None = None) -> dict[str, Any]:
-        """The fields (see :mod:`crawler.config.fields`) of the document.  With ``wait_for``,
-        once that selector matches, in the same round trip.  A js field that throws is
-        None, and its error is under ``"_errors"``.  SessionRetired instead if the
-        ``[session] retire_if`` selector matches."""
-        expression = extract_expression(_fields(fields), wait_for=check_selector(wait_for) if wait_for else "")
-        expression = self._unless_blocked(expression)
-        if wait_for:
-            expression = when_ready(expression, WAIT_SLICE_MS)
-        while (found := self._blocked(await self.evaluate(expression, await_promise=True))) is None:
-            await self.traffic.wait_change(self._env.poll_interval_s)
-        out = found["fields"]
-        if found["errors"]:
-            out["_errors"] = found["errors"]
-        return out
-
-    async def extract_all(self, selector: str, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """One dict of ``fields`` per element matching ``selector``, in document order;
-        the fields' selectors are relative to the element (``el`` in js fields)."""
-        found = await self.evaluate(extract_all_expression(check_selector(selector), _fields(fields)))
-        rows = found["rows"]
-        if found["errors"]:
-            for row in rows:
-                row["_errors"] = found["errors"]
-        return rows
 
     async def responses(self, url_contains: str, *, wait_s: float | None = None) -> list[Any]:
         """The bodies (parsed JSON, else text) of every response so far whose URL contains
@@ -317,113 +282,29 @@ class Page:
         while not all(r.done for r in matching):
             await self.traffic.wait_change()
         bodies = [await self.traffic.body(r) for r in matching if r.error is None]
-        self._check_navigations()
+        self.traffic.check_forbidden()
         return bodies
-
-    async def html(self) -> str:
-        """The document's current HTML."""
-        return await self.evaluate("document.documentElement.outerHTML")
 
     async def screenshot(self) -> bytes:
         """A PNG of the viewport."""
         reply = await self.tab.send("Page.captureScreenshot", format="png", timeout_s=_remaining_s())
         return base64.b64decode(reply["data"])
 
-    # -- acting on the page --------------------------------------------------------------
-
-    async def click(self, selector: str) -> None:
-        """Wait for ``selector``, then click the middle of the element as a mouse would
-        (scrolled into view).  A navigation it causes takes its host's rate-limit turn."""
-        await self.wait_for(selector)
-        if not await self.click_if_present(selector):
-            raise PageFailure("click", f"{selector!r} is hidden or disabled", retryable=True)
-
-    async def click_if_present(self, selector: str) -> bool:
-        """Click ``selector`` if it matches a visible, enabled element now; False if not."""
-        check_selector(selector)
-        point = await self.evaluate(
-            f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
-            if (!e || e.disabled || e.getClientRects().length === 0) return null;
-            e.scrollIntoView({{block: 'center', inline: 'center'}});
-            const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"""
-        )
-        if point is None:
-            return False
-        x, y = point
-        for kind in ("mousePressed", "mouseReleased"):
-            await self.tab.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-        self.traffic.touch()
-        return True
-
-    async def fill(self, selector: str, text: str) -> None:
-        """Wait for ``selector`` (an input, textarea or editable element), replace its
-        value with ``text`` as typed input (input events), then fire ``change``."""
-        await self.wait_for(selector)
-        target = json.dumps(selector)
-        await self.evaluate(
-            f"(() => {{ const e = document.querySelector({target}); e.focus(); if ('value' in e) e.value = ''; }})()"
-        )
-        await self.tab.send("Input.insertText", text=text)
-        await self.evaluate(f"document.querySelector({target}).dispatchEvent(new Event('change', {{bubbles: true}}))")
-
-    async def scroll_to_end(self, max_rounds: int = SCROLL_ROUNDS, settle_s: float = SCROLL_SETTLE_S) -> int:
-        """Scroll to the bottom until the page stops growing (infinite scroll): after each
-        scroll, wait until the network has been quiet for ``settle_s``.  Returns how many
-        scrolls made the page taller (at most ``max_rounds``).
-
-        Each scroll also dispatches a ``scroll`` event itself: the crawler's tabs are all
-        hidden (background tabs, see ``crawler.browser.pool``), and a hidden page gets no
-        rendering updates, so the browser would never deliver the event (an
-        IntersectionObserver does not fire there either: such lists are out of reach
-        for now)."""
-        await self.wait_for_load()
-        height_js = "(document.scrollingElement || document.documentElement).scrollHeight"
-        scroll_js = f"window.scrollTo(0, {height_js}); document.dispatchEvent(new Event('scroll', {{bubbles: true}}))"
-        height = await self.evaluate(height_js)
-        grew = 0
-        for _ in range(max_rounds):
-            await self.evaluate(scroll_js)
-            self.traffic.touch()
-            await self.wait_for_idle(settle_s)
-            new_height = await self.evaluate(height_js)
-            if new_height <= height:
-                break
-            grew, height = grew + 1, new_height
-        return grew
-
     # -- what the job produces -----------------------------------------------------------
 
-    async def enqueue(
-        self,
-        urls: Iterable[str] = (),
-        *,
-        selector: str | None = None,
-        label: str | None = None,
-        data: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Enqueue ``urls`` and the links of the elements matching ``selector`` (their
-        ``href``, else ``src``), resolved against the document, for the route ``label``
-        (None: the default route), one level deeper, with ``data``.  Links the
-        ``[crawl]`` rules refuse, and non-http(s) ones, are skipped and counted.  Returns
-        how many were new to the crawl.  They are stored only with the job's outcome."""
+    async def add_links(self, raw: list[tuple[str, str]], *, label: str | None, data: Mapping[str, Any] | None) -> int:
+        """The part of ``enqueue`` (see :meth:`Scope.enqueue`) after the links are read:
+        ``raw`` is (link, the base URL it is relative to) pairs; returns how many were new."""
         payload = json.loads(json.dumps(dict(data or {})))  # a copy, and a TypeError now if not JSON
-        raw = [(u, self.url) for u in urls]
-        if selector is not None:
-            found = await self.evaluate(
-                f"""(() => ({{base: document.baseURI, links: Array.from(
-                document.querySelectorAll({json.dumps(check_selector(selector))}),
-                (e) => e.getAttribute('href') ?? e.getAttribute('src')).filter((h) => h !== null)}}))()"""
-            )
-            raw += [(link, found["base"]) for link in found["links"]]
         depth = self.depth + 1
         candidates: list[str] = []
         for link, base in raw:
-            url = self._env.links.accept(link, base=base, page_url=self.url, depth=depth)
+            url = self.env.links.accept(link, base=base, page_url=self.url, depth=depth)
             if url is not None and url not in self._enqueued and url not in candidates:
                 candidates.append(url)
         if not candidates:
             return 0
-        known = await self._env.known(candidates)
+        known = await self.env.known(candidates)
         fresh = [u for u in candidates if u not in known]
         self._enqueued.update(candidates)
         self.links += [Request(u, label, depth, payload, self.url) for u in fresh]
@@ -442,10 +323,6 @@ class Page:
         self.items.append(copy)
 
 
-def _fields(fields: Mapping[str, Any] | tuple[Field, ...]) -> tuple[Field, ...]:
-    return fields if isinstance(fields, tuple) else parse_fields(fields)
-
-
 def _remaining_s() -> float | None:
     """The time left before the enclosing deadline (the watchdog), for commands that
     may legitimately take longer than the connection's default command deadline."""
@@ -454,16 +331,26 @@ def _remaining_s() -> float | None:
 
 
 @asynccontextmanager
-async def open_page(tab: cdp.Tab, request: Request, env: PageEnv) -> AsyncIterator[Page]:
+async def open_page(tab: cdp.Tab, request: Request, env: PageEnv, *, render: str = "visible") -> AsyncIterator[Page]:
     """A Page on ``tab`` for ``request``, with its event reader running; both end when
-    the block exits (also when cancelled).  Starts one task in its own nursery.  A
-    block that ends normally after the tab started loading a forbidden URL raises
-    PageFailure ``forbidden_url`` (the job's output is not to be stored)."""
+    the block exits (also when cancelled).  Starts one task in its own nursery, and
+    one more per out-of-process frame the page loads.  With ``render`` "visible" (the
+    default) the page renders as the visible, focused tab does (the tab's window is
+    shown, if a job before hid it); "hidden" minimises the tab's window, so that
+    nothing renders (see ``crawler.browser.pool``).  A block that ends normally after the tab started
+    loading a forbidden URL raises PageFailure ``forbidden_url`` (the job's output is
+    not to be stored)."""
+    if render not in RENDER_MODES:
+        raise ValueError(f"render must be one of {', '.join(RENDER_MODES)}, got {render!r}")
     page = Page(tab, request, env)
     async with tab.listen(*TRAFFIC_EVENTS) as events, open_service_nursery() as nursery:
         nursery.start_soon(page.traffic.read_events, events, nursery)
         try:
+            await tab.set_visible(render == "visible")
             yield page
-            page._check_navigations()
+            page.traffic.check_forbidden()
         finally:
             nursery.cancel_scope.cancel()
+            if page.frames.runtime_on:
+                with trio.move_on_after(RUNTIME_OFF_TIMEOUT_S, shield=True):
+                    await page.frames.disable_runtime()

@@ -8,15 +8,22 @@ from __future__ import annotations
 import json
 
 from crawler.config.fields import Field
+from crawler.page.dom import QUERY_JS
 
-# Helpers defined once per expression; ``root`` is document or the match.
-_PRELUDE = """
+READY_POLL_MS = 100  # when_ready: also re-checked this often
+
+# Helpers defined once per expression; ``root`` is document or the match.  Selectors go
+# through shadow roots (crawler.page.dom).
+_PRELUDE = (
+    QUERY_JS
+    + """
   const __v = (e, a) => { if (!e) return null; if (a === null) return e.textContent.trim();
     const v = e.getAttribute(a);
     return v !== null && (a === 'src' || a === 'href') ? new URL(v, document.baseURI).href : v; };
-  const __one = (root, s, a) => __v(s === null ? root : root.querySelector(s), a);
-  const __all = (root, s, a) => s === null ? [__v(root, a)] : Array.from(root.querySelectorAll(s), (e) => __v(e, a));
+  const __one = (root, s, a) => __v(s === null ? root : __q(s, root === document ? null : root), a);
+  const __all = (root, s, a) => s === null ? [__v(root, a)] : __qa(s, root === document ? null : root).map((e) => __v(e, a));
 """
+)
 
 
 def _getter(field: Field, root: str) -> str:
@@ -42,11 +49,11 @@ def _object(fields: tuple[Field, ...], root: str) -> str:
 def extract_expression(fields: tuple[Field, ...], *, wait_for: str = "") -> str:
     """JS returning ``{fields, errors}`` for the document; with ``wait_for``, null until
     that selector matches (readiness and extraction in one round trip)."""
-    ready = f"document.querySelector({json.dumps(wait_for)}) !== null" if wait_for else "true"
+    ready = f"__q({json.dumps(wait_for)}) !== null" if wait_for else "true"
     return (
         "(() => {\n"
-        f"  if (!({ready})) return null;\n"
         + _PRELUDE
+        + f"  if (!({ready})) return null;\n"
         + "  const out = {}, errors = {};\n"
         + _object(fields, "document")
         + "\n  return {fields: out, errors: errors};\n})()"
@@ -55,19 +62,22 @@ def extract_expression(fields: tuple[Field, ...], *, wait_for: str = "") -> str:
 
 def when_ready(expression: str, slice_ms: int) -> str:
     """JS: a promise of ``expression``'s value once it is not null, checked now and after
-    every change to the DOM (a MutationObserver: no polling round trips); null after
+    every change to the document (a MutationObserver: no polling round trips) and every
+    ``READY_POLL_MS`` (a change inside a shadow root is not the document's); null after
     ``slice_ms``, so that no single evaluation outlives a command deadline."""
     return (
         "new Promise((resolve) => {\n"
         f"  const attempt = () => {expression};\n"
         "  const first = attempt();\n"
         "  if (first !== null) return resolve(first);\n"
-        "  const observer = new MutationObserver(() => {\n"
+        "  const check = () => {\n"
         "    const value = attempt();\n"
-        "    if (value !== null) { observer.disconnect(); clearTimeout(timer); resolve(value); }\n"
-        "  });\n"
+        "    if (value !== null) { observer.disconnect(); clearTimeout(timer); clearInterval(poll); resolve(value); }\n"
+        "  };\n"
+        "  const observer = new MutationObserver(check);\n"
         "  observer.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});\n"
-        f"  const timer = setTimeout(() => {{ observer.disconnect(); resolve(null); }}, {int(slice_ms)});\n"
+        f"  const poll = setInterval(check, {READY_POLL_MS});\n"
+        f"  const timer = setTimeout(() => {{ observer.disconnect(); clearInterval(poll); resolve(null); }}, {int(slice_ms)});\n"
         "})"
     )
 
@@ -76,7 +86,7 @@ def extract_all_expression(selector: str, fields: tuple[Field, ...]) -> str:
     """JS returning ``{rows, errors}``: one ``{name: value}`` per match of ``selector``."""
     return (
         "(() => {\n" + _PRELUDE + "  const rows = [], errors = {};\n"
-        f"  for (const match of document.querySelectorAll({json.dumps(selector)})) {{\n"
+        f"  for (const match of __qa({json.dumps(selector)})) {{\n"
         "    const out = {};\n"
         + _object(fields, "match")
         + "\n    rows.push(out);\n  }\n  return {rows: rows, errors: errors};\n})()"

@@ -23,8 +23,10 @@ import trio
 import cdp
 from crawler.config import Config, RouteSpec
 from crawler.config.fields import Field, missing_required
+from crawler.config.model import RENDER_MODES
 from crawler.errors import ConfigError, PageFailure, SessionRetired
 from crawler.page.page import Page, PageEnv, open_page
+from crawler.page.scope import Scope
 from crawler.request import Request
 
 Handler = Callable[[Page], Awaitable[None]]
@@ -37,15 +39,20 @@ class Router:
     def __init__(self) -> None:
         self._routes: dict[str | None, Handler] = {}
         self._recrawl: dict[str | None, float] = {}
+        self._render: dict[str | None, str] = {}
         self.session_hook: Handler | None = None
 
-    def route(self, label: str | None = None, *, recrawl_after_s: float | None = None) -> Callable[[H], H]:
+    def route(
+        self, label: str | None = None, *, recrawl_after_s: float | None = None, render: str = "visible"
+    ) -> Callable[[H], H]:
         """Decorator: ``fn`` handles jobs enqueued with ``label`` (None: the default
         route).  ``recrawl_after_s``: its URLs are due again that long after they were
-        done (0: never; None: ``[crawl] recrawl_after_s``)."""
+        done (0: never; None: ``[crawl] recrawl_after_s``).  ``render``: "visible" (the
+        default: the page renders as the visible, focused tab, so lazy content loads)
+        or "hidden" (nothing renders: for pages known to be static)."""
 
         def register(fn: H) -> H:
-            self.add(label, fn, recrawl_after_s=recrawl_after_s)
+            self.add(label, fn, recrawl_after_s=recrawl_after_s, render=render)
             return fn
 
         return register
@@ -61,10 +68,17 @@ class Router:
         self.session_hook = fn
         return fn
 
-    def add(self, label: str | None, handler: Handler, *, recrawl_after_s: float | None = None) -> None:
+    def add(
+        self, label: str | None, handler: Handler, *, recrawl_after_s: float | None = None, render: str = "visible"
+    ) -> None:
         _check_handler(handler, f"route {label!r}")
         if label in self._routes:
             raise ValueError(f"route {label!r} is defined twice")
+        if render not in RENDER_MODES:
+            raise ValueError(
+                f"route {label!r}: render must be one of {', '.join(map(repr, RENDER_MODES))}, got {render!r}"
+            )
+        self._render[label] = render
         if recrawl_after_s is not None:
             if recrawl_after_s < 0:
                 raise ValueError(f"route {label!r}: recrawl_after_s must be >= 0, got {recrawl_after_s!r}")
@@ -75,6 +89,10 @@ class Router:
         """How long after it was done a URL of route ``label`` is due again (0: never):
         the route's own, else ``default``."""
         return self._recrawl.get(label, default)
+
+    def render(self, label: str | None) -> str:
+        """How the pages of route ``label`` render ("visible" unless it said "hidden")."""
+        return self._render.get(label, "visible")
 
     @property
     def labels(self) -> frozenset[str | None]:
@@ -98,10 +116,13 @@ def _check_handler(fn: Any, what: str) -> None:
 
 
 def toml_handler(spec: RouteSpec) -> Handler:
-    """The handler a ``[[route]]`` table (or ``[extract]``) describes: wait for
-    ``wait_for``; click ``click_until_gone`` while present; scroll to the end; push one
-    item of ``fields`` and the captures (``url``, ``status`` included); push one item
-    per ``items.selector`` match; enqueue every ``follow`` selector.
+    """The handler a ``[[route]]`` table (or ``[extract]``) describes: go into
+    ``frame`` (each selector a frame in the last); wait for ``wait_for``; hover each
+    ``hover`` selector; choose each ``select`` option; click ``click_until_gone`` while
+    present; scroll to the end; push one item of ``fields`` and the captures (``url``,
+    ``status`` included); push one item per ``items.selector`` match; enqueue every
+    ``follow`` selector.  All of it in the frame, if any, but the captures (the page's
+    and its frames' responses).
 
     Nothing is pushed incomplete without saying so: a required capture is waited for
     (up to its ``timeout_s``, inside the watchdog) and fails the job
@@ -109,19 +130,33 @@ def toml_handler(spec: RouteSpec) -> Handler:
     it ``missing_field: NAME``; both are retried."""
 
     async def handle(page: Page) -> None:
-        prepared = bool(spec.click_until_gone or spec.scroll)
+        prepared = bool(spec.click_until_gone or spec.scroll or spec.hover or spec.select)
         # Unprepared with fields: readiness and extraction are one evaluation per poll.
         one_trip = spec.wait_for and spec.fields and not prepared
-        if spec.wait_for and not one_trip:
-            await page.wait_for(spec.wait_for)
-        elif not spec.wait_for:
+        if not spec.wait_for and not spec.frame:
             await page.wait_for_load()
-        while spec.click_until_gone and await page.click_if_present(spec.click_until_gone):
+        scope: Scope = page
+        for selector in spec.frame:
+            scope = await scope.frame(selector)
+        if spec.wait_for and not one_trip:
+            await scope.wait_for(spec.wait_for)
+        for selector in spec.hover:
+            await scope.hover(selector)
+        for selector, choice in spec.select:
+            try:
+                await scope.select_option(selector, choice)
+            except PageFailure:  # no option has that value: it may be the label
+                await scope.select_option(selector, label=choice)
+        if spec.select:
+            await page.wait_for_idle()
+        while spec.click_until_gone and await scope.click_if_present(spec.click_until_gone):
             await page.wait_for_idle()
         if spec.scroll:
-            await page.scroll_to_end()
+            await scope.scroll_to_end()
         if spec.fields or spec.capture or spec.items is None:
-            found = await page.extract(spec.fields, wait_for=spec.wait_for if one_trip else None) if spec.fields else {}
+            found = (
+                await scope.extract(spec.fields, wait_for=spec.wait_for if one_trip else None) if spec.fields else {}
+            )
             _check_required(spec.fields, found)
             item: dict[str, Any] = {"url": page.url, "status": page.status, **found}
             for rule in spec.capture:
@@ -131,11 +166,11 @@ def toml_handler(spec: RouteSpec) -> Handler:
                 item[rule.name] = bodies if rule.all else (bodies[0] if bodies else None)
             await page.push(item)
         if spec.items is not None:
-            for row in await page.extract_all(spec.items.selector, spec.items.fields):
+            for row in await scope.extract_all(spec.items.selector, spec.items.fields):
                 _check_required(spec.items.fields, row)
                 await page.push(row)
         for follow in spec.follow:
-            await page.enqueue(selector=follow.selector, label=follow.label)
+            await scope.enqueue(selector=follow.selector, label=follow.label)
 
     handle.__name__ = handle.__qualname__ = f"toml_route_{spec.label or 'default'}"
     return handle
@@ -184,11 +219,13 @@ def router_for(config: Config, router: Router | None = None) -> Router:
     combined = Router()
     combined.session_hook = router.session_hook
     for label in router.labels:
-        combined.add(label, router.handler(label), recrawl_after_s=router.recrawl_after_s(label))
+        combined.add(
+            label, router.handler(label), recrawl_after_s=router.recrawl_after_s(label), render=router.render(label)
+        )
     for spec in config.routes:
         if spec.label in combined.labels:
             raise ConfigError(f"{config.source}: [[route]] {spec.label or '(default)'!s}: the route is defined twice")
-        combined.add(spec.label, toml_handler(spec), recrawl_after_s=spec.recrawl_after_s)
+        combined.add(spec.label, toml_handler(spec), recrawl_after_s=spec.recrawl_after_s, render=spec.render)
     if None not in combined.labels:
         combined.add(None, toml_handler(config.extract_route()))
     elif config.extract_route().fields:
@@ -262,8 +299,9 @@ async def run_route(
     outcome).  Raises whatever the hook or the handler raised (PageFailure, cdp
     errors, the user's own exceptions); if cancelled, the tab is mid-navigation."""
     handler = router.handler(request.label)
-    await gate.ensure(tab.context.id, live_contexts, lambda: open_page(tab, request, env))
-    async with open_page(tab, request, env) as page:
+    render = router.render(request.label)
+    await gate.ensure(tab.context.id, live_contexts, lambda: open_page(tab, request, env, render=render))
+    async with open_page(tab, request, env, render=render) as page:
         await page.goto(request.url)
         await page.check_blocked()  # a challenge page is not for the handler
         try:

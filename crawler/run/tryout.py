@@ -34,6 +34,7 @@ from crawler.browser.session import SessionPool
 from crawler.config import Config, check_url
 from crawler.errors import ConfigError, PageFailure
 from crawler.observe.snapshots import SNAPSHOT_TIMEOUT_S, capture_page, write_page_files
+from crawler.page.dom import SURVEY_JS
 from crawler.page.links import LinkFilter
 from crawler.page.page import Page
 from crawler.policy.ratelimit import HostRateLimiter
@@ -59,6 +60,8 @@ class TryResult:
     failures: tuple[str, ...]  # reasons: the route's failure, then what could not be captured
     timings: tuple[tuple[str, float], ...]  # (step, seconds), in order
     field_errors: tuple[tuple[str, str], ...] = ()  # (field, error) of js fields that threw
+    frames: tuple[str, ...] = ()  # the document's frames, one line each: selector, URL, origin
+    shadow_hosts: tuple[str, ...] = ()  # the document's shadow hosts: "selector (open|closed)"
 
 
 async def try_url(
@@ -93,6 +96,7 @@ async def try_url(
     rng = random.Random()
     timed = Router()
     handled: list[Page] = []  # the handler's page: what it pushed before a failure is shown too
+    survey: dict[str, Any] = {}  # the document's frames and shadow hosts, read after the route
     timed.add(label, _timed(routes.handler(label), "handler", steps, handled))
     hook = routes.session_hook
     gate = SessionGate(_timed(hook, "session", steps) if hook is not None else None)
@@ -113,6 +117,7 @@ async def try_url(
 
     async def after(tab: cdp.Tab, failure: PageFailure | None) -> None:
         route_s = clock.lap()
+        survey.update(await _survey(tab))
         timed_s = dict(steps)
         timings.extend([("session", timed_s["session"])] if "session" in timed_s else [])
         timings.append(("navigate", max(0.0, route_s - sum(timed_s.values()))))
@@ -149,6 +154,11 @@ async def try_url(
         failures=tuple(failures),
         timings=tuple(timings),
         field_errors=errors,
+        frames=tuple(
+            f"{f['selector']} {f['url']}" + (" (another origin: read it with page.frame)" if f["other_origin"] else "")
+            for f in survey.get("frames", ())
+        ),
+        shadow_hosts=tuple(f"{h['selector']} ({h['mode']})" for h in survey.get("hosts", ())),
     )
 
 
@@ -188,6 +198,18 @@ def _timed(fn: Handler, step: str, timings: list[tuple[str, float]], pages: list
 async def _nothing_known(urls: list[str]) -> set[str]:
     await trio.lowlevel.checkpoint()
     return set()
+
+
+async def _survey(tab: cdp.Tab) -> dict[str, Any]:
+    """The document's frames and shadow hosts (see ``crawler.page.dom.SURVEY_JS``); {}
+    if the tab cannot say (it crashed, or the document is gone)."""
+    with trio.move_on_after(SNAPSHOT_TIMEOUT_S, shield=True):
+        try:
+            reply = await tab.send("Runtime.evaluate", expression=SURVEY_JS, returnByValue=True)
+        except (cdp.CDPError, trio.ClosedResourceError):
+            return {}
+        return reply.get("result", {}).get("value") or {}
+    return {}
 
 
 async def _keep_page(tab: cdp.Tab, screenshot: str | None, html: str | None) -> list[str]:

@@ -122,30 +122,25 @@ async def test_context_exit_disposes_context_and_its_pages(browser: cdp.Browser,
     assert [t for t in await browser.targets() if t.browser_context_id == context_id] == []
 
 
-async def test_a_background_tabs_context_keeps_every_tab_hidden_behind_its_front_tab(
+async def test_every_tab_is_visible_in_a_window_of_its_own_until_it_is_hidden(
     browser: cdp.Browser, http_server: HttpServer
 ) -> None:
-    """In a context made with ``background_tabs`` every tab is hidden, whichever opened
-    last and after the others closed; the front tab is the only other page of the
-    context, and it goes with the context.  A plain context shows its newest tab."""
+    """Every tab opens as the active tab of a window of its own: all of a context's tabs
+    are visible and run animation frames, whichever opened last.  ``set_visible(False)``
+    hides one (and only it) until ``set_visible(True)``."""
     visibility = "document.visibilityState"
-    plain = await browser.create_context()
+    frames = "new Promise((r) => { requestAnimationFrame(() => r(true)); setTimeout(() => r(false), 1000); })"
+    context = await browser.create_context()
     try:
-        shown = [await plain.create_tab() for _ in range(2)]
-        assert [await evaluate(tab, visibility) for tab in shown] == ["hidden", "visible"]
-    finally:
-        await plain.aclose()
-    context = await browser.create_context(background_tabs=True)
-    try:
-        assert context.front_target_id is not None
         tabs = [await context.create_tab() for _ in range(3)]
         await navigate(tabs[0], http_server.url("/answer"))
-        await tabs[2].aclose()
-        tabs.append(await context.create_tab())
-        assert [await evaluate(tab, visibility) for tab in tabs if not tab.closed] == ["hidden"] * 3
-        pages = {t.target_id for t in await browser.targets() if t.browser_context_id == context.id}
-        assert pages == {context.front_target_id} | {tab.target_id for tab in tabs if not tab.closed}
+        assert [await evaluate(tab, visibility) for tab in tabs] == ["visible"] * 3
+        assert [await evaluate(tab, frames, awaitPromise=True) for tab in tabs] == [True] * 3
+        await tabs[1].set_visible(False)
+        assert [await evaluate(tab, visibility) for tab in tabs] == ["visible", "hidden", "visible"]
+        assert await evaluate(tabs[1], frames, awaitPromise=True) is False
+        await tabs[1].set_visible(True)
+        assert await evaluate(tabs[1], visibility) == "visible"
     finally:
         await context.aclose()
     assert context.disposed
-    assert [t for t in await browser.targets() if t.browser_context_id == context.id] == []

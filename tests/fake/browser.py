@@ -104,6 +104,7 @@ class _Target:
         self.sessions: set[str] = set()
         self.crashed = False
         self.frozen = False  # Page.setWebLifecycleState(frozen): the next navigation thaws it
+        self.hidden = False  # its window minimised (Browser.setWindowBounds)
         self.busy = False  # renderer stuck in while(true){}
         self.ready = False
         self.product: int | None = None
@@ -484,6 +485,19 @@ class FakeChromium:
             "userAgent": "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/1.0 Safari/537.36",
         }
 
+    # every tab in a window of its own (cdp's Tab.set_visible); a minimised window's tab is hidden
+    async def _cmd_Browser_getWindowForTarget(self, client, session, targetId, **_):
+        if targetId not in self.targets:
+            raise Fault(-32000, "No web contents for the given target id")
+        return {"windowId": id(self.targets[targetId]), "bounds": {}}
+
+    async def _cmd_Browser_setWindowBounds(self, client, session, windowId, bounds, **_):
+        target = next((t for t in self.targets.values() if id(t) == windowId), None)
+        if target is None:
+            raise Fault(-32000, "Browser window not found")
+        target.hidden = bounds.get("windowState") == "minimized"
+        return {}
+
     async def _cmd_Browser_close(self, client, session, **_):
         self._nursery.start_soon(self._die_later)
         return {}
@@ -582,6 +596,9 @@ class FakeChromium:
 
     async def _cmd_Network_setBlockedURLs(self, client, session, **_):
         return {}
+
+    async def _cmd_Target_setAutoAttach(self, client, session, **_):
+        return {}  # the fake's pages have no out-of-process frames to attach
 
     # identity (crawler.config.identity): accepted, and kept per target for inspection
     async def _cmd_Network_setUserAgentOverride(self, client, session, userAgent, **params):

@@ -162,8 +162,8 @@ def pool_vs_browser(pool: TabPool, chromium: FakeChromium, unowned: set[str] = f
     problems = []
     pages = [t for t in chromium.targets.values() if t.context_id in held.contexts and t.opener_id is None]
     # A context's own tab objects (not yet, or no longer, in the pool) count as in transit
-    # while the pool's creation or close of them runs; a context's front tab is its own.
-    in_transit = held.tabs | held.context_tabs | held.fronts | unowned
+    # while the pool's creation or close of them runs.
+    in_transit = held.tabs | held.context_tabs | unowned
     stray = [t.target_id for t in pages if t.target_id not in in_transit and not t.closing]
     if len(stray) > held.opening_tabs + browser.leaked_tabs:
         problems.append(f"stray tabs {stray} (opening {held.opening_tabs}, leaked {browser.leaked_tabs})")

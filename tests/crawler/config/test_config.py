@@ -93,6 +93,14 @@ def load(tmp_path, text: str):
             "[[route]] (default): items.fields n: invalid CSS selector",
         ),
         (GOOD + '[[route]]\nfollow = [{ selector = "a[[" }]\n', "[[route]] (default): follow: invalid CSS selector"),
+        # issue 24's route keys
+        (GOOD + '[[route]]\nrender = "painted"\n', "[[route]] (default): render: expected one of 'visible', 'hidden'"),
+        (GOOD + '[[route]]\nframe = "iframe[["\n', "[[route]] (default): frame: invalid CSS selector"),
+        (GOOD + '[[route]]\nframe = ["iframe", 3]\n', "[[route]] (default): frame: expected a selector or a list"),
+        (GOOD + '[[route]]\nhover = ""\n', "[[route]] (default): hover: expected a selector or a list"),
+        (GOOD + '[[route]]\nselect = { "select[[" = "M" }\n', "[[route]] (default): select: invalid CSS selector"),
+        (GOOD + '[[route]]\nselect = "M"\n', '[[route]] (default): select: expected { "<select selector>"'),
+        (GOOD + '[[route]]\nselect = { "#size" = 3 }\n', '[[route]] (default): select: expected { "<select selector>"'),
         (
             GOOD + '[[extract.capture]]\nname = "g"\nurl_contains = "/api"\nrequired = 1\n',
             "[[extract.capture]] #1: expected true or false, got 1",
@@ -238,3 +246,23 @@ def test_to_toml_round_trips_a_config_dict(tmp_path):
     text = config_mod.to_toml(data)
     assert tomllib.loads(text) == data
     assert config_mod.from_dict(tomllib.loads(text)).extract.fields[1].attr == "src"
+
+
+def test_route_keys_for_frames_widgets_and_rendering_are_read_in_order(tmp_path):
+    """``frame`` and ``hover`` take one selector or a list; ``select`` keeps its order;
+    ``render`` defaults to "visible"."""
+    cfg = load(
+        tmp_path,
+        GOOD
+        + '[[route]]\nlabel = "a"\nframe = ["iframe#outer", "iframe#inner"]\nhover = "nav li"\n'
+        + 'select = { "#size" = "M", "#colour" = "Red" }\nrender = "hidden"\n'
+        + '[[route]]\nlabel = "b"\nframe = "iframe#x"\n',
+    )
+    a, b = cfg.routes
+    assert (a.frame, a.hover, a.select, a.render) == (
+        ("iframe#outer", "iframe#inner"),
+        ("nav li",),
+        (("#size", "M"), ("#colour", "Red")),
+        "hidden",
+    )
+    assert (b.frame, b.hover, b.select, b.render) == (("iframe#x",), (), (), "visible")

@@ -218,7 +218,7 @@ class XClosed extends HTMLElement {
     setTimeout(() => {
       root.innerHTML = `<h2 class=title>Closed</h2><ul>${items('c', 'Closed')}</ul><button class=buy>Buy</button>`;
       root.querySelector('button.buy').addEventListener('click', () => {
-        root.insertAdjacentHTML('beforeend', '<p class=bought>bought</p>');
+        root.append(Object.assign(document.createElement('p'), {className: 'bought', textContent: 'bought'}));
       });
     }, 100);
   }
@@ -485,21 +485,21 @@ async def visibility(tab: cdp.Tab) -> str:
 
 
 @asynccontextmanager
-async def page_on(browser: cdp.Browser, url: str, env: PageEnv | None = None) -> AsyncIterator[crawler.Page]:
+async def page_on(
+    browser: cdp.Browser, url: str, env: PageEnv | None = None, *, render: str = "visible"
+) -> AsyncIterator[crawler.Page]:
     """A Page at ``url``, opened as a crawl's pool opens one (``TabPool._allot`` and
-    ``_take_tab``): in a context of its own made with ``background_tabs``, so the tab
-    opens hidden behind the context's front tab (checked before anything else is done
-    to it), then prepared with ``prepare_tab`` and opened with ``open_page``."""
+    ``_take_tab``): in a context of its own, beside another
+    tab of the context opened after it (so that it would be a hidden tab of a shared
+    window), then prepared with ``prepare_tab`` and opened with ``open_page``."""
     env = env or env_for()
-    context = await browser.create_context(background_tabs=True)
+    context = await browser.create_context()
     try:
         tab = await context.create_tab()
+        await context.create_tab()  # closed with the context
         try:
-            assert context.front_target_id not in (None, tab.target_id)
-            hidden = await visibility(tab)
-            assert hidden == "hidden", f"a pool's tab should open hidden, behind its front tab: {hidden}"
             await prepare_tab(tab, pace_documents=env.paces_documents)
-            async with open_page(tab, Request(url), env) as page:
+            async with open_page(tab, Request(url), env, render=render) as page:
                 await page.goto(url)
                 yield page
         finally:

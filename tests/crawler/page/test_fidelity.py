@@ -16,7 +16,6 @@ from tests.crawler.page.pages import (
     RAF_ITEMS,
     REVIEWS,
     TICK_DELAY_S,
-    env_for,
     lazy_image_paths,
     page_on,
     start_sites,
@@ -88,9 +87,9 @@ async def test_a_page_in_a_background_tab_is_visible_focused_and_runs_animation_
 
 
 async def test_render_hidden_leaves_the_background_tab_hidden_and_unpainted(sites, browser):
-    """``PageEnv(render="hidden")`` opts out: the page reports visibilityState 'hidden'
-    and runs no requestAnimationFrame callback."""
-    async with page_on(browser, f"{sites.main.base}/raf-list", env_for(render="hidden")) as page:
+    """``open_page(render="hidden")`` (a route's ``render = "hidden"``) opts out: the
+    page reports visibilityState 'hidden' and runs no requestAnimationFrame callback."""
+    async with page_on(browser, f"{sites.main.base}/raf-list", render="hidden") as page:
         await page.wait_for("#list")
         await trio.sleep(0.3)
         state = await page.evaluate("[document.visibilityState, window.rafCalls]")

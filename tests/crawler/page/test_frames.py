@@ -47,9 +47,10 @@ async def test_a_cross_site_frame_is_read_and_clicked_and_its_responses_captured
     reached all the same: extract_all finds its items, click acts in it (the button
     loads the second page), and page.responses sees both JSON responses it fetched."""
     async with page_on(browser, f"{sites.main.base}/frames/cross") as page:
-        assert await page.evaluate("document.querySelector('iframe#x').contentDocument === null")
         with trio.fail_after(5):
             frame = await page.frame("iframe#x")
+        assert await page.evaluate("document.querySelector('iframe#x').contentDocument === null")
+        with trio.fail_after(5):
             await frame.wait_for("li.widget-item")
             first = await frame.extract_all("li.widget-item", ID)
             await frame.click("button#more")

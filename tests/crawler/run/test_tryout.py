@@ -47,7 +47,8 @@ async def test_try_prints_a_product_pages_items_and_links_and_stores_nothing(tmp
     """`try --label product` on a demo product page (the session hook logs in first)
     prints the product and each of its reviews as one JSON line on stdout, the item's
     own keys at top level; on stderr the link it would enqueue (its questions page),
-    no failure and each step's time; --screenshot and --html keep the page.  The
+    the page's one frame (the review widget), no failure and each step's time;
+    --screenshot and --html keep the page.  The
     config's database (with a crawl's URL in it) is byte for byte the same after."""
     site = demo_config(tmp_path, demo_base)
     db = tmp_path / "demo.db"
@@ -95,6 +96,11 @@ async def test_try_prints_a_product_pages_items_and_links_and_stores_nothing(tmp
     ]
     assert all(r["product"] == 3 for r in items[1:])  # its reviews, sizes, images, ratings, photo reviews
     assert f"link questions {url}/questions\n" in err
+    frames = [line for line in err.splitlines() if line.startswith("frame ")]
+    assert len(frames) == 1 and frames[0].startswith(
+        f"frame iframe {demo_base}/"
+    )  # the review widget, same origin here
+    assert "another origin" not in frames[0]
     assert "failure" not in err
     times = next(line for line in err.splitlines() if line.startswith("time "))
     assert [part.split()[0] for part in times.removeprefix("time ").split(", ")] == [
