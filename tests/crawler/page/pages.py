@@ -488,16 +488,22 @@ async def visibility(tab: cdp.Tab) -> str:
 async def page_on(
     browser: cdp.Browser, url: str, env: PageEnv | None = None, *, render: str = "visible"
 ) -> AsyncIterator[crawler.Page]:
-    """A Page at ``url``, opened as a crawl's pool opens one (``TabPool._allot`` and
-    ``_take_tab``): in a context of its own, beside another
-    tab of the context opened after it (so that it would be a hidden tab of a shared
-    window), then prepared with ``prepare_tab`` and opened with ``open_page``."""
+    """A Page at ``url``, opened as a crawl's pool hands out a tab it reuses
+    (``TabPool._take_tab``, ``_freeze``): in a context of its own, the tab's window
+    minimised first, as the pool leaves an idle tab (checked: the tab reports
+    'hidden'), then prepared with ``prepare_tab`` and opened with ``open_page``, which
+    must show it again unless ``render`` is "hidden".  Another tab of the context is
+    opened after it, as a busy pool's would be."""
     env = env or env_for()
     context = await browser.create_context()
     try:
         tab = await context.create_tab()
         await context.create_tab()  # closed with the context
         try:
+            await tab.set_visible(False)
+            with trio.fail_after(2):
+                while await visibility(tab) != "hidden":  # noqa: ASYNC110 - the renderer learns it a little later
+                    await trio.sleep(0.02)
             await prepare_tab(tab, pace_documents=env.paces_documents)
             async with open_page(tab, Request(url), env, render=render) as page:
                 await page.goto(url)

@@ -1,9 +1,9 @@
 """What a crawl's page renders, against real Chromium: infinite lists, lazy images,
 requestAnimationFrame, focus and visibility; and when the page counts as idle.
 
-Every page is opened the way the pool opens its tabs (``pages.page_on``): hidden, in
-the background behind its context's front tab.  Opened with the default PageEnv it must
-nonetheless be visible, focused and painted, or none of this content ever appears."""
+Every page is opened the way the pool hands out a tab it reuses (``pages.page_on``):
+its window minimised, the page hidden.  Opened with the default render it must be
+visible, focused and painted, or none of this content ever appears."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ async def browser(shared_browser):
     return shared_browser
 
 
-async def test_scroll_to_end_completes_an_intersection_observer_list_in_a_background_tab(sites, browser):
+async def test_scroll_to_end_completes_an_intersection_observer_list_in_a_reused_hidden_tab(sites, browser):
     """scroll_to_end brings the sentinel of an IntersectionObserver list into view until
     the list stops growing: all 60 reviews (6 pages of 10 from the JSON API), in order."""
     async with page_on(browser, f"{sites.main.base}/io-list") as page:
@@ -49,7 +49,7 @@ async def test_scroll_to_end_completes_an_intersection_observer_list_in_a_backgr
     assert [r.query["page"] for r in sites.main.requests if r.path == "/api/reviews"] == [[str(n)] for n in range(1, 7)]
 
 
-async def test_scroll_to_end_completes_a_scroll_listener_list_in_a_background_tab(sites, browser):
+async def test_scroll_to_end_completes_a_scroll_listener_list_in_a_reused_hidden_tab(sites, browser):
     """A list that loads its next page from a ``scroll`` listener when scrollY nears the
     bottom is complete after scroll_to_end: all 50 questions, in order."""
     async with page_on(browser, f"{sites.main.base}/scroll-list") as page:
@@ -73,8 +73,8 @@ async def test_scroll_to_end_requests_every_lazy_image_of_a_tall_page(sites, bro
     assert requested == lazy_image_paths()
 
 
-async def test_a_page_in_a_background_tab_is_visible_focused_and_runs_animation_frames(sites, browser):
-    """With the default ``render="visible"`` a page whose tab opened hidden is visible and
+async def test_a_page_in_a_reused_hidden_tab_is_visible_focused_and_runs_animation_frames(sites, browser):
+    """With the default ``render="visible"`` a page whose tab was hidden is visible and
     focused, and requestAnimationFrame runs: a list rendered 5 items per frame is all
     there, f01..f40, for wait_for and extract_all."""
     async with page_on(browser, f"{sites.main.base}/raf-list") as page:
@@ -86,7 +86,7 @@ async def test_a_page_in_a_background_tab_is_visible_focused_and_runs_animation_
     assert state == ["visible", True]
 
 
-async def test_render_hidden_leaves_the_background_tab_hidden_and_unpainted(sites, browser):
+async def test_render_hidden_leaves_the_tab_hidden_and_unpainted(sites, browser):
     """``open_page(render="hidden")`` (a route's ``render = "hidden"``) opts out: the
     page reports visibilityState 'hidden' and runs no requestAnimationFrame callback."""
     async with page_on(browser, f"{sites.main.base}/raf-list", render="hidden") as page:
