@@ -62,9 +62,10 @@ class SnapshotStatistics:
 
 
 async def capture_page(tab: cdp.Tab) -> tuple[bytes, str]:
-    """A PNG of ``tab``'s viewport and its document's HTML: two commands, no task.
+    """A PNG of ``tab``'s viewport (its window shown first) and its document's HTML; no task.
     Raises the tab's CDP error (or ClosedResourceError if it is closing); the caller
     bounds it.  Cancelled: nothing is left behind."""
+    await tab.set_visible(True)  # a minimised window draws no frame to capture
     shot = await tab.send("Page.captureScreenshot", format="png")
     reply = await tab.send("Runtime.evaluate", expression="document.documentElement.outerHTML", returnByValue=True)
     html = reply.get("result", {}).get("value")

@@ -5,16 +5,16 @@ Every selector a handler or a TOML route gives is matched by :data:`QUERY_JS`'s
 ``__qa`` / ``__q``, in the document and in every shadow root under it, each tree
 scope on its own (a selector does not combine across a shadow boundary); matches come
 in document order, a host's shadow content right after the host.  A page without
-shadow roots pays one walk of its elements per evaluation, then native
-``querySelectorAll``.
+shadow roots pays native ``querySelectorAll`` and no more (see :data:`SHADOW_HOOK_JS`).
 
 A closed root (``attachShadow({mode: 'closed'})``) is invisible to the page's other
 scripts by design, and ``element.shadowRoot`` is null for it.  :data:`SHADOW_HOOK_JS`
 runs in every document before the page's own scripts (``Page.addScriptToEvaluateOnNewDocument``,
 see :mod:`crawler.page.tab`) and keeps, for each host, the root ``attachShadow``
-returned, in a WeakMap only our queries read.  Roots the HTML parser attaches
-(declarative ``<template shadowrootmode="closed">``) do not pass through
-``attachShadow`` and stay out of reach.
+returned, in a WeakMap only our queries read, and the hosts themselves.  Roots the
+HTML parser attaches (declarative ``<template shadowrootmode>``) do not pass through
+``attachShadow``: open ones are found by walking the document, closed ones stay out
+of reach.
 """
 
 from __future__ import annotations
@@ -22,35 +22,68 @@ from __future__ import annotations
 import json
 
 # The hook: ``attachShadow`` wrapped in a Proxy (its ``toString`` still reads as native
-# code), and one non-enumerable global to look a host's root up.
+# code), and one non-enumerable global our queries read: ``root(host)`` (closed roots
+# too) and ``hosts()``, every connected host.  Hosts are known as ``attachShadow`` makes
+# them; roots the parser made from markup (declarative) are found by one walk of the
+# document once it is parsed, and by a walk per call while it is still loading.  So a
+# query on a parsed page costs no walk (one was 7 ms on the heavy benchmark page).
 SHADOW_HOOK_JS = """
 (() => {
-  const roots = new WeakMap();
   const attach = Element.prototype.attachShadow;
-  if (!attach || window.__crawlerShadowRoot) return;
+  if (!attach || window.__crawlerShadow) return;
+  const roots = new WeakMap();
+  let hosts = new Set();
   Element.prototype.attachShadow = new Proxy(attach, {
-    apply(target, self, args) { const root = Reflect.apply(target, self, args); roots.set(self, root); return root; },
+    apply(target, self, args) {
+      const root = Reflect.apply(target, self, args);
+      roots.set(self, root);
+      hosts.add(self);
+      return root;
+    },
   });
-  Object.defineProperty(window, '__crawlerShadowRoot', {value: (e) => roots.get(e) || null});
+  const rootOf = (e) => roots.get(e) || e.shadowRoot || null;
+  const walk = (scope, found) => {
+    for (const e of scope.querySelectorAll('*')) {
+      const r = rootOf(e);
+      if (r) { found.add(e); walk(r, found); }
+    }
+    return found;
+  };
+  let parsed = false;
+  Object.defineProperty(window, '__crawlerShadow', {value: {
+    root: rootOf,
+    hosts() {
+      if (document.readyState === 'loading') return [...walk(document, new Set(hosts))];
+      if (!parsed) { parsed = true; walk(document, hosts); }
+      hosts = new Set([...hosts].filter((h) => h.isConnected));
+      return [...hosts];
+    },
+  }});
 })();
 """
 
 # ``__qa(selector, scope)``: every match under ``scope`` (document, a shadow root, or an
-# element: its descendants and its own shadow content) through shadow roots; ``__q``: the first.  ``__hosts`` is computed
-# once per evaluation (each one runs this prelude afresh).
+# element: its descendants and its own shadow content) through shadow roots; ``__q``:
+# the first.  The hosts are asked for once per evaluation (each one runs this prelude
+# afresh); without the hook (a document it did not reach) they are walked for.
 QUERY_JS = """
-  const __rootOf = (e) => e.shadowRoot || (window.__crawlerShadowRoot ? window.__crawlerShadowRoot(e) : null);
+  const __api = window.__crawlerShadow;
+  const __rootOf = (e) => __api ? __api.root(e) : e.shadowRoot;
   let __hostList = null;
   const __hosts = () => {
     if (__hostList === null) {
-      __hostList = [];
-      const walk = (scope) => {
-        for (const e of scope.querySelectorAll('*')) {
-          const r = __rootOf(e);
-          if (r) { __hostList.push([e, r]); walk(r); }
-        }
-      };
-      walk(document);
+      if (__api) {
+        __hostList = __api.hosts().map((e) => [e, __api.root(e)]);
+      } else {
+        __hostList = [];
+        const walk = (scope) => {
+          for (const e of scope.querySelectorAll('*')) {
+            const r = __rootOf(e);
+            if (r) { __hostList.push([e, r]); walk(r); }
+          }
+        };
+        walk(document);
+      }
     }
     return __hostList;
   };
@@ -59,10 +92,11 @@ QUERY_JS = """
     const native = Array.from(scope.querySelectorAll(sel));
     if (!__hosts().length) return native;
     const tree = scope.nodeType === 1 ? scope.getRootNode() : scope;
+    const hosts = __hosts().filter(([h]) => h.getRootNode() === tree && (scope === tree || scope.contains(h)));
+    hosts.sort(([a], [b]) => (a.compareDocumentPosition(b) & 4 ? -1 : 1));
     const out = [];
     let i = 0;
-    for (const [h, r] of __hosts()) {
-      if (h.getRootNode() !== tree || !(scope === tree || scope.contains(h))) continue;
+    for (const [h, r] of hosts) {
       while (i < native.length && (native[i].compareDocumentPosition(h) & 4)) out.push(native[i++]);
       out.push(...__qa(sel, r));
     }

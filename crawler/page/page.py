@@ -57,7 +57,7 @@ from crawler.urls import forbidden_scheme, short_url
 POLL_INTERVAL_S = 0.05  # how often a condition the page gives no event for is re-checked
 IDLE_S = 0.5  # wait_for_idle: this long without a request starting or data arriving
 IDLE_TIMEOUT_S = 30.0  # wait_for_idle: PageFailure "idle" if the network is never quiet that long
-RUNTIME_OFF_TIMEOUT_S = 1.0  # longest the page's close waits to switch Runtime off (see crawler.page.frames)
+RESET_TIMEOUT_S = 1.0  # longest the page's close waits to undo what it changed on the tab (Runtime, focus)
 
 
 @attrs.frozen
@@ -82,9 +82,10 @@ class Page(Scope):
     reading and interaction methods (``wait_for``, ``extract``, ``click``, ``frame``...)
     are :class:`~crawler.page.scope.Scope`'s, shared with its frames."""
 
-    def __init__(self, tab: cdp.Tab, request: Request, env: PageEnv):
+    def __init__(self, tab: cdp.Tab, request: Request, env: PageEnv, render: str = "visible"):
         self._page = self
         self.tab = tab
+        self.render = render
         self.request = request
         self.env = env
         self.frames = FrameTargets()  # where each frame runs (the event reader keeps it)
@@ -257,6 +258,13 @@ class Page(Scope):
             while (wait_s := self.traffic.idle_in(idle_s)) > 0:
                 await self.traffic.wait_change(wait_s)
 
+    async def show(self) -> None:
+        """Show the tab's window (unless the route renders hidden), for the rest of the
+        job: scrolling and pointing need the frames a minimised window does not draw
+        (see :func:`open_page`).  Nothing is sent if it is shown already."""
+        if self.render == "visible":
+            await self.tab.set_visible(True)
+
     async def mouse(self, kind: str, x: float, y: float) -> None:
         """One mouse event (``Input.dispatchMouseEvent`` ``kind``) at (x, y) on the tab's
         viewport, with the left button for presses and releases."""
@@ -287,6 +295,7 @@ class Page(Scope):
 
     async def screenshot(self) -> bytes:
         """A PNG of the viewport."""
+        await self.show()  # a minimised window draws no frame to capture
         reply = await self.tab.send("Page.captureScreenshot", format="png", timeout_s=_remaining_s())
         return base64.b64decode(reply["data"])
 
@@ -330,27 +339,45 @@ def _remaining_s() -> float | None:
     return None if deadline == float("inf") else max(0.001, deadline - trio.current_time())
 
 
+async def _reset(page: Page) -> None:
+    """Undo what the page changed on its tab for its own sake: Runtime switched on for
+    its frames (see crawler.page.frames), focus emulation off for a hidden route.  Best
+    effort: a tab that cannot take the commands is not reused anyway."""
+    if page.frames.runtime_on:
+        await page.frames.disable_runtime()
+    if page.render == "hidden" and page.tab.error is None:
+        try:
+            await page.tab.send("Emulation.setFocusEmulationEnabled", enabled=True)
+        except (cdp.CDPError, trio.ClosedResourceError):
+            pass
+
+
 @asynccontextmanager
 async def open_page(tab: cdp.Tab, request: Request, env: PageEnv, *, render: str = "visible") -> AsyncIterator[Page]:
     """A Page on ``tab`` for ``request``, with its event reader running; both end when
     the block exits (also when cancelled).  Starts one task in its own nursery, and
-    one more per out-of-process frame the page loads.  With ``render`` "visible" (the
-    default) the page renders as the visible, focused tab does (the tab's window is
-    shown, if a job before hid it); "hidden" minimises the tab's window, so that
-    nothing renders (see ``crawler.browser.pool``).  A block that ends normally after the tab started
+    one more per out-of-process frame the page loads.
+
+    Rendering: with ``render`` "visible" (the default) the page is the visible, focused
+    tab as far as it can tell (focus emulation, see :func:`crawler.page.tab.prepare_tab`):
+    requestAnimationFrame and IntersectionObserver run, lazy images load.  The tab's
+    window stays minimised, so the browser does not raster it, until the handler
+    scrolls or points at the page (:meth:`Page.show`): a scroll in a window that draws
+    no frames waits a second or two for one.  "hidden" switches focus emulation off for
+    the job: the page is hidden and nothing renders (back on at the block's exit).  A block that ends normally after the tab started
     loading a forbidden URL raises PageFailure ``forbidden_url`` (the job's output is
     not to be stored)."""
     if render not in RENDER_MODES:
         raise ValueError(f"render must be one of {', '.join(RENDER_MODES)}, got {render!r}")
-    page = Page(tab, request, env)
+    page = Page(tab, request, env, render)
     async with tab.listen(*TRAFFIC_EVENTS) as events, open_service_nursery() as nursery:
         nursery.start_soon(page.traffic.read_events, events, nursery)
         try:
-            await tab.set_visible(render == "visible")
+            if render == "hidden":
+                await tab.send("Emulation.setFocusEmulationEnabled", enabled=False)
             yield page
             page.traffic.check_forbidden()
         finally:
             nursery.cancel_scope.cancel()
-            if page.frames.runtime_on:
-                with trio.move_on_after(RUNTIME_OFF_TIMEOUT_S, shield=True):
-                    await page.frames.disable_runtime()
+            with trio.move_on_after(RESET_TIMEOUT_S, shield=True):
+                await _reset(page)

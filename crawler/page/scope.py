@@ -80,6 +80,8 @@ class Host(Protocol):
 
     async def mouse(self, kind: str, x: float, y: float) -> None: ...
 
+    async def show(self) -> None: ...
+
     async def settle(self, idle_s: float, max_s: float) -> None: ...
 
     async def add_links(self, raw: list[tuple[str, str]], *, label: str | None, data: Any) -> int: ...
@@ -232,6 +234,7 @@ class Scope:
     async def _point(self, selector: str) -> tuple[float, float] | None:
         """The centre of ``selector``'s element on the tab's viewport, scrolled into
         view; None if it cannot be acted on now."""
+        await self._page.show()
         point = await self.evaluate(query(check_selector(selector), _POINT_JS))
         if point is None:
             return None
@@ -316,6 +319,7 @@ class Scope:
         (of ``within``'s element, and of every scrollable box around it); returns once
         the page has rendered that (two animation frames)."""
         await self.wait_for(selector)
+        await self._page.show()
         scope = f"__q({json.dumps(check_selector(within))})" if within else "null"
         found = await self.evaluate(
             f"""(() => {{ {QUERY_JS} const scope = {scope}; const el = __q({json.dumps(selector)}, scope);
@@ -348,6 +352,7 @@ class Scope:
         measure, advance = step.replace("STEP", "false"), step.replace("STEP", "true")
         if within:
             await self.wait_for(within)
+        await self._page.show()
         grew, size = 0, None
         for _ in range(SCROLL_STEPS):
             state = await self.evaluate(advance, await_promise=True)

@@ -108,6 +108,12 @@ async def prepare_tab(
 
     _FRAME_PREPARERS[tab] = prepare
     await prepare(tab)
+    # How a crawl's pages render (see crawler.page.open_page): the page is told it is the
+    # visible, focused tab, so animation frames and IntersectionObservers run, while its
+    # window stays minimised, so the browser does not raster it, as Playwright's pages
+    # run; a job shows the window when it scrolls or points at the page (Page.show).
+    await tab.send("Emulation.setFocusEmulationEnabled", enabled=True)
+    await tab.set_visible(False)
 
 
 async def prepare_frame(tab: cdp.Tab, frame: cdp.Session) -> None:

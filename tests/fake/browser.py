@@ -613,6 +613,10 @@ class FakeChromium:
         session.target.identity["locale"] = locale
         return {}
 
+    async def _cmd_Emulation_setFocusEmulationEnabled(self, client, session, enabled, **_):
+        session.target.identity["focus"] = enabled
+        return {}
+
     async def _cmd_Emulation_setTimezoneOverride(self, client, session, timezoneId, **_):
         session.target.identity["timezone"] = timezoneId
         return {}

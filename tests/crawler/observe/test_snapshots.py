@@ -60,6 +60,9 @@ class HungTab:
     async def send(self, method: str, **params):
         await trio.sleep_forever()
 
+    async def set_visible(self, visible: bool) -> None:
+        await trio.sleep_forever()  # the browser's window commands hang too
+
 
 async def test_a_hung_tab_delays_the_job_by_the_capture_deadline_only(tmp_path, autojump_clock):
     """Capturing a tab that never answers gives up after exactly ``timeout_s`` (also

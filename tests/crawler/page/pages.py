@@ -491,8 +491,8 @@ async def page_on(
     """A Page at ``url``, opened as a crawl's pool hands out a tab it reuses
     (``TabPool._take_tab``, ``_freeze``): in a context of its own, the tab's window
     minimised first, as the pool leaves an idle tab (checked: the tab reports
-    'hidden'), then prepared with ``prepare_tab`` and opened with ``open_page``, which
-    must show it again unless ``render`` is "hidden".  Another tab of the context is
+    'hidden'), then prepared with ``prepare_tab`` and opened with ``open_page``: the page
+    must render all the same (as the visible, focused tab) unless ``render`` is "hidden".  Another tab of the context is
     opened after it, as a busy pool's would be."""
     env = env or env_for()
     context = await browser.create_context()
