@@ -15,12 +15,12 @@ cancellation and bounded by its own deadline:
 Visibility: tabs that share a window (headless too) are hidden but the window's
 active one (``document.visibilityState``): Chromium does not paint or raster them,
 and ``requestAnimationFrame`` and IntersectionObserver do not run there.  So every
-tab opens in a window of its own (``newWindow``), where it is the active tab: every
-page is visible, and renders as a user's would.  (Focus emulation,
-``Emulation.setFocusEmulationEnabled``, makes a hidden tab *report* visible and run
-animation frames, but its compositor stays hidden: each scroll then waited one to two
-seconds for a frame.)  :meth:`Tab.set_visible` hides a tab (its window minimised) and
-shows it again.
+tab opens in a window of its own (``newWindow``), where it is the active tab, and
+:meth:`Tab.set_visible` hides it (its window minimised) and shows it again, one tab
+at a time.  (Focus emulation, ``Emulation.setFocusEmulationEnabled``, makes a hidden
+tab's page *report* visible and run animation frames while the browser rasters
+nothing; but a scroll there waits one to two seconds for a frame: the crawler shows
+the window for those, see ``crawler.page``.)
 """
 
 from __future__ import annotations

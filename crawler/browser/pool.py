@@ -13,13 +13,13 @@ closing the target frees its renderer's memory.  Why rotate the context every M
 pages: caches, cookies and storage live in the context, and disposing it is the only
 way to drop them all (Playwright's maintainers give the same advice).
 
-Every page renders as a user's would: every tab is the visible, active tab of
-a window of its own (see ``cdp/_browser.py``).  A page in a hidden tab runs no requestAnimationFrame callback
-and no IntersectionObserver: lazy images, infinite lists and rAF-driven rendering
-never happen there, and a crawler that hides its tabs finds less than a user sees.
-An idle tab is hidden and frozen (see ``_freeze``): it runs nothing and paints nothing
-until its next job shows it again and navigates.  A route may still ask for hidden pages (``render = "hidden"``:
-the job minimises the tab's window, see ``crawler.page.open_page``).
+Every page renders as a user's would (see ``crawler.page.open_page``): each tab is
+alone in a window of its own, and its page is told it is the visible, focused tab
+(focus emulation), so requestAnimationFrame and IntersectionObserver run and lazy
+images load; a page in a hidden tab runs neither, and a crawler that hides its tabs
+finds less than a user sees.  The window itself stays minimised (nothing rastered)
+unless a job scrolls or points.  An idle tab is minimised and frozen (see ``_freeze``):
+it runs nothing until its next job navigates.
 
 How the two meet: a context's M pages are handed out to its tabs as they open, each
 tab an allotment of N pages or what is left of M.  Once all M are handed out the
@@ -313,8 +313,8 @@ class TabPool:
                 await self._retire(idle, "retired")
 
     async def _freeze(self, tab: cdp.Tab) -> bool:
-        """Hide the tab going idle (its window minimised) and freeze its page
-        (``Page.setWebLifecycleState``), bounded by the tab-close deadline.  False if
+        """Hide the tab going idle (focus emulation off, its window minimised) and freeze
+        its page (``Page.setWebLifecycleState``), bounded by the tab-close deadline.  False if
         that failed (the tab is then retired).
 
         Why: a page left running in an idle tab keeps its timers, polling and reloads
@@ -329,6 +329,9 @@ class TabPool:
         own documents' responses (see ``crawler.page.traffic``)."""
         with trio.move_on_after(self._tab_close_timeout_s):
             try:
+                # A page told it is visible (focus emulation) is not frozen: the next
+                # job turns the emulation back on (crawler.page.open_page).
+                await tab.send("Emulation.setFocusEmulationEnabled", enabled=False)
                 await tab.set_visible(False)
                 await tab.send("Page.setWebLifecycleState", state="frozen")
             except (cdp.CDPError, trio.ClosedResourceError):
