@@ -18,8 +18,8 @@ alone in a window of its own, and its page is told it is the visible, focused ta
 (focus emulation), so requestAnimationFrame and IntersectionObserver run and lazy
 images load; a page in a hidden tab runs neither, and a crawler that hides its tabs
 finds less than a user sees.  The window itself stays minimised (nothing rastered)
-unless a job scrolls or points.  An idle tab is minimised and frozen (see ``_freeze``):
-it runs nothing until its next job navigates.
+unless a job scrolls or points.  An idle tab is minimised and its page's scripts are
+stopped (see ``_freeze``) until its next job navigates.
 
 How the two meet: a context's M pages are handed out to its tabs as they open, each
 tab an allotment of N pages or what is left of M.  Once all M are handed out the
@@ -313,27 +313,26 @@ class TabPool:
                 await self._retire(idle, "retired")
 
     async def _freeze(self, tab: cdp.Tab) -> bool:
-        """Hide the tab going idle (focus emulation off, its window minimised) and freeze
-        its page (``Page.setWebLifecycleState``), bounded by the tab-close deadline.  False if
-        that failed (the tab is then retired).
+        """Stop the page of a tab going idle: no script of it runs any more
+        (``Emulation.setScriptExecutionDisabled``: its timers, polling and callbacks
+        stop), bounded by the tab-close deadline.  False if that failed (the tab is then
+        retired).  The next job lets scripts run again before it navigates
+        (``crawler.page.open_page``).
 
         Why: a page left running in an idle tab keeps its timers, polling and reloads
-        going: requests to a URL already done, which no rate limit sees.  A frozen page
-        runs none of its tasks; the next job's navigation replaces it.  Freezing costs
-        one command, where navigating to about:blank cost a whole navigation per page.
-        Freezing also hides the page for good, the next document included, unless the
-        tab's window is hidden and shown again: so the window is minimised first, and
-        the next job shows it (``crawler.page.open_page``), and the pages it loads render.
+        going: requests to a URL already done, which no rate limit sees.  Two commands
+        per page, where navigating to about:blank cost a whole navigation.  Not
+        ``Page.setWebLifecycleState`` frozen: a page told it is the visible tab (focus
+        emulation, see ``crawler.page.tab``) is not frozen, and switching the emulation
+        off and on around every job cost 10-15% of the CPU per page on the light
+        benchmark (the page re-renders as hidden, then as visible).
         That no data of this page is read under the next job is the next job's to
         ensure: it reads nothing before its own document is parsed, and counts only its
         own documents' responses (see ``crawler.page.traffic``)."""
         with trio.move_on_after(self._tab_close_timeout_s):
             try:
-                # A page told it is visible (focus emulation) is not frozen: the next
-                # job turns the emulation back on (crawler.page.open_page).
-                await tab.send("Emulation.setFocusEmulationEnabled", enabled=False)
-                await tab.set_visible(False)
-                await tab.send("Page.setWebLifecycleState", state="frozen")
+                await tab.set_visible(False)  # a job that scrolled showed it
+                await tab.send("Emulation.setScriptExecutionDisabled", value=True)
             except (cdp.CDPError, trio.ClosedResourceError):
                 return False
             return True

@@ -57,7 +57,7 @@ from crawler.urls import forbidden_scheme, short_url
 POLL_INTERVAL_S = 0.05  # how often a condition the page gives no event for is re-checked
 IDLE_S = 0.5  # wait_for_idle: this long without a request starting or data arriving
 IDLE_TIMEOUT_S = 30.0  # wait_for_idle: PageFailure "idle" if the network is never quiet that long
-RESET_TIMEOUT_S = 1.0  # longest the page's close waits to switch Runtime off again (see crawler.page.frames)
+RESET_TIMEOUT_S = 1.0  # longest the page's close waits to undo what it changed on the tab (Runtime, focus)
 
 
 @attrs.frozen
@@ -341,10 +341,15 @@ def _remaining_s() -> float | None:
 
 async def _reset(page: Page) -> None:
     """Undo what the page changed on its tab for its own sake: Runtime switched on for
-    its frames (see crawler.page.frames).  Best effort: a tab that cannot take the
-    commands is not reused anyway."""
+    its frames (see crawler.page.frames), focus emulation off for a hidden route.  Best
+    effort: a tab that cannot take the commands is not reused anyway."""
     if page.frames.runtime_on:
         await page.frames.disable_runtime()
+    if page.render == "hidden" and page.tab.error is None:
+        try:
+            await page.tab.send("Emulation.setFocusEmulationEnabled", enabled=True)
+        except (cdp.CDPError, trio.ClosedResourceError):
+            pass
 
 
 @asynccontextmanager
@@ -358,8 +363,8 @@ async def open_page(tab: cdp.Tab, request: Request, env: PageEnv, *, render: str
     requestAnimationFrame and IntersectionObserver run, lazy images load.  The tab's
     window stays minimised, so the browser does not raster it, until the handler
     scrolls or points at the page (:meth:`Page.show`): a scroll in a window that draws
-    no frames waits a second or two for one.  "hidden" leaves focus emulation off for
-    the job: the page is hidden and nothing renders.  A block that ends normally after the tab started
+    no frames waits a second or two for one.  "hidden" switches focus emulation off for
+    the job: the page is hidden and nothing renders (on again at the block's exit).  A block that ends normally after the tab started
     loading a forbidden URL raises PageFailure ``forbidden_url`` (the job's output is
     not to be stored)."""
     if render not in RENDER_MODES:
@@ -368,8 +373,10 @@ async def open_page(tab: cdp.Tab, request: Request, env: PageEnv, *, render: str
     async with tab.listen(*TRAFFIC_EVENTS) as events, open_service_nursery() as nursery:
         nursery.start_soon(page.traffic.read_events, events, nursery)
         try:
-            # On for every job that renders: the pool switches it off to freeze an idle tab.
-            await tab.send("Emulation.setFocusEmulationEnabled", enabled=render == "visible")
+            # The pool stopped the scripts of the page this tab idled with (its _freeze).
+            await tab.send("Emulation.setScriptExecutionDisabled", value=False)
+            if render == "hidden":
+                await tab.send("Emulation.setFocusEmulationEnabled", enabled=False)
             yield page
             page.traffic.check_forbidden()
         finally:

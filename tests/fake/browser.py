@@ -103,7 +103,7 @@ class _Target:
         self.opener_id = opener_id
         self.sessions: set[str] = set()
         self.crashed = False
-        self.frozen = False  # Page.setWebLifecycleState(frozen): the next navigation thaws it
+        self.frozen = False  # its scripts stopped (Emulation.setScriptExecutionDisabled, or Page.setWebLifecycleState frozen): the next navigation thaws it
         self.hidden = False  # its window minimised (Browser.setWindowBounds)
         self.busy = False  # renderer stuck in while(true){}
         self.ready = False
@@ -611,6 +611,13 @@ class FakeChromium:
 
     async def _cmd_Emulation_setLocaleOverride(self, client, session, locale="", **_):
         session.target.identity["locale"] = locale
+        return {}
+
+    async def _cmd_Emulation_setScriptExecutionDisabled(self, client, session, value, **_):
+        target = await self._renderer(session)
+        if target is None:
+            return NO_REPLY
+        target.frozen = value  # as a frozen page: nothing of it runs until the next job
         return {}
 
     async def _cmd_Emulation_setFocusEmulationEnabled(self, client, session, enabled, **_):
