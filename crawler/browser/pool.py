@@ -19,7 +19,7 @@ alone in a window of its own, and its page is told it is the visible, focused ta
 images load; a page in a hidden tab runs neither, and a crawler that hides its tabs
 finds less than a user sees.  The window itself stays minimised (nothing rastered)
 unless a job scrolls or points.  An idle tab is minimised and its page's scripts are
-stopped (see ``_freeze``) until its next job navigates.
+stopped (see ``_stop_idle_page``) until its next job navigates.
 
 How the two meet: a context's M pages are handed out to its tabs as they open, each
 tab an allotment of N pages or what is left of M.  Once all M are handed out the
@@ -299,7 +299,7 @@ class TabPool:
             reason = self._spent(pooled)
         if reason is None and len(self._idle) + len(self._leases) >= self.concurrency:
             reason = "throttled"
-        if reason is None and not await self._freeze(pooled.tab):
+        if reason is None and not await self._stop_idle_page(pooled.tab):
             reason = "reset failed"
         if reason is None:
             self._idle.append(pooled)
@@ -312,7 +312,7 @@ class TabPool:
                 self._idle.remove(idle)
                 await self._retire(idle, "retired")
 
-    async def _freeze(self, tab: cdp.Tab) -> bool:
+    async def _stop_idle_page(self, tab: cdp.Tab) -> bool:
         """Stop the page of a tab going idle: no script of it runs any more
         (``Emulation.setScriptExecutionDisabled``: its timers, polling and callbacks
         stop), bounded by the tab-close deadline.  False if that failed (the tab is then

@@ -373,7 +373,7 @@ async def open_page(tab: cdp.Tab, request: Request, env: PageEnv, *, render: str
     async with tab.listen(*TRAFFIC_EVENTS) as events, open_service_nursery() as nursery:
         nursery.start_soon(page.traffic.read_events, events, nursery)
         try:
-            # The pool stopped the scripts of the page this tab idled with (its _freeze).
+            # The pool stopped the scripts of the page this tab idled with (TabPool._stop_idle_page).
             await tab.send("Emulation.setScriptExecutionDisabled", value=False)
             if render == "hidden":
                 await tab.send("Emulation.setFocusEmulationEnabled", enabled=False)

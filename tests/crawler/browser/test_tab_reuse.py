@@ -1,5 +1,5 @@
-"""A tab serves many jobs without being blanked in between: its page is frozen while it
-idles (real Chromium).  That the next job reads nothing of the previous page is tested
+"""A tab serves many jobs without being blanked in between: its page's scripts are
+stopped while it idles (real Chromium).  That the next job reads nothing of the previous page is tested
 on the fake browser, which can make a page's late responses arrive at will
 (``tests/crawler/run/test_chaos.py``)."""
 
@@ -17,9 +17,9 @@ from tests.crawler.page.test_page import env_for
 pytestmark = pytest.mark.chromium
 
 
-async def test_an_idle_tab_is_frozen_and_its_page_requests_nothing(shop, shared_browser):
-    """A tab given back idles with its page frozen: the page's 20 ms polling stops (the
-    requests already in flight when it froze may still arrive, nothing after)."""
+async def test_an_idle_tab_is_stopped_and_its_page_requests_nothing(shop, shared_browser):
+    """A tab given back idles with its page's scripts stopped: the page's 20 ms polling
+    stops (the requests already in flight then may still arrive, nothing after)."""
     polled = "/api/goods/6"
     browser = shared_browser
     async with (

@@ -489,7 +489,7 @@ async def page_on(
     browser: cdp.Browser, url: str, env: PageEnv | None = None, *, render: str = "visible"
 ) -> AsyncIterator[crawler.Page]:
     """A Page at ``url``, opened as a crawl's pool hands out a tab it reuses
-    (``TabPool._take_tab``, ``_freeze``): in a context of its own, the tab's window
+    (``TabPool._take_tab``, ``_stop_idle_page``): in a context of its own, the tab's window
     minimised first, as the pool leaves an idle tab (checked: the tab reports
     'hidden'), then prepared with ``prepare_tab`` and opened with ``open_page``: the page
     must render all the same (as the visible, focused tab) unless ``render`` is "hidden".  Another tab of the context is
