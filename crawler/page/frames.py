@@ -26,10 +26,9 @@ import trio
 import cdp
 from crawler.errors import PageFailure
 from crawler.page.dom import query
-from crawler.page.places import FrameTargets
+from crawler.page.places import FrameTargets, Sender
 from crawler.page.scope import FRAMES_JS, Host, Scope
 
-Sender = cdp.Tab | cdp.Session
 ORIGIN_READS = 10  # a frame's place is read at most this many times, waiting for it to stay put
 # The frame's content box on its parent's viewport: where its own viewport starts.
 _CONTENT_BOX_JS = (
@@ -67,7 +66,7 @@ class Frame(Scope):
         # Scrolling the element into view inside the frame also scrolls the frames and
         # the page around it, and from another process that lands some frames later:
         # the frame's place is read until it stays put.
-        point = await super()._point(selector)
+        point = await self._own_point(selector)
         if point is None:
             return None
         origin = await self._origin()
@@ -75,8 +74,8 @@ class Frame(Scope):
             await self.parent.evaluate(FRAMES_JS, await_promise=True)
             if (moved := await self._origin()) == origin:
                 break
-            point, origin = (point[0] + moved[0] - origin[0], point[1] + moved[1] - origin[1]), moved
-        return point
+            origin = moved
+        return point[0] + origin[0], point[1] + origin[1]
 
     async def _origin(self) -> tuple[float, float]:
         left, top = await self.parent._origin()

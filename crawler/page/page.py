@@ -240,8 +240,7 @@ class Page(Scope):
         (retryable), naming what is still loading, if that does not happen within
         ``timeout_s``."""
         with trio.move_on_after(timeout_s):
-            while (wait_s := self.traffic.idle_in(idle_s)) > 0:
-                await self.traffic.wait_change(wait_s)
+            await self.traffic.wait_quiet(idle_s)
             return
         raise PageFailure(
             "idle",
@@ -255,8 +254,7 @@ class Page(Scope):
         network yet), or ``max_s`` at most, without failing: scrolling goes on either way."""
         self.traffic.acted()
         with trio.move_on_after(max_s):
-            while (wait_s := self.traffic.idle_in(idle_s)) > 0:
-                await self.traffic.wait_change(wait_s)
+            await self.traffic.wait_quiet(idle_s)
 
     async def show(self) -> None:
         """Show the tab's window (unless the route renders hidden), for the rest of the

@@ -10,7 +10,7 @@ import trio
 
 import cdp
 
-Sender = cdp.Tab | cdp.Session
+Sender = cdp.Tab | cdp.Session  # where a command for a page or one of its frames goes
 
 
 class FrameTargets:

@@ -234,12 +234,17 @@ class Scope:
     async def _point(self, selector: str) -> tuple[float, float] | None:
         """The centre of ``selector``'s element on the tab's viewport, scrolled into
         view; None if it cannot be acted on now."""
-        await self._page.show()
-        point = await self.evaluate(query(check_selector(selector), _POINT_JS))
+        point = await self._own_point(selector)
         if point is None:
             return None
         left, top = await self._origin()
         return point[0] + left, point[1] + top
+
+    async def _own_point(self, selector: str) -> tuple[float, float] | None:
+        """The centre of ``selector``'s element on this scope's own viewport, scrolled
+        into view (the window shown first: see Page.show); None if it cannot be acted on."""
+        await self._page.show()
+        return await self.evaluate(query(check_selector(selector), _POINT_JS))
 
     async def click(self, selector: str) -> None:
         """Wait for ``selector``, then click the middle of the element as a mouse would

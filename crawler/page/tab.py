@@ -15,6 +15,7 @@ import cdp
 from crawler.browser.session import SessionPool
 from crawler.config import BrowserSection, RateLimitSection
 from crawler.page.dom import SHADOW_HOOK_JS
+from crawler.page.places import Sender
 
 # Dialogs block the page until answered: make the common ones no-ops before any page
 # script runs; whatever still opens a dialog is dismissed from the event stream.
@@ -25,7 +26,6 @@ NO_DIALOGS_JS = "window.alert = () => {}; window.confirm = () => false; window.p
 # the page's rules.  Workers are not attached: nothing of ours runs in them.
 AUTO_ATTACH = {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": True, "filter": [{"type": "iframe"}]}
 
-Target = cdp.Tab | cdp.Session
 _FRAME_PREPARERS: weakref.WeakKeyDictionary[cdp.Tab, Callable[[cdp.Session], Awaitable[None]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -43,7 +43,7 @@ class TabSetup:
     max_total_buffer_mb: int = 32
     handle_auth: bool = False
 
-    async def apply(self, target: Target) -> None:
+    async def apply(self, target: Sender) -> None:
         """The domains and scripts on one target (a tab, or a frame's session)."""
         await target.send("Page.enable")
         await target.send(
@@ -75,7 +75,7 @@ async def prepare_tab(
     max_resource_buffer_mb: int = 8,
     max_total_buffer_mb: int = 32,
     handle_auth: bool = False,
-    prepare_identity: Callable[[Target], Awaitable[None]] | None = None,
+    prepare_identity: Callable[[Sender], Awaitable[None]] | None = None,
 ) -> None:
     """Once per tab: the domains and settings every job on it relies on.  With
     ``pace_documents`` (a crawl with gaps between requests), main-frame documents are
@@ -101,7 +101,7 @@ async def prepare_tab(
         handle_auth,
     )
 
-    async def prepare(target: Target) -> None:
+    async def prepare(target: Sender) -> None:
         await setup.apply(target)
         if prepare_identity is not None:
             await prepare_identity(target)
@@ -142,7 +142,7 @@ def tab_preparer(
     see :func:`paces_documents`."""
 
     async def prepare(tab: cdp.Tab) -> None:
-        async def identity(target: Target) -> None:
+        async def identity(target: Sender) -> None:
             await sessions.prepare_tab(tab, target)
 
         await prepare_tab(

@@ -35,7 +35,7 @@ import trio
 
 import cdp
 from crawler.errors import PageFailure
-from crawler.page.places import FrameTargets
+from crawler.page.places import FrameTargets, Sender
 from crawler.page.tab import prepare_frame
 from crawler.policy.ratelimit import Pace
 from crawler.urls import forbidden_scheme, short_url
@@ -64,8 +64,6 @@ IGNORED_REQUEST_TYPES = ("EventSource", "WebSocket", "Ping", "CSPViolationReport
 LONG_POLL_S = 5.0  # a request unanswered this long is taken for a long poll: no longer waited for
 REQUEST_SENT_WAIT_S = 5.0  # longest a paced document holds its host's turn waiting to be sent
 BUSY_SHOWN = 3  # wait_for_idle's error names this many of the requests still loading
-
-Sender = cdp.Tab | cdp.Session
 
 
 class Response:
@@ -282,6 +280,12 @@ class Traffic:
             if self.mine(loader) and now - sent_at < LONG_POLL_S:
                 waits.append(sent_at + LONG_POLL_S - now)
         return max(waits)
+
+    async def wait_quiet(self, idle_s: float) -> None:
+        """Return once :meth:`idle_in` says the network has been quiet for ``idle_s``
+        (the caller bounds the wait)."""
+        while (wait_s := self.idle_in(idle_s)) > 0:
+            await self.wait_change(wait_s)
 
     def busy(self) -> str:
         """What keeps the network from being quiet, for an error message."""

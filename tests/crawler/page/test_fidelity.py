@@ -18,23 +18,11 @@ from tests.crawler.page.pages import (
     TICK_DELAY_S,
     lazy_image_paths,
     page_on,
-    start_sites,
 )
 
 pytestmark = pytest.mark.chromium
 
 ID = {"id": {"attr": "data-id"}}
-
-
-@pytest.fixture
-async def sites(nursery):
-    return await start_sites(nursery)
-
-
-@pytest.fixture
-async def browser(shared_browser):
-    """The test process's one Chromium: every test here works in a context of its own."""
-    return shared_browser
 
 
 async def test_scroll_to_end_completes_an_intersection_observer_list_in_a_reused_hidden_tab(sites, browser):

@@ -11,22 +11,11 @@ from __future__ import annotations
 import pytest
 import trio
 
-from tests.crawler.page.pages import FRAME_ITEMS, SHADOW_ITEMS, WIDGET_ITEMS, page_on, start_sites
+from tests.crawler.page.pages import FRAME_ITEMS, SHADOW_ITEMS, WIDGET_ITEMS, page_on
 
 pytestmark = pytest.mark.chromium
 
 ID = {"id": {"attr": "data-id"}}
-
-
-@pytest.fixture
-async def sites(nursery):
-    return await start_sites(nursery)
-
-
-@pytest.fixture
-async def browser(shared_browser):
-    """The test process's one Chromium: every test here works in a context of its own."""
-    return shared_browser
 
 
 async def test_a_same_origin_frames_items_are_extracted_through_page_frame(sites, browser):

@@ -64,12 +64,6 @@ async def shop(nursery):
     return s
 
 
-@pytest.fixture
-async def browser(shared_browser):
-    """The test process's one Chromium: every test here works in a context of its own."""
-    return shared_browser
-
-
 def env_for(*, wait_ms=(0, 0), known=frozenset(), **crawl) -> PageEnv:
     async def known_urls(urls):
         return {u for u in urls if u in known}

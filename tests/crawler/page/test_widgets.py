@@ -6,20 +6,9 @@ from __future__ import annotations
 import pytest
 import trio
 
-from tests.crawler.page.pages import CATALOGUE, MENU, STOCK, page_on, start_sites
+from tests.crawler.page.pages import CATALOGUE, MENU, STOCK, page_on
 
 pytestmark = pytest.mark.chromium
-
-
-@pytest.fixture
-async def sites(nursery):
-    return await start_sites(nursery)
-
-
-@pytest.fixture
-async def browser(shared_browser):
-    """The test process's one Chromium: every test here works in a context of its own."""
-    return shared_browser
 
 
 def lamps() -> list[str]:
