@@ -113,15 +113,12 @@ class Scope:
         """The value of a JavaScript expression in the document (JSON-able values; others
         as None).  Raises JavaScriptError if it throws.  If the document is being
         replaced, it is evaluated again in the new one."""
-        return await self._evaluate(expression, await_promise=await_promise, by_value=True)
-
-    async def _evaluate(self, expression: str, *, await_promise: bool = False, by_value: bool = True) -> Any:
         page = self._page
         for _ in range(CONTEXT_RETRIES):
             sender, context = await self._target()
             params: dict[str, Any] = {
                 "expression": expression,
-                "returnByValue": by_value,
+                "returnByValue": True,
                 "awaitPromise": await_promise,
             }
             if context is not None:
@@ -136,8 +133,7 @@ class Scope:
             if details:
                 text = details.get("exception", {}).get("description") or details.get("text", "")
                 raise JavaScriptError(text.split("\n")[0][:300])
-            result = reply.get("result", {})
-            return result.get("value") if by_value else result
+            return reply.get("result", {}).get("value")
         raise PageFailure("js_error", "the document kept being replaced", retryable=True)
 
     def _unless_blocked(self, expression: str) -> str:
