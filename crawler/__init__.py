@@ -19,8 +19,9 @@ checks it, see ``[tool.importlinter]`` in pyproject.toml)::
     crawler.cli                       the command line: a thin layer on this surface
     crawler.run      crawler.demo     a crawl composed: router, job, workers, supervisor, engine, try
     crawler.observe  crawler.sources  figures, checks, outputs | where URLs come from
-    crawler.page                      one page: what a handler holds
+    crawler.page                      one page: what a handler holds (a tab's, or an HTTP response's)
     crawler.browser                   launch, the tab pool, sessions, identity
+    crawler.http                      the HTTP path's transport: a client per session, bounded bodies, parsing
     crawler.store                     the frontier and items: contract, SQLite, Redis, exports
     crawler.policy                    failure, retry, rate limit, watchdog, robots.txt
     crawler.config                    the TOML model and its loader
@@ -35,7 +36,10 @@ from crawler.errors import ConfigError as ConfigError
 from crawler.errors import JavaScriptError as JavaScriptError
 from crawler.errors import PageFailure as PageFailure
 from crawler.errors import SessionRetired as SessionRetired
+from crawler.http.client import Response as Response
 from crawler.page.frames import Frame as Frame
+from crawler.page.http import BrowserOnly as BrowserOnly
+from crawler.page.http import HttpPage as HttpPage
 from crawler.page.page import Page as Page
 from crawler.request import Request as Request
 from crawler.run.engine import crawl as crawl
@@ -44,13 +48,16 @@ from crawler.run.router import Router as Router
 __version__ = "0.2.0"  # the one place: pyproject.toml reads it (tool.setuptools.dynamic)
 
 __all__ = [
+    "BrowserOnly",
     "Config",
     "ConfigError",
     "Frame",
+    "HttpPage",
     "JavaScriptError",
     "Page",
     "PageFailure",
     "Request",
+    "Response",
     "Router",
     "Session",
     "SessionRetired",

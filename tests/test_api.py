@@ -8,13 +8,16 @@ import cdp
 import crawler
 
 CONTRACT = {
+    "BrowserOnly",
     "Config",
     "ConfigError",
     "Frame",
+    "HttpPage",
     "JavaScriptError",
     "Page",
     "PageFailure",
     "Request",
+    "Response",
     "Router",
     "Session",
     "SessionRetired",
@@ -76,6 +79,26 @@ def test_the_contracts_signatures_hold():
         "select_option", "hover", "press", "scroll_to_end", "scroll_into_view", "frame",
     } <= frame_methods  # fmt: skip
     assert "render" in inspect.signature(crawler.Router.route).parameters
+
+
+def test_the_http_paths_contract_holds():
+    """Issue 25's binding names: ``fetch`` on routes, ``page.fetch`` on both pages, and
+    the HTTP page's handler API."""
+    route = inspect.signature(crawler.Router.route).parameters
+    assert route["fetch"].kind is inspect.Parameter.KEYWORD_ONLY and route["fetch"].default is None
+    for page in (crawler.Page, crawler.HttpPage):
+        fetch = inspect.signature(page.fetch).parameters
+        assert list(fetch) == ["self", "url", "method", "json", "headers"]
+        assert fetch["method"].default == "GET" and fetch["method"].kind is inspect.Parameter.KEYWORD_ONLY
+    members = {n for n, _ in inspect.getmembers(crawler.HttpPage)}
+    assert {
+        "url", "label", "data", "depth", "status", "headers", "extract", "extract_all", "html", "json",
+        "enqueue", "push", "retire_session", "fetch", "session",
+    } <= members  # fmt: skip
+    assert {"json", "text", "status", "headers", "url", "raise_for_status"} <= {
+        n for n, _ in inspect.getmembers(crawler.Response)
+    }
+    assert issubclass(crawler.BrowserOnly, crawler.PageFailure)
 
 
 def test_a_router_refuses_a_label_twice_and_a_handler_that_is_not_async():

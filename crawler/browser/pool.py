@@ -82,9 +82,10 @@ class _PooledTab:
 class Lease:
     """One job's exclusive hold on one tab. Created by :meth:`TabPool.lease`, released once by :meth:`TabPool.release`."""
 
-    def __init__(self, pooled: _PooledTab, number: int):
+    def __init__(self, pooled: _PooledTab, number: int, serves_page: bool = True):
         self._pooled = pooled
         self.number = number
+        self.serves_page = serves_page  # counted against the tab's and context's pages
         self.discard_reason: str | None = None
         self.retire_reason: str | None = None
         self.released = False
@@ -185,8 +186,10 @@ class TabPool:
     # -- leasing -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def lease(self) -> AsyncIterator[Lease]:
-        """Hold one tab for one job.
+    async def lease(self, *, serves_page: bool = True) -> AsyncIterator[Lease]:
+        """Hold one tab for one job.  ``serves_page=False``: the job loads no page in the
+        tab (an HTTP job, which needs only the tab's context: its cookies, its session),
+        so the lease does not count against the tab's or the context's pages.
 
         Waits while ``concurrency`` leases are held.  On exit the tab is given back,
         or closed if the body raised or was cancelled (a watchdog expiry: the tab may
@@ -198,7 +201,7 @@ class TabPool:
         async with self._capacity:
             pooled = await self._take_tab()
             self._lease_numbers += 1
-            lease = Lease(pooled, self._lease_numbers)
+            lease = Lease(pooled, self._lease_numbers, serves_page)
             self._leases[lease.number] = lease
             try:
                 yield lease
@@ -282,9 +285,10 @@ class TabPool:
         del self._leases[lease.number]
         self.leases_released += 1
         pooled = lease._pooled
-        pooled.pages += 1
         slot = pooled.slot
-        slot.pages += 1
+        if lease.serves_page:
+            pooled.pages += 1
+            slot.pages += 1
         if lease.retire_reason is not None and not slot.retired:
             # Its session was retired: no new tab opens in it, and no tab of it serves
             # another page (see _spent); it is disposed once its last tab is closed.

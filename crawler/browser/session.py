@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -41,6 +42,10 @@ import cdp
 from crawler.browser.identity import PROXY_BYPASS_LIST, Identity, apply_identity, browser_user_agent
 from crawler.config import SessionSection
 from crawler.config.identity import Proxy
+from crawler.config.model import HttpSection
+from crawler.http.client import DEFAULT_USER_AGENT, HTML_ACCEPT, HttpClient
+from crawler.http.clients import HttpClients
+from crawler.http.cookies import JarCookies
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +95,15 @@ class _SessionState:
     slot: _ProxySlot
     created_at: float
     retired: str | None = None
+    pages: int = 0  # HTTP jobs handed to it (a session without a browser context)
+    jar: JarCookies | None = None  # its cookies, when no browser context keeps them
 
 
 class SessionPool:
     """The sessions of a crawl, across browsers.  Never blocks but in
     :meth:`create_context` (the backoff wait, and its commands)."""
 
-    def __init__(self, s: SessionSection, *, cookies: tuple[dict[str, Any], ...] = ()):
+    def __init__(self, s: SessionSection, *, cookies: tuple[dict[str, Any], ...] = (), http: HttpSection | None = None):
         self._slots = [_ProxySlot(p) for p in s.proxies] or [_ProxySlot(None)]
         self._next = 0
         self._backoff_s = s.backoff_s
@@ -110,6 +117,10 @@ class SessionPool:
         self._waits = 0
         self._warned = False  # a warning for the current all-benched episode was logged
         self._user_agents: dict[int, str] = {}  # id(browser) -> its user agent minus "HeadlessChrome"
+        self._http = http or HttpSection()
+        self._clients = HttpClients()
+        self._browserless: str | None = None  # the session browserless HTTP jobs run in now
+        self._browserless_lock = trio.Lock()
 
     def statistics(self) -> SessionStatistics:
         return SessionStatistics(
@@ -173,8 +184,74 @@ class SessionPool:
             await trio.sleep_until(first.benched_until)
 
     def _forget_gone(self, live_contexts: set[str]) -> None:
-        for context_id in [c for c in self._sessions if c not in live_contexts]:
+        for context_id in [c for c in self._sessions if c not in live_contexts and c != self._browserless]:
             del self._sessions[context_id]
+
+    async def browserless_session(self, max_pages: int) -> str:
+        """The session an HTTP job runs in when the crawl has no browser: the current
+        one, or a new one on the next proxy once it is retired or has been handed
+        ``max_pages`` jobs (as a context rotates).  Its cookies are a jar of its own.
+        Waits while every proxy is benched (cancelled then: nothing made)."""
+        async with self._browserless_lock:
+            state = self._sessions.get(self._browserless) if self._browserless is not None else None
+            if state is None or state.retired is not None or state.pages >= max_pages:
+                if state is not None:
+                    del self._sessions[state.session.context_id]  # rotated or retired: its client ends below
+                    await self._clients.end(state.session.context_id)
+                slot = await self._next_slot()
+                self._numbers += 1
+                key = f"http-{self._numbers}"
+                session = Session(f"s{self._numbers}", slot.proxy.server if slot.proxy is not None else None, key)
+                state = self._sessions[key] = _SessionState(session, slot, trio.current_time(), jar=JarCookies())
+                self._browserless = key
+                log.info("session %s: %s (HTTP, no browser)", session.id, slot.label)
+            state.pages += 1
+            return state.session.context_id
+
+    def jar(self, session_id: str) -> JarCookies:
+        """The cookie jar of a session without a browser context (KeyError for one with)."""
+        state = self._sessions[session_id]
+        if state.jar is None:
+            raise KeyError(f"session {session_id} keeps its cookies in its browser context")
+        return state.jar
+
+    def request_counter(self, session_id: str) -> Callable[[], None]:
+        """What counts one request of the session (``crawler_proxy_requests_total``)."""
+        return lambda: self.count_request(session_id)
+
+    @asynccontextmanager
+    async def http_client(self, session_id: str) -> AsyncIterator[HttpClient]:
+        """The session's HTTP client (one per session: its proxy with credentials, its
+        identity's headers), held for the block; once the session is retired or gone,
+        its last user closes it."""
+        async with self._clients.use(session_id, lambda: self._make_client(session_id)) as client:
+            yield client
+        state = self._sessions.get(session_id)
+        if state is None or state.retired is not None:
+            await self._clients.end(session_id)
+
+    def _make_client(self, session_id: str) -> HttpClient:
+        state = self._sessions.get(session_id)
+        return HttpClient(self._http, headers=self.http_headers(), proxy=state.slot.proxy if state else None)
+
+    def http_headers(self) -> dict[str, str]:
+        """What every HTTP request of the crawl's sessions presents: the user agent
+        (the configured one, else the browser's own, else :data:`DEFAULT_USER_AGENT`),
+        Accept-Language from the locale (weighted as Chromium weighs it), the
+        configured headers."""
+        identity = self._identity
+        agent = identity.user_agent or next(iter(self._user_agents.values()), "") or DEFAULT_USER_AGENT
+        headers = {"user-agent": agent, "accept": HTML_ACCEPT}
+        languages = [lang for lang in identity.accept_language.split(",") if lang]
+        if languages:
+            weighted = [lang if i == 0 else f"{lang};q={max(0.1, 1 - i / 10):.1f}" for i, lang in enumerate(languages)]
+            headers["accept-language"] = ",".join(weighted)
+        headers.update({name.lower(): value for name, value in identity.headers})
+        return headers
+
+    async def aclose(self) -> None:
+        """Close every session's HTTP client (the crawl is over); idempotent."""
+        await self._clients.aclose()
 
     async def prepare_tab(self, tab: cdp.Tab, target: cdp.Tab | cdp.Session | None = None) -> None:
         """Present the session's identity on a new tab of its context, before its first

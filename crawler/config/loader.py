@@ -23,7 +23,10 @@ from crawler.config import checks
 from crawler.config.fields import Field, FieldError, check_selector, parse_fields
 from crawler.config.identity import IdentityError, load_cookies
 from crawler.config.model import (
+    BROWSER_ONLY_KEYS,
     CAPTURE_TIMEOUT_S,
+    CONTENT_KINDS,
+    FETCH_MODES,
     RENDER_MODES,
     SECTIONS,
     CaptureRule,
@@ -190,7 +193,7 @@ def _captures(rules: Any, where: str) -> tuple[CaptureRule, ...]:
 
 ROUTE_KEYS = (
     "label", "wait_for", "fields", "capture", "items", "follow", "scroll", "click_until_gone", "recrawl_after_s",
-    "render", "frame", "hover", "select",
+    "render", "frame", "hover", "select", "fetch", "content",
 )  # fmt: skip
 
 
@@ -246,6 +249,14 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
         render = table.get("render", "visible")
         if render not in RENDER_MODES:
             raise ConfigError(f"{where}: render: expected one of {', '.join(map(repr, RENDER_MODES))}, got {render!r}")
+        fetch = table.get("fetch")
+        if fetch is not None and fetch not in FETCH_MODES:
+            raise ConfigError(f"{where}: fetch: expected one of {', '.join(map(repr, FETCH_MODES))}, got {fetch!r}")
+        content = table.get("content", "html")
+        if content not in CONTENT_KINDS:
+            raise ConfigError(
+                f"{where}: content: expected one of {', '.join(map(repr, CONTENT_KINDS))}, got {content!r}"
+            )
         frame, hover = _selectors(table, "frame", where), _selectors(table, "hover", where)
         select = _choices(table.get("select", {}), f"{where}: select")
         recrawl = None
@@ -288,6 +299,8 @@ def _routes(tables: Any, source: str) -> tuple[RouteSpec, ...]:
                 frame=frame,
                 hover=hover,
                 select=select,
+                fetch=fetch,
+                content=content,
             )
         )
     labels = [r.label for r in routes]
@@ -330,10 +343,34 @@ def validate(config: Config) -> None:
         raise ConfigError(f"{src}: [site] handlers: no such file {str(config.path(config.site.handlers))!r}")
     if config.browser.max_total_buffer_mb < config.browser.max_resource_buffer_mb:
         raise ConfigError(f"{src}: [browser] max_total_buffer_mb: expected at least max_resource_buffer_mb")
+    for spec in (*config.routes, config.extract_route()):
+        check_http_route(config, spec)
     if config.store.backend == "redis" and not config.store.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
             f'{src}: [store] url: expected redis://host:port/db for backend = "redis", got {config.store.url!r}'
         )
+
+
+def check_http_route(config: Config, spec: RouteSpec) -> None:
+    """A route fetched over HTTP (its own ``fetch``, else ``[crawl] fetch``) carries
+    nothing only a browser can do: ConfigError naming the route and the key."""
+    if (spec.fetch or config.crawl.fetch) != "http":
+        return
+    where = (
+        f"{config.source}: [[route]] {spec.label or '(default)'}"
+        if spec in config.routes
+        else f"{config.source}: [extract]"
+    )
+    for key in BROWSER_ONLY_KEYS:
+        if getattr(spec, key):
+            raise ConfigError(f'{where}: {key} needs a browser, and the route fetches over HTTP: set fetch = "browser"')
+    fields = [*spec.fields, *(spec.items.fields if spec.items else ())]
+    for field in fields:
+        if field.js is not None:
+            raise ConfigError(
+                f"{where}: field {field.name!r} is JavaScript, and the route fetches over HTTP: use css (and attr),"
+                ' or set fetch = "browser"'
+            )
 
 
 def parse_id_range(text: str, *, where: str) -> tuple[int, int]:

@@ -20,6 +20,7 @@ CAPTURE_TIMEOUT_S = 30.0  # a required capture not received this long after the 
 OUTAGE_S = 60.0
 INPUT_LOOKAHEAD = 1000  # input URLs fed into the frontier ahead of the workers (pending at most about this many)
 SNAPSHOT_EVERY = 100  # after the first failure of a reason, one snapshot per this many more failures of it
+HTTP_MAX_BODY_BYTES = 16 * 2**20  # 16 MiB: the largest body read over HTTP, decoded
 SESSION_BACKOFF_S = (30.0, 600.0)  # (first, cap) seconds a blocked or failing proxy is benched
 
 
@@ -63,6 +64,14 @@ class FollowRule:
 # (requestAnimationFrame, IntersectionObserver, lazy images all run); "hidden" as a
 # background tab (nothing renders: for pages the user knows are static).
 RENDER_MODES = ("visible", "hidden")
+# How a route's pages are fetched: "browser" (a tab renders them), "http" (one HTTP
+# request, parsed without a browser) or "auto" (the browser until the evidence says
+# HTTP gives the same items; see crawler.run.paths).
+FETCH_MODES = ("browser", "http", "auto")
+# What an HTTP route's pages are: "html" (parsed), or "json" (an API: page.json()).
+CONTENT_KINDS = ("html", "json")
+# Route keys that only a browser can carry out: a route that fetches over HTTP refuses them.
+BROWSER_ONLY_KEYS = ("scroll", "click_until_gone", "hover", "select", "frame", "capture")
 
 
 @attrs.frozen
@@ -82,6 +91,8 @@ class RouteSpec:
     frame: tuple[str, ...] = ()  # the frame (then the frame in it...) the route reads
     hover: tuple[str, ...] = ()  # hovered in turn before reading
     select: tuple[tuple[str, str], ...] = ()  # (select selector, option value or label) chosen before reading
+    fetch: str | None = None  # FETCH_MODES; None: [crawl] fetch
+    content: str = "html"  # CONTENT_KINDS: what an HTTP fetch of it expects
 
 
 @attrs.frozen
@@ -112,6 +123,11 @@ class CrawlSection:
         0.0,
         checks.number(),
         "a done URL is due again this long after it was fetched (at the next run's start); 0: never",
+    )
+    fetch: str = checks.setting(
+        "browser",
+        checks.choice(*FETCH_MODES),
+        'how routes without their own fetch key are fetched: "browser", "http" or "auto"',
     )
 
 
@@ -220,6 +236,31 @@ class ExtractSection:
 
 
 @attrs.frozen
+class HttpSection:
+    max_body_bytes: int = checks.setting(
+        HTTP_MAX_BODY_BYTES, checks.integer(1024), "largest response body read over HTTP, decoded (16 MiB)"
+    )
+    timeout_s: float = checks.setting(
+        30.0, checks.number(positive=True), "HTTP: deadline of connecting, and of each read or write"
+    )
+    max_redirects: int = checks.setting(10, checks.integer(0), "HTTP: redirects followed per request")
+    http2: bool = checks.setting(True, checks.boolean, "HTTP: speak HTTP/2 where the server offers it (ALPN)")
+    forbid_private: bool = checks.setting(
+        False,
+        checks.boolean,
+        "HTTP: refuse hosts that are or resolve to private, loopback or link-local addresses",
+    )
+    agree_after: int = checks.setting(
+        5,
+        checks.integer(1),
+        'fetch = "auto": pages in a row on which HTTP found what the browser found, before a label runs over HTTP',
+    )
+    recheck_ratio: float = checks.setting(
+        0.1, checks.number(), 'fetch = "auto": share of a label\'s HTTP pages fetched by the browser too, to check'
+    )
+
+
+@attrs.frozen
 class OutputSection:
     db: str = checks.setting(
         "crawl.db", checks.string, "SQLite database of frontier and items (relative to the working directory)"
@@ -324,6 +365,7 @@ class Config:
     store: StoreSection = StoreSection()
     debug: DebugSection = DebugSection()
     session: SessionSection = SessionSection()
+    http: HttpSection = HttpSection()
     routes: tuple[RouteSpec, ...] = ()
     base_dir: str = "."
     cookies: tuple[dict[str, Any], ...] = ()  # [session] cookies_file, read at load
@@ -353,4 +395,5 @@ SECTIONS: dict[str, type] = {
     "store": StoreSection,
     "debug": DebugSection,
     "session": SessionSection,
+    "http": HttpSection,
 }

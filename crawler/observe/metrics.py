@@ -50,6 +50,9 @@ COUNTERS = {
     "crawler_tabs_discarded": "tabs closed after a failure (timeout, crash, cancelled)",
     "crawler_contexts_rotated": "browser contexts disposed after rotate_context_every pages",
     "crawler_sessions_retired": "sessions (browser contexts) retired because the site blocked them, by reason",
+    "crawler_pages_by_path": "pages done or failed, by route label and fetch path (browser, http)",
+    "crawler_fetch_checks": 'fetch = "auto": pages fetched both ways and compared, by route label',
+    "crawler_fetch_disagreements": 'fetch = "auto": checks that differed, and HTTP pages sent to the browser, by route label',
     "crawler_proxy_requests": "requests sent through each proxy (scheme://host:port, no credentials; direct: without one)",
     "crawler_popups_closed": "popup targets opened by pages and closed by the pool",
     "crawler_watchdog_expiries": "jobs cancelled by their watchdog",
@@ -172,6 +175,21 @@ class CrawlerCollector:
                 proxy_requests.add_metric([proxy], n)
         yield retired
         yield proxy_requests
+        by_path = CounterMetricFamily(
+            "crawler_pages_by_path", COUNTERS["crawler_pages_by_path"], labels=["label", "path"]
+        )
+        checks = CounterMetricFamily("crawler_fetch_checks", COUNTERS["crawler_fetch_checks"], labels=["label"])
+        disagreements = CounterMetricFamily(
+            "crawler_fetch_disagreements", COUNTERS["crawler_fetch_disagreements"], labels=["label"]
+        )
+        for label, paths in sorted(jobs.paths.items()):
+            for path in ("browser", "http"):
+                by_path.add_metric([label, path], paths.pages.get(path, 0))
+            checks.add_metric([label], paths.checks)
+            disagreements.add_metric([label], paths.disagreements)
+        yield by_path
+        yield checks
+        yield disagreements
 
         age = self.heartbeat.age_s()
         gauges = {

@@ -30,6 +30,18 @@ from crawler.observe.snapshots import SnapshotStatistics
 
 
 @attrs.frozen
+class LabelPaths:
+    """One route's fetch figures (see :mod:`crawler.run.paths`): how it is fetched now, and why."""
+
+    fetch: str  # the route's mode: browser, http or auto
+    path: str  # the path its jobs take now: browser or http
+    pages: Mapping[str, int]  # jobs done per path (browser, http)
+    checks: int  # jobs fetched both ways and compared
+    disagreements: int  # checks that differed, and HTTP jobs sent to the browser
+    reason: str  # why it is on its path (the last switch), "" if it never switched
+
+
+@attrs.frozen
 class JobStatistics:
     """The job runner's figures, for this run."""
 
@@ -44,6 +56,7 @@ class JobStatistics:
     sessions_started: int  # session hook runs that returned (one per browser context that had a job)
     field_errors: Mapping[str, int] = attrs.field(factory=dict)  # js fields that threw, in stored items, by field
     snapshots: SnapshotStatistics = attrs.field(factory=SnapshotStatistics)  # failure snapshots written
+    paths: Mapping[str, LabelPaths] = attrs.field(factory=dict)  # fetch paths by route label
 
     @property
     def pages_finished(self) -> int:

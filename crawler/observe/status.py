@@ -89,6 +89,15 @@ class StatusPage:
             )
             or "<li>none</li>"
         )
+        paths_html = (
+            "".join(
+                f'<tr data-label="{escape(label)}"><td>{escape(label)}</td><td>{escape(p.fetch)}</td>'
+                f"<td>{escape(p.path)}</td><td>{p.pages.get('browser', 0)}</td><td>{p.pages.get('http', 0)}</td>"
+                f"<td>{p.checks}</td><td>{p.disagreements}</td><td><small>{escape(p.reason[:200])}</small></td></tr>"
+                for label, p in sorted(stats.jobs.paths.items())
+            )
+            or '<tr><td colspan="8">none yet</td></tr>'
+        )
         rate = f"{stats.pages_per_s:.2f}" + (
             f" (last {self._span_s():.0f} s: {recent:.2f})" if recent is not None else ""
         )
@@ -106,6 +115,9 @@ concurrency {stats.concurrency}</p>
 <h2>URLs</h2>
 <table id="counts">{counts_html}</table>
 <p>pages/s <b id="rate">{rate}</b></p>
+<h2>Fetch paths by route</h2>
+<table id="paths"><tr><th>route</th><th>fetch</th><th>now</th><th>browser</th><th>http</th><th>checks</th>
+<th>disagreements</th><th>why</th></tr>{paths_html}</table>
 <h2>Memory</h2>
 <p>browser PSS <b id="browser-pss">{memory.browser_pss / MiB:.0f} MiB</b> (peak {memory.peak_browser_pss / MiB:.0f} MiB),
 crawler {memory.crawler_pss / MiB:.0f} MiB, {memory.browser_processes} browser processes</p>

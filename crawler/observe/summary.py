@@ -20,6 +20,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         ),
         *_field_errors_line(summary.get("field_errors")),
         f"pages/s         {summary['pages_per_s']:.2f}  ({summary['pages']} pages in {summary['elapsed_s']:.1f} s)",
+        *_paths_lines(summary.get("fetch_paths")),
         f"browser peak    {summary['peak_browser_pss_mb']:.0f} MiB PSS",
         f"tabs recycled   {summary['tabs_recycled']}  (discarded after failure: {summary['tabs_discarded']})",
         f"contexts rotated {summary['contexts_rotated']}",
@@ -62,6 +63,25 @@ def _sessions_line(summary: dict[str, Any]) -> list[str]:
         + (f" ({by_reason})" if by_reason else "")
         + (f"; requests by proxy: {through}" if through else "")
     ]
+
+
+def _paths_lines(paths: dict[str, dict[str, Any]] | None) -> list[str]:
+    """How each route's pages were fetched: pages per path, and for "auto" routes the
+    checks, the disagreements and the path it is on now; nothing if every page took
+    the browser."""
+    if not paths or all(p["http"] == 0 and p["fetch"] == "browser" for p in paths.values()):
+        return []
+    browser = sum(p["browser"] for p in paths.values())
+    http = sum(p["http"] for p in paths.values())
+    lines = [f"fetched         {browser} in the browser, {http} over HTTP"]
+    for label, p in paths.items():
+        auto = (
+            f"; auto, now {p['now']}: {p['checks']} checks, {p['disagreements']} disagreements"
+            if p["fetch"] == "auto"
+            else ""
+        )
+        lines.append(f"  {label:<13} browser {p['browser']}, http {p['http']}{auto}")
+    return lines
 
 
 def _field_errors_line(errors: dict[str, int] | None) -> list[str]:

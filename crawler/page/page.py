@@ -31,69 +31,47 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn
+from typing import Any
 
-import attrs
 import trio
 
 import cdp
 from crawler._trio import open_service_nursery
-from crawler.browser.session import Session, SessionPool
 from crawler.config.model import RENDER_MODES
 from crawler.errors import PageFailure, SessionRetired
+from crawler.http.cookies import ContextCookies, Cookies
 from crawler.page.frames import Frame, open_frame
-from crawler.page.links import LinkFilter, normalise_url
+from crawler.page.links import normalise_url
+from crawler.page.output import JobOutput, PageEnv
 from crawler.page.places import FrameTargets
 from crawler.page.scope import Scope
 from crawler.page.traffic import EVENTS as TRAFFIC_EVENTS
 from crawler.page.traffic import Traffic
 from crawler.policy.failure import net_failure, status_failure
-from crawler.policy.ratelimit import Pace
 from crawler.request import Request
 from crawler.urls import forbidden_scheme, short_url
 
-POLL_INTERVAL_S = 0.05  # how often a condition the page gives no event for is re-checked
 IDLE_S = 0.5  # wait_for_idle: this long without a request starting or data arriving
 IDLE_TIMEOUT_S = 30.0  # wait_for_idle: PageFailure "idle" if the network is never quiet that long
 RESET_TIMEOUT_S = 1.0  # longest the page's close waits to undo what it changed on the tab (Runtime, focus)
 
 
-@attrs.frozen
-class PageEnv:
-    """What every page of a crawl shares: the host pacing, the link rules, the store's
-    ``known`` (which URLs are in the frontier already), the polling interval, and
-    whether its tabs were prepared with ``pace_documents``; the session pool, and what
-    retires a session (``[session] retire_on_status``, ``retire_if``)."""
-
-    limiter: Pace
-    links: LinkFilter
-    known: Callable[[list[str]], Awaitable[set[str]]]
-    poll_interval_s: float = POLL_INTERVAL_S
-    paces_documents: bool = False
-    sessions: SessionPool | None = None
-    retire_on_status: frozenset[int] = frozenset()
-    retire_if: str = ""
-
-
-class Page(Scope):
+class Page(Scope, JobOutput):
     """One job's tab, as a handler sees it.  Made only by :func:`open_page`.  Its
     reading and interaction methods (``wait_for``, ``extract``, ``click``, ``frame``...)
-    are :class:`~crawler.page.scope.Scope`'s, shared with its frames."""
+    are :class:`~crawler.page.scope.Scope`'s, shared with its frames; what it produces
+    (``push``, ``enqueue``...) and its session are :class:`~crawler.page.output.JobOutput`'s,
+    shared with the HTTP path's page."""
 
     def __init__(self, tab: cdp.Tab, request: Request, env: PageEnv, render: str = "visible"):
+        JobOutput.__init__(self, request, env, tab.context.id)
         self._page = self
         self.tab = tab
         self.render = render
-        self.request = request
-        self.env = env
         self.frames = FrameTargets()  # where each frame runs (the event reader keeps it)
-        self.items: list[dict[str, Any]] = []  # pushed, in order
-        self.links: list[Request] = []  # enqueued (new ones), in order
         self.status: int | None = None  # of the last document goto() loaded
-        self._enqueued: set[str] = set()
-        self.retired: str | None = None  # why the handler retired the session (retire_session)
         sessions, context_id = env.sessions, tab.context.id
         self.traffic = Traffic(  # what the tab's events say (its reader runs in open_page)
             tab,
@@ -103,45 +81,8 @@ class Page(Scope):
             on_request=(lambda: sessions.count_request(context_id)) if sessions is not None else None,
         )
 
-    # -- what the job is -----------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The job's URL (as enqueued, normalised); items pushed without ``url`` get it."""
-        return self.request.url
-
-    @property
-    def label(self) -> str | None:
-        return self.request.label
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return self.request.data
-
-    @property
-    def depth(self) -> int:
-        return self.request.depth
-
-    # -- the session ---------------------------------------------------------------------
-
-    @property
-    def session(self) -> Session | None:
-        """The session this page runs in (its ``id``, and its ``proxy`` without
-        credentials); None outside a session pool (a bare tab)."""
-        sessions = self.env.sessions
-        return sessions.session(self.tab.context.id) if sessions is not None else None
-
-    def retire_session(self, reason: str) -> NoReturn:
-        """Retire this page's session: the site is refusing it (a challenge, a soft
-        block only the handler can tell).  Raises SessionRetired, so nothing this job
-        pushed or enqueued is stored; the URL is retried in another session, the
-        context drained and disposed.  Counted under ``reason``
-        (``crawler_sessions_retired_total{reason}``).  A handler that catches the
-        exception still retires the session: the job is retired all the same."""
-        if not isinstance(reason, str) or not reason.strip():
-            raise TypeError(f"retire_session: expected a non-empty reason string, got {reason!r}")
-        self.retired = reason.strip()
-        raise SessionRetired(self.retired)
+    def _cookies(self) -> Cookies:
+        return ContextCookies(self.tab)
 
     @property
     def _retire_if(self) -> str:
@@ -296,38 +237,6 @@ class Page(Scope):
         await self.show()  # a minimised window draws no frame to capture
         reply = await self.tab.send("Page.captureScreenshot", format="png", timeout_s=_remaining_s())
         return base64.b64decode(reply["data"])
-
-    # -- what the job produces -----------------------------------------------------------
-
-    async def add_links(self, raw: list[tuple[str, str]], *, label: str | None, data: Mapping[str, Any] | None) -> int:
-        """The part of ``enqueue`` (see :meth:`Scope.enqueue`) after the links are read:
-        ``raw`` is (link, the base URL it is relative to) pairs; returns how many were new."""
-        payload = json.loads(json.dumps(dict(data or {})))  # a copy, and a TypeError now if not JSON
-        depth = self.depth + 1
-        candidates: list[str] = []
-        for link, base in raw:
-            url = self.env.links.accept(link, base=base, page_url=self.url, depth=depth)
-            if url is not None and url not in self._enqueued and url not in candidates:
-                candidates.append(url)
-        if not candidates:
-            return 0
-        known = await self.env.known(candidates)
-        fresh = [u for u in candidates if u not in known]
-        self._enqueued.update(candidates)
-        self.links += [Request(u, label, depth, payload, self.url) for u in fresh]
-        return len(fresh)
-
-    async def push(self, item: Mapping[str, Any]) -> None:
-        """Add an item to the job's output: stored, with ``url`` (and ``label``, for a
-        labelled route) where the item lacks them, only if the job ends done, in the
-        same transaction.  Raises TypeError if the item is not JSON-serialisable."""
-        if not isinstance(item, Mapping):
-            raise TypeError(f"push: expected a dict, got {type(item).__name__}")
-        copy = json.loads(json.dumps(dict(item), ensure_ascii=False))
-        copy.setdefault("url", self.url)
-        if self.label is not None:
-            copy.setdefault("label", self.label)
-        self.items.append(copy)
 
 
 def _remaining_s() -> float | None:

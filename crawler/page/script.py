@@ -13,11 +13,14 @@ from crawler.page.dom import QUERY_JS
 READY_POLL_MS = 100  # when_ready: also re-checked this often
 
 # Helpers defined once per expression; ``root`` is document or the match.  Selectors go
-# through shadow roots (crawler.page.dom).
+# through shadow roots (crawler.page.dom).  A text is textContent with each run of
+# whitespace made one space, trimmed: the rule of crawler.http.document.normalise_text,
+# so both paths give the same value.
 _PRELUDE = (
     QUERY_JS
     + """
-  const __v = (e, a) => { if (!e) return null; if (a === null) return e.textContent.trim();
+  const __ws = /[\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]+/g;
+  const __v = (e, a) => { if (!e) return null; if (a === null) return e.textContent.replace(__ws, ' ').trim();
     const v = e.getAttribute(a);
     return v !== null && (a === 'src' || a === 'href') ? new URL(v, document.baseURI).href : v; };
   const __one = (root, s, a) => __v(s === null ? root : __q(s, root === document ? null : root), a);

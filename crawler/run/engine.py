@@ -195,6 +195,8 @@ class Crawler:
             await self._run_tasks(handle_signals)
         except* StoreError as group:
             self._finish_reason = f"aborted: {_first(group)}"  # the one line the CLI prints
+        finally:
+            await self._jobs.sessions.aclose()  # the sessions' HTTP clients (shielded, bounded)
         with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
             try:
                 await store.finish_run(self._finish_reason, await self.summary())
@@ -277,6 +279,17 @@ class Crawler:
             "failed_this_run": dict(s.jobs.failed),
             "retries": s.jobs.retries,
             "field_errors": dict(s.jobs.field_errors),
+            "fetch_paths": {
+                label: {
+                    "fetch": p.fetch,
+                    "now": p.path,
+                    "browser": p.pages.get("browser", 0),
+                    "http": p.pages.get("http", 0),
+                    "checks": p.checks,
+                    "disagreements": p.disagreements,
+                }
+                for label, p in sorted(s.jobs.paths.items())
+            },
             "pages": s.jobs.pages_finished,
             "elapsed_s": max(1e-9, s.elapsed_s),
             "pages_per_s": s.pages_per_s,

@@ -1,6 +1,9 @@
 """The life of one URL, written once: every caller runs a URL through :func:`attempt`.
 
-1. lease a tab from the pool (waiting while ``concurrency`` leases are held);
+1. lease a tab from the pool (waiting while ``concurrency`` leases are held); a job
+   fetched over HTTP leases one too when the crawl has a browser, for its context's
+   cookies and session (the tab loads nothing, and the lease counts no page against
+   it), and in a crawl without a browser takes its session from the session pool;
 2. open the watchdog scope (timeout + jitter): the clock runs from lease to item, so a
    worker waiting for a tab is not yet on it;
 3. the page work (``work``, :func:`crawler.run.router.run_route` in a crawl): the
@@ -29,18 +32,21 @@ import attrs
 import trio
 
 import cdp
-from crawler.browser.pool import TabPool
+from crawler.browser.pool import Lease, TabPool
 from crawler.browser.session import SessionPool
 from crawler.config import Config
 from crawler.errors import PageFailure, SessionRetired
+from crawler.http.client import UrlRules
 from crawler.page.links import LinkFilter
-from crawler.page.page import Page, PageEnv
+from crawler.page.output import JobOutput, PageEnv
 from crawler.page.tab import paces_documents, tab_preparer
 from crawler.policy.ratelimit import Pace
+from crawler.policy.robots import RobotsPolicy
 from crawler.policy.watchdog import Watchdog
 
-# The page work of one job on its leased tab: the Page with the job's output, or raises.
-Work = Callable[[cdp.Tab], Awaitable[Page]]
+# The page work of one job on its leased tab (None: no browser), in a session (its id):
+# the page with the job's output, or raises.
+Work = Callable[[cdp.Tab | None, str], Awaitable[JobOutput]]
 # Runs on the tab after the page work, still leased: the tab and the failure (None: success).
 After = Callable[[cdp.Tab, PageFailure | None], Awaitable[None]]
 
@@ -49,7 +55,7 @@ After = Callable[[cdp.Tab, PageFailure | None], Awaitable[None]]
 class Attempt:
     """How one attempt at a URL ended: the Page with its output, or the failure."""
 
-    page: Page | None
+    page: JobOutput | None
     failure: PageFailure | None
     expired: bool = False  # the watchdog fired
 
@@ -107,6 +113,7 @@ def page_env(
     links: LinkFilter,
     known: Callable[[list[str]], Awaitable[set[str]]],
     sessions: SessionPool,
+    robots: RobotsPolicy | None = None,
 ) -> PageEnv:
     """What every page of a crawl of ``config`` shares (the job runner's pages, and ``try``'s)."""
     return PageEnv(
@@ -118,7 +125,17 @@ def page_env(
         sessions=sessions,
         retire_on_status=frozenset(config.session.retire_on_status),
         retire_if=config.session.retire_if,
+        url_rules=UrlRules(forbid_private=config.http.forbid_private),
+        robots=robots,
     )
+
+
+def pages_per_session(config: Config) -> int:
+    """Pages per session: ``[pool] rotate_context_every``, or ``[session]
+    max_pages_per_session`` if that is set and smaller (a context is a session, and a
+    session without a browser rotates as often)."""
+    every, per_session = config.pool.rotate_context_every, config.session.max_pages_per_session
+    return min(every, per_session) if per_session else every
 
 
 def pool_options(config: Config, sessions: SessionPool) -> dict[str, Any]:
@@ -135,49 +152,64 @@ def pool_options(config: Config, sessions: SessionPool) -> dict[str, Any]:
 
 
 async def attempt(
-    pool: TabPool,
+    pool: TabPool | None,
     work: Work,
     *,
     watchdog: Watchdog,
     sessions: SessionPool,
     after: After | None = None,
+    serves_page: bool = True,
+    browserless_pages: int = 0,
 ) -> Attempt:
-    """One attempt at a URL on a tab leased from ``pool``, inside ``watchdog``'s scope
-    (see the module docstring).  A failure of the page is data in the result, never
-    raised: the handler's exception, the watchdog's expiry, the tab's or the browser's
-    CDP error (translated once the lease has closed the tab).
+    """One attempt at a URL on a tab leased from ``pool`` (``serves_page``: see
+    :meth:`TabPool.lease`), inside ``watchdog``'s scope (see the module docstring).
+    Without a pool (a crawl with no browser), the job runs in the session pool's
+    browserless session, rotated every ``browserless_pages`` jobs.  A failure of the
+    page is data in the result, never raised: the handler's exception, the watchdog's
+    expiry, the tab's or the browser's CDP error (translated once the lease has closed
+    the tab).
 
     Starts no task of its own (``work`` may, inside the watchdog).  If cancelled from
     outside, the lease closes the tab and the Cancelled goes on; the caller decides
     what becomes of the URL."""
-    page: Page | None = None
-    failure: PageFailure | None = None
-    expired = False
+    if pool is None:
+        session_id = await sessions.browserless_session(browserless_pages)
+        return await _run(None, session_id, work, watchdog, sessions, after)
     try:
-        async with pool.lease() as lease:
-            context_id = lease.tab.context.id
-            with watchdog.scope() as scope:
-                budget_s = scope.deadline - trio.current_time()
-                try:
-                    page = await work(lease.tab)
-                except cdp.CDPError:
-                    raise  # the tab's or the browser's: translated below, once the lease closed the tab
-                except Exception as exc:  # PageFailure, or whatever the user's handler raised
-                    failure = page_failure(exc)
-                    if isinstance(failure, SessionRetired):
-                        # The site refused the session: drain its context, bench its proxy.
-                        lease.retire_context(failure.detail)
-                        sessions.retire(context_id, failure.detail)
-                    elif not failure.tab_reusable:
-                        lease.discard(failure.kind)
-                else:
-                    sessions.page_done(context_id)
-            if scope.cancelled_caught:
-                lease.discard("timeout")  # the tab may be hung mid-navigation: never reuse it
-                expired = True
-                failure = page_failure(WatchdogExpired(budget_s))
-            if after is not None:
-                await after(lease.tab, failure)
+        async with pool.lease(serves_page=serves_page) as lease:
+            return await _run(lease, lease.tab.context.id, work, watchdog, sessions, after)
     except cdp.CDPError as exc:  # out of the lease: the lease closed the tab
-        page, failure = None, page_failure(exc)
+        return Attempt(None, page_failure(exc))
+
+
+async def _run(
+    lease: Lease | None, session_id: str, work: Work, watchdog: Watchdog, sessions: SessionPool, after: After | None
+) -> Attempt:
+    page: JobOutput | None = None
+    failure: PageFailure | None = None
+    tab = lease.tab if lease is not None else None
+    with watchdog.scope() as scope:
+        budget_s = scope.deadline - trio.current_time()
+        try:
+            page = await work(tab, session_id)
+        except cdp.CDPError:
+            raise  # the tab's or the browser's: translated by attempt(), once the lease closed the tab
+        except Exception as exc:  # PageFailure, or whatever the user's handler raised
+            failure = page_failure(exc)
+            if isinstance(failure, SessionRetired):
+                # The site refused the session: drain its context, bench its proxy.
+                if lease is not None:
+                    lease.retire_context(failure.detail)
+                sessions.retire(session_id, failure.detail)
+            elif not failure.tab_reusable and lease is not None:
+                lease.discard(failure.kind)
+        else:
+            sessions.page_done(session_id)
+    expired = scope.cancelled_caught
+    if expired:
+        if lease is not None:
+            lease.discard("timeout")  # the tab may be hung mid-navigation: never reuse it
+        failure = page_failure(WatchdogExpired(budget_s))
+    if after is not None and tab is not None:
+        await after(tab, failure)
     return Attempt(page, failure, expired)

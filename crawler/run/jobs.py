@@ -6,8 +6,11 @@ A job is one attempt at one URL:
    counts the attempt); the job enters the in-flight table; with ``[crawl]
    obey_robots``, a URL its host's robots.txt disallows fails ``robots`` here, before
    any tab (:class:`crawler.policy.robots.RobotsPolicy`);
-2. the life of the URL on a tab, :func:`crawler.run.job.attempt` (lease, watchdog,
-   route, failure named, snapshot of a failure, lease released);
+2. the life of the URL, :func:`crawler.run.job.attempt` (lease, watchdog, route,
+   failure named, snapshot of a failure, lease released), on the path the route's
+   ``fetch`` gives (:class:`crawler.run.paths.FetchPaths`): in the browser, over HTTP,
+   or both for an ``auto`` route's check (the browser's output kept, HTTP's compared);
+   an ``auto`` HTTP job that shows the page needs the browser goes there at once;
 3. :meth:`JobRunner._record` stores the outcome in one transaction: done with its
    items and its new links, pending again after a backoff (what it pushed dropped), or
    failed with its reason (the decision is :class:`crawler.policy.retry.RetryPolicy`'s).
@@ -40,6 +43,7 @@ from crawler.errors import PageFailure, SessionRetired, StoreError
 from crawler.observe.snapshots import Snapshots
 from crawler.observe.stats import JobStatistics
 from crawler.page.links import LinkFilter
+from crawler.page.output import JobOutput
 from crawler.page.page import Page
 from crawler.policy.failure import SLOW_DOWN_STATUS
 from crawler.policy.ratelimit import host_of
@@ -47,7 +51,8 @@ from crawler.policy.retry import RetryPolicy
 from crawler.policy.robots import RobotsPolicy
 from crawler.policy.watchdog import Watchdog
 from crawler.run import router as routing
-from crawler.run.job import Attempt, attempt, page_env
+from crawler.run.job import Attempt, attempt, page_env, pages_per_session
+from crawler.run.paths import FetchPaths
 from crawler.run.router import Router, SessionGate
 from crawler.store.base import Job, Store
 from crawler.urls import short_url
@@ -84,7 +89,7 @@ class JobRunner:
         sessions: SessionPool | None = None,
     ):
         self._config = config
-        self.sessions = sessions or SessionPool(config.session, cookies=config.cookies)
+        self.sessions = sessions or SessionPool(config.session, cookies=config.cookies, http=config.http)
         self._store = store
         self._limit = limit
         self._watchdog = watchdog or Watchdog(config.watchdog.timeout_s, config.watchdog.jitter_s, rng=rng)
@@ -93,10 +98,16 @@ class JobRunner:
         self._router = routing.router_for(config, router)
         self._sessions = SessionGate(self._router.session_hook)
         self._links = LinkFilter(config.crawl)
-        self._page_env = page_env(config, self._limiter, self._links, store.known, self.sessions)
-        self._run_route = run_route or routing.run_route
-        self._snapshots = Snapshots(config.debug.snapshots_dir, config.debug.snapshot_every)
         self._robots = RobotsPolicy() if config.crawl.obey_robots else None
+        self._page_env = page_env(config, self._limiter, self._links, store.known, self.sessions, self._robots)
+        self._run_route = run_route or routing.run_route
+        self._paths = FetchPaths(
+            lambda label: self._router.fetch(label, config.crawl.fetch) or "browser",
+            agree_after=config.http.agree_after,
+            recheck_ratio=config.http.recheck_ratio,
+            rng=rng,
+        )
+        self._snapshots = Snapshots(config.debug.snapshots_dir, config.debug.snapshot_every)
         self._in_flight: dict[int, Job] = {}
         self._claim_lock = trio.Lock()
         self._changed = trio.Event()  # set (and replaced) whenever a job ends: idle workers look again
@@ -123,7 +134,17 @@ class JobRunner:
             sessions_started=self._sessions.runs,
             field_errors=dict(self._field_errors),
             snapshots=self._snapshots.statistics(),
+            paths=self._paths.statistics(),
         )
+
+    @property
+    def needs_browser(self) -> bool:
+        """Whether any job of the crawl may need a browser: a route fetched in the
+        browser (or "auto"), or a session hook (a login is a browser's).  A crawl whose
+        every route fetches over HTTP launches none."""
+        if self._router.session_hook is not None:
+            return True
+        return any(self._paths.plan_mode(label) != "http" for label in self._router.labels)
 
     def in_flight_jobs(self) -> list[Job]:
         """The jobs claimed and not yet recorded (a copy)."""
@@ -152,16 +173,16 @@ class JobRunner:
             return False
         return self._input_open or await self._store.next_ready_in() is not None
 
-    async def run_workers(self, pool: TabPool, concurrency: int) -> None:
-        """Run ``concurrency`` workers on ``pool`` until no work is left (or the limit is
-        reached), in a nursery of their own.  If cancelled (shutdown, browser lost),
+    async def run_workers(self, pool: TabPool | None, concurrency: int) -> None:
+        """Run ``concurrency`` workers on ``pool`` (None: no browser, every job over HTTP)
+        until no work is left (or the limit is reached), in a nursery of their own.  If cancelled (shutdown, browser lost),
         every job in flight goes back to pending and the Cancelled goes on.  Failed
         URLs are data; store errors and bugs propagate."""
         async with trio.open_nursery() as nursery:
             for _ in range(concurrency):
                 nursery.start_soon(self._worker, pool)
 
-    async def _worker(self, pool: TabPool) -> None:
+    async def _worker(self, pool: TabPool | None) -> None:
         while True:
             if self.limit_reached():
                 return
@@ -194,7 +215,7 @@ class JobRunner:
                 self._in_flight[job.id] = job
             return job
 
-    async def _process(self, pool: TabPool, job: Job) -> None:
+    async def _process(self, pool: TabPool | None, job: Job) -> None:
         """One job (in the in-flight table already): robots.txt, then the one life of a
         URL (:func:`crawler.run.job.attempt`), then the outcome recorded."""
         started = trio.current_time()
@@ -202,13 +223,7 @@ class JobRunner:
             # Before any tab: a URL robots.txt disallows is never requested from the server.
             refusal = await self._robots.check(job.url) if self._robots is not None else None
             if refusal is None:
-                outcome = await attempt(
-                    pool,
-                    partial(self._work, pool, job),
-                    watchdog=self._watchdog,
-                    sessions=self.sessions,
-                    after=partial(self._after, pool, job),
-                )
+                outcome = await self._attempt(pool, job)
             else:
                 outcome = Attempt(None, refusal)
         except trio.Cancelled:
@@ -223,16 +238,63 @@ class JobRunner:
         # The job leaves in_flight only once its outcome is stored, so in-flight jobs and
         # the store's in-progress rows agree at every checkpoint.
         with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
-            if outcome.failure is not None and not pool.browser.connected:
+            if outcome.failure is not None and pool is not None and not pool.browser.connected:
                 await self._release_interrupted(job, outcome.failure)
             else:
                 await self._record(job, outcome.page, outcome.failure, trio.current_time() - started)
         del self._in_flight[job.id]
         self.wake()
 
-    async def _work(self, pool: TabPool, job: Job, tab: cdp.Tab) -> Page:
+    async def _attempt(self, pool: TabPool | None, job: Job) -> Attempt:
+        """The job on its path (see :mod:`crawler.run.paths`): the browser, HTTP, or
+        both (a check: the browser's output is the job's, HTTP's is compared with it).
+        An ``auto`` HTTP job whose page needs the browser goes there within the same
+        job: the claim, and so the attempt, is the same."""
+        label = job.label
+        plan = self._paths.plan(label) if pool is not None else "http"
+        if plan == "http":
+            outcome = await self._attempt_http(pool, job)
+            why = self._paths.needs_browser(label, outcome.page, outcome.failure) if pool is not None else None
+            if why is None:
+                self._paths.done(label, "http", outcome.page)
+                return outcome
+            self._paths.disagree(label, job.url, why)
+        assert pool is not None
+        outcome = await attempt(
+            pool,
+            partial(self._work, pool, job),
+            watchdog=self._watchdog,
+            sessions=self.sessions,
+            after=partial(self._after, pool, job),
+        )
+        self._paths.done(label, "browser", outcome.page)
+        if plan == "check" and outcome.page is not None:
+            http = await self._attempt_http(pool, job)
+            self._paths.compare(label, job.url, outcome.page, http.page, http.failure)
+        return outcome
+
+    async def _attempt_http(self, pool: TabPool | None, job: Job) -> Attempt:
+        return await attempt(
+            pool,
+            partial(self._http_work, pool, job),
+            watchdog=self._watchdog,
+            sessions=self.sessions,
+            serves_page=False,
+            browserless_pages=pages_per_session(self._config),
+        )
+
+    async def _work(self, pool: TabPool, job: Job, tab: cdp.Tab | None, session_id: str) -> Page:
         """The page work of one job, on its leased tab, inside its watchdog: the route."""
+        assert tab is not None
         return await self._run_route(self._router, self._sessions, tab, job.request, self._page_env, pool.context_ids)
+
+    async def _http_work(self, pool: TabPool | None, job: Job, tab: cdp.Tab | None, session_id: str) -> JobOutput:
+        """The work of one job over HTTP, inside its watchdog (its tab, if any, only
+        lends its context)."""
+        live = pool.context_ids if pool is not None else set()
+        return await routing.run_http_route(
+            self._router, self._sessions, tab, session_id, job.request, self._page_env, live
+        )
 
     async def _after(self, pool: TabPool, job: Job, tab: cdp.Tab, failure: PageFailure | None) -> None:
         """A failed page's snapshot, taken inside the lease (the tab still open), out of
@@ -259,7 +321,7 @@ class JobRunner:
         log.info("%s: the browser went away under it (%s); pending again, attempt not charged", job.url, failure.reason)
         await self._store.release(job)
 
-    async def _record(self, job: Job, result: Page | None, failure: PageFailure | None, elapsed_s: float) -> None:
+    async def _record(self, job: Job, result: JobOutput | None, failure: PageFailure | None, elapsed_s: float) -> None:
         """Store the job's outcome: done with its items and links, or, for a failure, what the
         retry policy decides (pending again after a delay, or failed with its reason),
         pausing the host first if the failure asks for it."""
@@ -308,7 +370,7 @@ class JobRunner:
             log.warning("%s: failed after %d attempt(s): %s", short_url(job.url), job.attempt, failure.reason)
             await self._store.fail(job, failure.reason, failure.status)
 
-    def _count_field_errors(self, job: Job, result: Page) -> None:
+    def _count_field_errors(self, job: Job, result: JobOutput) -> None:
         """Fields that threw in the stored items: counted for the summary and the
         metrics (a field error is never only in the item's ``_errors``)."""
         for item in result.items:

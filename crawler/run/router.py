@@ -23,8 +23,12 @@ import trio
 import cdp
 from crawler.config import Config, RouteSpec
 from crawler.config.fields import Field, missing_required
-from crawler.config.model import RENDER_MODES
+from crawler.config.model import CONTENT_KINDS, FETCH_MODES, RENDER_MODES
 from crawler.errors import ConfigError, PageFailure, SessionRetired
+from crawler.http.body import HTML_TYPES
+from crawler.http.client import ANY_ACCEPT, HTML_ACCEPT
+from crawler.http.cookies import ContextCookies, Cookies
+from crawler.page.http import HttpPage
 from crawler.page.page import Page, PageEnv, open_page
 from crawler.page.scope import Scope
 from crawler.request import Request
@@ -40,19 +44,31 @@ class Router:
         self._routes: dict[str | None, Handler] = {}
         self._recrawl: dict[str | None, float] = {}
         self._render: dict[str | None, str] = {}
+        self._fetch: dict[str | None, str] = {}
+        self._content: dict[str | None, str] = {}
         self.session_hook: Handler | None = None
 
     def route(
-        self, label: str | None = None, *, recrawl_after_s: float | None = None, render: str = "visible"
+        self,
+        label: str | None = None,
+        *,
+        recrawl_after_s: float | None = None,
+        render: str = "visible",
+        fetch: str | None = None,
+        content: str = "html",
     ) -> Callable[[H], H]:
         """Decorator: ``fn`` handles jobs enqueued with ``label`` (None: the default
         route).  ``recrawl_after_s``: its URLs are due again that long after they were
         done (0: never; None: ``[crawl] recrawl_after_s``).  ``render``: "visible" (the
         default: the page renders as the visible, focused tab, so lazy content loads)
-        or "hidden" (nothing renders: for pages known to be static)."""
+        or "hidden" (nothing renders: for pages known to be static).  ``fetch``:
+        "browser", "http" (one request, no browser: ``fn`` gets an
+        :class:`~crawler.page.http.HttpPage`) or "auto" (the browser until HTTP is shown
+        to give the same output); None: ``[crawl] fetch``.  ``content``: what an HTTP
+        fetch of the route expects, "html" or "json" (an API: ``page.json()``)."""
 
         def register(fn: H) -> H:
-            self.add(label, fn, recrawl_after_s=recrawl_after_s, render=render)
+            self.add(label, fn, recrawl_after_s=recrawl_after_s, render=render, fetch=fetch, content=content)
             return fn
 
         return register
@@ -69,16 +85,31 @@ class Router:
         return fn
 
     def add(
-        self, label: str | None, handler: Handler, *, recrawl_after_s: float | None = None, render: str = "visible"
+        self,
+        label: str | None,
+        handler: Handler,
+        *,
+        recrawl_after_s: float | None = None,
+        render: str = "visible",
+        fetch: str | None = None,
+        content: str = "html",
     ) -> None:
         _check_handler(handler, f"route {label!r}")
         if label in self._routes:
             raise ValueError(f"route {label!r} is defined twice")
-        if render not in RENDER_MODES:
+        for key, value, allowed in (("render", render, RENDER_MODES), ("content", content, CONTENT_KINDS)):
+            if value not in allowed:
+                raise ValueError(
+                    f"route {label!r}: {key} must be one of {', '.join(map(repr, allowed))}, got {value!r}"
+                )
+        if fetch is not None and fetch not in FETCH_MODES:
             raise ValueError(
-                f"route {label!r}: render must be one of {', '.join(map(repr, RENDER_MODES))}, got {render!r}"
+                f"route {label!r}: fetch must be one of {', '.join(map(repr, FETCH_MODES))} (or None), got {fetch!r}"
             )
+        if fetch is not None:
+            self._fetch[label] = fetch
         self._render[label] = render
+        self._content[label] = content
         if recrawl_after_s is not None:
             if recrawl_after_s < 0:
                 raise ValueError(f"route {label!r}: recrawl_after_s must be >= 0, got {recrawl_after_s!r}")
@@ -93,6 +124,15 @@ class Router:
     def render(self, label: str | None) -> str:
         """How the pages of route ``label`` render ("visible" unless it said "hidden")."""
         return self._render.get(label, "visible")
+
+    def fetch(self, label: str | None, default: str | None = None) -> str | None:
+        """How the pages of route ``label`` are fetched: its own ``fetch``, else
+        ``default`` (a crawl's is ``[crawl] fetch``)."""
+        return self._fetch.get(label, default)
+
+    def content(self, label: str | None) -> str:
+        """What an HTTP fetch of route ``label`` expects ("html" unless it said "json")."""
+        return self._content.get(label, "html")
 
     @property
     def labels(self) -> frozenset[str | None]:
@@ -220,12 +260,24 @@ def router_for(config: Config, router: Router | None = None) -> Router:
     combined.session_hook = router.session_hook
     for label in router.labels:
         combined.add(
-            label, router.handler(label), recrawl_after_s=router.recrawl_after_s(label), render=router.render(label)
+            label,
+            router.handler(label),
+            recrawl_after_s=router.recrawl_after_s(label),
+            render=router.render(label),
+            fetch=router.fetch(label),
+            content=router.content(label),
         )
     for spec in config.routes:
         if spec.label in combined.labels:
             raise ConfigError(f"{config.source}: [[route]] {spec.label or '(default)'!s}: the route is defined twice")
-        combined.add(spec.label, toml_handler(spec), recrawl_after_s=spec.recrawl_after_s, render=spec.render)
+        combined.add(
+            spec.label,
+            toml_handler(spec),
+            recrawl_after_s=spec.recrawl_after_s,
+            render=spec.render,
+            fetch=spec.fetch,
+            content=spec.content,
+        )
     if None not in combined.labels:
         combined.add(None, toml_handler(config.extract_route()))
     elif config.extract_route().fields:
@@ -315,4 +367,64 @@ async def run_route(
         if page.retired is not None:
             raise SessionRetired(page.retired)
         await page.check_blocked()  # a challenge that came after the document: its items are not stored
+    return page
+
+
+async def run_http_route(
+    router: Router,
+    gate: SessionGate,
+    tab: cdp.Tab | None,
+    session_id: str,
+    request: Request,
+    env: PageEnv,
+    live_contexts: set[str],
+) -> HttpPage:
+    """One job's work over HTTP: the session hook if the tab's context is new (with a
+    browser, the job's tab lends it its context: its cookies and session), one request
+    for ``request.url`` in the session (:meth:`crawler.http.client.HttpClient.fetch`),
+    its status and content type checked as a navigation's would be, the ``[session]
+    retire_if`` check, then the route's handler on an
+    :class:`~crawler.page.http.HttpPage`.  Returns the page, whose ``items`` and
+    ``links`` are the job's output.  Raises as :func:`run_route` does, and
+    PageFailure ``content_type`` for a body that is not HTML on an HTML route."""
+    handler = router.handler(request.label)
+    sessions = env.sessions
+    assert sessions is not None, "an HTTP job runs in a session"
+    cookies: Cookies
+    if tab is not None:
+        render = router.render(request.label)
+        await gate.ensure(tab.context.id, live_contexts, lambda: open_page(tab, request, env, render=render))
+        cookies = ContextCookies(tab)
+    else:
+        cookies = sessions.jar(session_id)
+    wants_json = router.content(request.label) == "json"
+    async with sessions.http_client(session_id) as client:
+        response = await client.fetch(
+            request.url,
+            cookies=cookies,
+            pace=env.limiter,
+            rules=env.url_rules,
+            headers={"accept": ANY_ACCEPT if wants_json else HTML_ACCEPT},
+            on_request=sessions.request_counter(session_id),
+        )
+    if response.status in env.retire_on_status:
+        raise SessionRetired(f"status_{response.status}")
+    response.raise_for_status()
+    if not wants_json and response.content_type not in (*HTML_TYPES, ""):
+        raise PageFailure(
+            "content_type",
+            f'{response.content_type}, not HTML (a route for an API says content = "json")',
+        )
+    page = HttpPage(request, env, session_id, response, cookies)
+    page.check_blocked()
+    try:
+        await handler(page)  # type: ignore[arg-type]
+    except SessionRetired:
+        raise
+    except Exception:
+        if page.retired is not None:
+            raise SessionRetired(page.retired) from None
+        raise
+    if page.retired is not None:
+        raise SessionRetired(page.retired)
     return page

@@ -41,7 +41,7 @@ from crawler.browser.launch import open_configured_browser
 from crawler.browser.pool import TabPool, open_pool
 from crawler.config import Config
 from crawler.observe.stats import BrowserStatistics, PoolTotals
-from crawler.run.job import pool_options
+from crawler.run.job import pages_per_session, pool_options
 from crawler.run.jobs import JobRunner
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,11 @@ class BrowserSupervisor:
         Starts tasks only inside (see the module's task tree).  If cancelled, the jobs
         in flight go back to pending, the pool and the browser are closed (shielded,
         bounded) and the Cancelled goes on."""
+        if not self._jobs.needs_browser:
+            # Every route fetches over HTTP and no hook logs in: no browser to start.
+            log.info("every route fetches over HTTP: no browser is started")
+            await self._jobs.run_workers(None, self._config.pool.concurrency)
+            return self._done_reason()
         failures_in_a_row = 0
         unreachable = 0  # tries in a row that found the endpoint gone
         while True:
@@ -160,7 +165,7 @@ class BrowserSupervisor:
                     browser,
                     concurrency=pool_cfg.concurrency,
                     recycle_tab_every=self._recycle_tab_every,
-                    rotate_context_every=self._rotate_context_every(),
+                    rotate_context_every=pages_per_session(self._config),
                     **pool_options(self._config, self._jobs.sessions),
                 ) as pool,
             ):
@@ -181,12 +186,6 @@ class BrowserSupervisor:
                 return browser.connection.closed
         finally:
             self._browser = None
-
-    def _rotate_context_every(self) -> int:
-        """Pages per context: ``[pool] rotate_context_every``, or ``[session]
-        max_pages_per_session`` if that is set and smaller (a context is a session)."""
-        every, per_session = self._config.pool.rotate_context_every, self._config.session.max_pages_per_session
-        return min(every, per_session) if per_session else every
 
     async def _watch_browser(self, browser: cdp.Browser, workers: trio.CancelScope) -> None:
         """Cancel the workers when the connection drops, or when the browser leaves a

@@ -36,13 +36,14 @@ from crawler.errors import ConfigError, PageFailure
 from crawler.observe.snapshots import SNAPSHOT_TIMEOUT_S, capture_page, write_page_files
 from crawler.page.dom import SURVEY_JS
 from crawler.page.links import LinkFilter
+from crawler.page.output import JobOutput
 from crawler.page.page import Page
 from crawler.policy.ratelimit import HostRateLimiter
 from crawler.policy.robots import RobotsPolicy
 from crawler.policy.watchdog import Watchdog
 from crawler.request import Request
 from crawler.run import router as routing
-from crawler.run.job import attempt, page_env, pool_options
+from crawler.run.job import Attempt, attempt, page_env, pool_options
 from crawler.run.router import Handler, Router, SessionGate
 
 
@@ -97,11 +98,12 @@ async def try_url(
     timed = Router()
     handled: list[Page] = []  # the handler's page: what it pushed before a failure is shown too
     survey: dict[str, Any] = {}  # the document's frames and shadow hosts, read after the route
-    timed.add(label, _timed(routes.handler(label), "handler", steps, handled))
+    fetch = routes.fetch(label, config.crawl.fetch) or "browser"
+    timed.add(label, _timed(routes.handler(label), "handler", steps, handled), content=routes.content(label))
     hook = routes.session_hook
     gate = SessionGate(_timed(hook, "session", steps) if hook is not None else None)
     # the site's identity: proxy, user agent, locale, headers, cookies
-    sessions = SessionPool(config.session, cookies=config.cookies)
+    sessions = SessionPool(config.session, cookies=config.cookies, http=config.http)
     env = page_env(
         config, HostRateLimiter(config.rate_limit.wait_ms, rng=rng), LinkFilter(config.crawl), _nothing_known, sessions
     )
@@ -111,9 +113,18 @@ async def try_url(
         if refusal is not None:
             return TryResult(url, label, None, (), (), (refusal.reason,), tuple(timings))
 
-    async def work(tab: cdp.Tab) -> Page:
+    async def work(tab: cdp.Tab | None, session_id: str) -> JobOutput:
         clock.mark("tab")
+        assert tab is not None
         return await routing.run_route(timed, gate, tab, Request(url, label), env, {tab.context.id})
+
+    async def http_work(tab: cdp.Tab | None, session_id: str) -> JobOutput:
+        clock.mark("session")
+        page = await routing.run_http_route(timed, gate, None, session_id, Request(url, label), env, set())
+        timed_s = dict(steps)
+        timings.append(("fetch", max(0.0, clock.lap() - timed_s.get("handler", 0.0))))
+        timings.extend([("handler", timed_s["handler"])] if "handler" in timed_s else [])
+        return page
 
     async def after(tab: cdp.Tab, failure: PageFailure | None) -> None:
         route_s = clock.lap()
@@ -126,15 +137,33 @@ async def try_url(
             failures.extend(await _keep_page(tab, screenshot, html))
             clock.mark("capture")
 
+    watchdog = Watchdog(config.watchdog.timeout_s, 0.0, rng=rng)
+    if fetch == "http" and hook is None:  # as a crawl would: one request, no browser
+        try:
+            outcome = await attempt(None, http_work, watchdog=watchdog, sessions=sessions, browserless_pages=1)
+        finally:
+            await sessions.aclose()
+        return _result(url, label, outcome, handled, failures, timings, {})
     opener = open_browser or (lambda: open_configured_browser(config.browser))
     # A pool of one tab, in a context made and prepared as a crawl's are (the session
     # pool's proxy and identity); its tab and context closed on exit.
     one_tab = {"concurrency": 1, "recycle_tab_every": 1, "rotate_context_every": 1}
     async with opener() as browser, open_pool(browser, **one_tab, **pool_options(config, sessions)) as pool:
         clock.mark("browser")
-        outcome = await attempt(
-            pool, work, watchdog=Watchdog(config.watchdog.timeout_s, 0.0, rng=rng), sessions=sessions, after=after
-        )
+        outcome = await attempt(pool, work, watchdog=watchdog, sessions=sessions, after=after)
+    await sessions.aclose()
+    return _result(url, label, outcome, handled, failures, timings, survey)
+
+
+def _result(
+    url: str,
+    label: str | None,
+    outcome: Attempt,
+    handled: list[Any],
+    failures: list[str],
+    timings: list[tuple[str, float]],
+    survey: dict[str, Any],
+) -> TryResult:
     if outcome.failure is not None:
         failures.insert(0, outcome.failure.reason)
     page = outcome.page or (handled[-1] if handled else None)
@@ -148,7 +177,7 @@ async def try_url(
     return TryResult(
         url=url,
         label=label,
-        status=page.status if page is not None else None,
+        status=getattr(page, "status", None),
         items=items,
         links=tuple(page.links) if page is not None else (),
         failures=tuple(failures),

@@ -1,0 +1,76 @@
+"""HTTP requests go through the session's proxy, with its credentials; a proxy that
+refuses them (407) retires the session and the next proxy takes over."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import pytest
+
+from crawler import config as config_mod
+from crawler.run.engine import Crawler
+from crawler.store.sqlite import SqliteStore
+from tests.crawler.http.static_shop import StaticShop, start_static_shop
+from tests.httpproxy import HttpProxy
+
+HOST = "shop.test"  # only the proxy knows where it is
+
+
+@asynccontextmanager
+async def no_browser():
+    raise AssertionError("an HTTP-only crawl started a browser")
+    yield  # pragma: no cover
+
+
+@pytest.fixture
+async def static_shop(nursery):
+    shop = StaticShop()
+    shop.base = await start_static_shop(nursery, shop)
+    return shop
+
+
+async def proxy(nursery, shop, name: str, credentials: tuple[str, str]) -> HttpProxy:
+    served = HttpProxy(name, hosts={HOST: "127.0.0.1"}, credentials=credentials)
+    await nursery.start(served.serve)
+    return served
+
+
+def config(tmp_path, shop, proxies: list[str]):
+    port = shop.base.rsplit(":", 1)[1]
+    return config_mod.from_dict(
+        {
+            "input": {"urls": [f"http://{HOST}:{port}/p/{i}" for i in range(5)]},
+            "crawl": {"fetch": "http"},
+            "pool": {"concurrency": 2},
+            "retry": {"max_attempts": 2, "backoff_s": [0.05, 0.1]},
+            "session": {"proxies": proxies, "backoff_s": [30.0, 60.0]},
+            "extract": {"fields": {"name": "h1"}},
+            "output": {"db": str(tmp_path / "crawl.db")},
+        },
+        source="test.toml",
+        base_dir=str(tmp_path),
+    )
+
+
+async def test_http_requests_go_through_the_proxy_with_its_credentials(tmp_path, static_shop, nursery):
+    good = await proxy(nursery, static_shop, "good", ("user", "s3cret"))
+    store = SqliteStore(str(tmp_path / "crawl.db"))
+    run = Crawler(config(tmp_path, static_shop, [good.url()]), store, open_browser=no_browser)
+    assert await run.run() == "finished"
+    assert sorted(i["name"] for i in await store.items()) == [f"Product {i}" for i in range(5)]
+    assert len(good.forwarded) == 5 and good.challenged == 0
+    assert (await run.summary())["proxy_requests"] == {good.url(with_credentials=False): 5}
+    assert all("proxy-authorization" not in r.headers for r in static_shop.requests)
+
+
+async def test_a_proxy_that_refuses_its_credentials_is_retired_and_the_next_takes_over(tmp_path, static_shop, nursery):
+    bad = await proxy(nursery, static_shop, "bad", ("user", "right"))
+    good = await proxy(nursery, static_shop, "good", ("user", "s3cret"))
+    wrong = bad.url().replace("right", "wrong")
+    store = SqliteStore(str(tmp_path / "crawl.db"))
+    run = Crawler(config(tmp_path, static_shop, [wrong, good.url()]), store, open_browser=no_browser)
+    assert await run.run() == "finished"
+    assert len(await store.items()) == 5
+    assert bad.challenged >= 1 and bad.forwarded == []
+    summary = await run.summary()
+    assert summary["sessions_retired"] == {"proxy_error": 1} and summary["failed"] == 0
