@@ -104,7 +104,6 @@ DEFAULT_CONTENDERS = "floor,ours-http,ours-browser,scrapy,crawlee"
 MEMORY_INTERVAL_S = 0.2
 RUN_TIMEOUT_S = 1800
 ORPHANS_GRACE_S = 10.0  # after a contender exits, its orphans get this long to exit before SIGKILL
-SERVER_START_TIMEOUT_S = 60
 
 
 # The catalogue server -----------------------------------------------------------------
