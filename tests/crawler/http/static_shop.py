@@ -7,7 +7,7 @@ its reviews rendered by a script only, when ``shop.js_reviews`` is on), ``/api/{
 (JSON), ``/big`` (a body of ``?mb=`` MiB), ``/bomb`` (a gzip bomb: a few KB on the
 wire, ``?mb=`` MiB decoded), ``/set`` (sets a cookie), ``/echo`` (shows the request's
 cookies and headers), ``/redirect?to=URL``, ``/latin1`` (a page in ISO-8859-1 with
-the charset only in a meta tag).
+the charset only in a meta tag), ``/robots.txt`` (disallows ``/secret``).
 """
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ class StaticShop:
         if kind == "latin1":
             body = "<html><head><meta charset='iso-8859-1'></head><body><h1>caf\u00e9</h1></body></html>"
             return Response(body=body.encode("latin-1"), content_type="text/html")
+        if kind == "robots.txt":
+            return Response(body=b"User-agent: *\nDisallow: /secret\n", content_type="text/plain")
         if kind == "image":
             return Response(body=b"\x89PNG....", content_type="image/png")
         return Response(status=404, body=b"not found")

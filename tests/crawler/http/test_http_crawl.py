@@ -154,3 +154,15 @@ async def test_redirect_to_a_forbidden_scheme_is_refused(tmp_path, static_shop):
     await Crawler(cfg, store, open_browser=no_browser).run()
     state = await store.url_state(url)
     assert state["state"] == "failed" and state["last_error"].startswith("forbidden_url: file: URLs are never fetched")
+
+
+async def test_try_runs_an_http_route_without_a_browser(tmp_path, static_shop):
+    """``crawler try`` shows what an HTTP route gives, as a crawl would fetch it: one
+    request, no browser, nothing stored."""
+    from crawler.run.tryout import try_url
+
+    cfg = http_config(tmp_path, [f"{static_shop.base}/list/0"])
+    result = await try_url(cfg, f"{static_shop.base}/p/3", label="product", open_browser=no_browser)
+    assert result.failures == () and result.status == 200
+    assert [(i["name"], i["price"]) for i in result.items] == [("Product 3", "1003 won")]
+    assert [step for step, _ in result.timings] == ["session", "fetch", "handler"]
