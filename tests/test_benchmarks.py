@@ -301,3 +301,135 @@ def test_redis_scale_small_run_on_one_redis_and_a_cluster_is_correct_and_measure
         assert run["done"] == 8 and run["done_once"] and not run["wrong_items"], run
         assert run["redis_cpu_ms_per_page"] > 0 and run["redis_kib_per_1000_urls"] > 0, run
     assert set(results["projection"]) == {"single", "cluster"}
+
+
+def _load_benchmark(name: str):
+    """A module of benchmarks/ by file, its folder on sys.path while it loads (it
+    imports its neighbours: compare, catalogue, http_bench)."""
+    sys.path.insert(0, str(BENCHMARKS_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS_DIR / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(name, module)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS_DIR))
+
+
+def test_parsers_agree_on_the_demo_pages_and_each_is_timed(monkeypatch, capsys):
+    """benchmarks/parsers.py: selectolax, lxml and parsel read the same fields and links
+    from both pages (og tags added), and one short round times each of them."""
+    parsers = _load_benchmark("parsers")
+    monkeypatch.setattr(parsers, "BATCH_S", 0.01)
+    pages = {name: parsers.with_og(make()) for name, make in parsers.PAGES.items()}
+    assert parsers.check(pages) == []
+    fields = parsers.selectolax_fields(pages["product"])
+    assert fields["og_title"] and fields["h1"] and len(fields["links"]) >= 3, fields
+    results = parsers.measure(pages, 1, out=io.StringIO())
+    assert {p: set(by) for p, by in results.items()} == {p: set(parsers.PARSERS) for p in pages}
+    assert all(ms > 0 for by in results.values() for ms in by.values())
+
+
+def test_catalogue_server_serves_its_truth_and_exits_when_its_parent_dies(tmp_path):
+    """benchmarks/catalogue.py: the index, a subset index, listings, product pages whose
+    fields (read as the floor reads them) are the truth, a reviews page empty in its HTML
+    with its API; the requests counted by kind; and the server gone once its parent is
+    killed (SIGKILL: no chance to close anything)."""
+    import httpx
+    from selectolax.lexbor import LexborHTMLParser
+
+    http_bench = _load_benchmark("http_bench")
+    catalogue = sys.modules["catalogue"]
+    with http_bench.Server(45, [10], reviews_every=5) as server:
+        get = lambda path: httpx.get(server.base + path, timeout=10)  # noqa: E731
+        index = LexborHTMLParser(get("/").content)
+        assert len(index.css(catalogue.INDEX_FOLLOW)) == catalogue.listings(45) == 3
+        assert len(LexborHTMLParser(get("/sub/10/").content).css(catalogue.INDEX_FOLLOW)) == 1
+        assert len(LexborHTMLParser(get("/list/3").content).css(catalogue.LISTING_FOLLOW)) == 5
+        page = LexborHTMLParser(get("/product/5").content)
+        found = {k: page.css_first(s).text().strip() for k, s in catalogue.PRODUCT_FIELDS.items()}
+        found["reviews"] = [n.text() for n in page.css(catalogue.PRODUCT_REVIEWS)]
+        assert found == catalogue.product(5)
+        assert page.css_first(catalogue.REVIEWS_FOLLOW).attributes["href"] == "/reviews/5"
+        assert LexborHTMLParser(get("/product/6").content).css_first(catalogue.REVIEWS_FOLLOW) is None
+        assert LexborHTMLParser(get("/reviews/5").content).css(catalogue.REVIEW_ITEMS) == []
+        assert get("/api/reviews/5").json() == {"reviews": catalogue.all_reviews(5)}
+        assert get("/product/46").status_code == 404
+        stats = server.stats()
+        assert stats["requests"] == 8 and stats["by_kind"]["product"] == 3, stats  # 46 included: counted, 404
+    assert server.proc.poll() is not None
+    assert catalogue.expected_pages(45, 5) == 1 + 3 + 45 + 9
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(BENCHMARKS_DIR)!r}); import http_bench, time; "
+         "s = http_bench.Server(20, []); print(s.proc.pid, flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    server_pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    import psutil
+
+    while time.monotonic() < deadline and psutil.pid_exists(server_pid):
+        try:
+            if psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.1)
+    gone = not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
+    assert gone, "the catalogue server outlived its parent"
+
+
+@pytest.mark.chromium
+@pytest.mark.timeout(90)
+def test_http_bench_small_run_counts_every_contenders_items_and_tree(tmp_path):
+    """benchmarks/http_bench.py, small: the floor, ours over HTTP and ours in the
+    browser (on its subset) each store every product's item right, are measured, and
+    ours-http's ratios are printed; ours-http starts no browser."""
+    out = tmp_path / "http.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS_DIR / "http_bench.py"), "--pages", "40", "--browser-pages", "20",
+         "--contenders", "floor,ours-http,ours-browser", "--repeats", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=80,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {r["contender"]: r for r in json.loads(out.read_text())}
+    for name, products in (("floor", 40), ("ours-http", 40), ("ours-browser", 20)):
+        row = rows[name]
+        assert row["check"] == {"expected": products, "found": products, "right": products, "wrong": 0, "missing": 0, "extra": 0}, row  # fmt: skip
+        assert row["done"] == row["pages"] and row["pages_per_s"] > 0 and row["cpu_s_per_page"] > 0, row
+        assert row["peak_rss_mib"] > 0 and row["server"]["requests"] >= row["pages"], row
+    assert rows["ours-http"]["peak_processes"] == 1, rows["ours-http"]  # no Chromium
+    assert rows["ours-browser"]["peak_processes"] > 1 and rows["ours-browser"]["orphans_cpu_s"] >= 0
+    assert "| ours-http / floor |" in proc.stdout and "| ours-http / ours-browser |" in proc.stdout
+
+
+@pytest.mark.chromium
+@pytest.mark.timeout(90)
+def test_auto_bench_small_run_stores_the_browsers_items(tmp_path):
+    """benchmarks/auto_bench.py, small: fetch = "auto" stores exactly the items every
+    route in the browser stores, reviews rendered by script included."""
+    out = tmp_path / "auto.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS_DIR / "auto_bench.py"), "--pages", "20", "--reviews-every", "5",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=80,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {r["contender"]: r for r in json.loads(out.read_text())}
+    reviews = sum(5 + i % 5 for i in (5, 10, 15, 20))
+    for row in rows.values():
+        assert row["products"]["right"] == 20 and row["reviews"]["right"] == reviews == row["reviews"]["found"], row
+    assert rows["auto"]["same_items"]["equal"], rows["auto"]["same_items"]
+
+
+def test_auto_bench_compares_items_as_multisets():
+    """A difference of one item, or one item twice, is a difference; order is not."""
+    auto_bench = _load_benchmark("auto_bench")
+    a = auto_bench.normalised([{"url": "u", "x": 1}, {"x": 2, "url": "v"}])
+    assert auto_bench.compare_items(auto_bench.normalised([{"url": "v", "x": 2}, {"url": "u", "x": 1}]), a)["equal"]
+    twice = auto_bench.compare_items(auto_bench.normalised([{"url": "u", "x": 1}] * 2 + [{"url": "v", "x": 2}]), a)
+    assert (twice["equal"], twice["only_here"], twice["only_in_reference"]) == (False, 1, 0)
