@@ -91,7 +91,7 @@ def reference_keys(text: str) -> dict[str, set[str]]:
             section = heading.group(1) if heading else None
             if section is not None:
                 keys[section] = set()
-        elif section is not None and (row := re.match(r"^\| `([a-z_]+)` \|", line)):
+        elif section is not None and (row := re.match(r"^\| `([a-z_][a-z0-9_]*)` \|", line)):
             keys[section].add(row.group(1))
     return keys
 
