@@ -75,6 +75,7 @@ class SessionStatistics:
     proxy_requests: Mapping[str, int]  # requests sent through each proxy (its server, or "direct")
     benched_until: Mapping[str, float]  # proxy -> trio time until which it is left out (those ever benched)
     waits: int  # times a new session had to wait because every proxy was benched
+    http_clients: int = 0  # HTTP clients open (one per session that fetched over HTTP, until it ends)
 
 
 @attrs.define(eq=False)
@@ -130,6 +131,7 @@ class SessionPool:
             proxy_requests=dict(self._requests),
             benched_until={slot.label: slot.benched_until for slot in self._slots if slot.strikes},
             waits=self._waits,
+            http_clients=len(self._clients),
         )
 
     # -- making sessions -------------------------------------------------------------------
@@ -154,7 +156,7 @@ class SessionPool:
         except BaseException:
             await context.aclose()  # shielded and bounded by its own deadline
             raise
-        self._forget_gone({c.id for c in browser.contexts})
+        await self._forget_gone({c.id for c in browser.contexts})
         self._numbers += 1
         session = Session(f"s{self._numbers}", proxy.server if proxy is not None else None, context.id)
         self._sessions[context.id] = _SessionState(session, slot, trio.current_time())
@@ -183,9 +185,12 @@ class SessionPool:
                 )
             await trio.sleep_until(first.benched_until)
 
-    def _forget_gone(self, live_contexts: set[str]) -> None:
+    async def _forget_gone(self, live_contexts: set[str]) -> None:
+        """Forget the sessions whose contexts are gone, and close their HTTP clients
+        (now if idle, else by their last user)."""
         for context_id in [c for c in self._sessions if c not in live_contexts and c != self._browserless]:
             del self._sessions[context_id]
+            await self._clients.end(context_id)
 
     async def browserless_session(self, max_pages: int) -> str:
         """The session an HTTP job runs in when the crawl has no browser: the current

@@ -170,3 +170,32 @@ async def test_auto_keeps_a_label_that_needs_javascript_on_the_browser(tmp_path,
     paths = (await run.summary())["fetch_paths"]["product"]
     assert paths["http"] == 0 and paths["browser"] == PRODUCTS
     assert 3 <= paths["checks"] <= 8  # 1, 2, 4, 8... pages apart: not one per page
+
+
+async def test_http_clients_of_rotated_contexts_are_closed(tmp_path, static_shop, shared_chromium):
+    """Each context's session has its own HTTP client; once the context has rotated
+    away, its client is closed: the open clients never outnumber the live sessions."""
+    router = crawler.Router()
+    open_clients: list[int] = []
+
+    @router.route(fetch="browser")
+    async def listing(page):
+        await page.enqueue(selector="a.product", label="product")
+        await page.enqueue(selector="a.next")
+
+    @router.route("product", fetch="http")
+    async def product(page):
+        stats = run.statistics().sessions
+        open_clients.append(stats.http_clients - stats.live)
+        await page.push(await page.extract({"name": "h1"}))
+
+    cfg = mixed_config(
+        tmp_path, [f"{static_shop.base}/list/0"], shared_chromium, pool={"concurrency": 2, "rotate_context_every": 1}
+    )
+    store = SqliteStore(cfg.output.db)
+    run = Crawler(cfg, store, router=router)
+    assert await run.run() == "finished"
+    assert len([i for i in await store.items() if "name" in i]) == PRODUCTS
+    assert run.statistics().sessions.sessions >= 4  # each listing page in a new context
+    assert max(open_clients) <= 1, open_clients  # at most the one a rotated context's last job still holds
+    assert run.statistics().sessions.http_clients == 0  # all closed at the end
