@@ -98,6 +98,10 @@ class StaticShop:
         if kind == "latin1":
             body = "<html><head><meta charset='iso-8859-1'></head><body><h1>caf\u00e9</h1></body></html>"
             return Response(body=body.encode("latin-1"), content_type="text/html")
+        if kind == "forbidden":
+            return Response(status=403, body=b"<html><body><div id='captcha'>no</div></body></html>")
+        if kind == "captcha":
+            return Response(body=b"<html><body><div id='captcha'>prove it</div></body></html>")
         if kind == "robots.txt":
             return Response(body=b"User-agent: *\nDisallow: /secret\n", content_type="text/plain")
         if kind == "image":

@@ -4,6 +4,7 @@ and never starts Chromium."""
 
 from __future__ import annotations
 
+import json
 from contextlib import asynccontextmanager
 
 import pytest
@@ -166,3 +167,40 @@ async def test_try_runs_an_http_route_without_a_browser(tmp_path, static_shop):
     assert result.failures == () and result.status == 200
     assert [(i["name"], i["price"]) for i in result.items] == [("Product 3", "1003 won")]
     assert [step for step, _ in result.timings] == ["session", "fetch", "handler"]
+
+
+async def test_http_requests_present_the_sessions_identity(tmp_path, static_shop):
+    """User agent, Accept-Language from the locale (weighted as Chromium weighs it) and
+    the configured headers go with every request."""
+    cfg = http_config(
+        tmp_path,
+        [f"{static_shop.base}/echo"],
+        routes=[{"fields": {"echo": "#echo"}}],
+        session={"locale": "ko-KR", "user_agent": "TestAgent/1.0", "headers": {"X-Team": "crawl"}},
+    )
+    store = SqliteStore(cfg.output.db)
+    await Crawler(cfg, store, open_browser=no_browser).run()
+    [item] = await store.items()
+    headers = json.loads(item["echo"])["headers"]
+    assert headers["user-agent"] == "TestAgent/1.0"
+    assert headers["accept-language"] == "ko-KR" and headers["x-team"] == "crawl"
+    assert headers["accept"].startswith("text/html") and headers["accept-encoding"] == "gzip, deflate"
+
+
+@pytest.mark.parametrize(("path", "session", "reason"), [
+    ("/forbidden", {"retire_on_status": [403]}, "status_403"),
+    ("/captcha", {"retire_if": "#captcha"}, "retire_if"),
+])  # fmt: skip
+async def test_a_blocked_http_page_retires_its_session_and_stores_nothing(tmp_path, static_shop, path, session, reason):
+    cfg = http_config(
+        tmp_path, [static_shop.base + path], routes=[{"fields": {"name": "h1"}}],
+        session={**session, "backoff_s": [0.0, 0.0]}, retry={"max_attempts": 2},
+    )  # fmt: skip
+    store = SqliteStore(cfg.output.db)
+    run = Crawler(cfg, store, open_browser=no_browser)
+    await run.run()
+    summary = await run.summary()
+    assert summary["sessions_retired"][reason] >= 2 and summary["sessions"] >= 2
+    assert await store.items() == []
+    state = await store.url_state(static_shop.base + path)
+    assert state["state"] == "failed" and state["last_error"] == f"retired: {reason}"
