@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -110,6 +110,8 @@ class JobRunner:
         self._snapshots = Snapshots(config.debug.snapshots_dir, config.debug.snapshot_every)
         self._in_flight: dict[int, Job] = {}
         self._claim_lock = trio.Lock()
+        self._claimed_ahead: deque[Job] = deque()  # claimed for workers waiting behind the claim lock
+        self._waiting = 0  # workers in _claim
         self._changed = trio.Event()  # set (and replaced) whenever a job ends: idle workers look again
         self._claimed = 0
         self._claiming = 0  # claims on their way to the store, each holding one slot of the limit
@@ -178,9 +180,24 @@ class JobRunner:
         until no work is left (or the limit is reached), in a nursery of their own.  If cancelled (shutdown, browser lost),
         every job in flight goes back to pending and the Cancelled goes on.  Failed
         URLs are data; store errors and bugs propagate."""
-        async with trio.open_nursery() as nursery:
-            for _ in range(concurrency):
-                nursery.start_soon(self._worker, pool)
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(concurrency):
+                    nursery.start_soon(self._worker, pool)
+        finally:
+            await self._release_unstarted()
+
+    async def _release_unstarted(self) -> None:
+        """Jobs claimed for workers that were cancelled before they took them: back to
+        pending, uncharged (shielded, bounded), out of the in-flight table."""
+        with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
+            while self._claimed_ahead:
+                job = self._claimed_ahead.popleft()
+                try:
+                    await self._store.release(job)
+                except StoreError as exc:  # the next run's recover() puts it back
+                    log.debug("%s: could not put it back to pending: %s", short_url(job.url), exc)
+                del self._in_flight[job.id]
 
     async def _worker(self, pool: TabPool | None) -> None:
         while True:
@@ -207,13 +224,24 @@ class JobRunner:
         """Claim the next job and enter it in the in-flight table.  Fairness: prefer a
         URL of a host none of our jobs is on, so the hosts interleave and a slow or
         paused host (its jobs waiting for their turn) does not take every tab while
-        other hosts' URLs are ready.  One claim at a time per process (one round trip
-        each), so that each claim knows the hosts of the ones before it."""
-        async with self._claim_lock:
-            job = await self._store.claim({host_of(job.url) for job in self._in_flight.values()})
-            if job is not None:
-                self._in_flight[job.id] = job
-            return job
+        other hosts' URLs are ready.  One claim at a time per process, so that each
+        claim knows the hosts of the ones before it; it claims for every worker waiting
+        for one (``claim_many``, one round trip), and the workers behind the lock take
+        theirs from ``_claimed_ahead``: a store round trip per job was the ceiling of a
+        fast (HTTP) crawl."""
+        self._waiting += 1
+        try:
+            async with self._claim_lock:
+                if self._claimed_ahead:
+                    return self._claimed_ahead.popleft()
+                hosts = {host_of(job.url) for job in self._in_flight.values()}
+                jobs = await self._store.claim_many(hosts, self._waiting)
+                for job in jobs:
+                    self._in_flight[job.id] = job
+                self._claimed_ahead.extend(jobs[1:])
+                return jobs[0] if jobs else None
+        finally:
+            self._waiting -= 1
 
     async def _process(self, pool: TabPool | None, job: Job) -> None:
         """One job (in the in-flight table already): robots.txt, then the one life of a

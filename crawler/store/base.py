@@ -158,6 +158,10 @@ class Store(Protocol):
       another host among the first CLAIM_SCAN ready; only if all of those are avoided
       is the first ready one taken.  So the hosts interleave, and a slow or paused
       host does not take every tab while other hosts' URLs wait.
+    - ``claim_many(avoid_hosts, n)``: up to ``n`` jobs, as ``n`` claims in a row would
+      give them, each avoiding the hosts of the ones before it too; [] if none is
+      ready.  One round trip where the backend allows (SQLite: one transaction), so
+      idle workers are served together rather than one claim at a time.
     - ``next_ready_in()``: seconds until a claim may succeed (0: now), None when
       nothing is pending or in progress: the crawl is over.
     - ``complete(job, items, links, status, elapsed_s, recrawl_after_s=0)``: in one
@@ -207,6 +211,7 @@ class Store(Protocol):
     async def known(self, urls: Iterable[str]) -> set[str]: ...
     async def recover(self) -> int: ...
     async def claim(self, avoid_hosts: Collection[str] = ()) -> Job | None: ...
+    async def claim_many(self, avoid_hosts: Collection[str], n: int) -> list[Job]: ...
     async def next_ready_in(self) -> float | None: ...
     async def complete(
         self,

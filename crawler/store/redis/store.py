@@ -112,7 +112,7 @@ import trio
 
 from crawler._trio import open_service_nursery, unwrapped_exception_groups
 from crawler.errors import ConfigError, StoreError
-from crawler.policy.ratelimit import Pace
+from crawler.policy.ratelimit import Pace, host_of
 from crawler.request import Request
 from crawler.store.base import Job, RunRecord, StoredItem, StoreSettings
 from crawler.store.redis.crawl import RedisCrawl, crawl_name, key_prefix, new_worker_id, translated
@@ -316,6 +316,18 @@ class RedisStore:
 
     async def claim(self, avoid_hosts: Collection[str] = ()) -> Job | None:
         return await self.leases.claim(avoid_hosts)
+
+    async def claim_many(self, avoid_hosts: Collection[str], n: int) -> list[Job]:
+        """Up to ``n`` claims in a row (one script call each: a claim is one round trip
+        already), each avoiding the hosts of the ones before it."""
+        avoid, jobs = set(avoid_hosts), []
+        for _ in range(max(1, n)):
+            job = await self.leases.claim(avoid)
+            if job is None:
+                break
+            jobs.append(job)
+            avoid.add(host_of(job.url))
+        return jobs
 
     async def complete(
         self,

@@ -16,9 +16,15 @@ without charging the interrupted attempt.
 
 The database uses WAL with ``synchronous=NORMAL``: a committed transaction survives
 the process being killed (not a power cut), and commits do not wait for fsync.  Every
-call runs in a worker thread, one at a time (SQLite blocks; the event loop must not),
-and is not interrupted by cancellation once started: each method is atomic with
-respect to cancellation (it happened, or it did not start).
+call runs in a worker thread (SQLite blocks; the event loop must not), one at a time,
+each in its own transaction, and is not interrupted by cancellation once started: each
+method is atomic with respect to cancellation (it happened, or it did not start).
+
+Calls made while the thread is busy go together on its next trip (:class:`~crawler.store.sqlite.calls.Calls`),
+each still its own transaction.  Why: a trip to the thread costs more than the SQL
+when the event loop is busy (the thread waits for the GIL: 2.3 ms a call on a loaded
+2-core machine, against 0.2 ms of SQL), and one trip at a time capped an HTTP crawl
+at about 430 store calls per second.
 
 One process per database: opening a store takes the database's lock (see
 :mod:`crawler.store.sqlite.dblock`), so a second crawl on the same file refuses at once, naming the
@@ -69,6 +75,7 @@ from crawler.store.base import (
 )
 from crawler.store.sqlite import dblock
 from crawler.store.sqlite import read as sqlite_read
+from crawler.store.sqlite.calls import Calls
 from crawler.store.sqlite.schema import SCHEMA_VERSION, check_version, prepare_schema, transaction
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -92,7 +99,7 @@ class SqliteStore:
         self.max_urls = max_urls
         self._threads = threads
         self.run_id: int | None = None
-        self._limiter = trio.CapacityLimiter(1)
+        self._calls = Calls()
         if Path(self.path).is_dir():
             raise ConfigError(f"{self.path}: is a directory, not a database")
         self._lock = dblock.acquire(self.path) if exclusive else None
@@ -133,13 +140,14 @@ class SqliteStore:
                 self._lock = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a worker thread, one at a time; not abandoned if cancelled.
-        Raises StoreError (one line naming the database) if SQLite fails."""
+        """``fn(*args)`` in the worker thread, in turn (see :class:`~crawler.store.sqlite.calls.Calls`); not
+        abandoned if cancelled once started.  Raises StoreError (one line naming the
+        database) if SQLite fails."""
         try:
             if not self._threads:
                 await trio.lowlevel.checkpoint()
                 return fn(*args)
-            return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+            return await self._calls.run(fn, *args)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{self.path}: {exc}") from None
 
@@ -211,26 +219,35 @@ class SqliteStore:
         """Take the next ready URL (pending, its retry time reached), preferring one whose
         host is not in ``avoid_hosts`` (among the first CLAIM_SCAN ready), and mark it in
         progress."""
-        return await self._run(self._claim, frozenset(avoid_hosts))
+        jobs = await self._run(self._claim, set(avoid_hosts), 1)
+        return jobs[0] if jobs else None
 
-    def _claim(self, avoid: frozenset[str]) -> Job | None:
+    async def claim_many(self, avoid_hosts: Collection[str], n: int) -> list[Job]:
+        """Up to ``n`` claims in one transaction (see :meth:`claim`): each prefers a host
+        neither in ``avoid_hosts`` nor among the ones picked before it."""
+        return await self._run(self._claim, set(avoid_hosts), max(1, n))
+
+    def _claim(self, avoid: set[str], n: int) -> list[Job]:
         now, token = time.time(), secrets.token_hex(8)
+        jobs = []
         with self._transaction() as db:
             ready = db.execute(
                 f"""SELECT id, url FROM frontier WHERE state='{PENDING}' AND next_attempt_at <= ?
                     ORDER BY next_attempt_at, id LIMIT ?""",
-                (now, CLAIM_SCAN if avoid else 1),
+                (now, CLAIM_SCAN + n - 1 if avoid or n > 1 else 1),
             ).fetchall()
-            if not ready:
-                return None
-            pick = next((job_id for job_id, url in ready if host_of(url) not in avoid), ready[0][0])
-            row = db.execute(
-                f"""UPDATE frontier SET state='{IN_PROGRESS}', attempts=attempts+1, started_at=?, token=?
-                    WHERE id = ? RETURNING id, url, attempts, label, depth, data, parent""",
-                (now, token, pick),
-            ).fetchone()
-        job_id, url, attempt, label, depth, data, parent = row
-        return Job(job_id, url, attempt, token, label, depth, json.loads(data) if data else {}, parent)
+            for _ in range(min(n, len(ready))):
+                pick = next((r for r in ready if host_of(r[1]) not in avoid), ready[0])
+                ready.remove(pick)
+                avoid.add(host_of(pick[1]))
+                row = db.execute(
+                    f"""UPDATE frontier SET state='{IN_PROGRESS}', attempts=attempts+1, started_at=?, token=?
+                        WHERE id = ? RETURNING id, url, attempts, label, depth, data, parent""",
+                    (now, token, pick[0]),
+                ).fetchone()
+                job_id, url, attempt, label, depth, data, parent = row
+                jobs.append(Job(job_id, url, attempt, token, label, depth, json.loads(data) if data else {}, parent))
+        return jobs
 
     async def next_ready_in(self) -> float | None:
         """Seconds until the earliest pending URL is ready (0 if one is); None if none is

@@ -609,6 +609,22 @@ async def test_claim_prefers_a_ready_url_of_a_host_not_avoided(store):
     assert await store.claim(avoid_hosts={"a.test:8080"}) is None
 
 
+async def test_claim_many_gives_what_claims_in_a_row_would_each_host_avoided_in_turn(store):
+    """``claim_many(avoid_hosts, n)``: up to ``n`` jobs, each preferring a host neither
+    avoided nor taken by the ones before it; fewer when fewer are ready, [] when none."""
+    a, b, c = "http://a.test", "http://b.test", "http://c.test"
+    await store.add_urls([f"{a}/1", f"{a}/2", f"{b}/1", f"{a}/3", f"{c}/1", f"{b}/2"])
+    jobs = await store.claim_many({"c.test"}, 3)
+    assert [j.url for j in jobs] == [f"{a}/1", f"{b}/1", f"{a}/2"]  # c avoided; then a and b taken: the first
+    assert len({j.id for j in jobs}) == 3 and all(j.attempt == 1 for j in jobs)
+    assert [j.url for j in await store.claim_many((), 5)] == [f"{a}/3", f"{c}/1", f"{b}/2"]
+    assert await store.claim_many((), 2) == []
+    assert (await store.counts())["in_progress"] == 6
+    for job in jobs:
+        assert await store.complete(job, [{"n": job.id}], [], 200, 0.1)
+    assert (await store.counts())["done"] == 3
+
+
 async def test_a_paced_host_first_in_line_does_not_take_every_worker(backend):
     """Eight URLs of host A come first in the frontier, then eight of host B; pages are
     paced 300 ms apart per host, four workers.  B is not starved behind A's queue: its
