@@ -22,10 +22,15 @@ from collections.abc import AsyncIterator
 
 from crawler.errors import PageFailure
 
-META_SCAN_BYTES = 1024  # how far into the body a <meta charset> is looked for (the HTML standard's prescan)
+META_SCAN_BYTES = 1024  # a <meta charset> is looked for this far into the body (the HTML standard's prescan)...
+HEAD_SCAN_BYTES = 64 * 1024  # ...or to the end of <head>, up to this far (Chromium keeps looking while in <head>)
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_COMMENT = re.compile(rb"<!--.*?-->", re.DOTALL)
+_META = re.compile(rb"<meta\b([^>]*)>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(rb"""([^\s=/>]+)\s*(?:=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
+_CONTENT_CHARSET = re.compile(rb"""charset\s*=\s*["']?([^"'\s;]+)""", re.IGNORECASE)
+_HEAD_END = re.compile(rb"</head\s*>|<body\b", re.IGNORECASE)
 # WHATWG labels Python names differently (or decodes more strictly than browsers do).
 _WHATWG = {
     "euc-kr": "cp949",
@@ -39,7 +44,19 @@ _WHATWG = {
     "ascii": "cp1252",
     "us-ascii": "cp1252",
     "iso-8859-9": "cp1254",
-    "x-sjis": "shift_jis",
+    "iso-8859-8-i": "iso8859-8",
+    "shift_jis": "cp932",  # WHATWG Shift_JIS is Windows-31J
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "ms_kanji": "cp932",
+    "csshiftjis": "cp932",
+    "windows-31j": "cp932",
+    "big5": "big5hkscs",  # WHATWG Big5 has the HKSCS extensions
+    "big5-hkscs": "big5hkscs",
+    "cn-big5": "big5hkscs",
+    "csbig5": "big5hkscs",
+    "x-x-big5": "big5hkscs",
     "gb2312": "gb18030",
     "gbk": "gb18030",
     "x-gbk": "gb18030",
@@ -58,7 +75,8 @@ class _Inflater:
 
     def __init__(self, encoding: str):
         self.encoding = encoding
-        if encoding in ("gzip", "x-gzip"):
+        self._gzip = encoding in ("gzip", "x-gzip")
+        if self._gzip:
             self._z: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._z = None  # zlib-wrapped or raw: decided by the first bytes (servers send both)
@@ -68,19 +86,30 @@ class _Inflater:
 
     def feed(self, data: bytes, room: int) -> bytes:
         """Up to ``room`` + 1 decoded bytes of what was fed so far (one past: the caller's
-        sign that the limit is crossed)."""
+        sign that the limit is crossed).  A gzip body of several members is read whole."""
+        data = self._tail + data
+        if not data:
+            return b""
         if self._z is None:
-            self._z = zlib.decompressobj(zlib.MAX_WBITS if data[:1] and data[0] & 0x0F == 8 else -zlib.MAX_WBITS)
+            self._z = zlib.decompressobj(zlib.MAX_WBITS if data[0] & 0x0F == 8 else -zlib.MAX_WBITS)
+        elif self._z.eof and self._gzip and data.lstrip(b"\0"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)  # the next member
+            data = data.lstrip(b"\0")
         try:
-            out = self._z.decompress(self._tail + data, room + 1)
+            out = self._z.decompress(data, room + 1)
         except zlib.error as exc:
             raise PageFailure("bad_body", f"{self.encoding}: {exc}", retryable=True) from None
-        self._tail = self._z.unconsumed_tail
+        self._tail = self._z.unconsumed_tail or (self._z.unused_data if self._gzip else b"")
         return out
 
     @property
     def pending(self) -> bool:
         return bool(self._tail)
+
+    def check_complete(self) -> None:
+        """PageFailure ``bad_body`` (retried) if the compressed stream stopped short."""
+        if self._z is not None and not self._z.eof:
+            raise PageFailure("bad_body", f"{self.encoding}: the compressed body ends early", retryable=True)
 
 
 async def read_bounded(
@@ -108,6 +137,8 @@ async def read_bounded(
         if len(out) > max_bytes:
             what = f"{encoding} body decoding past {max_bytes} bytes from {received}" if inflater else "body"
             raise BodyTooLarge(f"{what} over the limit of {max_bytes} bytes")
+    if inflater is not None and received:
+        inflater.check_complete()
     return bytes(out)
 
 
@@ -131,11 +162,29 @@ def charset_of(content_type: str, body: bytes) -> str:
         if name.strip().lower() == "charset" and (codec := _codec(value.strip().strip("'\""))):
             return codec
     if mime_type(content_type) in HTML_TYPES or not content_type:
-        found = _META_CHARSET.search(body[:META_SCAN_BYTES])
-        if found and (codec := _codec(found.group(1).decode("ascii", "replace"))):
+        label = meta_charset(body)
+        if label and (codec := _codec(label)):
             # A page that says UTF-16 in ASCII bytes is not UTF-16 (the HTML standard).
             return "utf-8" if codec.startswith("utf-16") else codec
     return "utf-8"
+
+
+def meta_charset(body: bytes) -> str | None:
+    """The charset a ``<meta charset>``, or a ``<meta http-equiv="Content-Type"
+    content="...; charset=...">``, names in the document's head (within 1024 bytes, or
+    to the end of ``<head>`` up to 64 KiB), comments skipped; None if none does."""
+    scan = body[:HEAD_SCAN_BYTES]
+    end = _HEAD_END.search(scan)
+    scan = _COMMENT.sub(b"", scan[: max(META_SCAN_BYTES, end.start() if end else META_SCAN_BYTES)])
+    for meta in _META.finditer(scan):
+        attributes = {name.lower(): value.strip(b"'\"") for name, value in _ATTRIBUTE.findall(meta.group(1))}
+        if attributes.get(b"charset"):
+            return attributes[b"charset"].decode("ascii", "replace")
+        if attributes.get(b"http-equiv", b"").lower() == b"content-type":
+            found = _CONTENT_CHARSET.search(attributes.get(b"content", b""))
+            if found:
+                return found.group(1).decode("ascii", "replace")
+    return None
 
 
 def _codec(label: str) -> str | None:

@@ -368,3 +368,39 @@ def test_an_unknown_header_label_leaves_the_meta_to_decide():
 def test_decode_replaces_undecodable_bytes_with_the_replacement_character(body, charset, text):
     """As in the browser, bytes that do not decode become U+FFFD; nothing raises."""
     assert decode(body, charset) == text
+
+
+async def test_a_gzip_body_of_several_members_is_read_whole():
+    """``gzip`` bodies may be several members one after another (what ``cat a.gz b.gz``
+    makes): each is read, as browsers read them."""
+    body = gzip.compress(b"<p>first</p>") + gzip.compress(b"<p>second</p>")
+    for size in (1, 7, len(body)):
+        got = await read_bounded(Raw(pieces(body, size)), content_encoding="gzip", max_bytes=MiB)
+        assert got == b"<p>first</p><p>second</p>"
+
+
+async def test_a_compressed_body_that_ends_early_fails_bad_body_retryable():
+    body = gzip.compress(page_body())
+    with pytest.raises(PageFailure) as caught:
+        await read_bounded(Raw(pieces(body[: len(body) // 2], CHUNK_BYTES)), content_encoding="gzip", max_bytes=MiB)
+    assert caught.value.kind == "bad_body" and caught.value.retryable
+    assert "ends early" in caught.value.reason
+
+
+async def test_an_empty_first_chunk_does_not_decide_the_deflate_format():
+    body = zlib.compress(b"<p>zlib-wrapped</p>")
+    got = await read_bounded(Raw([b"", *pieces(body, 3)]), content_encoding="deflate", max_bytes=MiB)
+    assert got == b"<p>zlib-wrapped</p>"
+
+
+def test_a_meta_in_a_long_head_is_found_and_one_in_a_comment_or_a_content_is_not():
+    """As Chromium reads it: a ``<meta charset>`` past 1024 bytes still counts while the
+    head goes on; a commented-out one does not, nor ``charset=`` in a description."""
+    style = b"<style>/* " + b"x" * 1100 + b" */</style>"
+    assert charset_of("text/html", b"<html><head>" + style + b'<meta charset="euc-kr"></head>') == "cp949"
+    commented = b'<html><head><!-- <meta charset="euc-kr"> --><meta charset="utf-8"></head>'
+    assert charset_of("text/html", commented) == "utf-8"
+    described = b'<html><head><meta name="description" content="charset=euc-kr"></head>'
+    assert charset_of("text/html", described) == "utf-8"
+    equiv = b'<html><head><meta http-equiv="Content-Type" content="text/html; charset=euc-kr"></head>'
+    assert charset_of("text/html", equiv) == "cp949"

@@ -289,10 +289,6 @@ def hrefs(*ids: str) -> dict[str, Any]:
     return {i: {"css": f"#{i}", "attr": "href"} for i in ids}
 
 
-def xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"undocumented difference: {reason}")
-
-
 TEXT = Case(
     """<!doctype html><html lang="ko"><head><title>  Caf&eacute; &amp; co  </title></head><body>
 <h1>Caf&eacute; &amp;amp; <em>bar</em>&nbsp;&nbsp;<!-- a comment --> baz</h1>
@@ -476,8 +472,8 @@ PASSING = {
 # - a page that declares no charset (nor a BOM): UTF-8 here, where Chromium guesses
 #   (windows-1252 for a UTF-8 page in this test browser's locale).
 
-# Undocumented differences: each kept, expected to fail (strict), with what differs.
-UNDOCUMENTED: dict[str, tuple[Case, str]] = {
+# Differences this test found, since fixed (each with what used to differ): they pass now.
+FOUND_AND_FIXED: dict[str, tuple[Case, str]] = {
     "attribute without a value": (
         Case(
             "<input id=in disabled><select><option selected>x</option></select><p hidden>t</p>",
@@ -627,7 +623,7 @@ async def read_in_browser(browser, case: Case, url: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "case",
     [pytest.param(case, id=name) for name, case in PASSING.items()]
-    + [pytest.param(case, id=name, marks=xfail(reason)) for name, (case, reason) in UNDOCUMENTED.items()],
+    + [pytest.param(case, id=name) for name, (case, _was) in FOUND_AND_FIXED.items()],
 )
 async def test_a_document_reads_the_same_over_http_as_in_chromium(case, shared_browser, nursery):
     """The same bytes, served to Chromium and read by Document (decoded as the HTTP path
