@@ -127,7 +127,7 @@ class Document:
 
     def __init__(self, html: str, url: str):
         self.tree = LexborHTMLParser(html)
-        base = self.tree.css_first("base[href]")
+        base = self.tree.css_first("base[href]") if "<base" in html or "<BASE" in html else None
         self.base_url = absolute_url(str(base.attributes.get("href") or ""), url) if base is not None else url
 
     def _all(self, selector: str, root: LexborNode | None = None) -> list[LexborNode]:

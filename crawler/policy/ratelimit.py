@@ -62,7 +62,11 @@ class HostRateLimiter:
         leaves it; one cancelled while holding still spaces the next request."""
         host = host_of(url)
         if self.high_s <= 0:
-            await trio.sleep_until(self._next.get(host, 0.0))
+            until = self._next.get(host)
+            if until is not None and until > trio.current_time():
+                await trio.sleep_until(until)  # the host asked us to back off
+            else:
+                await trio.lowlevel.checkpoint()  # (no cancel scope: this is every request of a fast crawl)
             yield
             return
         lock = self._locks.get(host)

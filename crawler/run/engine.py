@@ -25,7 +25,8 @@ Task tree (who owns whom)::
                 ├── browser watcher    cancels the workers if the connection drops or the browser
                 │                      stops answering (heartbeat)
                 └── JobRunner.run_workers   workers × concurrency, each: claim → lease →
-                                       watchdog scope → page work (run_route: the route's handler) → record
+                                       watchdog scope → page work (run_route: the route's handler);
+                                       then a recording task per outcome (the worker goes on)
 
 ``Crawler.stop()`` (SIGINT/SIGTERM) cancels the scope around the supervisor; once the
 supervisor returns, the run cancels its monitor tasks.

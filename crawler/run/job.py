@@ -131,11 +131,19 @@ def page_env(
 
 
 def pages_per_session(config: Config) -> int:
-    """Pages per session: ``[pool] rotate_context_every``, or ``[session]
-    max_pages_per_session`` if that is set and smaller (a context is a session, and a
-    session without a browser rotates as often)."""
+    """Pages per browser context: ``[pool] rotate_context_every``, or ``[session]
+    max_pages_per_session`` if that is set and smaller (a context is a session)."""
     every, per_session = config.pool.rotate_context_every, config.session.max_pages_per_session
     return min(every, per_session) if per_session else every
+
+
+def pages_per_browserless_session(config: Config) -> int:
+    """Jobs per session of a crawl without a browser: ``[session]
+    max_pages_per_session`` (0: no limit, until the site retires it).  Not
+    ``rotate_context_every``: that bounds a context's memory, and a session without a
+    browser holds none; rotating it anyway cost a new client and new connections every
+    50 pages."""
+    return config.session.max_pages_per_session or 2**62
 
 
 def pool_options(config: Config, sessions: SessionPool) -> dict[str, Any]:
