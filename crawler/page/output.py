@@ -56,6 +56,8 @@ class JobOutput:
         self.session_id = session_id  # the session's key in env.sessions (a browser context's id)
         self.items: list[dict[str, Any]] = []  # pushed, in order
         self.links: list[Request] = []  # enqueued (new ones), in order
+        # every link enqueued, new to the crawl or not: (url, label, data as JSON)
+        self.requested: list[tuple[str, str | None, str]] = []
         self.retired: str | None = None  # why the handler retired the session (retire_session)
         self._enqueued: set[str] = set()
 
@@ -156,6 +158,8 @@ class JobOutput:
                 candidates.append(url)
         if not candidates:
             return 0
+        text = json.dumps(payload, sort_keys=True)
+        self.requested += [(u, label, text) for u in candidates]
         known = await self.env.known(candidates)
         fresh = [u for u in candidates if u not in known]
         self._enqueued.update(candidates)

@@ -191,11 +191,12 @@ def difference(browser: JobOutput, http: JobOutput | None) -> str | None:
         only_ours = [json.loads(text) for text in (ours - theirs).elements()]
         only_theirs = [json.loads(text) for text in (theirs - ours).elements()]
         return f"items differ: {_first_change(only_ours, only_theirs)}"
-    links_b = Counter((r.url, r.label, json.dumps(r.data, sort_keys=True)) for r in browser.links)
-    links_h = Counter((r.url, r.label, json.dumps(r.data, sort_keys=True)) for r in http.links)
+    # Every link each enqueued, not only those new to the crawl: another job may have
+    # added some between the two fetches.
+    links_b, links_h = Counter(browser.requested), Counter(http.requested)
     if links_b != links_h:
         only = next(iter((links_b - links_h) or (links_h - links_b)))
-        return f"{len(browser.links)} links in the browser, {len(http.links)} over HTTP (e.g. {short_url(only[0])})"
+        return f"{len(browser.requested)} links in the browser, {len(http.requested)} over HTTP (e.g. {short_url(only[0])})"
     return None
 
 

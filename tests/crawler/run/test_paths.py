@@ -5,6 +5,7 @@ the job runner drives it (``plan``, then ``done`` / ``compare`` / ``needs_browse
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from typing import Any
@@ -27,6 +28,11 @@ class Output:
 
     items: list[dict[str, Any]] = attrs.Factory(list)
     links: list[Request] = attrs.Factory(list)
+
+    @property
+    def requested(self) -> list[tuple[str, str | None, str]]:
+        """Every link enqueued, as JobOutput keeps them (here: the new ones are all)."""
+        return [(r.url, r.label, json.dumps(r.data, sort_keys=True)) for r in self.links]
 
 
 ITEM = {"name": "Shoe", "price": "1,000", "tags": ["a", "b"]}
@@ -307,3 +313,21 @@ def test_statistics_give_each_label_its_pages_per_path_checks_disagreements_and_
         "product": LabelPaths("auto", "browser", {"browser": 3, "http": 1}, 2, 1, f"{URL}: HTTP: missing_field: price"),
         "review": LabelPaths("auto", "browser", {"browser": 1}, 1, 1, ""),
     }
+
+
+@attrs.define
+class Enqueued:
+    """A JobOutput's two views of its links: the new ones, and every one it enqueued."""
+
+    items: list[dict[str, Any]]
+    links: list[Request]
+    requested: list[tuple[str, str | None, str]]
+
+
+def test_links_another_job_added_between_the_two_fetches_are_no_difference():
+    """The browser's fetch found both links new; by the HTTP fetch another job had
+    stored one: the pages enqueued the same links, so they agree."""
+    both = [("http://h/1", "product", "{}"), ("http://h/2", "product", "{}")]
+    browser = Enqueued([ITEM], [Request("http://h/1", "product"), Request("http://h/2", "product")], both)
+    http = Enqueued([ITEM], [Request("http://h/2", "product")], both)
+    assert difference(browser, http) is None
