@@ -37,7 +37,15 @@ from crawler.config.model import (
     RouteSpec,
 )
 from crawler.errors import ConfigError
-from crawler.urls import normalise_url, short_url
+from crawler.urls import (
+    MAX_URL_CHARS,
+    REFUSED_QUOTE_CHARS,
+    has_credentials,
+    normalise_url,
+    redact_url,
+    short_url,
+    too_long,
+)
 
 
 def load(path: str | Path) -> Config:
@@ -388,7 +396,17 @@ def check_url(url: str, *, where: str) -> str:
     ConfigError naming ``where`` (the source: a key, or a file and line) and the URL,
     cut short.  The one check of every input source: only http(s) URLs with a host, in
     any case (``HTTP://`` is ``http://``); ``file:``, ``chrome:``, ``javascript:``,
-    ``data:`` and the rest are refused."""
+    ``data:`` and the rest are refused, and so are URLs longer than
+    :data:`~crawler.urls.MAX_URL_CHARS` (quoted by their first 100 characters) and URLs
+    with credentials (``user:pass@``: they would be stored and exported; the error
+    quotes the URL redacted)."""
+    if too_long(url):
+        raise ConfigError(
+            f"{where}: a URL of {len(url)} characters, over the limit of {MAX_URL_CHARS}:"
+            f" {redact_url(url[:REFUSED_QUOTE_CHARS])!r}..."
+        )
+    if has_credentials(url):
+        raise ConfigError(f"{where}: a URL with credentials is refused (they would be stored): {short_url(url)!r}")
     normal = normalise_url(url) if isinstance(url, str) and not _SPACE.search(url.strip()) else None
     if normal is None:
         raise ConfigError(f"{where}: expected an http(s) URL, got {short_url(url)!r}")

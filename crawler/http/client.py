@@ -18,7 +18,8 @@ Every hop of a request, the first and each redirect's:
    after a POST, and 303, become a GET), at most ``max_redirects`` times.
 
 Failures are PageFailures named for what went wrong: ``net`` (retried: the
-connection, a timeout), ``retired: proxy_error`` (the proxy refused, or asked for
+connection, a timeout), ``retired: proxy_auth`` (the proxy refused the session's
+credentials, 407), ``retired: proxy_error`` (the proxy refused, or asked for
 credentials: the session is retired), ``redirects``, ``forbidden_url``, ``bad_url``,
 ``private_address``, ``body_too_large``, ``bad_body``.  Statuses are not failures here:
 the caller decides what a 404 means.
@@ -45,8 +46,9 @@ from crawler.http.body import charset_of, decode, is_json_type, mime_type, read_
 from crawler.http.cookies import Cookies
 from crawler.policy.failure import status_failure
 from crawler.policy.ratelimit import Pace
-from crawler.urls import forbidden_scheme, normalise_url, short_url
+from crawler.urls import MAX_URL_CHARS, forbidden_scheme, normalise_url, short_url, too_long
 
+PROXY_AUTH = "proxy_auth"  # a session retired because its proxy refused its credentials (407)
 RESPONSE_CLOSE_TIMEOUT_S = 5.0  # bound on closing a response or a client
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PROXY_REFUSED_STATUS = 407  # the proxy wants credentials it did not get: the proxy's failure, not the page's
@@ -126,6 +128,8 @@ class UrlRules:
         ``forbidden_url``, ``bad_url`` or ``private_address`` (not retried)."""
         if scheme := forbidden_scheme(url):
             raise PageFailure("forbidden_url", f"{scheme}: URLs are never fetched: {short_url(url)}")
+        if too_long(url):
+            raise PageFailure("bad_url", f"a URL of {len(url)} characters, over the limit of {MAX_URL_CHARS}")
         target = normalise_url(url, base)
         if target is None:
             raise PageFailure("bad_url", f"not an http(s) URL: {short_url(url)!r}")
@@ -224,7 +228,7 @@ class HttpClient:
                         method, json_body = "GET", None
                     continue
                 if response.status_code == PROXY_REFUSED_STATUS:
-                    raise SessionRetired("proxy_error")
+                    raise SessionRetired(PROXY_AUTH)
                 body = await read_bounded(
                     response.aiter_raw(),
                     content_encoding=response.headers.get("content-encoding", ""),
@@ -257,8 +261,8 @@ class HttpClient:
 
 
 def _failure(exc: httpx.HTTPError) -> PageFailure:
-    if isinstance(exc, httpx.ProxyError):
-        return SessionRetired("proxy_error")
+    if isinstance(exc, httpx.ProxyError):  # a CONNECT the proxy refused: 407 is its credentials'
+        return SessionRetired(PROXY_AUTH if "407" in str(exc) else "proxy_error")
     if isinstance(exc, httpx.UnsupportedProtocol):
         return PageFailure("bad_url", str(exc))
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -21,6 +21,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         *_field_errors_line(summary.get("field_errors")),
         f"pages/s         {summary['pages_per_s']:.2f}  ({summary['pages']} pages in {summary['elapsed_s']:.1f} s)",
         *_paths_lines(summary.get("fetch_paths")),
+        *_skipped_line(summary.get("links_skipped")),
         f"browser peak    {summary['peak_browser_pss_mb']:.0f} MiB PSS",
         f"tabs recycled   {summary['tabs_recycled']}  (discarded after failure: {summary['tabs_discarded']})",
         f"contexts rotated {summary['contexts_rotated']}",
@@ -82,6 +83,14 @@ def _paths_lines(paths: dict[str, dict[str, Any]] | None) -> list[str]:
         )
         lines.append(f"  {label:<13} browser {p['browser']}, http {p['http']}{auto}")
     return lines
+
+
+def _skipped_line(skipped: dict[str, int] | None) -> list[str]:
+    """The summary's line of links not enqueued, by reason (scheme_mailto, other_host,
+    too_long, credentials_stripped...), if any."""
+    if not skipped:
+        return []
+    return [f"links skipped   {sum(skipped.values())}  ({', '.join(f'{k}: {v}' for k, v in skipped.items())})"]
 
 
 def _field_errors_line(errors: dict[str, int] | None) -> list[str]:

@@ -5,7 +5,10 @@ resolved against the page it was found on, the fragment dropped, scheme and host
 lower-cased, a default port (``:80`` for http, ``:443`` for https) removed.  Only http(s)
 URLs are ever enqueued: ``file:``, ``javascript:``, ``chrome:``, ``data:``, ``mailto:``
 and anything else is skipped and counted by reason, and so are links that the
-``[crawl]`` rules (``same_host``, ``include``/``exclude`` globs, ``max_depth``) refuse.
+``[crawl]`` rules (``same_host``, ``include``/``exclude`` globs, ``max_depth``) refuse,
+and links longer than ``crawler.urls.MAX_URL_CHARS`` (``too_long``).  A link with
+credentials (``user:pass@host``) is kept without them, and counted
+(``credentials_stripped``): the crawl never stores a password it found on a page.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from crawler.config import CrawlSection
-from crawler.urls import DEFAULT_PORTS, normalise_url
+from crawler.urls import DEFAULT_PORTS, has_credentials, normalise_url, too_long
 
 __all__ = ["DEFAULT_PORTS", "LinkFilter", "normalise_url"]
 
@@ -32,10 +35,15 @@ class LinkFilter:
     def accept(self, raw: str, *, base: str, page_url: str, depth: int) -> str | None:
         """The normalised URL (resolved against ``base``) if a link found on ``page_url``
         may be enqueued at ``depth`` (the child's), else None (and the reason counted)."""
+        if too_long(raw):
+            self.skipped["too_long"] += 1
+            return None
         url = normalise_url(raw, base)
         if url is None:
             self.skipped[_scheme_reason(raw)] += 1
             return None
+        if has_credentials(raw):
+            self.skipped["credentials_stripped"] += 1  # kept, without them: never stored
         if self.rules.max_depth and depth > self.rules.max_depth:
             self.skipped["max_depth"] += 1
             return None

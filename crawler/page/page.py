@@ -41,6 +41,7 @@ import cdp
 from crawler._trio import open_service_nursery
 from crawler.config.model import RENDER_MODES
 from crawler.errors import PageFailure, SessionRetired
+from crawler.http.client import PROXY_AUTH, PROXY_REFUSED_STATUS
 from crawler.http.cookies import ContextCookies, Cookies
 from crawler.page.frames import Frame, open_frame
 from crawler.page.links import normalise_url
@@ -51,7 +52,7 @@ from crawler.page.traffic import EVENTS as TRAFFIC_EVENTS
 from crawler.page.traffic import Traffic
 from crawler.policy.failure import net_failure, status_failure
 from crawler.request import Request
-from crawler.urls import forbidden_scheme, short_url
+from crawler.urls import MAX_URL_CHARS, forbidden_scheme, short_url, too_long
 
 IDLE_S = 0.5  # wait_for_idle: this long without a request starting or data arriving
 IDLE_TIMEOUT_S = 30.0  # wait_for_idle: PageFailure "idle" if the network is never quiet that long
@@ -123,6 +124,8 @@ class Page(Scope, JobOutput):
         then closes it rather than reuse it."""
         if scheme := forbidden_scheme(url):
             raise PageFailure("forbidden_url", f"{scheme}: URLs are never navigated to: {short_url(url)}")
+        if too_long(url):
+            raise PageFailure("bad_url", f"a URL of {len(url)} characters, over the limit of {MAX_URL_CHARS}")
         target = normalise_url(url, self.url)
         if target is None:
             raise PageFailure("bad_url", f"not an http(s) URL: {short_url(url)!r}")
@@ -131,6 +134,8 @@ class Page(Scope, JobOutput):
                 pass
         reply = await self.tab.send("Page.navigate", url=target, timeout_s=_remaining_s())
         if reply.get("errorText"):
+            if self.traffic.proxy_refused(None, reply["errorText"]):
+                raise SessionRetired(PROXY_AUTH)
             raise net_failure(reply["errorText"])
         loader = reply.get("loaderId")
         if not loader:
@@ -139,6 +144,9 @@ class Page(Scope, JobOutput):
         while loader not in self.traffic.documents:
             await self._wait_event()
         status, headers, error = self.traffic.documents[loader]
+        if self.traffic.proxy_refused(status, error) or status == PROXY_REFUSED_STATUS:
+            # The proxy refused the session's credentials: another proxy, this URL uncharged.
+            raise SessionRetired(PROXY_AUTH)
         if error is not None:
             raise net_failure(error)
         if status in self.env.retire_on_status:

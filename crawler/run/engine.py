@@ -220,6 +220,9 @@ class Crawler:
             nursery.start_soon(self._invariants.run)
             with self._stop_scope:
                 self._finish_reason = await self._supervisor.run()
+            if self._jobs.sessions.all_refused and self._abort_reason is None:
+                self._abort_reason = f"aborted: {self._jobs.sessions.all_refused}"
+                log.error("%s", self._jobs.sessions.all_refused)
             if self._abort_reason is not None:
                 self._finish_reason = self._abort_reason
             elif self._stop_scope.cancelled_caught:
@@ -280,6 +283,7 @@ class Crawler:
             "failed_this_run": dict(s.jobs.failed),
             "retries": s.jobs.retries,
             "field_errors": dict(s.jobs.field_errors),
+            "links_skipped": dict(sorted(s.jobs.links_skipped.items())),
             "fetch_paths": {
                 label: {
                     "fetch": p.fetch,

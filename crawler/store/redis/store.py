@@ -121,6 +121,7 @@ from crawler.store.redis.leases import CLEANUP_TIMEOUT_S, Leases
 from crawler.store.redis.link import RedisAway, RedisLink
 from crawler.store.redis.pace import RedisPace
 from crawler.store.redis.reader import READ_BATCH, RedisReader, batches
+from crawler.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -459,7 +460,7 @@ async def open_redis_store(settings: StoreSettings, *, renew: bool = True) -> As
             stream_timeout=COMMAND_TIMEOUT_S,
         )
     except (ValueError, coredis.exceptions.RedisError) as exc:
-        raise ConfigError(f"{where} url: {section.url!r}: {exc}") from None
+        raise ConfigError(f"{where} url: {redact_url(section.url)!r}: {exc}") from None
     crawl = crawl_name(settings)
     store = RedisStore(
         client,
@@ -467,7 +468,7 @@ async def open_redis_store(settings: StoreSettings, *, renew: bool = True) -> As
         lease_s=section.lease_s,
         max_attempts=settings.max_attempts,
         max_urls=settings.max_urls,
-        where=f"Redis store {section.url} ({key_prefix(crawl)})",
+        where=f"Redis store {redact_url(section.url)} ({key_prefix(crawl)})",
         outage_s=section.outage_s,
     )
     # coredis runs its connections in an anyio task group, which wraps an exception of
@@ -478,9 +479,16 @@ async def open_redis_store(settings: StoreSettings, *, renew: bool = True) -> As
                 with trio.fail_after(REDIS_CONNECT_TIMEOUT_S):
                     await store.connect()
             except (trio.TooSlowError, StoreError) as exc:
-                raise ConfigError(f"{where} url: cannot reach Redis at {section.url}: {exc or 'timed out'}") from None
+                # An empty reason says nothing (a TLS handshake to a plain server used to
+                # give one): the error's type at least.
+                why = str(exc) or ("timed out" if isinstance(exc, trio.TooSlowError) else type(exc).__name__)
+                raise ConfigError(f"{where} url: cannot reach Redis at {redact_url(section.url)}: {why}") from None
             log.info(
-                "redis store %s at %s: worker %s, lease %.1f s", store.prefix, section.url, store.worker, store.lease_s
+                "redis store %s at %s: worker %s, lease %.1f s",
+                store.prefix,
+                redact_url(section.url),
+                store.worker,
+                store.lease_s,
             )
             async with open_service_nursery() as nursery:
                 nursery.start_soon(store.link.run)
