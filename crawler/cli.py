@@ -104,6 +104,25 @@ def _crawl_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _say(text: str) -> None:
+    """One line to stderr, for the operator.  A closed or broken stderr (``2>&1 | head
+    -1`` once head has exited) drops it quietly: what the crawl stored, and its exit
+    code, never depend on whether anyone is still reading."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (BrokenPipeError, OSError, ValueError):  # ValueError: the stream was closed
+        _silence(sys.stderr)
+
+
+def _silence(stream: Any) -> None:
+    """Point ``stream``'s file descriptor at /dev/null (its reader is gone): later writes,
+    the interpreter's last flush included, succeed and go nowhere."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -124,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser().print_help(sys.stderr)
         return EXIT_USAGE
+    logging.raiseExceptions = False  # a log line to a closed stderr is dropped, never a traceback
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -148,25 +168,25 @@ def main(argv: list[str] | None = None) -> int:
 
             return report_command(args)
     except DatabaseInUse as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
+        _say(f"crawler: error: {exc}")
         return EXIT_IN_USE
     except ConfigError as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
+        _say(f"crawler: error: {exc}")
         return EXIT_USAGE
     except cdp.EndpointUnavailable as exc:  # --cdp-url never answered: configuration (a browser that
-        print(f"crawler: error: {exc}", file=sys.stderr)  # worked and went away is waited for)
+        _say(f"crawler: error: {exc}")  # worked and went away is waited for)
         return EXIT_USAGE
     except StoreError as exc:  # before or after a crawl (--retry-failed on a full disk, export)
-        print(f"crawler: error: {exc}", file=sys.stderr)
+        _say(f"crawler: error: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:  # before the crawl's own signal handling started
-        print("crawler: interrupted", file=sys.stderr)
+        _say("crawler: interrupted")
         return EXIT_INTERRUPTED
     except cdp.BrowserError as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
+        _say(f"crawler: error: {exc}")
         return EXIT_FAILED
-    except BrokenPipeError:  # output piped into head, less, ...
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:  # an export to stdout piped into head, less...: its reader had enough
+        _silence(sys.stdout)
         return EXIT_OK
     return EXIT_USAGE
 
@@ -199,28 +219,26 @@ async def try_command(cfg: Config, args: argparse.Namespace) -> int:
     result = await try_url(cfg, args.url, label=args.label, screenshot=args.screenshot, html=args.html)
     for item in result.items:
         print(json.dumps(item, ensure_ascii=False))
-    err = sys.stderr
-    print(
+    _say(
         f"try: {result.url} (route {result.label or 'default'}): status {result.status}, "
-        f"{len(result.items)} items, {len(result.links)} links",
-        file=err,
+        f"{len(result.items)} items, {len(result.links)} links"
     )
     if result.failures and result.items:
-        print(f"try: the route failed: a crawl would store none of these {len(result.items)} items", file=err)
+        _say(f"try: the route failed: a crawl would store none of these {len(result.items)} items")
     for link in result.links:
-        print(f"link {link.label or '(default)'} {link.url}", file=err)
+        _say(f"link {link.label or '(default)'} {link.url}")
     for name, error in result.field_errors:
-        print(f"field error {name}: {error}", file=err)
+        _say(f"field error {name}: {error}")
     for frame in result.frames:
-        print(f"frame {frame}", file=err)
+        _say(f"frame {frame}")
     for host in result.shadow_hosts:
-        print(f"shadow host {host}", file=err)
+        _say(f"shadow host {host}")
     for reason in result.failures:
-        print(f"failure {reason}", file=err)
-    print("time " + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in result.timings), file=err)
+        _say(f"failure {reason}")
+    _say("time " + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in result.timings))
     for what, path in (("screenshot", args.screenshot), ("html", args.html)):
         if path and not any(f.startswith("capture") for f in result.failures):
-            print(f"{what} {path}", file=err)
+            _say(f"{what} {path}")
     return EXIT_FAILED if result.failures else EXIT_OK
 
 
@@ -261,18 +279,18 @@ async def _crawl(cfg: Config, store: Store, limit: int | None) -> tuple[str, dic
 
 def _finish(reason: str, summary: dict[str, Any], *, resume: list[str]) -> int:
     """Print the summary and what to do next; the exit code of a crawl."""
-    print(format_summary(summary), file=sys.stderr)
+    _say(format_summary(summary))
     hint = " ".join(["python -m crawler", *resume])
     if reason == "interrupted":
-        print(f"crawler: interrupted; resume with the same command: {hint}", file=sys.stderr)
+        _say(f"crawler: interrupted; resume with the same command: {hint}")
         return EXIT_INTERRUPTED
     if reason.startswith("refused: "):
-        print(f"crawler: error: {reason.removeprefix('refused: ')}", file=sys.stderr)
-        print(f"crawler: fix it, then resume with the same command: {hint}", file=sys.stderr)
+        _say(f"crawler: error: {reason.removeprefix('refused: ')}")
+        _say(f"crawler: fix it, then resume with the same command: {hint}")
         return EXIT_USAGE
     if reason.startswith("aborted"):
-        print(f"crawler: {reason}", file=sys.stderr)
-        print(f"crawler: once fixed, resume with the same command: {hint}", file=sys.stderr)
+        _say(f"crawler: {reason}")
+        _say(f"crawler: once fixed, resume with the same command: {hint}")
         return EXIT_FAILED
     return exit_code(summary)
 
@@ -282,10 +300,7 @@ def exit_code(summary: dict[str, Any]) -> int:
     was fed; else 1 (see the module docstring)."""
     if summary["failed"] or summary["pending"] or not summary.get("input_exhausted", True):
         if summary["failed"]:
-            print(
-                "crawler: some URLs failed; retry them with --retry-failed [REASON] (see the summary's reasons)",
-                file=sys.stderr,
-            )
+            _say("crawler: some URLs failed; retry them with --retry-failed [REASON] (see the summary's reasons)")
         return EXIT_FAILED
     return EXIT_OK
 
@@ -315,7 +330,7 @@ async def _export(cfg: Config, args: argparse.Namespace, query: ItemQuery) -> in
         except sqlite3.Error as exc:
             raise StoreError(f"{cfg.output.db}: {exc}") from None
     filters = query.describe()
-    print(f"crawler: exported {count} items" + (f" ({filters})" if filters else ""), file=sys.stderr)
+    _say(f"crawler: exported {count} items" + (f" ({filters})" if filters else ""))
     return EXIT_OK
 
 
@@ -351,8 +366,8 @@ async def demo_command(args: argparse.Namespace) -> int:
             exported = await export_items(store, args.out, "jsonl")
         nursery.cancel_scope.cancel()
     comparison = await trio.to_thread.run_sync(_compare_export, args.out, products)
-    print(f"crawler: {exported} items written to {args.out} (database {cfg.output.db})", file=sys.stderr)
-    print(f"crawler: {demo.format_comparison(comparison)}", file=sys.stderr)
+    _say(f"crawler: {exported} items written to {args.out} (database {cfg.output.db})")
+    _say(f"crawler: {demo.format_comparison(comparison)}")
     resume = sys.argv[1:] if "--resume" in sys.argv else [*sys.argv[1:], "--resume"]
     return _finish(reason, summary, resume=resume)
 

@@ -43,13 +43,14 @@ from crawler.browser.identity import PROXY_BYPASS_LIST, Identity, apply_identity
 from crawler.config import SessionSection
 from crawler.config.identity import Proxy
 from crawler.config.model import HttpSection
-from crawler.http.client import DEFAULT_USER_AGENT, HTML_ACCEPT, HttpClient
+from crawler.http.client import DEFAULT_USER_AGENT, HTML_ACCEPT, PROXY_AUTH, HttpClient
 from crawler.http.clients import HttpClients
 from crawler.http.cookies import JarCookies
 
 log = logging.getLogger(__name__)
 
 DIRECT = "direct"  # the proxy label of a session without a proxy
+PROXY_FAILURES = frozenset({PROXY_AUTH, "proxy_error"})  # retirements no URL is charged for
 # A URL's retirements after its first are free (the session was blocked, not the
 # page at fault), up to this many in one process (Crawlee's maxSessionRotations);
 # past it the URL pays for each, so a page that every identity is refused ends.
@@ -84,6 +85,7 @@ class _ProxySlot:
     benched_until: float = float("-inf")
     benched_at: float = float("-inf")
     strikes: int = 0  # benchings in a row without a page done through it since
+    auth_refused: bool = False  # its credentials were refused, and no page was done through it since
 
     @property
     def label(self) -> str:
@@ -297,6 +299,7 @@ class SessionPool:
         state = self._sessions.get(context_id)
         if state is not None and state.retired is None:
             state.slot.strikes = 0
+            state.slot.auth_refused = False
             self._warned = False
 
     def retire(self, context_id: str, reason: str) -> bool:
@@ -309,6 +312,8 @@ class SessionPool:
         state.retired = reason
         self._retired[reason] += 1
         slot = state.slot
+        if reason == PROXY_AUTH:
+            slot.auth_refused = True
         now = trio.current_time()
         # A session made before its proxy was last benched says nothing new about the
         # proxy (two tabs of one context met the same block): no second strike.
@@ -326,6 +331,16 @@ class SessionPool:
         )
         return True
 
+    @property
+    def all_refused(self) -> str | None:
+        """When every proxy of the crawl has refused its credentials (none has done a
+        page since): the one line to stop the crawl with, naming them (without their
+        credentials); else None.  Waiting for a proxy's bench to end cannot cure this."""
+        if any(slot.proxy is None or not slot.auth_refused for slot in self._slots):
+            return None
+        names = ", ".join(slot.label for slot in self._slots)
+        return f"every proxy refused its credentials ({PROXY_AUTH}): {names}"
+
     def is_retired(self, context_id: str) -> bool:
         state = self._sessions.get(context_id)
         return state is not None and state.retired is not None
@@ -334,11 +349,14 @@ class SessionPool:
         first, cap = self._backoff_s
         return min(cap, first * 2 ** max(0, strikes - 1))
 
-    def charge_retirement(self, url: str) -> bool:
+    def charge_retirement(self, url: str, reason: str = "") -> bool:
         """Whether the attempt of ``url`` that met a retirement counts against its
-        attempts: its first retirement does (so a URL pays for retirements at most once,
-        and a page that is refused everywhere still ends), the next
-        :data:`MAX_FREE_RETIREMENTS` do not, and every one after those does."""
+        attempts: never for a proxy's own failure (``proxy_auth``, ``proxy_error``: the
+        page was not even asked for); else its first retirement does (so a URL pays for
+        retirements at most once, and a page that is refused everywhere still ends),
+        the next :data:`MAX_FREE_RETIREMENTS` do not, and every one after those does."""
+        if reason in PROXY_FAILURES:
+            return False
         self._retirements_by_url[url] += 1
         n = self._retirements_by_url[url]
         return n == 1 or n > MAX_FREE_RETIREMENTS + 1

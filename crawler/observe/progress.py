@@ -23,10 +23,9 @@ class Progress:
             width = 30
             filled = int(width * finished / total) if total else width
             bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(
+            self._write(
                 f"\r[{bar}] {finished}/{total} done {done} failed {failed} {rate:.1f} pages/s in flight {in_flight} "
             )
-            self.stream.flush()
         else:
             log.info(
                 "progress: %d/%d finished (done %d, failed %d), %.2f pages/s, %d in flight",
@@ -40,5 +39,14 @@ class Progress:
 
     def end(self) -> None:
         if self.tty:
-            self.stream.write("\n")
+            self._write("\n")
+
+    def _write(self, text: str) -> None:
+        """A closed terminal stops the bar, never the crawl."""
+        if not self.tty:
+            return
+        try:
+            self.stream.write(text)
             self.stream.flush()
+        except (OSError, ValueError):
+            self.tty = False

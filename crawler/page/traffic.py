@@ -107,6 +107,7 @@ class Traffic:
         self._credentials = credentials  # the proxy's, for Fetch.authRequired
         self._on_request = on_request
         self._challenged: set[str] = set()  # requests whose proxy challenge was answered
+        self.proxy_auth_refused = False  # the proxy challenged again (or we had nothing to answer)
         self._loaders: dict[str, str] = {}  # main-frame document requestId -> loaderId
         self.documents: dict[str, tuple[int | None, dict[str, str], str | None]] = {}
         self.parsed: set[str] = set()  # committed loaderIds whose DOMContentLoaded fired
@@ -307,6 +308,15 @@ class Traffic:
         """This job's responses (documents aside), in arrival order."""
         return [r for r in self._responses if self.mine(r.loader)]
 
+    def proxy_refused(self, status: int | None, error: str | None) -> bool:
+        """Whether a document's failure is the proxy refusing the session's credentials:
+        it challenged again, or (Chromium then answers from its auth cache without a
+        new challenge) the document failed ``ERR_HTTP_RESPONSE_CODE_FAILURE`` with no
+        response from the site at all, through a proxy with credentials."""
+        if self.proxy_auth_refused:
+            return True
+        return self._credentials is not None and status is None and error == "net::ERR_HTTP_RESPONSE_CODE_FAILURE"
+
     async def _answer_auth(self, sender: Sender, request_id: str, challenge: dict[str, Any]) -> None:
         """Answer a proxy's challenge with the session's credentials, once per request
         (a second challenge means they were refused: cancelled, and the page fails
@@ -316,6 +326,8 @@ class Traffic:
             user, password = self._credentials
             answer = {"response": "ProvideCredentials", "username": user, "password": password}
         else:
+            if challenge.get("source") == "Proxy":
+                self.proxy_auth_refused = True  # the page's navigation then fails: retire the session
             answer = {"response": "CancelAuth"}
         try:
             await sender.send("Fetch.continueWithAuth", requestId=request_id, authChallengeResponse=answer)

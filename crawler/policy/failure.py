@@ -51,8 +51,6 @@ PROXY_NET_ERRORS = frozenset(
     {
         "net::ERR_PROXY_CONNECTION_FAILED",
         "net::ERR_TUNNEL_CONNECTION_FAILED",
-        "net::ERR_PROXY_AUTH_UNSUPPORTED",
-        "net::ERR_PROXY_AUTH_REQUESTED",
         "net::ERR_PROXY_CERTIFICATE_INVALID",
         "net::ERR_NO_SUPPORTED_PROXIES",
         "net::ERR_SOCKS_CONNECTION_FAILED",
@@ -61,10 +59,18 @@ PROXY_NET_ERRORS = frozenset(
 )
 
 
+# The proxy would not take the session's credentials: retired as ``proxy_auth``.
+PROXY_AUTH_NET_ERRORS = frozenset(
+    {"net::ERR_PROXY_AUTH_UNSUPPORTED", "net::ERR_PROXY_AUTH_REQUESTED", "net::ERR_UNEXPECTED_PROXY_AUTH"}
+)
+
+
 def net_failure(error_text: str) -> PageFailure:
     """The failure of a navigation the network stack refused (``net::ERR_...``):
     retried unless it is one of :data:`PERMANENT_NET_ERRORS`; a proxy's failure
-    (:data:`PROXY_NET_ERRORS`) retires the session."""
+    (:data:`PROXY_NET_ERRORS`, :data:`PROXY_AUTH_NET_ERRORS`) retires the session."""
+    if error_text in PROXY_AUTH_NET_ERRORS:
+        return SessionRetired("proxy_auth")
     if error_text in PROXY_NET_ERRORS:
         return SessionRetired("proxy_error")
     return PageFailure("net", error_text, retryable=error_text not in PERMANENT_NET_ERRORS)

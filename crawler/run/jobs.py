@@ -165,7 +165,7 @@ class JobRunner:
     async def work_left(self) -> bool:
         """Whether a worker would find something to do: the limit is not reached and the
         store holds a URL that is (or will become) ready.  Only reads the store."""
-        if self.limit_reached():
+        if self.limit_reached() or self.sessions.all_refused:
             return False
         return self._input_open or await self._store.next_ready_in() is not None
 
@@ -185,7 +185,7 @@ class JobRunner:
 
     async def _worker(self, pool: TabPool | None, recorders: trio.Nursery) -> None:
         while True:
-            if self.limit_reached():
+            if self.limit_reached() or self.sessions.all_refused:
                 return
             job = await self._claims.claim()
             if job is None:
@@ -337,7 +337,7 @@ class JobRunner:
                 )
             return
         assert failure is not None
-        if isinstance(failure, SessionRetired) and not self.sessions.charge_retirement(job.url):
+        if isinstance(failure, SessionRetired) and not self.sessions.charge_retirement(job.url, failure.detail):
             # The session was at fault, not the page: another session tries it, uncharged.
             self._retries += 1
             log.info(

@@ -4,9 +4,6 @@ case: one clear line, the exit code, nothing stored that should not be."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-
 import pytest
 
 from crawler import config as config_mod

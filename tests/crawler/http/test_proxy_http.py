@@ -73,4 +73,4 @@ async def test_a_proxy_that_refuses_its_credentials_is_retired_and_the_next_take
     assert len(await store.items()) == 5
     assert bad.challenged >= 1 and bad.forwarded == []
     summary = await run.summary()
-    assert summary["sessions_retired"] == {"proxy_error": 1} and summary["failed"] == 0
+    assert summary["sessions_retired"] == {"proxy_auth": 1} and summary["failed"] == 0

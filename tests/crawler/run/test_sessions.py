@@ -236,6 +236,24 @@ async def test_a_proxy_that_refuses_connections_is_left_out_and_the_context_move
     assert set(stats.benched_until) == {dead.replace(f"user:{PASSWORD}@", "")}
 
 
+async def test_a_proxy_that_refuses_its_credentials_retires_its_session_and_charges_no_url(tmp_path, shop, proxies):
+    """Proxy A is given a wrong password: its challenge comes back, the page fails, and
+    the session retires with reason ``proxy_auth`` (it used to fail the URL
+    ``net::ERR_HTTP_RESPONSE_CODE_FAILURE`` and burn its attempts); every page is done
+    through B, each at its first charged attempt."""
+    a, b = proxies
+    wrong = a.url().replace(PASSWORD, "not-the-password")
+    urls = [f"{shop.base}/product/{i}" for i in range(1, 7)]
+    cfg = session_config(tmp_path, urls, session={"proxies": [wrong, b.url()]})
+    engine, store, reason = await run(cfg)
+    assert reason == "finished"
+    assert (await store.counts())["done"] == 6 and len(b.pages()) == 6
+    assert engine.statistics().sessions.retired == {"proxy_auth": 1}
+    assert a.challenged >= 1 and a.pages() == []
+    attempts = [(await store.url_state(url))["attempts"] for url in urls]
+    assert attempts == [1] * 6  # the refused attempts were not charged
+
+
 async def test_the_shop_sees_the_identity_on_every_request_and_scripts_see_locale_and_timezone(tmp_path, shop, nursery):
     """User agent, extra headers and the cookies file's cookies are on every request
     the shop gets (documents, API calls, images); JavaScript sees the configured
