@@ -20,6 +20,8 @@ import trio
 log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
+HEADER_TIMEOUT_S = 10.0  # a client that has not sent a request's head in this long is dropped (slowloris)
+MAX_CONNECTIONS = 128  # connections served at once; past it a new one is closed at once
 MAX_BODY_BYTES = 2**20  # 1 MiB; a longer Content-Length is answered 413 and the connection closed
 
 
@@ -65,10 +67,25 @@ async def serve_http(
     port: int = 0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until cancelled; reports the bound port through ``task_status``."""
+    """Serve until cancelled; reports the bound port through ``task_status``.  At most
+    ``MAX_CONNECTIONS`` at once (the next are closed unanswered), each dropped if a
+    request's head takes longer than ``HEADER_TIMEOUT_S`` to arrive."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     task_status.started(listeners[0].socket.getsockname()[1])
-    await trio.serve_listeners(lambda stream: _serve_connection(stream, handler), listeners)
+    slots = trio.CapacityLimiter(MAX_CONNECTIONS)
+
+    async def serve(stream: trio.SocketStream) -> None:
+        try:
+            slots.acquire_nowait()
+        except trio.WouldBlock:
+            await stream.aclose()
+            return
+        try:
+            await _serve_connection(stream, handler)
+        finally:
+            slots.release()
+
+    await trio.serve_listeners(serve, listeners)
 
 
 async def _serve_connection(stream: trio.SocketStream, handler: Handler) -> None:
@@ -76,13 +93,16 @@ async def _serve_connection(stream: trio.SocketStream, handler: Handler) -> None
     try:
         async with stream:
             while True:
-                while b"\r\n\r\n" not in buffer:
-                    if len(buffer) > MAX_HEADER_BYTES:
-                        return
-                    chunk = await stream.receive_some(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
+                with trio.move_on_after(HEADER_TIMEOUT_S) as waited:
+                    while b"\r\n\r\n" not in buffer:
+                        if len(buffer) > MAX_HEADER_BYTES:
+                            return
+                        chunk = await stream.receive_some(65536)
+                        if not chunk:
+                            return
+                        buffer += chunk
+                if waited.cancelled_caught:
+                    return  # a head that never comes: the connection is dropped
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
                 request = _parse(head)
                 refusal = _refusal(request)

@@ -47,11 +47,17 @@ from crawler.urls import (
     too_long,
 )
 
+MAX_CONFIG_BYTES = 4 * 2**20  # a site file larger than this is refused (4 MiB: routes, not data)
+
 
 def load(path: str | Path) -> Config:
     """Read and validate a TOML file. Raises ConfigError (one line) on any problem."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: {path.stat().st_size} bytes, over the limit of {MAX_CONFIG_BYTES} for a site file"
+            )
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
@@ -61,6 +67,8 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deep") from None
     return from_dict(data, source=str(path), base_dir=str(path.parent))
 
 
@@ -353,10 +361,20 @@ def validate(config: Config) -> None:
         raise ConfigError(f"{src}: [browser] max_total_buffer_mb: expected at least max_resource_buffer_mb")
     for spec in (*config.routes, config.extract_route()):
         check_http_route(config, spec)
+    mon = config.monitor
+    if mon.metrics_port and not _loopback(mon.metrics_host) and not (mon.metrics_token or mon.metrics_allow_public):
+        raise ConfigError(
+            f"{src}: [monitor] metrics_host: {mon.metrics_host!r} serves the metrics and the status page beyond this"
+            " machine: set metrics_token (a bearer token) or metrics_allow_public = true"
+        )
     if config.store.backend == "redis" and not config.store.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
             f'{src}: [store] url: expected redis://host:port/db for backend = "redis", got {config.store.url!r}'
         )
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def check_http_route(config: Config, spec: RouteSpec) -> None:

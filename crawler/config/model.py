@@ -279,6 +279,12 @@ class MonitorSection:
     )
     metrics_port: int = checks.setting(0, checks.integer(0), "Prometheus endpoint on 127.0.0.1; 0: off")
     metrics_host: str = checks.setting("127.0.0.1", checks.string, "address of the metrics endpoint")
+    metrics_token: str = checks.setting(
+        "", checks.string, "a bearer token /metrics and / ask for (Authorization: Bearer ...); /healthz needs none"
+    )
+    metrics_allow_public: bool = checks.setting(
+        False, checks.boolean, "serve a non-loopback metrics_host without a metrics_token (it logs a warning)"
+    )
     heartbeat_file: str = checks.setting("", checks.string, "file whose mtime is touched while the crawler is alive")
 
 

@@ -21,6 +21,7 @@ check or a restarter that watches files rather than ports.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
@@ -225,10 +226,28 @@ def build_registry(statistics: Callable[[], CrawlStatistics], heartbeat: Heartbe
     return registry
 
 
-def make_handler(registry: CollectorRegistry, heartbeat: Heartbeat, status: Callable[[], bytes] | None = None):
+def make_handler(
+    registry: CollectorRegistry, heartbeat: Heartbeat, status: Callable[[], bytes] | None = None, token: str = ""
+):
+    """The endpoint's requests: with ``token``, ``/`` and ``/metrics`` answer 401 to a
+    request without ``Authorization: Bearer <token>`` (``/healthz`` says only ok or
+    stale: a liveness probe needs no secret)."""
+    expected = f"Bearer {token}" if token else ""
+
     async def handle(request: HttpRequest) -> Response:
         if request.method not in ("GET", "HEAD"):
             return Response(status=405, body=b"GET or HEAD\n", content_type="text/plain; charset=utf-8")
+        if (
+            expected
+            and request.path != "/healthz"
+            and not hmac.compare_digest(request.headers.get("authorization", ""), expected)
+        ):
+            return Response(
+                status=401,
+                body=b"a bearer token is needed\n",
+                content_type="text/plain",
+                headers=(("WWW-Authenticate", "Bearer"),),
+            )
         if request.path == "/" and status is not None:
             return Response(body=status(), content_type="text/html; charset=utf-8")
         if request.path == "/metrics":
@@ -253,10 +272,11 @@ async def serve_metrics(
     host: str = "127.0.0.1",
     port: int = 0,
     status: Callable[[], bytes] | None = None,
+    token: str = "",
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``/metrics``, ``/healthz`` and, given ``status`` (the HTML of the status
     page, see :mod:`crawler.observe.status`), ``/`` until cancelled; reports the bound port
     through ``task_status``.  Raises OSError (before reporting started) if the
     address cannot be bound; once serving, a client's error only ends its connection."""
-    await serve_http(make_handler(registry, heartbeat, status), host=host, port=port, task_status=task_status)
+    await serve_http(make_handler(registry, heartbeat, status, token), host=host, port=port, task_status=task_status)

@@ -376,6 +376,7 @@ class Crawler:
             self._heartbeat,
             host=mon.metrics_host,
             status=lambda: self._status.render(self.statistics(), site=self._config.site.name),
+            token=mon.metrics_token,
         )
         try:
             async with open_service_nursery() as nursery:
@@ -391,6 +392,15 @@ class Crawler:
                     mon.metrics_host,
                     self._metrics_port,
                 )
+                if (
+                    mon.metrics_allow_public
+                    and not mon.metrics_token
+                    and mon.metrics_host not in ("127.0.0.1", "localhost", "::1")
+                ):
+                    log.warning(
+                        "the metrics and the status page are served on %s without a token (metrics_allow_public)",
+                        mon.metrics_host,
+                    )
                 task_status.started()
         except OSError as exc:
             log.error("metrics endpoint stopped: %s", exc)

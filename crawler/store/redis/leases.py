@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from crawler.errors import StoreError
+from crawler.policy.ratelimit import host_of
 from crawler.request import Request
 from crawler.store.base import CLAIM_SCAN, Job, item_hash, reason_kind
 from crawler.store.redis.crawl import RedisCrawl, translated
@@ -85,6 +86,18 @@ class Leases:
         return await self.link.call(write)
 
     @translated
+    async def claim_many(self, avoid_hosts: Collection[str], n: int) -> list[Job]:
+        """Up to ``n`` claims in a row (one script call each: a claim is one round trip
+        already), each avoiding the hosts of the ones before it."""
+        avoid, jobs = set(avoid_hosts), []
+        for _ in range(max(1, n)):
+            job = await self.claim(avoid)
+            if job is None:
+                break
+            jobs.append(job)
+            avoid.add(host_of(job.url))
+        return jobs
+
     async def claim(self, avoid_hosts: Collection[str] = ()) -> Job | None:
         """Take a URL: one whose lease expired (a dead worker's), else the next ready
         pending one, preferring a host not in ``avoid_hosts`` (among the first CLAIM_SCAN

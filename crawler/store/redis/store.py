@@ -112,7 +112,7 @@ import trio
 
 from crawler._trio import open_service_nursery, unwrapped_exception_groups
 from crawler.errors import ConfigError, StoreError
-from crawler.policy.ratelimit import Pace, host_of
+from crawler.policy.ratelimit import Pace
 from crawler.request import Request
 from crawler.store.base import Job, RunRecord, StoredItem, StoreSettings
 from crawler.store.redis.crawl import RedisCrawl, crawl_name, key_prefix, new_worker_id, translated
@@ -319,16 +319,7 @@ class RedisStore:
         return await self.leases.claim(avoid_hosts)
 
     async def claim_many(self, avoid_hosts: Collection[str], n: int) -> list[Job]:
-        """Up to ``n`` claims in a row (one script call each: a claim is one round trip
-        already), each avoiding the hosts of the ones before it."""
-        avoid, jobs = set(avoid_hosts), []
-        for _ in range(max(1, n)):
-            job = await self.leases.claim(avoid)
-            if job is None:
-                break
-            jobs.append(job)
-            avoid.add(host_of(job.url))
-        return jobs
+        return await self.leases.claim_many(avoid_hosts, n)
 
     async def complete(
         self,
@@ -483,13 +474,8 @@ async def open_redis_store(settings: StoreSettings, *, renew: bool = True) -> As
                 # give one): the error's type at least.
                 why = str(exc) or ("timed out" if isinstance(exc, trio.TooSlowError) else type(exc).__name__)
                 raise ConfigError(f"{where} url: cannot reach Redis at {redact_url(section.url)}: {why}") from None
-            log.info(
-                "redis store %s at %s: worker %s, lease %.1f s",
-                store.prefix,
-                redact_url(section.url),
-                store.worker,
-                store.lease_s,
-            )
+            shown = redact_url(section.url)
+            log.info("redis store %s at %s: worker %s, lease %.1f s", store.prefix, shown, store.worker, store.lease_s)
             async with open_service_nursery() as nursery:
                 nursery.start_soon(store.link.run)
                 if renew:
