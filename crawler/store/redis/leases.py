@@ -85,7 +85,6 @@ class Leases:
                 return None
         return await self.link.call(write)
 
-    @translated
     async def claim_many(self, avoid_hosts: Collection[str], n: int) -> list[Job]:
         """Up to ``n`` claims in a row (one script call each: a claim is one round trip
         already), each avoiding the hosts of the ones before it."""
@@ -98,6 +97,7 @@ class Leases:
             avoid.add(host_of(job.url))
         return jobs
 
+    @translated
     async def claim(self, avoid_hosts: Collection[str] = ()) -> Job | None:
         """Take a URL: one whose lease expired (a dead worker's), else the next ready
         pending one, preferring a host not in ``avoid_hosts`` (among the first CLAIM_SCAN
