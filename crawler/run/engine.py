@@ -28,7 +28,7 @@ Task tree (who owns whom)::
                                        watchdog scope → page work (run_route: the route's handler);
                                        then a recording task per outcome (the worker goes on)
 
-``Crawler.stop()`` (SIGINT/SIGTERM) cancels the scope around the supervisor; once the
+``Crawler.stop()`` (SIGINT/SIGTERM/SIGHUP) cancels the scope around the supervisor; once the
 supervisor returns, the run cancels its monitor tasks.
 
 The life of one URL is written once, in :mod:`crawler.run.job` (lease, watchdog,
@@ -329,7 +329,7 @@ class Crawler:
         self._memory.attach_pool(pool)
 
     async def _watch_signals(self) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async for signum in signals:
                 log.warning("%s: stopping; in-flight pages go back to pending", signal.Signals(signum).name)
                 self.stop()
