@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from contextlib import asynccontextmanager
 
 import pytest
@@ -159,7 +160,11 @@ async def test_rate_limit_gaps_per_host_stay_in_the_configured_range(tmp_path, n
             if nxt[0] < prev[2] + 0.2
         ]
         assert queued_gaps, "no request was ever queued behind another: the test exercised nothing"
-        assert all(0.2 <= gap <= 0.3 + 0.05 for gap in queued_gaps), queued_gaps
+        # Never fast, strictly; not dawdling, by the median: on a loaded 2-core machine a
+        # woken waiter is sometimes scheduled late (one gap of 0.92 s was seen in CI, and
+        # the test failed 3 runs in 6 beside a Chromium test at the session's start).
+        assert min(queued_gaps) >= 0.2, queued_gaps
+        assert statistics.median(queued_gaps) <= 0.3 + 0.05, queued_gaps
     # Both hosts in parallel, not one after the other: their request windows overlap for
     # most of their length (judged by the shop's own clock, not by the machine's speed).
     windows = [
