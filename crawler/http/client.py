@@ -9,7 +9,8 @@ for each hop and given back after it, and redirects are followed here.
 Every hop of a request, the first and each redirect's:
 
 1. is checked by :class:`UrlRules` (no ``file:``, ``chrome:``..., nothing but
-   http(s), and with ``forbid_private`` no private, loopback or link-local address);
+   http(s), and with ``forbid_private`` no private, loopback or link-local address):
+   the first by the caller, each redirect here;
 2. carries the session's cookies for its URL;
 3. waits for its host's pacing turn (``[rate_limit]``, shared with the browser's
    requests to that host and, on Redis, across workers), held until the response's
@@ -197,14 +198,16 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         on_request: Callable[[], None] | None = None,
     ) -> Response:
-        """Request ``url`` and read the response (see the module docstring).  Raises
-        PageFailure as it says; ``on_request`` is called as each hop's request leaves
-        (the session's request count).  Cancelled half-way: the response is closed (shielded,
-        bounded) and the Cancelled goes on; a request may have reached the server."""
+        """Request ``url`` and read the response (see the module docstring).  ``url`` is
+        the caller's, already through ``rules.check`` (it needs the canonical URL before
+        the request: for robots.txt, for its own records); each redirect's hop is
+        checked here.  Raises PageFailure as it says; ``on_request`` is called as each
+        hop's request leaves (the session's request count).  Cancelled half-way: the
+        response is closed (shielded, bounded) and the Cancelled goes on; a request may
+        have reached the server."""
         if self.closed:
             raise trio.ClosedResourceError("the session's HTTP client is closed")
         redirects: list[str] = []
-        url = await rules.check(url)
         while True:
             sent = {**self._headers, **{k.lower(): v for k, v in (headers or {}).items()}}
             request = httpx.Request(method, url, headers=sent, json=json_body, extensions={"timeout": self._timeout})

@@ -398,9 +398,10 @@ async def run_http_route(
     else:
         cookies = sessions.jar(session_id)
     wants_json = router.content(request.label) == "json"
+    url = await env.url_rules.check(request.url)
     async with sessions.http_client(session_id) as client:
         response = await client.fetch(
-            request.url,
+            url,
             cookies=cookies,
             pace=env.limiter,
             rules=env.url_rules,
