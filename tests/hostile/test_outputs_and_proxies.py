@@ -9,7 +9,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -17,7 +16,7 @@ import trio
 from crawler import config as config_mod
 from crawler.run.engine import Crawler
 from crawler.store.sqlite import SqliteStore
-from tests.crawler.http.static_shop import StaticShop, start_static_shop
+from tests.crawler.http.static_shop import StaticShop, no_browser, start_static_shop
 from tests.httpproxy import HttpProxy
 from tests.procs import REPO
 
@@ -70,12 +69,6 @@ async def test_a_crawl_with_urls_left_pending_exits_1_whoever_reads_its_stderr(t
     with sqlite3.connect(again / "crawl.db") as db:
         states = dict(db.execute("SELECT state, COUNT(*) FROM frontier GROUP BY state").fetchall())
     assert states == {"done": 2, "pending": 4}  # nothing lost either
-
-
-@asynccontextmanager
-async def no_browser():
-    raise AssertionError("an HTTP-only crawl started a browser")
-    yield  # pragma: no cover
 
 
 async def refusing_proxy(nursery, name: str) -> HttpProxy:

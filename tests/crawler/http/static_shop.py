@@ -15,6 +15,8 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -112,3 +114,10 @@ class StaticShop:
 async def start_static_shop(nursery: trio.Nursery, shop: StaticShop) -> str:
     port = await nursery.start(serve_http, shop)
     return f"http://127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def no_browser() -> AsyncIterator[None]:
+    """The ``open_browser`` seam of a crawl that must start no browser (every route over HTTP)."""
+    raise AssertionError("an HTTP-only crawl started a browser")
+    yield  # pragma: no cover

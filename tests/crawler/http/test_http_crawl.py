@@ -5,7 +5,6 @@ and never starts Chromium."""
 from __future__ import annotations
 
 import json
-from contextlib import asynccontextmanager
 
 import pytest
 
@@ -13,7 +12,7 @@ import crawler
 from crawler import config as config_mod
 from crawler.run.engine import Crawler
 from crawler.store.sqlite import SqliteStore
-from tests.crawler.http.static_shop import PRODUCTS, StaticShop, start_static_shop
+from tests.crawler.http.static_shop import PRODUCTS, no_browser
 
 ROUTES = [
     {"follow": [{"selector": "a.product", "label": "product"}, {"selector": "a.next"}]},
@@ -29,13 +28,6 @@ ROUTES = [
 ]
 
 
-@pytest.fixture
-async def static_shop(nursery):
-    shop = StaticShop()
-    shop.base = await start_static_shop(nursery, shop)
-    return shop
-
-
 def http_config(tmp_path, urls, *, routes=ROUTES, **sections):
     data = {
         "input": {"urls": urls},
@@ -49,12 +41,6 @@ def http_config(tmp_path, urls, *, routes=ROUTES, **sections):
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
     return config_mod.from_dict(data, source="test.toml", base_dir=str(tmp_path))
-
-
-@asynccontextmanager
-async def no_browser():
-    raise AssertionError("an HTTP-only crawl started a browser")
-    yield  # pragma: no cover
 
 
 async def test_http_crawl_stores_every_product_without_a_browser(tmp_path, static_shop):

@@ -13,16 +13,9 @@ import crawler
 from crawler import config as config_mod
 from crawler.run.engine import Crawler
 from crawler.store.sqlite import SqliteStore
-from tests.crawler.http.static_shop import PRODUCTS, StaticShop, start_static_shop
+from tests.crawler.http.static_shop import PRODUCTS
 
 pytestmark = pytest.mark.chromium
-
-
-@pytest.fixture
-async def static_shop(nursery):
-    shop = StaticShop()
-    shop.base = await start_static_shop(nursery, shop)
-    return shop
 
 
 def mixed_config(tmp_path, urls, shared_chromium, *, routes=(), **sections):

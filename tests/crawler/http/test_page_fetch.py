@@ -4,8 +4,6 @@ each refusal fails the job with one clear reason, and nothing of it is stored.""
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-
 import pytest
 
 import crawler
@@ -14,20 +12,7 @@ from crawler.errors import PageFailure
 from crawler.http.client import UrlRules
 from crawler.run.engine import Crawler
 from crawler.store.sqlite import SqliteStore
-from tests.crawler.http.static_shop import StaticShop, start_static_shop
-
-
-@asynccontextmanager
-async def no_browser():
-    raise AssertionError("an HTTP-only crawl started a browser")
-    yield  # pragma: no cover
-
-
-@pytest.fixture
-async def static_shop(nursery):
-    shop = StaticShop()
-    shop.base = await start_static_shop(nursery, shop)
-    return shop
+from tests.crawler.http.static_shop import no_browser
 
 
 async def fetch_outcome(tmp_path, shop, target: str, *, as_json: bool = False, **sections) -> dict:

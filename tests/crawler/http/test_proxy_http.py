@@ -3,30 +3,13 @@ refuses them (407) retires the session and the next proxy takes over."""
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-
-import pytest
-
 from crawler import config as config_mod
 from crawler.run.engine import Crawler
 from crawler.store.sqlite import SqliteStore
-from tests.crawler.http.static_shop import StaticShop, start_static_shop
+from tests.crawler.http.static_shop import no_browser
 from tests.httpproxy import HttpProxy
 
 HOST = "shop.test"  # only the proxy knows where it is
-
-
-@asynccontextmanager
-async def no_browser():
-    raise AssertionError("an HTTP-only crawl started a browser")
-    yield  # pragma: no cover
-
-
-@pytest.fixture
-async def static_shop(nursery):
-    shop = StaticShop()
-    shop.base = await start_static_shop(nursery, shop)
-    return shop
 
 
 async def proxy(nursery, shop, name: str, credentials: tuple[str, str]) -> HttpProxy:
