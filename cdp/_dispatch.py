@@ -64,11 +64,12 @@ class ConnectionStatistics:
 class _Call:
     """A command waiting for its reply."""
 
-    __slots__ = ("method", "done", "result", "error", "session_id")
+    __slots__ = ("method", "done", "result", "error", "session_id", "deadline")
 
     def __init__(self, method: str, session_id: str | None):
         self.method = method
         self.session_id = session_id
+        self.deadline: trio.CancelScope | None = None  # the write's, then the reply's
         self.done = trio.Event()
         self.result: dict[str, Any] | None = None
         self.error: CDPError | None = None
@@ -197,6 +198,20 @@ class Connection:
         block that opened it.  Never blocks; idempotent (the first reason is kept)."""
         self._fail(ConnectionLost(f"{self.name}: {reason}"))
 
+    def forgive(self, seconds: float) -> int:
+        """Push back by ``seconds`` the deadline of every command in flight (its write,
+        or the wait for its reply): for the caller's own event loop having been blocked
+        that long (nothing was read or written meanwhile, so the browser is not to
+        blame).  Call it from the run loop before trio next looks at deadlines (a trio
+        instrument's ``after_task_step``).  Returns how many commands it pushed back."""
+        forgiven = 0
+        for call in self._pending.values():
+            # (Not ``cancel_called``: reading it cancels a scope whose deadline passed.)
+            if call.deadline is not None:
+                call.deadline.deadline += seconds
+                forgiven += 1
+        return forgiven
+
     def statistics(self) -> ConnectionStatistics:
         streams = {s for lst in self._listeners.values() for s in lst}
         return ConnectionStatistics(
@@ -245,8 +260,9 @@ class Connection:
         if session is not None:
             session.calls.add(call)
         try:
-            await self._send_text(json.dumps(message), timeout_s)
+            await self._send_text(json.dumps(message), timeout_s, call)
             with trio.move_on_after(timeout_s) as waited:
+                call.deadline = waited
                 await call.done.wait()
             if waited.cancelled_caught:
                 raise CommandTimeout(method, timeout_s)
@@ -259,13 +275,15 @@ class Connection:
         assert call.result is not None
         return call.result
 
-    async def _send_text(self, text: str, timeout_s: float) -> None:
+    async def _send_text(self, text: str, timeout_s: float, call: _Call | None = None) -> None:
         # A message half-written by a cancelled task (a websocket frame, or a pipe
         # message without its terminator) would corrupt the stream for everyone, so
         # the write is shielded from the caller's cancellation and bounded by the
         # command's own deadline; a write that cannot finish in time means the peer
         # stopped reading, and the connection is declared lost.
         with trio.move_on_after(timeout_s, shield=True) as scope:
+            if call is not None:
+                call.deadline = scope
             try:
                 await self.transport.send_text(text)
             except TransportClosed as exc:

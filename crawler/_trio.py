@@ -50,3 +50,13 @@ async def open_service_nursery() -> AsyncIterator[trio.Nursery]:
     with unwrapped_exception_groups():
         async with trio.open_nursery() as nursery:
             yield nursery
+
+
+def task_lineage(task: trio.lowlevel.Task) -> Iterator[trio.lowlevel.Task]:
+    """``task``, then the task whose nursery started it, and so on up to the root: who
+    a helper task works for (a handler's nursery belongs to its job's worker)."""
+    current: trio.lowlevel.Task | None = task
+    while current is not None:
+        yield current
+        nursery = current.parent_nursery
+        current = nursery.parent_task if nursery is not None else None

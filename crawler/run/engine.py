@@ -58,6 +58,7 @@ from crawler.observe.memory import MemoryMonitor, ReadMemory, read_memory
 from crawler.observe.progress import Progress
 from crawler.observe.pss import MiB
 from crawler.observe.snapshots import SnapshotStatistics
+from crawler.observe.stalls import LoopStalls
 from crawler.observe.stats import CrawlStatistics
 from crawler.observe.status import StatusPage
 from crawler.policy.watchdog import Watchdog
@@ -139,6 +140,7 @@ class Crawler:
             max_urls=config.crawl.max_pages,
             on_fed=self._jobs.wake,
         )
+        self._stalls = LoopStalls(self._on_stall)
         self._abort_reason: str | None = None  # set by a part that must stop the crawl (a bad input entry)
         self._finish_reason = "running"
         self._started_at: float | None = None
@@ -206,6 +208,18 @@ class Crawler:
         return self._finish_reason
 
     async def _run_tasks(self, handle_signals: bool) -> None:
+        trio.lowlevel.add_instrument(self._stalls)
+        try:
+            await self._run_service_tasks(handle_signals)
+        finally:
+            trio.lowlevel.remove_instrument(self._stalls)
+
+    def _on_stall(self, task: trio.lowlevel.Task, seconds: float) -> None:
+        commands = self._supervisor.forgive(seconds)
+        jobs = self._jobs.on_stall(task, seconds)
+        log.debug("stall of %.1f s: %d commands and %d jobs given the time back", seconds, commands, jobs)
+
+    async def _run_service_tasks(self, handle_signals: bool) -> None:
         async with open_service_nursery() as nursery:
             await nursery.start(self._heartbeat.run)
             if self._config.monitor.metrics_port:

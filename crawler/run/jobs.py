@@ -36,6 +36,7 @@ from functools import partial
 import trio
 
 import cdp
+from crawler._trio import task_lineage
 from crawler.browser.pool import TabPool
 from crawler.browser.session import SessionPool
 from crawler.config import Config
@@ -117,6 +118,7 @@ class JobRunner:
         self._field_errors: Counter[str] = Counter()
         self._input_open = False  # more URLs may still come from the input feed
         self._interrupted = 0
+        self._running: dict[trio.lowlevel.Task, Job] = {}  # worker task -> the job it runs
 
     def statistics(self) -> JobStatistics:
         return JobStatistics(
@@ -153,6 +155,27 @@ class JobRunner:
         self._input_open = more
         self.wake()
 
+    def on_stall(self, task: trio.lowlevel.Task, seconds: float) -> int:
+        """The event loop was blocked ``seconds`` by ``task`` (see
+        :mod:`crawler.observe.stalls`): every other job gets the time back on its
+        watchdog, and one warning names the culprit's handler.  Runs in the run loop,
+        never raises; returns how many jobs were given the time back."""
+        forgiven = self._watchdog.forgive(seconds, task)
+        job = next((self._running[t] for t in task_lineage(task) if t in self._running), None)
+        if job is None:
+            log.warning("the event loop was blocked for %.1f s by task %s", seconds, task.name)
+            return forgiven
+        known = job.label in self._router.labels
+        handler = getattr(self._router.handler(job.label), "__name__", job.label) if known else job.label
+        log.warning(
+            "%s: handler %r blocked the event loop for %.1f s: every page and the browser's connection "
+            "waited meanwhile; run blocking work in a thread: await trio.to_thread.run_sync(fn, ...)",
+            short_url(job.url),
+            handler,
+            seconds,
+        )
+        return forgiven
+
     def wake(self) -> None:
         """Idle workers look at the frontier again (a job ended, URLs were fed)."""
         self._changed.set()
@@ -184,6 +207,7 @@ class JobRunner:
             await self._claims.release_unstarted(RELEASE_TIMEOUT_S)
 
     async def _worker(self, pool: TabPool | None, recorders: trio.Nursery) -> None:
+        task = trio.lowlevel.current_task()
         while True:
             if self.limit_reached() or self.sessions.all_refused:
                 return
@@ -195,7 +219,11 @@ class JobRunner:
                 with trio.move_on_after(min(ready_in if ready_in is not None else IDLE_POLL_S, IDLE_POLL_S)):
                     await self._changed.wait()
                 continue
-            await self._process(pool, job, recorders)
+            self._running[task] = job
+            try:
+                await self._process(pool, job, recorders)
+            finally:
+                del self._running[task]
 
     async def _process(self, pool: TabPool | None, job: Job, recorders: trio.Nursery) -> None:
         """One job (in the in-flight table already): robots.txt, then the one life of a

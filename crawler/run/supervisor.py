@@ -93,6 +93,13 @@ class BrowserSupervisor:
         """The browser in use; None between browsers."""
         return self._browser
 
+    def forgive(self, seconds: float) -> int:
+        """The event loop was blocked ``seconds`` (by a handler: see
+        :mod:`crawler.observe.stalls`): the browser's commands in flight get the time
+        back, so that neither they nor the heartbeat take the stall for a dead browser.
+        Runs in the run loop, never raises; returns how many commands it pushed back."""
+        return self._browser.connection.forgive(seconds) if self._browser is not None else 0
+
     @property
     def pool(self) -> TabPool | None:
         """The pool of the browser in use; None between browsers.  Only the supervisor

@@ -169,48 +169,10 @@ class ChaosSocket:
 
 
 class ChaosWatchdog(Watchdog):
-    """The engine's watchdog, keeping track of each task's job scope while it is entered,
-    so that the chaos plan can make it expire at the moment a chosen command is awaited."""
-
-    def __init__(self, timeout_s: float, jitter_s: float, *, rng: Any):
-        super().__init__(timeout_s, jitter_s, rng=rng)
-        self._active: dict[trio.lowlevel.Task, trio.CancelScope] = {}
-
-    def scope(self) -> Any:
-        return _TrackedScope(super().scope(), self._active)
+    """The engine's watchdog, telling the chaos plan the job scope around the current
+    task, so that it can make it expire at the moment a chosen command is awaited."""
 
     def current_job_scope(self) -> trio.CancelScope | None:
         """The watchdog scope around the current task (its own, or its parent's for a
         task of the job's nursery); None if the task is not inside a job's watchdog."""
-        task: trio.lowlevel.Task | None = trio.lowlevel.current_task()
-        while task is not None:
-            scope = self._active.get(task)
-            if scope is not None:
-                return scope
-            nursery = task.parent_nursery
-            task = nursery.parent_task if nursery is not None else None
-        return None
-
-
-class _TrackedScope:
-    """A context manager around a watchdog's CancelScope that records when it is entered
-    and exited (``with ... as scope`` still binds the CancelScope itself)."""
-
-    def __init__(self, scope: trio.CancelScope, active: dict[trio.lowlevel.Task, trio.CancelScope]):
-        self._scope = scope
-        self._active = active
-        self._task: trio.lowlevel.Task | None = None
-
-    @property
-    def deadline(self) -> float:
-        return self._scope.deadline
-
-    def __enter__(self) -> trio.CancelScope:
-        self._task = trio.lowlevel.current_task()
-        self._active[self._task] = self._scope
-        return self._scope.__enter__()
-
-    def __exit__(self, *exc_info: Any) -> bool:
-        if self._active.get(self._task) is self._scope:
-            del self._active[self._task]
-        return self._scope.__exit__(*exc_info)
+        return self.scope_of(trio.lowlevel.current_task())
