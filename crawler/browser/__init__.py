@@ -4,7 +4,9 @@
 reached at ``cdp_url``); :mod:`~crawler.browser.pool` owns every tab and context of one
 browser and lends tabs out under leases (recycling tabs, rotating contexts, closing
 popups); :mod:`~crawler.browser.session` makes each context a session (its proxy, its
-identity, its retirement); :mod:`~crawler.browser.identity` applies an identity to a tab.
+identity, its retirement); :mod:`~crawler.browser.identity` applies an identity to a tab,
+with the client hints and platform :mod:`~crawler.browser.client_hints` derives from its
+user agent.
 
 Speaks to Chromium only through ``cdp``'s public names.  May import ``cdp``,
 ``crawler.config``, ``crawler.policy`` and the leaves; knows nothing of pages, stores

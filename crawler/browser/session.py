@@ -39,7 +39,8 @@ import attrs
 import trio
 
 import cdp
-from crawler.browser.identity import PROXY_BYPASS_LIST, Identity, apply_identity, browser_user_agent
+from crawler.browser.client_hints import user_agent_metadata
+from crawler.browser.identity import PROXY_BYPASS_LIST, Identity, apply_identity, browser_identity
 from crawler.config import SessionSection
 from crawler.config.identity import Proxy
 from crawler.config.model import HttpSection
@@ -119,7 +120,7 @@ class SessionPool:
         self._retirements_by_url: Counter[str] = Counter()
         self._waits = 0
         self._warned = False  # a warning for the current all-benched episode was logged
-        self._user_agents: dict[int, str] = {}  # id(browser) -> its user agent minus "HeadlessChrome"
+        self._own: dict[int, Identity] = {}  # id(browser) -> the identity with its user agent minus "HeadlessChrome"
         self._http = http or HttpSection()
         self._clients = HttpClients()
         self._browserless: str | None = None  # the session browserless HTTP jobs run in now
@@ -151,8 +152,8 @@ class SessionPool:
             proxy_bypass_list=PROXY_BYPASS_LIST,
         )
         try:
-            if id(browser) not in self._user_agents and not self._identity.user_agent:
-                self._user_agents = {id(browser): browser_user_agent(await browser.send("Browser.getVersion"))}
+            if id(browser) not in self._own and not self._identity.user_agent:
+                self._own = {id(browser): browser_identity(self._identity, await browser.send("Browser.getVersion"))}
             if self._cookies:
                 await browser.send("Storage.setCookies", cookies=list(self._cookies), browserContextId=context.id)
         except BaseException:
@@ -244,11 +245,17 @@ class SessionPool:
     def http_headers(self) -> dict[str, str]:
         """What every HTTP request of the crawl's sessions presents: the user agent
         (the configured one, else the browser's own, else :data:`DEFAULT_USER_AGENT`),
-        Accept-Language from the locale (weighted as Chromium weighs it), the
-        configured headers."""
+        Accept-Language from the locale (weighted as Chromium weighs it), for a Chromium
+        user agent the client hints Chromium sends unasked (``sec-ch-ua``,
+        ``-mobile``, ``-platform``, as the browser path sends them; Chromium only to
+        https and local origins, these go to plain-http sites too), the configured
+        headers."""
         identity = self._identity
-        agent = identity.user_agent or next(iter(self._user_agents.values()), "") or DEFAULT_USER_AGENT
+        agent = identity.user_agent or next((own.user_agent for own in self._own.values()), "") or DEFAULT_USER_AGENT
         headers = {"user-agent": agent, "accept": HTML_ACCEPT}
+        metadata = user_agent_metadata(agent)
+        if metadata is not None:
+            headers.update(metadata.headers())
         languages = [lang for lang in identity.accept_language.split(",") if lang]
         if languages:
             weighted = [lang if i == 0 else f"{lang};q={max(0.1, 1 - i / 10):.1f}" for i, lang in enumerate(languages)]
@@ -267,7 +274,7 @@ class SessionPool:
         Raises the tab's CDP error; cancelled half-way, the tab is the pool's to close."""
         identity = self._identity
         if not identity.user_agent:
-            identity = attrs.evolve(identity, user_agent=self._user_agents.get(id(tab.context.browser), ""))
+            identity = self._own.get(id(tab.context.browser), identity)
         await apply_identity(tab if target is None else target, identity)
 
     def needs_auth(self, context_id: str) -> bool:
