@@ -10,23 +10,28 @@ agent :data:`ROBOTS_AGENT` (its own group, else ``*``).
 What the fetch's outcome means (RFC 9309, section 2.3.1):
 
 =============================  ===========================================================
-2xx                            the rules (the first :data:`ROBOTS_MAX_BYTES` of the file)
+2xx                            the rules (the first :data:`ROBOTS_MAX_BYTES` of the file,
+                               decoded: the rest is never read)
 3xx                            followed, up to 5 redirects
 4xx (not 429)                  "unavailable": no rules, every URL allowed
 429, 5xx, network error,       "unreachable": the host's URLs are disallowed for now;
 no answer in                   each fails ``robots_unreachable`` (retryable, not before the
-:data:`ROBOTS_TIMEOUT_S`       next fetch) and the file is asked for again
-                               :data:`ROBOTS_RETRY_S` later; once a URL's attempts are
-                               spent it fails for good with that reason
+:data:`ROBOTS_TIMEOUT_S`,      next fetch) and the file is asked for again
+a body in a Content-Encoding   :data:`ROBOTS_RETRY_S` later; once a URL's attempts are
+other than gzip or deflate,    spent it fails for good with that reason
+or broken
 =============================  ===========================================================
 
 A disallowed URL fails ``robots`` (not retried) and is never requested from the server.
+The body is decoded here, a bounded piece at a time, so a gzip bomb or a file of one
+endless line costs ROBOTS_MAX_BYTES of memory and no more.
 """
 
 from __future__ import annotations
 
 import logging
 import urllib.robotparser
+import zlib
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -44,6 +49,7 @@ ROBOTS_TIMEOUT_S = 10.0  # bound on one robots.txt fetch, connection to last byt
 ROBOTS_RETRY_S = 60.0  # an unreachable robots.txt is asked for again this long after
 ROBOTS_MAX_BYTES = 500 * 2**10  # 500 KiB: what RFC 9309 asks a crawler to parse at least; the rest is ignored
 ROBOTS_MAX_REDIRECTS = 5
+ROBOTS_ACCEPT_ENCODING = "gzip, deflate"  # the codings undone here (httpx would add br and zstd when installed)
 
 
 @attrs.frozen
@@ -59,9 +65,10 @@ Fetch = Callable[[str], Awaitable[RobotsAnswer]]
 
 
 async def fetch_robots(url: str) -> RobotsAnswer:
-    """GET ``url`` (a robots.txt) with httpx, at most ROBOTS_MAX_BYTES of body, within
-    ROBOTS_TIMEOUT_S.  Never raises but Cancelled: a network error or the deadline is
-    an answer with no status."""
+    """GET ``url`` (a robots.txt) with httpx, at most ROBOTS_MAX_BYTES of body (decoded),
+    within ROBOTS_TIMEOUT_S; the body of an answer other than 2xx is not read.  Never
+    raises but Cancelled: a network error, the deadline, or a body in an encoding we
+    did not ask for (or broken) is an answer with no status."""
     with trio.move_on_after(ROBOTS_TIMEOUT_S):
         try:
             async with (
@@ -69,19 +76,54 @@ async def fetch_robots(url: str) -> RobotsAnswer:
                     timeout=ROBOTS_TIMEOUT_S,
                     follow_redirects=True,
                     max_redirects=ROBOTS_MAX_REDIRECTS,
-                    headers={"User-Agent": ROBOTS_AGENT},
+                    headers={"User-Agent": ROBOTS_AGENT, "Accept-Encoding": ROBOTS_ACCEPT_ENCODING},
                 ) as client,
                 client.stream("GET", url) as response,
             ):
-                body = b""
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) >= ROBOTS_MAX_BYTES:
-                        break
-                return RobotsAnswer(response.status_code, body[:ROBOTS_MAX_BYTES])
+                if not 200 <= response.status_code < 300:
+                    return RobotsAnswer(response.status_code)
+                return RobotsAnswer(response.status_code, await _read_body(response))
         except httpx.HTTPError as exc:
             return RobotsAnswer(None, error=f"{type(exc).__name__}: {exc}".rstrip(": "))
+        except _BadBody as exc:
+            return RobotsAnswer(None, error=str(exc))
     return RobotsAnswer(None, error=f"no answer within {ROBOTS_TIMEOUT_S:g} s")
+
+
+class _BadBody(Exception):
+    """A robots.txt body that cannot be decoded (the reason is the message)."""
+
+
+async def _read_body(response: httpx.Response) -> bytes:
+    """The first ROBOTS_MAX_BYTES of the body, its Content-Encoding undone here: httpx's
+    decoders inflate each network chunk whole (64 KiB of a gzip bomb is 64 MiB at once),
+    zlib's ``max_length`` never gives more than there is room for.  What follows the
+    limit, or the end of the compressed stream, is not read."""
+    header = response.headers.get("Content-Encoding", "")
+    codings = [c for c in (c.strip().lower() for c in header.split(",")) if c not in ("", "identity")]
+    if codings not in ([], ["gzip"], ["x-gzip"], ["deflate"]):
+        raise _BadBody(f"unsupported Content-Encoding {header!r}")
+    body = bytearray()
+    inflate = None
+    async for chunk in response.aiter_raw():
+        if not codings:
+            body += chunk[: ROBOTS_MAX_BYTES - len(body)]
+        elif chunk:
+            if inflate is None:
+                if codings == ["deflate"]:  # zlib-wrapped or raw, told by the first byte: servers send both
+                    wbits = zlib.MAX_WBITS if chunk[0] & 0x0F == 8 else -zlib.MAX_WBITS
+                else:
+                    wbits = 16 + zlib.MAX_WBITS  # gzip
+                inflate = zlib.decompressobj(wbits)
+            try:
+                body += inflate.decompress(chunk, ROBOTS_MAX_BYTES - len(body))
+            except zlib.error as exc:
+                raise _BadBody(f"broken {codings[0]} body: {exc}") from None
+            if inflate.eof:
+                break
+        if len(body) >= ROBOTS_MAX_BYTES:
+            break
+    return bytes(body)
 
 
 @attrs.frozen

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
+
 import pytest
 import trio
 
-from crawler.httpserver import Response
-from crawler.policy.robots import ROBOTS_RETRY_S, RobotsAnswer, RobotsPolicy
+from crawler.httpserver import Response, serve_http
+from crawler.policy.robots import ROBOTS_MAX_BYTES, ROBOTS_RETRY_S, RobotsAnswer, RobotsPolicy, fetch_robots
 from tests.crawler.conftest import crawl, make_config, url_states
 from tests.shop import FaultShop, start_shop
 
@@ -107,3 +110,65 @@ async def test_an_unreachable_robots_txt_holds_the_hosts_urls_until_it_is_asked_
     assert len(fetch.urls) == 3
     stats = robots.statistics()
     assert (stats.fetches, stats.disallowed, stats.unreachable) == (3, 1, 3)
+
+
+# A robots.txt of 2 MiB: its rules first, then comment lines past ROBOTS_MAX_BYTES, then
+# a rule that must never be seen.
+BIG_ROBOTS = RULES + b"# filler filler filler filler filler filler filler filler\n" * 40_000 + b"Disallow: /late/\n"
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+class EncodedRobots:
+    """Serves /robots.txt as ``body`` with ``encoding`` as its Content-Encoding (none if
+    empty) and ``status``; keeps each request's Accept-Encoding."""
+
+    def __init__(self, body: bytes, encoding: str = "", status: int = 200):
+        self.body, self.encoding, self.status = body, encoding, status
+        self.accepted: list[str] = []
+
+    async def __call__(self, request) -> Response:
+        self.accepted.append(request.headers.get("accept-encoding", ""))
+        headers = (("Content-Encoding", self.encoding),) if self.encoding else ()
+        return Response(status=self.status, body=self.body, content_type="text/plain", headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [("", bytes), ("gzip", gzip.compress), ("deflate", zlib.compress), ("deflate", _raw_deflate)],
+    ids=["identity", "gzip", "deflate-zlib", "deflate-raw"],
+)
+async def test_a_robots_txt_is_decoded_here_and_cut_at_the_limit(nursery, encoding, encode):
+    """Whatever its Content-Encoding (gzip, deflate wrapped or raw, none), the body is
+    the file's first ROBOTS_MAX_BYTES, decoded; the request asks for gzip and deflate
+    only (the codings decoded here, a bounded piece at a time)."""
+    server = EncodedRobots(encode(BIG_ROBOTS), encoding)
+    port = await nursery.start(serve_http, server)
+    answer = await fetch_robots(f"http://127.0.0.1:{port}/robots.txt")
+    assert answer == RobotsAnswer(200, BIG_ROBOTS[:ROBOTS_MAX_BYTES])
+    assert server.accepted == ["gzip, deflate"]
+
+
+@pytest.mark.parametrize(
+    ("server", "error"),
+    [
+        (EncodedRobots(b"\x0b\x02\x80rules", "br"), "unsupported Content-Encoding 'br'"),
+        (EncodedRobots(b"\x1f\x8b\x08\x00garbage-not-deflate", "gzip"), "broken gzip body: "),
+    ],
+    ids=["br", "broken-gzip"],
+)
+async def test_a_robots_txt_that_cannot_be_decoded_is_unreachable(nursery, server, error):
+    """A body in a coding not asked for, or a broken one, is no answer (the host's URLs
+    wait, as for a 5xx): never parsed as rules."""
+    port = await nursery.start(serve_http, server)
+    answer = await fetch_robots(f"http://127.0.0.1:{port}/robots.txt")
+    assert answer.status is None and answer.error.startswith(error)
+
+
+async def test_the_body_of_an_answer_other_than_2xx_is_not_kept(nursery):
+    server = EncodedRobots(b"not rules\n" * 1000, status=503)
+    port = await nursery.start(serve_http, server)
+    assert await fetch_robots(f"http://127.0.0.1:{port}/robots.txt") == RobotsAnswer(503)

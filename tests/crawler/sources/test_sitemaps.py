@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import logging
 import tracemalloc
+import zlib
 from xml.sax.saxutils import escape
 
 import psutil
@@ -18,8 +19,9 @@ from crawler.demo import expected_item
 from crawler.httpserver import Response, serve_http
 from crawler.sources.feed import InputFeed
 from crawler.sources.inputs import iter_urls
-from crawler.sources.sitemaps import iter_sitemap_urls
+from crawler.sources.sitemaps import ACCEPT_ENCODING, iter_sitemap_urls
 from crawler.store.sqlite import SqliteStore
+from crawler.urls import MAX_URL_CHARS
 from tests.crawler.conftest import crawl, make_config
 from tests.shop import FaultShop, start_shop
 
@@ -40,17 +42,26 @@ def index(locs) -> bytes:
 
 
 class SitemapServer:
-    """Serves ``files`` (path -> bytes); 404 for the rest; logs every path asked for."""
+    """Serves ``files`` (path -> bytes), each with its ``encodings`` entry as its
+    Content-Encoding if it has one; 404 for the rest; logs every path asked for, and
+    every Accept-Encoding header."""
 
     def __init__(self, files: dict[str, bytes]):
         self.files = files
+        self.encodings: dict[str, str] = {}
         self.paths: list[str] = []
+        self.accepted: list[str] = []
 
     async def __call__(self, request) -> Response:
         self.paths.append(request.path)
+        self.accepted.append(request.headers.get("accept-encoding", ""))
         body = self.files.get(request.path)
         if body is None:
             return Response(status=404, body=b"no\n", content_type="text/plain")
+        if request.path in self.encodings:
+            return Response(
+                body=body, content_type="application/xml", headers=(("Content-Encoding", self.encodings[request.path]),)
+            )
         kind = "application/gzip" if body[:2] == b"\x1f\x8b" else "application/xml"
         return Response(body=body, content_type=kind)
 
@@ -180,6 +191,94 @@ def test_sitemap_keys_are_checked_at_load(tmp_path):
         config_mod.from_dict({"input": {"urls": ["http://a.test/"], "sitemap_include": ["*"]}}, source="site.toml")
     cfg = config_mod.from_dict({"input": {"sitemaps": ["http://a.test/sitemap.xml"]}}, source="site.toml")
     assert cfg.input.sitemaps == ("http://a.test/sitemap.xml",)
+
+
+async def read_all(sitemaps: list[str], caplog) -> tuple[list[str], list[str]]:
+    """The URLs iter_sitemap_urls gives for ``sitemaps``, and its warning lines."""
+    caplog.set_level(logging.WARNING, logger="crawler.sources.sitemaps")
+    caplog.clear()
+    urls = await trio.to_thread.run_sync(lambda: list(iter_sitemap_urls(sitemaps)))
+    return urls, [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+async def test_an_over_long_loc_is_one_line_quoting_its_start_and_the_rest_is_read(nursery, caplog):
+    """A <loc> of 1 MiB is refused as soon as its text passes the limit (never held
+    whole), in one line quoting its first 100 characters; a second over-long one (9,000
+    characters: over MAX_URL_CHARS, so refused by the URL check) adds no line of its
+    own, and the count of entries skipped closes the sitemap; the entries between and
+    after are read."""
+    files: dict[str, bytes] = {}
+    base, _ = await serve(nursery, files)
+    long_loc = "http://h.test/" + "x" * 2**20
+    medium = "http://h.test/" + "m" * 9000
+    files["/s.xml.gz"] = gzip.compress(
+        urlset(["http://h.test/a", long_loc, "http://h.test/b", medium, "http://h.test/c"])
+    )
+    urls, warnings = await read_all([f"{base}/s.xml.gz"], caplog)
+    assert urls == ["http://h.test/a", "http://h.test/b", "http://h.test/c"]
+    assert warnings == [
+        f"sitemap {base}/s.xml.gz: a <loc> of more than {MAX_URL_CHARS} characters: {long_loc[:100]!r}...;"
+        " skipped (and any further such entries of this sitemap)",
+        f"sitemap {base}/s.xml.gz: 2 entries skipped in all",
+    ]
+
+
+LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE urlset [\n<!ENTITY a "aaaaaaaaaa">\n'
+    + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">\n' for i in range(9))
+    + f"]>\n<urlset {NS}><url><loc>http://h.test/&j;</loc></url></urlset>\n"
+)
+XXE = (
+    '<?xml version="1.0"?>\n<!DOCTYPE urlset [<!ENTITY secret SYSTEM "file:///etc/hostname">]>\n'
+    f"<urlset {NS}><url><loc>http://h.test/&secret;</loc></url></urlset>\n"
+)
+
+
+@pytest.mark.parametrize("text", [LAUGHS, XXE], ids=["billion-laughs", "xxe"])
+async def test_a_sitemap_declaring_entities_is_refused_in_one_line(nursery, caplog, text):
+    """Billion laughs (10^10 characters from 1 KB) and an external entity naming a
+    local file: a DOCTYPE with declarations is refused before any is read, in one line;
+    no entity is expanded or fetched, and the next sitemap is read."""
+    files: dict[str, bytes] = {}
+    base, _ = await serve(nursery, files)
+    files["/bomb.xml"] = text.encode()
+    files["/good.xml"] = urlset(["http://h.test/good"])
+    urls, warnings = await read_all([f"{base}/bomb.xml", f"{base}/good.xml"], caplog)
+    assert urls == ["http://h.test/good"]
+    assert warnings == [
+        f"sitemap {base}/bomb.xml: a DOCTYPE with declarations, refused (a sitemap has none;"
+        " XML bombs are made of them); 0 URLs read from it before that"
+    ]
+
+
+async def test_a_doctype_naming_an_external_dtd_is_read_and_the_dtd_never_fetched(nursery, caplog):
+    files: dict[str, bytes] = {}
+    base, server = await serve(nursery, files)
+    head = f'<?xml version="1.0"?>\n<!DOCTYPE urlset SYSTEM "{base}/evil.dtd">\n'
+    files["/s.xml"] = head.encode() + urlset(["http://h.test/a"]).split(b"\n", 1)[1]
+    urls, warnings = await read_all([f"{base}/s.xml"], caplog)
+    assert urls == ["http://h.test/a"] and warnings == []
+    assert server.paths == ["/s.xml"]
+
+
+async def test_content_encodings_are_undone_here_and_one_not_asked_for_is_one_line(nursery, caplog):
+    """Content-Encoding gzip (of a .xml.gz: gzip twice), deflate zlib-wrapped and raw
+    are read (the request asks for gzip and deflate only, whatever httpx could do); br
+    is one line naming it."""
+    files: dict[str, bytes] = {}
+    base, server = await serve(nursery, files)
+    raw = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    files["/double.xml.gz"] = gzip.compress(gzip.compress(urlset(["http://h.test/double"])))
+    files["/zlib.xml"] = zlib.compress(urlset(["http://h.test/zlib"]))
+    files["/raw.xml"] = raw.compress(urlset(["http://h.test/raw"])) + raw.flush()
+    files["/br.xml"] = b"\x0b\x02\x80<urlset/>"
+    server.encodings.update({"/double.xml.gz": "gzip", "/zlib.xml": "deflate", "/raw.xml": "deflate", "/br.xml": "br"})
+    urls, warnings = await read_all(
+        [f"{base}{p}" for p in ("/double.xml.gz", "/zlib.xml", "/raw.xml", "/br.xml")], caplog
+    )
+    assert urls == ["http://h.test/double", "http://h.test/zlib", "http://h.test/raw"]
+    assert warnings == [f"sitemap {base}/br.xml: unsupported Content-Encoding 'br'; 0 URLs read from it before that"]
+    assert set(server.accepted) == {ACCEPT_ENCODING} == {"gzip, deflate"}
 
 
 class SitemapShop(FaultShop):
