@@ -20,9 +20,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from crawler.errors import ConfigError, StoreError
-from crawler.store.base import STATES, Job, RunRecord, Store, StoredItem, StoreSettings
+from crawler.store.base import STATES, Job, RunRecord, SavedState, SessionStates, Store, StoredItem, StoreSettings
 
-__all__ = ["STATES", "Job", "RunRecord", "Store", "StoreError", "StoreSettings", "StoredItem", "open_store"]
+__all__ = [
+    "STATES",
+    "Job",
+    "RunRecord",
+    "SavedState",
+    "SessionStates",
+    "Store",
+    "StoreError",
+    "StoreSettings",
+    "StoredItem",
+    "open_store",
+]
 
 
 @asynccontextmanager

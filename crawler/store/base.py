@@ -135,6 +135,46 @@ def carry_over(
     return [pool[h].pop(0) if pool.get(h) else (now, run) for h in new_hashes]
 
 
+@attrs.frozen
+class SavedState:
+    """A session's saved state, as :meth:`SessionStates.load` returns it."""
+
+    state: dict[str, Any] = attrs.field(repr=False)  # Playwright's storage-state JSON: secret, never shown
+    saved_at: float  # unix time of the save (a login's, or an import's)
+
+
+class SessionStates(Protocol):
+    """The saved session states of a crawl (``[session] persist``), one per identity
+    (``direct``, or a proxy as ``scheme://host:port``), and the login leases that let
+    one worker at a time log in for an identity.  Both backends keep it
+    (``store.session_states``), and the contract tests run against each.
+
+    - ``load(identity)``: the identity's :class:`SavedState`, None if none.
+    - ``save(identity, state, saved_at)``: store it in place of any earlier one.
+    - ``delete(identity, saved_at=None)``: delete it; with ``saved_at``, only if the
+      state saved is still that one (a retired session's state, not a newer login's).
+      Returns whether one was deleted.
+    - ``identities()``: the identities with a saved state, sorted.
+    - ``clear()``: delete every saved state; returns how many.
+    - ``acquire_lease(identity, ttl_s)``: the identity's login lease for ``ttl_s``
+      seconds: a token, or None while another holder's lease is live.
+    - ``renew_lease(identity, token, ttl_s)``: extend it; False if it is not held
+      under ``token`` any more (it expired and was taken).
+    - ``release_lease(identity, token)``: give it up, if still held under ``token``.
+
+    Each method is one atomic step.  A state is a secret: nothing here logs it.
+    """
+
+    async def load(self, identity: str) -> SavedState | None: ...
+    async def save(self, identity: str, state: dict[str, Any], saved_at: float) -> None: ...
+    async def delete(self, identity: str, saved_at: float | None = None) -> bool: ...
+    async def identities(self) -> list[str]: ...
+    async def clear(self) -> int: ...
+    async def acquire_lease(self, identity: str, ttl_s: float) -> str | None: ...
+    async def renew_lease(self, identity: str, token: str, ttl_s: float) -> bool: ...
+    async def release_lease(self, identity: str, token: str) -> None: ...
+
+
 class Store(Protocol):
     """What the engine needs of a store: :class:`~crawler.store.sqlite.SqliteStore` and
     :class:`~crawler.store.redis.store.RedisStore`.  Every method means the same on both backends, and one contract
@@ -205,7 +245,12 @@ class Store(Protocol):
     - ``host_pace(wait_ms, rng=)``: the :class:`~crawler.policy.ratelimit.Pace` that spaces
       request starts to each host for every worker of the store: SQLite's is in
       process (one process crawls); Redis's is shared by every worker on that Redis.
+    - ``session_states``: the crawl's saved session states (:class:`SessionStates`);
+      ``reset`` keeps them (a login is not crawl progress; ``crawler session clear``
+      wipes them).
     """
+
+    session_states: SessionStates
 
     async def add_urls(self, requests: Iterable[Request | str]) -> int: ...
     async def known(self, urls: Iterable[str]) -> set[str]: ...

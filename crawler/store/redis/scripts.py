@@ -72,6 +72,13 @@ SCRIPTS = {
         "push_capped",
         "retry_failed",
         "save_input_position",
+        "session_save",  # the saved session states (crawler.store.redis.sessions)
+        "session_load",
+        "session_delete",
+        "session_clear",
+        "login_acquire",
+        "login_renew",
+        "login_release",
     )
 }
 

@@ -63,6 +63,7 @@ braces make every key of a crawl share one Redis Cluster hash slot):
 ``P runs``             hash: run number -> JSON record; ``P run_seq``
 ``P mem:<run>``        list of memory samples, capped at MAX_SAMPLES
 ``P tabs:<run>``       list of tab samples, capped at MAX_SAMPLES
+``P sessions`` ...     saved session states, login leases (:mod:`~crawler.store.redis.sessions`)
 =====================  =========================================================
 
 A stored value this version cannot read (an item that is not a JSON object or
@@ -121,6 +122,7 @@ from crawler.store.redis.leases import CLEANUP_TIMEOUT_S, Leases
 from crawler.store.redis.link import RedisAway, RedisLink
 from crawler.store.redis.pace import RedisPace
 from crawler.store.redis.reader import READ_BATCH, RedisReader, batches
+from crawler.store.redis.sessions import RedisSessionStates
 from crawler.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -184,6 +186,7 @@ class RedisStore:
         self.redis = RedisCrawl(client, crawl, self.link)
         self.leases = Leases(self.redis, self.worker, lease_s=lease_s, max_attempts=max_attempts, max_urls=max_urls)
         self.reader = RedisReader(self.redis, self.worker)
+        self.session_states = RedisSessionStates(self.redis)
 
     async def connect(self) -> None:
         """Load the scripts and register this worker, once, not waiting for a Redis that
@@ -300,12 +303,13 @@ class RedisStore:
 
     @translated
     async def reset(self) -> None:
-        """Delete every key of this crawl (``--fresh``).  Not atomic: do it while no
-        worker is crawling.  Cancelled half-way: some keys are deleted."""
+        """Delete every key of this crawl but its saved sessions (``--fresh``).  Not
+        atomic: do it while no worker is crawling.  Cancelled half-way: some are deleted."""
         pattern = _glob_escape(self.prefix) + "*"
+        kept = (self.key("sessions"), self.key("session_saved"), self.key("login:"))
         batch: list[str] = []
         async for key in self.client.scan_iter(match=pattern, count=READ_BATCH):  # a cluster: the crawl's node
-            batch.append(key)
+            batch += [] if key.startswith(kept) else [key]
             if len(batch) >= READ_BATCH:
                 await self.client.unlink(batch)
                 batch = []

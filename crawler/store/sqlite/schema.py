@@ -3,7 +3,9 @@ and the transaction every write of the store runs in (see :mod:`crawler.store.sq
 
 Schema versions (``PRAGMA user_version``): 0 is the first release's (one item per URL,
 no request fields), 2 has no recrawls; both are migrated in place, in one transaction,
-to 3.  A newer version than this code knows is refused with a one-line error.
+to 3.  A newer version than this code knows is refused with a one-line error.  The
+saved session tables (``session_states``, ``session_leases``) came later without a
+new version: they are only added, and a version that does not know them ignores them.
 """
 
 from __future__ import annotations
@@ -69,6 +71,16 @@ CREATE TABLE IF NOT EXISTS memory_samples (
     processes INTEGER,
     tabs INTEGER,
     contexts INTEGER
+);
+CREATE TABLE IF NOT EXISTS session_states (
+    identity TEXT PRIMARY KEY,  -- direct, or a proxy as scheme://host:port
+    state TEXT NOT NULL,  -- Playwright's storage-state JSON: a secret
+    saved_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session_leases (
+    identity TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    until REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tab_samples (
     run_id INTEGER NOT NULL,

@@ -77,6 +77,7 @@ from crawler.store.sqlite import dblock
 from crawler.store.sqlite import read as sqlite_read
 from crawler.store.sqlite.calls import Calls
 from crawler.store.sqlite.schema import SCHEMA_VERSION, check_version, prepare_schema, transaction
+from crawler.store.sqlite.sessions import SqliteSessionStates, create_private
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -104,7 +105,9 @@ class SqliteStore:
             raise ConfigError(f"{self.path}: is a directory, not a database")
         self._lock = dblock.acquire(self.path) if exclusive else None
         self._db: sqlite3.Connection | None = None
+        self.session_states = SqliteSessionStates(self._in_transaction, self.path)
         try:
+            create_private(self.path)  # it may come to hold saved sessions: 0600 from the start
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             check_version(self._db, self.path)  # before anything writes to the file
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -155,6 +158,15 @@ class SqliteStore:
         db = self._db
         assert db is not None, "the store is closed"
         return transaction(db)
+
+    async def _in_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(db)`` in one transaction in the worker thread (for :attr:`session_states`)."""
+
+        def run() -> T:
+            with self._transaction() as db:
+                return fn(db)
+
+        return await self._run(run)
 
     def _execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
         """One statement in its own transaction."""

@@ -751,3 +751,101 @@ async def test_run_record_is_the_last_run_with_its_summary_and_samples(store):
     old = await store.run_record(first)
     assert (old.finish_reason, old.summary) == ("finished", {"done": 1})
     assert old.finished_at >= old.started_at
+
+
+# -- saved session states (store.session_states) ------------------------------------------
+
+STATE = {
+    "cookies": [
+        {
+            "name": "sid",
+            "value": "s3cr3t",
+            "domain": "shop.test",
+            "path": "/",
+            "expires": -1,
+            "httpOnly": True,
+            "secure": False,
+            "sameSite": "Lax",
+        }
+    ],
+    "origins": [{"origin": "http://shop.test", "localStorage": [{"name": "token", "value": "t-1"}]}],
+}
+PROXY = "http://proxy.test:3128"
+
+
+async def test_a_saved_state_loads_back_per_identity_and_a_save_replaces_it(store):
+    """``save`` keeps one state per identity, with its time; ``load`` gives it back
+    as saved (None for an identity with none); a second save replaces the first."""
+    states = store.session_states
+    assert await states.load("direct") is None
+    await states.save("direct", STATE, 1000.5)
+    await states.save(PROXY, {"cookies": [], "origins": []}, 1001.0)
+    direct = await states.load("direct")
+    assert direct is not None and (direct.state, direct.saved_at) == (STATE, 1000.5)
+    await states.save("direct", {"cookies": [], "origins": []}, 2000.25)
+    again = await states.load("direct")
+    assert again is not None and (again.state, again.saved_at) == ({"cookies": [], "origins": []}, 2000.25)
+    assert await states.identities() == ["direct", PROXY]
+
+
+async def test_deleting_a_state_with_its_time_spares_a_newer_one(store):
+    """``delete(identity, saved_at)`` deletes only the state saved then (a retired
+    session's), not one saved since (a newer login's); without a time, whatever is
+    saved; True only when something was deleted."""
+    states = store.session_states
+    await states.save("direct", STATE, 1000.5)
+    await states.save("direct", STATE, 1200.75)
+    assert not await states.delete("direct", saved_at=1000.5)
+    assert (await states.load("direct")) is not None
+    assert await states.delete("direct", saved_at=1200.75)
+    assert await states.load("direct") is None
+    await states.save(PROXY, STATE, 5.0)
+    assert await states.delete(PROXY)
+    assert not await states.delete(PROXY)
+
+
+async def test_clear_deletes_every_state_and_reset_keeps_them(store):
+    """``reset`` (``--fresh``) forgets the crawl's progress but not its saved states;
+    ``clear`` deletes them all and says how many."""
+    states = store.session_states
+    await states.save("direct", STATE, 1.0)
+    await states.save(PROXY, STATE, 2.0)
+    await store.add_urls(URLS[:2])
+    await store.reset()
+    assert await store.counts() == NO_URLS
+    assert await states.identities() == ["direct", PROXY]
+    assert await states.clear() == 2
+    assert await states.identities() == [] and await states.load("direct") is None
+    assert await states.clear() == 0
+
+
+async def test_a_login_lease_is_held_by_one_holder_until_released(backend):
+    """One holder per identity at a time (two stores of the crawl: two workers); others
+    get None until it is released; a release or renewal under another token does
+    nothing; leases of two identities are independent."""
+    async with backend.open() as one, backend.open() as two:
+        token = await one.session_states.acquire_lease("direct", 30.0)
+        assert token is not None
+        assert await two.session_states.acquire_lease("direct", 30.0) is None
+        assert await two.session_states.acquire_lease(PROXY, 30.0) is not None
+        await two.session_states.release_lease("direct", "not-the-token")
+        assert not await two.session_states.renew_lease("direct", "not-the-token", 30.0)
+        assert await two.session_states.acquire_lease("direct", 30.0) is None
+        assert await one.session_states.renew_lease("direct", token, 30.0)
+        await one.session_states.release_lease("direct", token)
+        assert await two.session_states.acquire_lease("direct", 30.0) is not None
+
+
+async def test_a_login_lease_not_renewed_expires_and_another_takes_it(backend):
+    """A holder that stops renewing (it died) loses the lease after its ttl: another
+    takes it, and the first one's renewal then fails."""
+    async with backend.open() as one, backend.open() as two:
+        token = await one.session_states.acquire_lease("direct", 0.3)
+        assert token is not None
+        await trio.sleep(0.15)
+        assert await one.session_states.renew_lease("direct", token, 0.3)  # renewed: 0.3 s from now
+        await trio.sleep(0.2)
+        assert await two.session_states.acquire_lease("direct", 0.3) is None
+        await trio.sleep(0.25)
+        assert await two.session_states.acquire_lease("direct", 30.0) is not None
+        assert not await one.session_states.renew_lease("direct", token, 30.0)

@@ -4,6 +4,7 @@ the schema's versions, and that the database is reached off the event loop."""
 from __future__ import annotations
 
 import sqlite3
+import stat
 
 import pytest
 import trio
@@ -106,3 +107,35 @@ async def test_store_calls_run_off_the_event_loop(tmp_path):
 
 def test_job_is_a_value():
     assert Job(1, "u", 1) == Job(1, "u", 1)
+
+
+async def test_a_new_database_and_its_wal_and_shm_are_private_to_their_owner(tmp_path):
+    """Saved sessions are secrets: a new database is created 0600 (SQLite alone would
+    make it 0644 under the usual umask), and its -wal and -shm take its mode."""
+    path = tmp_path / "c.db"
+    store = await SqliteStore.open(path)
+    try:
+        await store.add_urls(["http://shop.test/1"])  # a write: the -wal and -shm exist
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob("c.db*") if not p.name.endswith(".lock")}
+    finally:
+        store.close()
+    assert set(modes) >= {"c.db", "c.db-wal", "c.db-shm"}
+    assert set(modes.values()) == {0o600}, modes
+
+
+async def test_saving_a_state_makes_an_older_wider_database_private(tmp_path):
+    """A database an earlier version made 0644 becomes 0600 (its -wal and -shm too)
+    when it first holds a saved state."""
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).close()
+    path.chmod(0o644)
+    store = await SqliteStore.open(path)
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        await store.session_states.save("direct", {"cookies": [], "origins": []}, 1.0)
+        modes = {
+            p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.glob("old.db*") if not p.name.endswith(".lock")
+        }
+    finally:
+        store.close()
+    assert set(modes.values()) == {0o600}, modes
