@@ -101,6 +101,18 @@ def resource_types(value: Any) -> tuple[str, ...]:
     return tuple(BLOCKABLE_RESOURCES[kind.lower()] for kind in kinds)
 
 
+def integer_or_auto(minimum: int) -> Callable[[Any], int | str]:
+    def check(value: Any) -> int | str:
+        if value == "auto":
+            return value
+        try:
+            return integer(minimum)(value)
+        except BadValue:
+            raise BadValue(f'expected an integer >= {minimum} or "auto", got {value!r}') from None
+
+    return check
+
+
 def recycle_every(value: Any) -> int | str:
     if value == "auto":
         return value

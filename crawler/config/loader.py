@@ -34,6 +34,7 @@ from crawler.config.model import (
     ExtractSection,
     FollowRule,
     ItemsRule,
+    PoolSection,
     RouteSpec,
 )
 from crawler.errors import ConfigError
@@ -87,6 +88,7 @@ def from_dict(data: dict[str, Any], *, source: str = "<config>", base_dir: str =
             sections[name] = _extract_section(table, source)
         else:
             sections[name] = _section(cls, name, table, source)
+    _check_pool_bounds(data.get("pool"), source)
     config = Config(source=source, base_dir=base_dir, **sections)
     validate(config)
     if config.session.cookies_file:
@@ -359,6 +361,12 @@ def validate(config: Config) -> None:
         raise ConfigError(f"{src}: [site] handlers: no such file {str(config.path(config.site.handlers))!r}")
     if config.browser.max_total_buffer_mb < config.browser.max_resource_buffer_mb:
         raise ConfigError(f"{src}: [browser] max_total_buffer_mb: expected at least max_resource_buffer_mb")
+    pool = config.pool
+    if pool.auto and pool.min_concurrency > pool.max_concurrency:
+        raise ConfigError(
+            f"{src}: [pool] min_concurrency: expected at most max_concurrency ({pool.max_concurrency}),"
+            f" got {pool.min_concurrency}"
+        )
     for spec in (*config.routes, config.extract_route()):
         check_http_route(config, spec)
     mon = config.monitor
@@ -370,6 +378,24 @@ def validate(config: Config) -> None:
     if config.store.backend == "redis" and not config.store.url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(
             f'{src}: [store] url: expected redis://host:port/db for backend = "redis", got {config.store.url!r}'
+        )
+
+
+def _check_pool_bounds(table: Any, source: str) -> None:
+    """``min_concurrency`` and ``max_concurrency`` in a file whose ``concurrency`` is a
+    number (given, or the default) are refused, not ignored: they would do nothing, and
+    whoever wrote ``max_concurrency = 8`` beside ``concurrency = 16`` (or with no
+    concurrency at all) expects a cap that is not there, like a misspelt key.  Checked on
+    the file only: ``--concurrency 4`` on the command line over a file's "auto" is a
+    fixed number for this run, the file's bounds kept for the next."""
+    if not isinstance(table, dict) or table.get("concurrency") == "auto":
+        return
+    given = [key for key in ("min_concurrency", "max_concurrency") if key in table]
+    if given:
+        raise ConfigError(
+            f'{source}: [pool] {given[0]}: applies only to concurrency = "auto"'
+            f' (concurrency is {table.get("concurrency", PoolSection().concurrency)!r}): set concurrency = "auto"'
+            f" or remove {' and '.join(given)}"
         )
 
 

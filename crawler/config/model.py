@@ -22,6 +22,11 @@ INPUT_LOOKAHEAD = 1000  # input URLs fed into the frontier ahead of the workers 
 SNAPSHOT_EVERY = 100  # after the first failure of a reason, one snapshot per this many more failures of it
 HTTP_MAX_BODY_BYTES = 16 * 2**20  # 16 MiB: the largest body read over HTTP, decoded
 SESSION_BACKOFF_S = (30.0, 600.0)  # (first, cap) seconds a blocked or failing proxy is benched
+# [pool] concurrency = "auto": the bounds it sizes itself within, by default.  It starts
+# at the least (low: a site or a machine that cannot take more is not hit by a burst
+# first) and doubles while every signal is healthy, so 1 -> 16 takes four steps.
+AUTO_MIN_CONCURRENCY = 1
+AUTO_MAX_CONCURRENCY = 16
 
 
 # -- sections -----------------------------------------------------------------------------
@@ -186,7 +191,17 @@ class BrowserSection:
 
 @attrs.frozen
 class PoolSection:
-    concurrency: int = checks.setting(4, checks.integer(1), "tabs working at once")
+    concurrency: int | str = checks.setting(
+        4,
+        checks.integer_or_auto(1),
+        'tabs working at once, or "auto": the pool sizes itself between min_concurrency and max_concurrency',
+    )
+    min_concurrency: int = checks.setting(
+        AUTO_MIN_CONCURRENCY, checks.integer(1), 'concurrency = "auto": where it starts, and the least it goes down to'
+    )
+    max_concurrency: int = checks.setting(
+        AUTO_MAX_CONCURRENCY, checks.integer(1), 'concurrency = "auto": the most it goes up to (workers started)'
+    )
     recycle_tab_every: int | str = checks.setting(
         10, checks.recycle_every, 'pages per tab before it is closed and replaced, or "auto"'
     )
@@ -200,6 +215,17 @@ class PoolSection:
     context_dispose_timeout_s: float = checks.setting(
         10.0, checks.number(positive=True), "bound on disposing one context"
     )
+
+    @property
+    def auto(self) -> bool:
+        """Whether the pool sizes itself (``concurrency = "auto"``)."""
+        return self.concurrency == "auto"
+
+    @property
+    def most(self) -> int:
+        """The most tabs (and workers) that ever work at once: ``max_concurrency`` with
+        "auto", else ``concurrency``."""
+        return self.max_concurrency if self.auto else int(self.concurrency)
 
 
 @attrs.frozen

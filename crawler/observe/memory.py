@@ -128,12 +128,15 @@ class MemoryMonitor:
         self._pool = pool
         self._pages_done = pages_done
         self._read_memory = read_memory
-        self._settings = (pool_section.concurrency, recycle_tab_every)  # without a throttle
+        self._settings = (pool_section.most, recycle_tab_every)  # without a throttle
         budget_mb = pool_section.memory_budget_mb
-        self._throttle = (
-            MemoryThrottle(budget_mb * MiB, pool_section.concurrency, recycle_tab_every) if budget_mb else None
-        )
+        self._throttle = MemoryThrottle(budget_mb * MiB, pool_section.most, recycle_tab_every) if budget_mb else None
+        # With concurrency = "auto" the autoscaler is the one owner of the pool's
+        # concurrency: the throttle's figure (from max_concurrency) is a cap it reads
+        # (statistics().concurrency) and applies, with its own, as one number.
+        self._sets_concurrency = not pool_section.auto
         self._reading = MemoryReading(0, 0, 0)
+        self._sampled_at: float | None = None
         self._peak_browser_pss = 0
         self._tab_figures = TabFiguresWindow()
         self._sample_error: str | None = None
@@ -152,6 +155,7 @@ class MemoryMonitor:
             throttle_level=throttle.level if throttle is not None else 0,
             concurrency=concurrency,
             recycle_tab_every=recycle,
+            sampled_at=self._sampled_at,
         )
 
     def attach_pool(self, pool: TabPool) -> None:
@@ -168,9 +172,11 @@ class MemoryMonitor:
         while True:
             browser = self._browser()
             pid = browser.pid if browser is not None and browser.connected else None
+            started = trio.current_time()
             reading = await self._read_memory(pid)
             pss = reading.browser_pss
             self._reading = reading
+            self._sampled_at = started if pid is not None else None
             self._peak_browser_pss = max(self._peak_browser_pss, pss)
             if pid is not None:
                 self._apply_memory_budget(pss)
@@ -253,7 +259,7 @@ class MemoryMonitor:
 
     def _throttle_pool(self, pool: TabPool) -> None:
         if self._throttle is not None:
-            if pool.concurrency != self._throttle.concurrency:
+            if self._sets_concurrency and pool.concurrency != self._throttle.concurrency:
                 pool.set_concurrency(self._throttle.concurrency)
             pool.recycle_tab_every = self._throttle.recycle_tab_every
 

@@ -34,6 +34,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from crawler.httpserver import HttpRequest, Response, serve_http
 from crawler.observe.stats import CrawlStatistics
+from crawler.policy.autoscale import REASONS as AUTOSCALE_REASONS
 from crawler.store.base import STATES
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ COUNTERS = {
     "crawler_watchdog_expiries": "jobs cancelled by their watchdog",
     "crawler_browser_restarts": "times the browser was lost and started again",
     "crawler_invariant_violations": "distinct resource-invariant mismatches found",
+    "crawler_concurrency_changes": 'concurrency = "auto": changes of the concurrency, by reason (scale_up, memory, status_429, loop_lag)',
 }
 GAUGES = {
     "crawler_pages_in_flight": "jobs claimed and not yet recorded",
@@ -67,6 +69,7 @@ GAUGES = {
     "crawler_pool_tabs": "tabs the pool holds (leased and idle)",
     "crawler_pool_contexts": "browser contexts the pool holds",
     "crawler_pool_concurrency": "leases allowed at once (lowered by the memory throttle)",
+    "crawler_concurrency": "jobs at once: [pool] concurrency (the memory throttle's figure under it); auto: the autoscaler's",
     "crawler_recycle_tab_every": "pages per tab before recycling (lowered by the memory throttle)",
     "crawler_browser_page_targets": "page targets in the pool's contexts, as the browser lists them",
     "crawler_browser_contexts": "browser contexts, as the browser lists them",
@@ -191,6 +194,13 @@ class CrawlerCollector:
         yield by_path
         yield checks
         yield disagreements
+        changes = CounterMetricFamily(
+            "crawler_concurrency_changes", COUNTERS["crawler_concurrency_changes"], labels=["reason"]
+        )
+        if s.autoscale is not None:
+            for reason in sorted({*AUTOSCALE_REASONS, *s.autoscale.changes}):
+                changes.add_metric([reason], s.autoscale.changes.get(reason, 0))
+        yield changes
 
         age = self.heartbeat.age_s()
         gauges = {
@@ -199,6 +209,7 @@ class CrawlerCollector:
             "crawler_pool_tabs": pool.tabs if pool else 0,
             "crawler_pool_contexts": pool.contexts if pool else 0,
             "crawler_pool_concurrency": pool.concurrency if pool else s.concurrency,
+            "crawler_concurrency": s.concurrency if s.autoscale is not None or not pool else pool.concurrency,
             "crawler_recycle_tab_every": pool.recycle_tab_every if pool else s.recycle_tab_every,
             "crawler_browser_page_targets": s.invariants.browser_page_targets,
             "crawler_browser_contexts": s.invariants.browser_contexts,

@@ -11,7 +11,9 @@ moves them, and nobody reads a part's attributes:
 - :class:`MemoryStatistics`, of :class:`crawler.observe.memory.MemoryMonitor`: the last PSS
   reading, its peak, the throttle's level and settings;
 - :class:`InvariantStatistics`, of :class:`crawler.observe.invariants.InvariantMonitor`: checks,
-  violations, standing mismatches, the browser's own counts.
+  violations, standing mismatches, the browser's own counts;
+- :class:`AutoscaleStatistics`, of :class:`crawler.run.autoscale.Autoscale`: the concurrency
+  it set, why it last changed, what holds it, its changes by reason, its last readings.
 
 :meth:`crawler.run.engine.Crawler.statistics` puts them together, with the run's own
 figures, into one :class:`CrawlStatistics`: the end summary, the progress line and
@@ -101,8 +103,26 @@ class MemoryStatistics:
     peak_browser_pss: int  # the highest browser_pss of the run
     budget_bytes: int  # [pool] memory_budget_mb in bytes; 0: no budget, no throttle
     throttle_level: int  # 0 normal, 1 pressure, 2 over budget (0 without a budget)
-    concurrency: int  # leases the throttle allows the pool (the configured number at level 0)
+    concurrency: int  # leases the throttle allows the pool (the configured number, or max_concurrency, at level 0)
     recycle_tab_every: int  # pages per tab the throttle sets (the configured interval at level 0)
+    sampled_at: float | None = None  # trio time the last reading of the browser's tree began; None: none yet
+
+
+@attrs.frozen
+class AutoscaleStatistics:
+    """The autoscaler's figures (``[pool] concurrency = "auto"``,
+    :class:`crawler.run.autoscale.Autoscale`)."""
+
+    concurrency: int  # jobs (and tabs) at once now
+    minimum: int  # [pool] min_concurrency
+    maximum: int  # [pool] max_concurrency
+    reason: str  # why it last changed (scale_up, memory, status_429, loop_lag); "" before the first change
+    held_by: str  # what keeps it from growing now (cpu, memory, loop_lag, pace, idle, max, cooldown); "" if nothing
+    changes: Mapping[str, int]  # changes so far, by reason
+    cpu: float | None  # the process tree's CPU over the last tick, a share of the usable cores
+    loop_lag_s: float  # the event loop's mean lateness over the last tick
+    memory: float | None  # browser PSS / the budget it is judged against (the last reading); None: none
+    busy: float  # slots holding a job, mean over the last tick
 
 
 @attrs.frozen
@@ -124,7 +144,7 @@ class CrawlStatistics:
     urls: int  # URLs in the store when the run started
     url_counts: Mapping[str, int]  # URLs by state, as of the last progress line (a copy)
     elapsed_s: float  # since the run started (0 before)
-    concurrency: int  # [pool] concurrency as configured
+    concurrency: int  # jobs at once: [pool] concurrency, or with "auto" the autoscaler's figure now
     recycle_tab_every: int  # [pool] recycle_tab_every as configured ("auto" resolved)
     memory_budget_mb: int  # [pool] memory_budget_mb; 0: none
     jobs: JobStatistics
@@ -132,6 +152,7 @@ class CrawlStatistics:
     memory: MemoryStatistics
     invariants: InvariantStatistics
     sessions: SessionStatistics | None = None  # the session pool's (None: a run without one)
+    autoscale: AutoscaleStatistics | None = None  # the autoscaler's (None: a fixed concurrency)
 
     @property
     def pages_per_s(self) -> float:

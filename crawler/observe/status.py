@@ -111,7 +111,7 @@ svg{{border:1px solid #ccc;background:#fafafa}}</style></head>
 <body>
 <h1>{title}</h1>
 <p>state <b id="state">{escape(stats.finish_reason)}</b>, running for {stats.elapsed_s:.0f} s,
-concurrency {stats.concurrency}</p>
+{self._concurrency(stats)}</p>
 <h2>URLs</h2>
 <table id="counts">{counts_html}</table>
 <p>pages/s <b id="rate">{rate}</b></p>
@@ -129,6 +129,25 @@ crawler {memory.crawler_pss / MiB:.0f} MiB, {memory.browser_processes} browser p
 <p><a href="/metrics">/metrics</a> · <a href="/healthz">/healthz</a></p>
 </body></html>
 """.encode()
+
+    @staticmethod
+    def _concurrency(stats: CrawlStatistics) -> str:
+        """The concurrency now; with "auto", its bounds, why it last changed, what holds
+        it, its changes by reason and the readings it decided on."""
+        a = stats.autoscale
+        if a is None:
+            return f'concurrency <b id="concurrency">{stats.concurrency}</b>'
+        changes = ", ".join(f"{escape(k)} {n}" for k, n in sorted(a.changes.items())) or "none yet"
+        readings = [f"CPU {a.cpu:.0%}" if a.cpu is not None else "CPU ?", f"loop lag {a.loop_lag_s * 1000:.0f} ms"]
+        if a.memory is not None:
+            readings.append(f"memory {a.memory:.0%} of its budget")
+        readings.append(f"{a.busy:.1f} slots busy")
+        return (
+            f'concurrency <b id="concurrency">{a.concurrency}</b> (auto, {a.minimum} to {a.maximum}; last changed for '
+            f'<b id="concurrency-reason">{escape(a.reason or "nothing yet")}</b>, held by '
+            f'<span id="concurrency-held-by">{escape(a.held_by or "nothing")}</span>; changes: '
+            f'<span id="concurrency-changes">{changes}</span>; {", ".join(readings)})'
+        )
 
     def _span_s(self) -> float:
         return self._samples[-1].elapsed_s - self._samples[0].elapsed_s if len(self._samples) >= 2 else 0.0

@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from crawler.observe.stats import AutoscaleStatistics
+
+
+def autoscale_entry(stats: AutoscaleStatistics | None) -> dict[str, Any] | None:
+    """The summary's autoscaler entry (None with a fixed concurrency): its bounds, the
+    figure it ended at and why it last changed, its changes by reason."""
+    if stats is None:
+        return None
+    return {
+        "min": stats.minimum,
+        "max": stats.maximum,
+        "final": stats.concurrency,
+        "reason": stats.reason,
+        "changes": dict(sorted(stats.changes.items())),
+    }
+
 
 def format_summary(summary: dict[str, Any]) -> str:
     failed = summary["failed_by_reason"]
@@ -32,12 +48,28 @@ def format_summary(summary: dict[str, Any]) -> str:
     if "invariant_violations" in summary:  # absent from runs recorded before monitoring
         budget = summary["memory_budget_mb"]
         lines.append(
-            f"settings        concurrency {summary['concurrency']}, recycle every {summary['recycle_tab_every']} "
+            f"settings        concurrency {_concurrency(summary)}, recycle every {summary['recycle_tab_every']} "
             f"pages, memory budget {f'{budget} MiB' if budget else 'none'}"
         )
         lines.append(f"invariant violations {summary['invariant_violations']}")
     lines += _snapshot_lines(summary.get("snapshots"))
     return "\n".join(lines)
+
+
+def _concurrency(summary: dict[str, Any]) -> str:
+    """The configured concurrency; with "auto", its bounds, where it ended and its
+    changes by reason: ``auto (1-16): ended at 6 (scale_up), 5 changes (memory: 1, scale_up: 4)``."""
+    auto = summary.get("autoscale")
+    if not auto:
+        return str(summary["concurrency"])
+    changes = auto["changes"]
+    by_reason = ", ".join(f"{k}: {v}" for k, v in changes.items())
+    return (
+        f"auto ({auto['min']}-{auto['max']}): ended at {auto['final']}"
+        + (f" ({auto['reason']})" if auto["reason"] else "")
+        + f", {sum(changes.values())} changes"
+        + (f" ({by_reason})" if by_reason else "")
+    )
 
 
 def _snapshot_lines(snapshots: dict[str, Any] | None) -> list[str]:

@@ -9,6 +9,8 @@ The parts, each owning one thing and publishing its figures through ``statistics
   pool, the browser watcher, restarts;
 - :class:`crawler.observe.memory.MemoryMonitor`: PSS samples and the memory-budget throttle;
 - :class:`crawler.observe.invariants.InvariantMonitor`: the resource invariants;
+- :class:`crawler.run.autoscale.Autoscale` (``[pool] concurrency = "auto"``): how many jobs
+  run at once, the one owner of that figure (the workers' slots and the pool's);
 - here: the run itself (the frontier, the monitor tasks, the finish reason), the
   progress line, the metrics endpoint, signals, and :meth:`Crawler.statistics`, the one
   :class:`crawler.observe.stats.CrawlStatistics` snapshot that the summary, the progress line
@@ -18,14 +20,16 @@ Task tree (who owns whom)::
 
     Crawler.run                        owns (service nursery): heartbeat, metrics endpoint,
     │                                  signals, progress, MemoryMonitor.run, InvariantMonitor.run,
+    │                                  Autoscale.run (with "auto": its lag probe),
     │                                  the input feed (crawler.sources.feed: keeps the frontier topped up)
     └── BrowserSupervisor.run          one iteration per browser (launch/connect), restarts it if it dies
         └── open_browser               cdp: the connection's reader task (and the browser process)
             └── open_pool              owns: tabs, contexts, the popup closer task
                 ├── browser watcher    cancels the workers if the connection drops or the browser
                 │                      stops answering (heartbeat)
-                └── JobRunner.run_workers   workers × concurrency, each: claim → lease →
-                                       watchdog scope → page work (run_route: the route's handler);
+                └── JobRunner.run_workers   workers × concurrency (max_concurrency with "auto"),
+                                       each: slot → claim → lease → watchdog scope → page work
+                                       (run_route: the route's handler);
                                        then a recording task per outcome (the worker goes on)
 
 ``Crawler.stop()`` (SIGINT/SIGTERM/SIGHUP) cancels the scope around the supervisor; once the
@@ -55,13 +59,15 @@ from crawler.errors import ConfigError, StoreError
 from crawler.observe import metrics
 from crawler.observe.invariants import InvariantMonitor
 from crawler.observe.memory import MemoryMonitor, ReadMemory, read_memory
-from crawler.observe.progress import Progress
+from crawler.observe.progress import Progress, concurrency_text
 from crawler.observe.pss import MiB
 from crawler.observe.snapshots import SnapshotStatistics
 from crawler.observe.stalls import LoopStalls
 from crawler.observe.stats import CrawlStatistics
 from crawler.observe.status import StatusPage
+from crawler.observe.summary import autoscale_entry
 from crawler.policy.watchdog import Watchdog
+from crawler.run.autoscale import Autoscale
 from crawler.run.jobs import RELEASE_TIMEOUT_S, JobRunner, RunRoute
 from crawler.run.router import Router
 from crawler.run.supervisor import BrowserSupervisor, OpenBrowser, OpenPool
@@ -126,6 +132,12 @@ class Crawler:
             recycle_tab_every=self._recycle_tab_every,
             read_memory=read_memory,
         )
+        self._autoscale = None  # [pool] concurrency = "auto": the one owner of how many jobs run at once
+        if config.pool.auto:
+            jobs, memory = self._jobs, self._memory.statistics
+            self._autoscale = Autoscale(
+                config.pool, slots=jobs.slots, load=jobs.load, memory=memory, pool=lambda: supervisor.pool
+            )
         self._invariants = InvariantMonitor(
             store,
             pool=lambda: supervisor.pool,
@@ -232,6 +244,8 @@ class Crawler:
             nursery.start_soon(self._report_progress)
             nursery.start_soon(self._memory.run)
             nursery.start_soon(self._invariants.run)
+            if self._autoscale is not None:
+                nursery.start_soon(self._autoscale.run)
             with self._stop_scope:
                 self._finish_reason = await self._supervisor.run()
             if self._jobs.sessions.all_refused and self._abort_reason is None:
@@ -260,7 +274,7 @@ class Crawler:
             urls=self._urls,
             url_counts=dict(self._url_counts),
             elapsed_s=elapsed,
-            concurrency=self._config.pool.concurrency,
+            concurrency=self._autoscale.concurrency if self._autoscale is not None else self._config.pool.most,
             recycle_tab_every=self._recycle_tab_every,
             memory_budget_mb=self._config.pool.memory_budget_mb,
             jobs=self._jobs.statistics(),
@@ -268,6 +282,7 @@ class Crawler:
             memory=self._memory.statistics(),
             invariants=self._invariants.statistics(),
             sessions=self._jobs.sessions.statistics(),
+            autoscale=self._autoscale.statistics() if self._autoscale is not None else None,
         )
 
     async def summary(self) -> dict[str, Any]:
@@ -321,7 +336,8 @@ class Crawler:
             "leases_released": totals.leases_released,
             "watchdog_expiries": s.jobs.watchdog_expiries,
             "browser_restarts": s.browser.restarts,
-            "concurrency": s.concurrency,
+            "concurrency": self._config.pool.concurrency,  # as configured: a number or "auto"
+            "autoscale": autoscale_entry(s.autoscale),
             "recycle_tab_every": s.recycle_tab_every,
             "memory_budget_mb": s.memory_budget_mb,
             "invariant_violations": s.invariants.violations,
@@ -376,6 +392,7 @@ class Crawler:
                     total=sum(counts.values()),  # the frontier grows as pages enqueue links
                     rate=s.pages_per_s,
                     in_flight=s.jobs.in_flight,
+                    concurrency=concurrency_text(s.concurrency, s.autoscale) if s.autoscale is not None else "",
                 )
         finally:
             progress.end()

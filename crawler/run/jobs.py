@@ -55,6 +55,7 @@ from crawler.run.claims import Claims
 from crawler.run.job import Attempt, attempt, page_env, pages_per_browserless_session
 from crawler.run.paths import FetchPaths
 from crawler.run.router import Router, SessionGate
+from crawler.run.slots import WatchedPace, WorkerLoad, WorkerSlots
 from crawler.store.base import Job, Store
 from crawler.urls import short_url
 
@@ -93,7 +94,10 @@ class JobRunner:
         self.sessions = sessions or SessionPool(config.session, cookies=config.cookies, http=config.http)
         self._store = store
         self._watchdog = watchdog or Watchdog(config.watchdog.timeout_s, config.watchdog.jitter_s, rng=rng)
-        self._limiter = store.host_pace(config.rate_limit.wait_ms, rng=rng)
+        self._limiter = WatchedPace(store.host_pace(config.rate_limit.wait_ms, rng=rng))
+        # How many jobs run at once: the autoscaler sizes it with concurrency = "auto"
+        # (from min_concurrency up); otherwise it is the concurrency, one slot a worker.
+        self.slots = WorkerSlots(config.pool.min_concurrency if config.pool.auto else config.pool.most)
         self._retry = RetryPolicy(config.retry.max_attempts, config.retry.backoff_s, SLOW_DOWN_STATUS, rng)
         self._router = routing.router_for(config, router)
         self._sessions = SessionGate(self._router.session_hook)
@@ -145,6 +149,23 @@ class JobRunner:
             return True
         return any(self._paths.plan_mode(label) != "http" for label in self._router.labels)
 
+    def load(self) -> WorkerLoad:
+        """What the workers do, now and summed over the run (never blocks): the
+        autoscaler's readings of the slots, the pace and the outcomes."""
+        slots, pace = self.slots, self._limiter
+        return WorkerLoad(
+            at=trio.current_time(),
+            limit=slots.limit,
+            busy=slots.busy.value,
+            busy_s=slots.busy.area(),
+            idle=slots.idle.value,
+            idle_s=slots.idle.area(),
+            pace_waiting=pace.waiting.value,
+            pace_waiting_s=pace.waiting.area(),
+            slow_downs=pace.slow_downs,
+            outcomes=self._done + sum(self._failed.values()) + self._retries + self._interrupted,
+        )
+
     def in_flight_jobs(self) -> list[Job]:
         """The jobs claimed and not yet recorded (a copy)."""
         return self._claims.jobs()
@@ -194,10 +215,12 @@ class JobRunner:
 
     async def run_workers(self, pool: TabPool | None, concurrency: int) -> None:
         """Run ``concurrency`` workers on ``pool`` (None: no browser, every job over HTTP)
-        until no work is left (or the limit is reached), in a nursery of their own.  If cancelled (shutdown, browser lost),
-        every job in flight goes back to pending and the Cancelled goes on.  Failed
-        URLs are data; store errors and bugs propagate."""
-        self._claims.workers = concurrency
+        until no work is left (or the limit is reached), in a nursery of their own.  At
+        most :attr:`slots` of them hold a job at once (with concurrency = "auto", the
+        autoscaler sizes it; ``concurrency`` is then the most it may reach).  If
+        cancelled (shutdown, browser lost), every job in flight goes back to pending and
+        the Cancelled goes on.  Failed URLs are data; store errors and bugs propagate."""
+        self._claims.workers = self.slots.limit
         self._recording = trio.Semaphore(concurrency)
         try:
             async with trio.open_nursery() as nursery:
@@ -211,19 +234,24 @@ class JobRunner:
         while True:
             if self.limit_reached() or self.sessions.all_refused:
                 return
-            job = await self._claims.claim()
-            if job is None:
+            async with self.slots.slot():
+                # Claimed ahead for the workers that may run now, not for every one
+                # started: with "auto", most of them may be waiting for a slot.
+                self._claims.workers = self.slots.limit
+                job = await self._claims.claim()
+                if job is not None:
+                    self._running[task] = job
+                    try:
+                        await self._process(pool, job, recorders)
+                    finally:
+                        del self._running[task]
+                    continue
+            with self.slots.idling():  # nothing ready: waiting out of the slot
                 ready_in = await self._store.next_ready_in()
                 if ready_in is None and not len(self._claims) and not self._input_open:
                     return
                 with trio.move_on_after(min(ready_in if ready_in is not None else IDLE_POLL_S, IDLE_POLL_S)):
                     await self._changed.wait()
-                continue
-            self._running[task] = job
-            try:
-                await self._process(pool, job, recorders)
-            finally:
-                del self._running[task]
 
     async def _process(self, pool: TabPool | None, job: Job, recorders: trio.Nursery) -> None:
         """One job (in the in-flight table already): robots.txt, then the one life of a

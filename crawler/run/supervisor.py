@@ -126,7 +126,7 @@ class BrowserSupervisor:
         if not self._jobs.needs_browser:
             # Every route fetches over HTTP and no hook logs in: no browser to start.
             log.info("every route fetches over HTTP: no browser is started")
-            await self._jobs.run_workers(None, self._config.pool.concurrency)
+            await self._jobs.run_workers(None, self._config.pool.most)
             return self._done_reason()
         failures_in_a_row = 0
         unreachable = 0  # tries in a row that found the endpoint gone
@@ -170,7 +170,7 @@ class BrowserSupervisor:
                 self._open_browser() as browser,
                 self._open_pool(
                     browser,
-                    concurrency=pool_cfg.concurrency,
+                    concurrency=self._jobs.slots.limit,  # with "auto", the autoscaler's figure now
                     recycle_tab_every=self._recycle_tab_every,
                     rotate_context_every=pages_per_session(self._config),
                     **pool_options(self._config, self._jobs.sessions),
@@ -185,7 +185,7 @@ class BrowserSupervisor:
                         workers = trio.CancelScope()
                         watch.start_soon(self._watch_browser, browser, workers)
                         with workers:
-                            await self._jobs.run_workers(pool, pool_cfg.concurrency)
+                            await self._jobs.run_workers(pool, pool_cfg.most)
                         watch.cancel_scope.cancel()
                 finally:
                     self._closed_pools = self._closed_pools.plus(pool.statistics())

@@ -29,8 +29,27 @@ def load(tmp_path, text: str):
     ("text", "expected"),
     [
         (GOOD + "[pool]\nconcurency = 4\n", "[pool] unknown key 'concurency'"),
-        (GOOD + '[pool]\nconcurrency = "four"\n', "[pool] concurrency: expected an integer >= 1, got 'four'"),
-        (GOOD + "[pool]\nconcurrency = 0\n", "[pool] concurrency: expected an integer >= 1, got 0"),
+        (
+            GOOD + '[pool]\nconcurrency = "four"\n',
+            "[pool] concurrency: expected an integer >= 1 or \"auto\", got 'four'",
+        ),
+        (GOOD + "[pool]\nconcurrency = 0\n", '[pool] concurrency: expected an integer >= 1 or "auto", got 0'),
+        (
+            GOOD + '[pool]\nconcurrency = "auto"\nmin_concurrency = 8\nmax_concurrency = 4\n',
+            "[pool] min_concurrency: expected at most max_concurrency (4), got 8",
+        ),
+        (
+            GOOD + '[pool]\nconcurrency = "auto"\nmax_concurrency = 0\n',
+            "[pool] max_concurrency: expected an integer >= 1",
+        ),
+        (
+            GOOD + "[pool]\nconcurrency = 8\nmax_concurrency = 4\n",
+            '[pool] max_concurrency: applies only to concurrency = "auto" (concurrency is 8)',
+        ),
+        (
+            GOOD + "[pool]\nmin_concurrency = 2\n",
+            '[pool] min_concurrency: applies only to concurrency = "auto" (concurrency is 4): set concurrency = "auto"',
+        ),
         (
             GOOD + '[pool]\nrecycle_tab_every = "sometimes"\n',
             '[pool] recycle_tab_every: expected an integer >= 1 or "auto"',
@@ -213,7 +232,30 @@ def test_cli_exits_2_with_one_line_for_bad_config(tmp_path, capsys):
     path.write_text(GOOD + "[pool]\nconcurrency = -3\n", encoding="utf-8")
     assert main(["--config", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"crawler: error: {path}: [pool] concurrency: expected an integer >= 1, got -3"
+    assert err == f'crawler: error: {path}: [pool] concurrency: expected an integer >= 1 or "auto", got -3'
+
+
+def test_cli_exits_2_with_one_line_when_auto_concurrency_has_min_above_max(tmp_path, capsys):
+    """concurrency = "auto" with min_concurrency > max_concurrency: one line naming the
+    file and the key, exit 2, before anything starts."""
+    path = tmp_path / "site.toml"
+    path.write_text(GOOD + '[pool]\nconcurrency = "auto"\nmin_concurrency = 6\nmax_concurrency = 2\n', encoding="utf-8")
+    assert main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"crawler: error: {path}: [pool] min_concurrency: expected at most max_concurrency (2), got 6"
+
+
+def test_auto_concurrency_loads_with_its_bounds_and_a_fixed_one_from_the_command_line_overrides_it(tmp_path):
+    """ "auto" keeps its bounds (defaults 1 and 16); --concurrency N over a file's "auto"
+    is a fixed N for the run (the file's bounds are not refused then: the command line
+    chose); min > max is refused after an override too."""
+    cfg = load(tmp_path, GOOD + '[pool]\nconcurrency = "auto"\nmax_concurrency = 6\n')
+    assert (cfg.pool.auto, cfg.pool.min_concurrency, cfg.pool.max_concurrency, cfg.pool.most) == (True, 1, 6, 6)
+    assert (load(tmp_path, GOOD).pool.auto, load(tmp_path, GOOD).pool.most) == (False, 4)
+    fixed = config_mod.override(cfg, pool__concurrency=3)
+    assert (fixed.pool.auto, fixed.pool.most) == (False, 3)
+    with pytest.raises(ConfigError, match=r"\[pool\] min_concurrency: expected at most max_concurrency \(6\), got 9"):
+        config_mod.override(cfg, pool__min_concurrency=9)
 
 
 def test_cli_exits_2_for_bad_usage():
