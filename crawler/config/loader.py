@@ -12,6 +12,7 @@ Paths inside the file (``url_file``, ``ids_file``) are relative to the file's fo
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -379,6 +380,23 @@ def validate(config: Config) -> None:
         raise ConfigError(
             f'{src}: [store] url: expected redis://host:port/db for backend = "redis", got {config.store.url!r}'
         )
+    check_persist(config)
+
+
+def check_persist(config: Config) -> None:
+    """``[session] persist`` needs a store that keeps what it is given: not an
+    in-memory SQLite database (gone at the end of the run, and out of ``crawler
+    session``'s reach), nor one this user cannot write.  ConfigError naming the key."""
+    if not config.session.persist or config.store.backend == "redis":
+        return
+    db = config.output.db
+    where = f"{config.source}: [session] persist: the store at [output] db {db!r}"
+    if db in ("", ":memory:") or db.startswith("file:"):
+        raise ConfigError(f"{where} keeps nothing after the run: give it a database file, or use the Redis store")
+    path = Path(db)
+    writable = os.access(path, os.W_OK) if path.exists() else os.access(path.parent, os.W_OK | os.X_OK)
+    if not writable and path.parent.exists():
+        raise ConfigError(f"{where} is read-only: a saved session could not be written")
 
 
 def _check_pool_bounds(table: Any, source: str) -> None:

@@ -378,6 +378,15 @@ class SessionSection:
         checks.pair(checks.number(0)),
         "[first, cap] a blocked or failing proxy is left out, doubling",
     )
+    persist: bool = checks.setting(
+        False,
+        checks.boolean,
+        "save each identity's state (cookies, localStorage) after the session hook, in the crawl's store;"
+        " new contexts restore it instead of logging in",
+    )
+    state_ttl_s: float = checks.setting(
+        0.0, checks.number(0), "a saved state this old (from the login that saved it) is not restored; 0: no limit"
+    )
 
 
 @attrs.frozen

@@ -55,6 +55,7 @@ from crawler.run.claims import Claims
 from crawler.run.job import Attempt, attempt, page_env, pages_per_browserless_session
 from crawler.run.paths import FetchPaths
 from crawler.run.router import Router, SessionGate
+from crawler.run.session_gate import saved_sessions
 from crawler.run.slots import WatchedPace, WorkerLoad, WorkerSlots
 from crawler.store.base import Job, Store
 from crawler.urls import short_url
@@ -100,7 +101,9 @@ class JobRunner:
         self.slots = WorkerSlots(config.pool.min_concurrency if config.pool.auto else config.pool.most)
         self._retry = RetryPolicy(config.retry.max_attempts, config.retry.backoff_s, SLOW_DOWN_STATUS, rng)
         self._router = routing.router_for(config, router)
-        self._sessions = SessionGate(self._router.session_hook)
+        self._sessions = SessionGate(
+            self._router.session_hook, self._router.session_check_hook, saved_sessions(config.session, store)
+        )
         self._links = LinkFilter(config.crawl)
         self._robots = RobotsPolicy() if config.crawl.obey_robots else None
         self._page_env = page_env(config, self._limiter, self._links, store.known, self.sessions, self._robots)

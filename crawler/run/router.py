@@ -2,7 +2,9 @@
 
 A :class:`Router` maps labels to async handlers (``None`` is the default route, for
 ``[input]`` URLs and links enqueued without a label) and holds an optional session
-hook, run once in every new browser context before its first job (a login).  Routes
+hook, run once in every new browser context before its first job (a login), and an
+optional session check, which says whether a saved login restored in a new context
+still works (``[session] persist``; see :mod:`crawler.run.session_gate`).  Routes
 come from Python (``@router.route("product")``), from a site's handlers file
 (``[site] handlers``), and from TOML (``[[route]]`` tables, and ``[extract]`` as the
 default route): :func:`router_for` puts them together, and every job runs through
@@ -14,11 +16,8 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable
 from typing import Any, TypeVar
-
-import trio
 
 import cdp
 from crawler.config import Config, RouteSpec
@@ -32,9 +31,12 @@ from crawler.page.http import HttpPage
 from crawler.page.page import Page, PageEnv, open_page
 from crawler.page.scope import Scope
 from crawler.request import Request
+from crawler.run.session_gate import Check, Handler, SessionGate
 
-Handler = Callable[[Page], Awaitable[None]]
+__all__ = ["Check", "Handler", "Router", "SessionGate", "load_handlers", "router_for", "run_http_route", "run_route"]
+
 H = TypeVar("H", bound=Handler)
+C = TypeVar("C", bound=Check)
 
 
 class Router:
@@ -47,6 +49,7 @@ class Router:
         self._fetch: dict[str | None, str] = {}
         self._content: dict[str | None, str] = {}
         self.session_hook: Handler | None = None
+        self.session_check_hook: Check | None = None
 
     def route(
         self,
@@ -82,6 +85,19 @@ class Router:
         if self.session_hook is not None:
             raise ValueError("the router already has a session hook")
         self.session_hook = fn
+        return fn
+
+    def session_check(self, fn: C) -> C:
+        """Decorator: ``fn(page)`` returns whether the session a new context restored
+        (``[session] persist``) is still logged in.  It runs in that context before its
+        first job, on that job's tab and inside its watchdog, as the session hook does,
+        and goes where it needs to (``await page.goto("/account")``; or it reads a
+        cookie and goes nowhere).  Falsy, or an exception (one log line): the saved
+        state is dropped from the context and the session hook logs in again."""
+        _check_handler(fn, "session check")
+        if self.session_check_hook is not None:
+            raise ValueError("the router already has a session check")
+        self.session_check_hook = fn
         return fn
 
     def add(
@@ -258,6 +274,7 @@ def router_for(config: Config, router: Router | None = None) -> Router:
         router = load_handlers(config) if config.site.handlers else Router()
     combined = Router()
     combined.session_hook = router.session_hook
+    combined.session_check_hook = router.session_check_hook
     for label in router.labels:
         combined.add(
             label,
@@ -292,49 +309,6 @@ def router_for(config: Config, router: Router | None = None) -> Router:
     return combined
 
 
-class SessionGate:
-    """Runs the session hook once per browser context, before the context's first job.
-
-    Jobs that arrive in a context whose hook is running wait for it (FIFO); if the hook
-    fails, the job that ran it fails and the next one tries again.  State is kept per
-    context id and dropped when the context is gone."""
-
-    def __init__(self, hook: Handler | None):
-        self.hook = hook
-        self.runs = 0  # hook runs that returned (one per context that had a job)
-        self._ready: set[str] = set()
-        self._locks: dict[str, trio.Lock] = {}
-
-    async def ensure(
-        self,
-        context_id: str,
-        live_contexts: set[str],
-        open_hook_page: Callable[[], AbstractAsyncContextManager[Page]],
-    ) -> None:
-        if self.hook is None or context_id in self._ready:
-            return
-        for gone in [c for c in self._locks if c not in live_contexts and c != context_id]:
-            self._locks.pop(gone)
-            self._ready.discard(gone)
-        lock = self._locks.setdefault(context_id, trio.Lock())
-        async with lock:
-            if context_id in self._ready:
-                return
-            async with open_hook_page() as page:
-                try:
-                    await self.hook(page)
-                except SessionRetired:
-                    raise  # the site refused the session: the job retires it
-                except PageFailure as exc:
-                    raise PageFailure("session", exc.reason, retryable=True) from exc
-                except cdp.CDPError:
-                    raise  # the tab's or the browser's failure, not the hook's
-                except Exception as exc:
-                    raise PageFailure("session", f"{type(exc).__name__}: {exc}", retryable=True) from exc
-            self._ready.add(context_id)
-            self.runs += 1
-
-
 async def run_route(
     router: Router,
     gate: SessionGate,
@@ -352,21 +326,25 @@ async def run_route(
     errors, the user's own exceptions); if cancelled, the tab is mid-navigation."""
     handler = router.handler(request.label)
     render = router.render(request.label)
-    await gate.ensure(tab.context.id, live_contexts, lambda: open_page(tab, request, env, render=render))
-    async with open_page(tab, request, env, render=render) as page:
-        await page.goto(request.url)
-        await page.check_blocked()  # a challenge page is not for the handler
-        try:
-            await handler(page)
-        except SessionRetired:
-            raise
-        except Exception:
-            if page.retired is not None:  # the handler retired the session, then caught it
-                raise SessionRetired(page.retired) from None
-            raise
-        if page.retired is not None:
-            raise SessionRetired(page.retired)
-        await page.check_blocked()  # a challenge that came after the document: its items are not stored
+    try:
+        await gate.ensure(tab, live_contexts, lambda: open_page(tab, request, env, render=render))
+        async with open_page(tab, request, env, render=render) as page:
+            await page.goto(request.url)
+            await page.check_blocked()  # a challenge page is not for the handler
+            try:
+                await handler(page)
+            except SessionRetired:
+                raise
+            except Exception:
+                if page.retired is not None:  # the handler retired the session, then caught it
+                    raise SessionRetired(page.retired) from None
+                raise
+            if page.retired is not None:
+                raise SessionRetired(page.retired)
+            await page.check_blocked()  # a challenge that came after the document: its items are not stored
+    except SessionRetired as exc:
+        await gate.retired(tab.context.id, exc.detail)  # its saved state goes with it
+        raise
     return page
 
 
@@ -387,16 +365,24 @@ async def run_http_route(
     :class:`~crawler.page.http.HttpPage`.  Returns the page, whose ``items`` and
     ``links`` are the job's output.  Raises as :func:`run_route` does, and
     PageFailure ``content_type`` for a body that is not HTML on an HTML route."""
+    sessions = env.sessions
+    assert sessions is not None, "an HTTP job runs in a session"
+    if tab is not None:
+        render = router.render(request.label)
+        try:
+            await gate.ensure(tab, live_contexts, lambda: open_page(tab, request, env, render=render))
+            return await _http_job(router, session_id, request, env, ContextCookies(tab))
+        except SessionRetired as exc:
+            await gate.retired(tab.context.id, exc.detail)  # its saved state goes with it
+            raise
+    return await _http_job(router, session_id, request, env, sessions.jar(session_id))
+
+
+async def _http_job(router: Router, session_id: str, request: Request, env: PageEnv, cookies: Cookies) -> HttpPage:
+    """:func:`run_http_route` once its session is ready: the request, its checks, the handler."""
     handler = router.handler(request.label)
     sessions = env.sessions
     assert sessions is not None, "an HTTP job runs in a session"
-    cookies: Cookies
-    if tab is not None:
-        render = router.render(request.label)
-        await gate.ensure(tab.context.id, live_contexts, lambda: open_page(tab, request, env, render=render))
-        cookies = ContextCookies(tab)
-    else:
-        cookies = sessions.jar(session_id)
     wants_json = router.content(request.label) == "json"
     url = await env.url_rules.check(request.url)
     async with sessions.http_client(session_id) as client:
