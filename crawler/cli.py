@@ -1,4 +1,5 @@
-"""Command line: ``python -m crawler [crawl] --config FILE``, ``export``, ``demo``, ``report``.
+"""Command line: ``python -m crawler [crawl] --config FILE``, ``export``, ``demo``, ``report``,
+``try``, ``session`` (export, import, clear: :mod:`crawler.run.session_commands`).
 
 Exit codes (of a crawl, they describe the database at the end, not only this run):
 
@@ -31,7 +32,7 @@ from crawler.store.sqlite.dblock import DatabaseInUse
 log = logging.getLogger("crawler")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_IN_USE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-COMMANDS = ("crawl", "export", "demo", "report", "try")
+COMMANDS = ("crawl", "export", "demo", "report", "try", "session")
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "config"
 
 
@@ -86,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--config", help="config whose [store]/[output] names the store (Redis too)")
     report.add_argument("--run", type=_positive, help="the run to report (default: the last)")
     report.add_argument("--out", help="PNG file (default: next to the database)")
+
+    session = sub.add_parser("session", help="the saved sessions of [session] persist (Playwright's format)")
+    what = session.add_subparsers(dest="what", metavar="{export,import,clear}", required=True)
+    out = what.add_parser("export", help="write an identity's saved state as Playwright storage-state JSON")
+    out.add_argument("identity", help="direct, or the proxy as scheme://host:port")
+    out.add_argument("--config", required=True, help="site TOML file (its store)")
+    out.add_argument("--out", help="file to write, created 0600 (default: standard output)")
+    into = what.add_parser("import", help="save a Playwright storage-state JSON file as the crawl's state")
+    into.add_argument("file", help="storage-state JSON (Playwright's context.storage_state())")
+    into.add_argument("--config", required=True, help="site TOML file (its store)")
+    into.add_argument("--identity", help="only this identity (default: every identity of the config)")
+    wipe = what.add_parser("clear", help="delete every saved session state of the crawl")
+    wipe.add_argument("--config", required=True, help="site TOML file (its store)")
     return parser
 
 
@@ -167,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
             from crawler.observe.report import report_command
 
             return report_command(args)
+        if args.command == "session":
+            from crawler.run.session_commands import session_command
+
+            return session_command(args)
     except DatabaseInUse as exc:
         _say(f"crawler: error: {exc}")
         return EXIT_IN_USE
