@@ -122,7 +122,7 @@ async def test_a_state_older_than_state_ttl_s_is_not_restored_and_the_hook_logs_
     ``state_ttl_s``, restores (no login, and the state is not saved again); the third,
     once the state is older than that (counted from the login's save, not from the
     restore), logs in again."""
-    ttl_s = 4.0
+    ttl_s = 6.0  # room for two small crawls on a loaded machine (4 s was too tight beside other suites)
     async with serve_login_site() as site:
         data = login_config(tmp_path, site, shared_chromium, 8, session={"persist": True, "state_ttl_s": ttl_s})
         cfg = config_mod.from_dict(data, source="t.toml")
@@ -167,7 +167,7 @@ async def test_a_failed_session_check_logs_in_again_and_the_new_state_is_restore
         return fine or None  # falsy, not False
 
     async with serve_login_site() as site:
-        data = login_config(tmp_path, site, shared_chromium, 40, pool={"rotate_context_every": 10})
+        data = login_config(tmp_path, site, shared_chromium, 24, pool={"rotate_context_every": 6})
         cfg = config_mod.from_dict(data, source="t.toml")
         _, items = await crawl(cfg, login_router(check=check))
         assert logged_in(items) and site.logins == 1
