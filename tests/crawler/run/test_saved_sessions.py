@@ -26,6 +26,7 @@ from crawler.store.redis.store import open_redis_store
 from crawler.store.sqlite import SqliteStore
 from tests.crawler.observe.conftest import free_port
 from tests.crawler.store.redis.conftest import make_redis_config
+from tests.httpproxy import HttpProxy
 from tests.login_site import LoginSite, serve_login_site
 
 pytestmark = pytest.mark.chromium
@@ -449,3 +450,44 @@ async def test_no_cookie_or_token_of_a_login_appears_in_any_output(tmp_path, sha
         assert text, f"{name}: empty"
         for secret in secrets_:
             assert secret not in text, f"a secret of the login in {name}"
+
+
+async def test_each_proxy_identity_logs_in_once_and_restores_only_its_own_state(tmp_path, shared_chromium, nursery):
+    """Two proxies, contexts taking them in turn every 5 pages: one login per identity
+    (2, not 8), each state saved under its proxy's ``scheme://host:port`` (without the
+    credentials), and every page through a proxy sent that proxy's own login cookie."""
+    a = HttpProxy("A", hosts={"shop.test": "127.0.0.1"}, credentials=("alice", "pw-a"))
+    b = HttpProxy("B", hosts={"shop.test": "127.0.0.1"}, credentials=("bob", "pw-b"))
+    await nursery.start(a.serve)
+    await nursery.start(b.serve)
+    async with serve_login_site() as site:
+        data = login_config(
+            tmp_path,
+            site,
+            shared_chromium,
+            40,
+            pool={"concurrency": 2, "rotate_context_every": 5},
+            session={"persist": True, "proxies": [a.url(), b.url()]},
+        )
+        data["input"]["url_template"] = site.base.replace("127.0.0.1", "shop.test") + "/p/{id}"
+        cfg = config_mod.from_dict(data, source="t.toml")
+        engine, items = await crawl(cfg, login_router())
+    assert len(items) == 40 and logged_in(items)
+    assert site.logins == 2
+    assert engine.statistics().sessions.sessions >= 8
+    store = await SqliteStore.open(cfg.output.db)
+    try:
+        assert await store.session_states.identities() == sorted(
+            [a.url(with_credentials=False), b.url(with_credentials=False)]
+        )
+    finally:
+        store.close()
+    a_sids = set().union(*(cookie_sids(r) for r in a.forwarded if "/p/" in r.url))
+    b_sids = set().union(*(cookie_sids(r) for r in b.forwarded if "/p/" in r.url))
+    assert len(a_sids) == 1 and len(b_sids) == 1 and a_sids != b_sids
+
+
+def cookie_sids(request) -> set[str]:
+    """The ``sid`` values in a forwarded request's cookie header."""
+    pairs = (c.split("=", 1) for c in request.headers.get("cookie", "").split("; ") if "=" in c)
+    return {value for name, value in pairs if name == "sid"}
