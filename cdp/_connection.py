@@ -66,7 +66,7 @@ async def open_connection(
     """
     name = redacted(ws_url)
     async with open_service_nursery() as nursery:
-        service_scope, service = await nursery.start(_run_service_nursery, name)
+        service_scope, service = await nursery.start(_run_service_nursery, name, nursery)
         try:
             try:
                 with trio.fail_after(connect_timeout_s):
@@ -122,7 +122,7 @@ async def open_pipe_connection(
     transport = PipeTransport(read_fd, write_fd, max_message_bytes=max_message_bytes)
     try:
         async with open_service_nursery() as nursery:
-            service_scope, service = await nursery.start(_run_service_nursery, name)
+            service_scope, service = await nursery.start(_run_service_nursery, name, nursery)
             try:
                 conn = Connection(transport, name=name, command_timeout_s=command_timeout_s)
                 async with _serving(conn, service):
@@ -191,16 +191,25 @@ async def _open_stream(ws_url: str, ssl_context: ssl.SSLContext | None) -> tuple
 
 async def _run_service_nursery(
     name: str,
+    home: trio.Nursery,
     *,
     task_status: trio.TaskStatus[tuple[trio.CancelScope, trio.Nursery]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Host the nursery for the transport's and the reader's tasks; they stop only when
     the scope handed back is cancelled.  trio-websocket reports a rejected handshake by
-    raising in its own task: that becomes ConnectionLost, as any failure to open does."""
+    raising in its own task: that becomes ConnectionLost, as any failure to open does.
+
+    ``home`` is the nursery ``start`` was called on.  If the caller is cancelled while
+    this task starts, trio does not move it there: ``started`` leaves it in the start's
+    own nursery and ``start`` waits for it to end.  Shielded, it would never end (a
+    stop signal at that instant hung the crawler for good), so then the shield is
+    dropped and the caller's cancellation ends it."""
     with trio.CancelScope(shield=True) as scope:
         try:
             async with trio.open_nursery() as nursery:
                 task_status.started((scope, nursery))
+                if trio.lowlevel.current_task().parent_nursery is not home:
+                    scope.shield = False  # the start was cancelled: nothing runs here yet
                 await trio.sleep_forever()
         except BaseExceptionGroup as group:
             rejected, rest = group.split(trio_websocket.HandshakeError)

@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -220,12 +221,26 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 async def crawl_command(cfg: Config, args: argparse.Namespace) -> int:
-    async with open_store(StoreSettings.of(cfg)) as store:
-        if args.fresh:
-            await store.reset()
-        await _retry_failed(store, args.retry_failed)
-        reason, summary = await _crawl(cfg, store, args.limit)
+    from crawler.run.engine import STOP_SIGNALS
+
+    # Signals are received from here on, whatever the crawl is doing (see Crawler.run).
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with open_store(StoreSettings.of(cfg)) as store:
+            if args.fresh:
+                await store.reset()
+            await _retry_failed(store, args.retry_failed)
+            reason, summary = await _crawl(cfg, store, args.limit, signals)
     return _finish(reason, summary, resume=resume_args(sys.argv[1:]))
+
+
+async def _crawl(
+    cfg: Config, store: Store, limit: int | None, signals: AsyncIterator[int]
+) -> tuple[str, dict[str, Any]]:
+    from crawler.run.engine import Crawler
+
+    crawler = Crawler(cfg, store, limit=limit)
+    reason = await crawler.run(signals=signals)
+    return reason, await crawler.summary()
 
 
 async def try_command(cfg: Config, args: argparse.Namespace) -> int:
@@ -285,14 +300,6 @@ def resume_args(argv: list[str]) -> list[str]:
             continue
         out.append(arg)
     return out
-
-
-async def _crawl(cfg: Config, store: Store, limit: int | None) -> tuple[str, dict[str, Any]]:
-    from crawler.run.engine import Crawler
-
-    crawler = Crawler(cfg, store, limit=limit)
-    reason = await crawler.run(handle_signals=True)
-    return reason, await crawler.summary()
 
 
 def _finish(reason: str, summary: dict[str, Any], *, resume: list[str]) -> int:
@@ -361,6 +368,13 @@ def _compare_export(path: str, products: int) -> dict[str, dict[str, int]]:
 
 
 async def demo_command(args: argparse.Namespace) -> int:
+    from crawler.run.engine import STOP_SIGNALS
+
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:  # from here on (see Crawler.run)
+        return await _demo(args, signals)
+
+
+async def _demo(args: argparse.Namespace, signals: AsyncIterator[int]) -> int:
     from crawler import demo
 
     cfg = load_config(args)
@@ -380,7 +394,7 @@ async def demo_command(args: argparse.Namespace) -> int:
             if not args.resume:
                 await store.reset()
             await _retry_failed(store, args.retry_failed)
-            reason, summary = await _crawl(cfg, store, args.limit)
+            reason, summary = await _crawl(cfg, store, args.limit, signals)
             exported = await export_items(store, args.out, "jsonl")
         nursery.cancel_scope.cancel()
     comparison = await trio.to_thread.run_sync(_compare_export, args.out, products)

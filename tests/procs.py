@@ -57,13 +57,16 @@ def become_child_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-async def start_crawler(*args: str, cwd: Path, wrapper: Sequence[str] = ()) -> trio.Process:
+async def start_crawler(
+    *args: str, cwd: Path, wrapper: Sequence[str] = (), env: dict[str, str] | None = None
+) -> trio.Process:
     """``python -m crawler ARGS`` with stdout/stderr to files in ``cwd``, run through
-    ``wrapper`` (an argv prefix that execs the rest) if given.  The test process
+    ``wrapper`` (an argv prefix that execs the rest) if given, with ``env`` added to
+    the environment.  The test process
     becomes a child subreaper first, so the processes the crawler leaves when it is
     SIGKILLed are ours to reap."""
     become_child_subreaper()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})}
     out, err = _open_logs(cwd)
     argv = [*wrapper, sys.executable, "-m", "crawler", *args]
     try:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import random
 import signal
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -76,6 +77,8 @@ from crawler.store import StoreSettings, open_store
 from crawler.store.base import Store
 
 log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each stops a crawl run with handle_signals
 
 
 class Crawler:
@@ -166,7 +169,7 @@ class Crawler:
 
     # -- the run -------------------------------------------------------------------------
 
-    async def run(self, *, handle_signals: bool = False) -> str:
+    async def run(self, *, handle_signals: bool = False, signals: AsyncIterator[int] | None = None) -> str:
         """Crawl until every URL is done or failed, the limit is reached, or stop() is
         called.  Returns the finish reason ("finished", "limit", "interrupted" or
         "aborted: ...").  Failed URLs are data in the store, not exceptions.
@@ -176,7 +179,22 @@ class Crawler:
         batch of input holds a bad URL (before any browser starts); if cancelled,
         in-flight jobs go back to pending and the Cancelled goes on.  A store that fails
         (disk full) ends the run "aborted: <the error>", its tasks ended, nothing
-        half-written."""
+        half-written.
+
+        With ``handle_signals``, SIGINT, SIGTERM and SIGHUP stop the crawl (a second one
+        stops it at once), received from this method's first line; ``signals`` is the
+        same with a receiver of :data:`STOP_SIGNALS` the caller opened, as early in its
+        trio run as it can (the command line: before it opens the store).  Why early: a
+        signal while the frontier is read or the browser starts must be held until the
+        crawl can stop; outside a receiver, trio turns SIGINT into a KeyboardInterrupt
+        for the main task, and one that arrived while the crawl's task tree was starting
+        was never seen (the crawl went on, deaf to the next signals too)."""
+        if signals is not None or not handle_signals:
+            return await self._run(signals)
+        with trio.open_signal_receiver(*STOP_SIGNALS) as received:
+            return await self._run(received)
+
+    async def _run(self, signals: AsyncIterator[int] | None) -> str:
         store = self._store
         recovered = await store.recover()
         if recovered:
@@ -207,7 +225,7 @@ class Crawler:
                 _memory_budget_mb(self._config),
             )
         try:
-            await self._run_tasks(handle_signals)
+            await self._run_tasks(signals)
         except* StoreError as group:
             self._finish_reason = f"aborted: {_first(group)}"  # the one line the CLI prints
         finally:
@@ -219,10 +237,10 @@ class Crawler:
                 log.debug("the run's summary could not be stored: %s", exc)
         return self._finish_reason
 
-    async def _run_tasks(self, handle_signals: bool) -> None:
+    async def _run_tasks(self, signals: AsyncIterator[int] | None) -> None:
         trio.lowlevel.add_instrument(self._stalls)
         try:
-            await self._run_service_tasks(handle_signals)
+            await self._run_service_tasks(signals)
         finally:
             trio.lowlevel.remove_instrument(self._stalls)
 
@@ -231,15 +249,15 @@ class Crawler:
         jobs = self._jobs.on_stall(task, seconds)
         log.debug("stall of %.1f s: %d commands and %d jobs given the time back", seconds, commands, jobs)
 
-    async def _run_service_tasks(self, handle_signals: bool) -> None:
+    async def _run_service_tasks(self, signals: AsyncIterator[int] | None) -> None:
         async with open_service_nursery() as nursery:
             await nursery.start(self._heartbeat.run)
             if self._config.monitor.metrics_port:
                 await nursery.start(self._serve_metrics)  # first: a port in use is a ConfigError, before any work
             await self._store.start_run()
             self._started_at = trio.current_time()
-            if handle_signals:
-                nursery.start_soon(self._watch_signals)
+            if signals is not None:
+                nursery.start_soon(self._watch_signals, signals)
             nursery.start_soon(self._feed_input)
             nursery.start_soon(self._report_progress)
             nursery.start_soon(self._memory.run)
@@ -358,11 +376,15 @@ class Crawler:
     def _on_pool_opened(self, pool: TabPool) -> None:
         self._memory.attach_pool(pool)
 
-    async def _watch_signals(self) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
-            async for signum in signals:
-                log.warning("%s: stopping; in-flight pages go back to pending", signal.Signals(signum).name)
+    async def _watch_signals(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if not self._stop_scope.cancel_called:
+                log.warning("%s: stopping; in-flight pages go back to pending (a second signal: at once)", name)
                 self.stop()
+            else:  # the operator will not wait for polite closes: kill the browser, finish the rest
+                log.warning("%s again: stopping at once; the browser is killed", name)
+                self._supervisor.abort("stopping at once (a second signal)")
 
     async def _feed_input(self) -> None:
         """Keep the frontier fed from the input.  A bad entry stops the feeding: the

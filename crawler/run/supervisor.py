@@ -93,6 +93,13 @@ class BrowserSupervisor:
         """The browser in use; None between browsers."""
         return self._browser
 
+    def abort(self, reason: str) -> None:
+        """Drop the browser in use at once (a second stop signal): its connection is
+        declared lost, so that closing the pool skips it instead of closing each tab
+        politely, and the browser's process is killed on the way out.  Idempotent."""
+        if self._browser is not None:
+            self._browser.connection.abort(reason)
+
     def forgive(self, seconds: float) -> int:
         """The event loop was blocked ``seconds`` (by a handler: see
         :mod:`crawler.observe.stalls`): the browser's commands in flight get the time

@@ -177,3 +177,16 @@ async def test_a_peer_that_stops_reading_makes_the_write_fail_within_the_command
         with trio.fail_after(5), pytest.raises(cdp.ConnectionLost, match="could not write"):
             await conn.send("Too.much", {"blob": "z" * (4 * PIPE_BUFFER_BYTES)})
         assert conn.closed
+
+
+async def test_a_connection_opened_by_a_cancelled_caller_ends_at_once_instead_of_hanging() -> None:
+    """Issue 26: a stop signal at the instant the crawler opened the browser's pipe hung
+    it for good.  The connection's service task calls ``started`` in a start whose
+    caller is cancelled; trio then leaves it in the start's own nursery and waits for
+    it, and the shielded task never ended."""
+    with trio.fail_after(5):  # before the fix: forever
+        with trio.CancelScope() as cancelled:
+            cancelled.cancel()
+            async with pipe_connection(command_timeout_s=5):
+                raise AssertionError("the body of a cancelled caller's connection runs")
+    assert cancelled.cancelled_caught
