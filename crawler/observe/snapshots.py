@@ -89,7 +89,9 @@ class Snapshots:
     def statistics(self) -> SnapshotStatistics:
         return SnapshotStatistics(
             taken=dict(self._taken),
-            by_reason={kind: tuple(shots) for kind, shots in self._by_reason.items()},
+            # In the order they were numbered: captures run side by side, and a later
+            # one may be written first.
+            by_reason={kind: tuple(sorted(shots, key=lambda s: s.number)) for kind, shots in self._by_reason.items()},
             latest=tuple(self._latest),
             incomplete=self._incomplete,
         )

@@ -56,6 +56,7 @@ from crawler.urls import MAX_URL_CHARS, forbidden_scheme, short_url, too_long
 
 IDLE_S = 0.5  # wait_for_idle: this long without a request starting or data arriving
 IDLE_TIMEOUT_S = 30.0  # wait_for_idle: PageFailure "idle" if the network is never quiet that long
+ERROR_PAGE_WAIT_S = 2.0  # longest a failing status waits for its page to be parsed (for the snapshot)
 RESET_TIMEOUT_S = 1.0  # longest the page's close waits to undo what it changed on the tab (Runtime, focus)
 
 
@@ -149,10 +150,15 @@ class Page(Scope, JobOutput):
             raise SessionRetired(PROXY_AUTH)
         if error is not None:
             raise net_failure(error)
-        if status in self.env.retire_on_status:
-            raise SessionRetired(f"status_{status}")
-        failure = status_failure(status, headers)
+        failure = SessionRetired(f"status_{status}") if status in self.env.retire_on_status else None
+        failure = failure or status_failure(status, headers)
         if failure is not None:
+            # The page the server sent with its status is what a failure snapshot is to
+            # show: until its document commits the tab has none ("Not attached to an
+            # active page"), so it is given a moment to.
+            with trio.move_on_after(ERROR_PAGE_WAIT_S):
+                while loader not in self.traffic.parsed:
+                    await self._wait_event()
             raise failure
         # Until the document commits, an evaluation may still run in the one before it
         # (the tab's previous page), and until it is parsed it may be empty: nothing is
