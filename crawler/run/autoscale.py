@@ -17,6 +17,10 @@ The readings, each over the last tick:
 - the workers (:meth:`crawler.run.jobs.JobRunner.load`): slots busy, workers idle, jobs
   waiting for their host's turn, the hosts' 429/503 answers, outcomes.
 
+A browser reached at ``[browser] cdp_url`` is not in this process's tree: its CPU and
+memory are not seen (the memory monitor says so once), and the autoscaler goes by the
+rest (the crawler's own CPU, the loop lag, the pace, the 429s).
+
 One owner of the pool's concurrency: with "auto", the memory monitor's throttle does
 not set it; its figure (from ``max_concurrency``, lowered above its first level) is a
 cap read here, and when it is the lower, the autoscaler comes down to it (counted
@@ -50,7 +54,12 @@ from crawler.run.slots import WorkerLoad, WorkerSlots
 
 log = logging.getLogger(__name__)
 
-TICK_S = 1.0  # a reading and a decision this often: 1 to 16 slots in about four seconds
+TICK_S = 1.0  # a reading and a decision this often (half as often while it grows: GROWING_TICK_S)
+# After a step up the next reading comes this soon: 1 to 16 slots in about two seconds.
+# Why: the ramp is what a short crawl loses to a fixed concurrency (the demo crawl at 16
+# tabs lasts 22 s); once it holds, a reading a second costs less (the tree's CPU is read
+# from /proc: ~5 ms a reading with a browser's 30 processes).
+GROWING_TICK_S = 0.5
 SETTLE_S = 0.5  # a memory reading begun this long after a change is one of the new concurrency
 FREE_MEMORY_SHARE = 0.5  # without a budget: the browser may grow into half of what the machine has free
 
@@ -84,6 +93,7 @@ class Autoscale:
         pool: Callable[[], TabPool | None],
         read_machine: ReadMachine | None = None,
         tick_s: float = TICK_S,
+        growing_tick_s: float = GROWING_TICK_S,
     ):
         self._policy = Autoscaler(pool_section.min_concurrency, pool_section.max_concurrency)
         self._slots = slots
@@ -92,6 +102,7 @@ class Autoscale:
         self._pool = pool
         self._read_machine = read_machine or machine_reader(TreeCpu())
         self._tick_s = tick_s
+        self._growing_tick_s = growing_tick_s
         self._lag = LoopLag()
         self._applied = self._policy.concurrency
         self._reason = ""
@@ -122,15 +133,17 @@ class Autoscale:
         )
 
     async def run(self) -> None:
-        """Read, decide and apply every ``tick_s`` until cancelled.  Owns one task (the
-        lag probe); never raises but Cancelled."""
+        """Read, decide and apply every ``tick_s`` (``growing_tick_s`` after a step up)
+        until cancelled.  Owns one task (the lag probe); never raises but Cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._lag.run)
             await self._read_machine()  # the CPU's first reading: a base
             self._last_load = self._load()
+            delay_s = self._tick_s
             while True:
-                await trio.sleep(self._tick_s)
-                self.tick(await self.read())
+                await trio.sleep(delay_s)
+                step = self.tick(await self.read())
+                delay_s = self._growing_tick_s if step.reason == "scale_up" else self._tick_s
 
     async def read(self) -> Load:
         """One tick's readings.  Cancellation: nothing changes."""

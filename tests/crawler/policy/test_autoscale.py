@@ -90,12 +90,15 @@ def test_cpu_at_the_target_holds_and_never_scales_down():
 
 
 def test_a_step_stops_where_the_cpu_is_expected_to_reach_its_target():
-    """Doubling from 4 at 60% CPU would overshoot: the step stops at 7 (each slot
-    counted at half the mean per slot: 4 + (0.85 - 0.6) / 0.075)."""
-    scaler = Autoscaler(1, 16, concurrency=4)
-    assert scaler.step(healthy(4, cpu=0.6)).concurrency == 7
-    scaler = Autoscaler(1, 16, concurrency=4)
-    assert scaler.step(healthy(4, cpu=0.84)).concurrency == 5  # just under: one more slot
+    """Doubling from 8 at 87% CPU would overshoot: the step stops at 10 (each slot
+    counted at a quarter of the mean per slot: 8 + (0.95 - 0.87) / 0.0272, rounded
+    down); from 8 at 70% the doubling fits."""
+    scaler = Autoscaler(1, 32, concurrency=8)
+    assert scaler.step(healthy(8, cpu=0.87)).concurrency == 10
+    scaler = Autoscaler(1, 32, concurrency=8)
+    assert scaler.step(healthy(8, cpu=0.70)).concurrency == 16
+    scaler = Autoscaler(1, 32, concurrency=8)
+    assert scaler.step(healthy(8, cpu=CPU_TARGET - 0.01)).concurrency == 9  # just under: one more slot
 
 
 def test_after_a_decrease_it_grows_additively_after_healthy_ticks_in_a_row():
@@ -161,12 +164,13 @@ def test_an_outside_cap_brings_it_down_and_counts_as_a_decrease():
 
 
 def test_a_cpu_bound_crawl_settles_near_the_target_without_flapping():
-    """A plant where each slot costs 20% of the machine: it settles at 4 or 5 slots (80%
-    to 100%) within a few ticks and never changes again."""
+    """A plant where each slot costs 20% of the machine: it settles where the cores are
+    full (5 slots, or one past: 4 at 80% projects to 6) within a few ticks and never
+    changes again."""
     scaler = Autoscaler(1, 16)
     trace = run(scaler, 40, lambda c: healthy(c, cpu=min(1.0, 0.2 * c)))
     settled = trace[-1]
-    assert settled in (4, 5)
+    assert settled in (5, 6)
     assert trace.index(settled) < 6
     assert set(trace[trace.index(settled) :]) == {settled}
 

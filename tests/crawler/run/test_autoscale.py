@@ -194,8 +194,9 @@ async def test_the_memory_throttles_cap_wins_and_counts_as_a_memory_change(autoj
 
 
 async def test_run_scales_up_to_the_maximum_and_never_past_it_then_halves_on_429s(autojump_clock):
-    """A tick a second: 1, 2, 4, 8, then 12 (the maximum) at the fourth tick, held there;
-    a 429 halves it at the next tick, once per cooldown."""
+    """The first tick after a second: 1 to 2; then a tick every half second while it
+    grows: 4, 8, then 12 (the maximum) at 2.5 s, held there; a 429 halves it at the next
+    tick, once per cooldown."""
     slots, pool = WorkerSlots(1), FakePool(1)
     scaler, workers = make(slots, pool, max_concurrency=12)
     seen = []
@@ -210,7 +211,7 @@ async def test_run_scales_up_to_the_maximum_and_never_past_it_then_halves_on_429
         nursery.start_soon(scaler.run)
         await watch(lambda: slots.limit == 12)
         assert sorted(set(seen)) == [1, 2, 4, 8, 12] and pool.concurrency == 12  # doubling, capped
-        assert trio.current_time() == pytest.approx(4.0, abs=0.06)
+        assert trio.current_time() == pytest.approx(2.5, abs=0.06)
         await trio.sleep(5.0)
         assert slots.limit == 12 and scaler.statistics().held_by == "max"
         workers.slow_downs += 1
