@@ -433,3 +433,32 @@ def test_auto_bench_compares_items_as_multisets():
     assert auto_bench.compare_items(auto_bench.normalised([{"url": "v", "x": 2}, {"url": "u", "x": 1}]), a)["equal"]
     twice = auto_bench.compare_items(auto_bench.normalised([{"url": "u", "x": 1}] * 2 + [{"url": "v", "x": 2}]), a)
     assert (twice["equal"], twice["only_here"], twice["only_in_reference"]) == (False, 1, 0)
+
+
+@pytest.mark.chromium
+@pytest.mark.timeout(120)
+def test_autoscale_bench_quick_run_is_complete_and_reports_the_sweep_and_the_budget(tmp_path):
+    """benchmarks/autoscale_bench.py --quick: every crawl (the fixed one, "auto", and both
+    again in the budget part) finds everything the demo shop shows; "auto" reports its
+    bounds and changes; the budget part measured the browser tree and set a budget
+    under the fixed concurrency's peak; the report has the ratio and the verdict."""
+    out = tmp_path / "autoscale.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS_DIR / "autoscale_bench.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=110,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    rows = {r["contender"]: r for r in results["sweep"]}
+    assert set(rows) == {"C=2", "auto"}
+    for row in [*rows.values(), results["budget"]["fixed"], results["budget"]["auto"]]:
+        assert row["complete"] and row["pages"] > 0 and row["pages_per_s"] > 0, row
+        assert row["found"]["product"] == {"found": 3, "expected": 3, "extra": 0}, row
+    auto = rows["auto"]["autoscale"]
+    assert (auto["min"], auto["max"]) == (1, 2) and 1 <= auto["final"] <= 2
+    assert rows["C=2"]["autoscale"] is None
+    budget = results["budget"]
+    assert budget["fixed"]["sampled_peak_pss_mib"] > budget["budget_mb"] > 0
+    assert budget["auto"]["budget_mb"] == budget["budget_mb"] and budget["auto"]["pss_readings"] > 0
+    assert results["verdict"]["best_fixed"] == "C=2" and results["verdict"]["ratio"] > 0
+    assert "auto / best fixed (C=2): " in proc.stdout and "verdict: pass" in proc.stdout
