@@ -136,7 +136,7 @@ class HttpPage(JobOutput):
     ) -> int:
         """As :meth:`crawler.page.scope.Scope.enqueue`: ``urls`` (relative to the page's
         URL) and the ``href`` (else ``src``) of the elements matching ``selector``."""
-        raw = [(u, self.url) for u in urls]
+        raw = [(u, self.url) for u in ([urls] if isinstance(urls, str) else urls)]
         if selector is not None:
             document = self.document
             raw += [(link, document.base_url) for link in document.links(selector)]

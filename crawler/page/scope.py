@@ -215,8 +215,9 @@ class Scope:
         ``href``, else ``src``), resolved against this document, for the route ``label``
         (None: the default route), one level deeper, with ``data``.  Links the
         ``[crawl]`` rules refuse, and non-http(s) ones, are skipped and counted.  Returns
-        how many were new to the crawl.  They are stored only with the job's outcome."""
-        raw = [(u, self._page.url) for u in urls]
+        how many were new to the crawl.  They are stored only with the job's outcome.
+        A single string is one URL (not its characters, one URL each)."""
+        raw = [(u, self._page.url) for u in ([urls] if isinstance(urls, str) else urls)]
         if selector is not None:
             found = await self.evaluate(
                 f"""(() => {{ {QUERY_JS} return {{base: document.baseURI, links: __qa({json.dumps(check_selector(selector))})
