@@ -108,6 +108,8 @@ TERM_GRACE_S = 2.0  # after SIGTERM, before SIGKILL
 EXIT_CODE_WAIT_S = 1.0  # a browser that closed its pipe at start: how long to wait for its exit code
 STDERR_TAIL_BYTES = 2000
 CRASH_DUMPS_DIR = "Crash Reports"
+UNIX_SOCKET_PATH_MAX = 107  # bytes of a Unix socket's path (sun_path, less its NUL)
+PROFILE_SOCKET_SUFFIX = "/cdp-profile-XXXXXXXX/tmp/org.chromium.Chromium.XXXXXX/SingletonSocket"
 
 
 def find_executable(executable: str | os.PathLike[str] | None = None) -> str:
@@ -203,7 +205,7 @@ async def launch(
     exe = find_executable(executable)
     no_sandbox = no_sandbox_reason(await read_sandbox_host())
     own_profile = user_data_dir is None
-    profile = Path(tempfile.mkdtemp(prefix="cdp-profile-")) if own_profile else Path(user_data_dir)  # type: ignore[arg-type]
+    profile = _temporary_profile() if own_profile else Path(user_data_dir)  # type: ignore[arg-type]
     profile.mkdir(parents=True, exist_ok=True)
     stderr_path = profile / "chromium-stderr.log"
     argv = [exe, *default_args, *_shm_args()]
@@ -252,6 +254,18 @@ async def launch(
                 await trio.to_thread.run_sync(shutil.rmtree, profile, True)
         if own_profile and profile.exists():
             log.warning("profile %s left behind: Chromium's processes did not all exit", profile)
+
+
+def _temporary_profile() -> Path:
+    """A fresh 0700 profile directory, in the temporary directory unless that is too
+    deep for Chromium: its singleton socket, ``<profile>/tmp/org.chromium.Chromium.XXXXXX
+    /SingletonSocket``, must fit a Unix socket address, and a longer one aborts Chromium
+    at start ("Socket path too long").  Then it goes under /tmp, with one log line."""
+    base = tempfile.gettempdir()
+    if len(base) + len(PROFILE_SOCKET_SUFFIX) > UNIX_SOCKET_PATH_MAX and os.path.isdir("/tmp"):
+        log.info("the temporary directory %s is too deep for Chromium's socket: its profile goes under /tmp", base)
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix="cdp-profile-", dir=base))
 
 
 async def _start_browser(argv: list[str], env: dict[str, str], stderr_path: Path) -> tuple[SpawnedProcess, int, int]:

@@ -303,3 +303,19 @@ async def test_a_host_that_launched_chromium_keeps_no_zombie_of_an_unrelated_orp
 def reap_if_ours(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+@pytest.mark.chromium
+async def test_a_temporary_directory_too_deep_for_chromiums_socket_still_launches_and_cleans_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26: with TMPDIR some 60 characters deep, Chromium aborted at start ("Socket
+    path too long": its singleton socket lives in the profile's tmp), over and over."""
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))  # what TMPDIR sets
+    async with cdp.launch() as browser:
+        await browser.send("Browser.getVersion")
+        profile = profile_dir_of(browser.pid)
+    assert str(profile).startswith("/tmp/cdp-profile-") and not profile.exists()
+    assert not any(deep.iterdir())

@@ -5,18 +5,14 @@ nothing left behind; a second signal stops it at once."""
 
 from __future__ import annotations
 
-import atexit
 import random
-import shutil
 import signal
-import tempfile
-from pathlib import Path
 
 import pytest
 import trio
 
 from tests.crawler.http.static_shop import StaticShop, start_static_shop
-from tests.procs import descendants, start_crawler, wait_gone
+from tests.procs import descendants, existing, profile_dirs, start_crawler, wait_gone
 
 TRIES, PARALLEL = 50, 5
 
@@ -73,30 +69,22 @@ async def handlers_installed(pid: int) -> None:
             await trio.sleep(0.005)
 
 
-def short_scratch(tmp_path, name: str) -> Path:
-    """A TMPDIR for one crawler, short enough for Chromium: its singleton socket,
-    ``TMPDIR/cdp-profile-*/tmp/org.chromium.Chromium.*/SingletonSocket``, must fit a
-    Unix socket address (107 bytes), and pytest's tmp_path is too deep for it."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"{name}-", dir="/tmp"))
-    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-    return scratch
-
-
 async def _one_try(tmp_path, shop, rng: random.Random, n: int) -> str | None:
     """Start a browser crawl, send it a random stop signal at a random instant of its
     first two seconds once its own code runs (importing, loading the config, opening
     the store, launching Chromium, crawling), and check how it ended; returns what went
     wrong, or None."""
     folder = tmp_path / f"try{n}"
-    folder.mkdir()
-    scratch = short_scratch(tmp_path, f"t{n}")  # the crawler's TMPDIR: Chromium's temporary profile goes here
+    scratch = folder / "tmp"  # the crawler's TMPDIR: Chromium's temporary profile goes here (or under /tmp)
+    scratch.mkdir(parents=True)
     signum = rng.choice([signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
     delay_s = rng.uniform(0.0, 2.0)
     config = slow_browser_site(folder, shop, folder / "crawl.db")
     proc = await start_crawler("--config", config, cwd=folder, env={"TMPDIR": str(scratch), "PYTHONFAULTHANDLER": "1"})
     await handlers_installed(proc.pid)
     await trio.sleep(delay_s)
-    family = [proc_ for proc_ in descendants(proc.pid)]
+    family = descendants(proc.pid)
+    profiles = profile_dirs(family)  # under TMPDIR, or /tmp when TMPDIR is too deep for Chromium
     proc.send_signal(signum)
     what = f"try {n}: {signal.Signals(signum).name} after {delay_s:.2f} s"
     with trio.move_on_after(10) as waited:
@@ -112,8 +100,8 @@ async def _one_try(tmp_path, shop, rng: random.Random, n: int) -> str | None:
     left = await wait_gone(family, timeout_s=5)
     if left:
         return f"{what}: left processes {left}"
-    if any(scratch.iterdir()):
-        return f"{what}: left {sorted(p.name for p in scratch.iterdir())} in its TMPDIR"
+    if any(scratch.iterdir()) or existing(profiles):
+        return f"{what}: left {sorted(p.name for p in scratch.iterdir())} in its TMPDIR, {existing(profiles)}"
     if code != 130:
         return f"{what}: exit {code}; stderr: {(folder / 'crawler.err').read_text()[-300:]!r}"
     return None
@@ -141,7 +129,8 @@ async def test_a_stop_signal_at_any_instant_of_start_up_ends_the_crawl_cleanly_w
 
 @pytest.mark.chromium
 async def test_a_second_signal_stops_the_crawl_at_once_and_still_cleanly(tmp_path, static_shop):
-    scratch = short_scratch(tmp_path, "second")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     proc = await start_crawler(
         "--config",
         slow_browser_site(tmp_path, static_shop, tmp_path / "crawl.db"),
@@ -152,6 +141,8 @@ async def test_a_second_signal_stops_the_crawl_at_once_and_still_cleanly(tmp_pat
         while len(static_shop.requests) < 3:  # noqa: ASYNC110 - another process's requests
             await trio.sleep(0.05)
     family = descendants(proc.pid)
+    profiles = profile_dirs(family)
+    assert profiles
     proc.send_signal(signal.SIGTERM)
     with trio.fail_after(10):  # (trio's receiver reports a signal pending twice once)
         while "SIGTERM: stopping" not in (tmp_path / "crawler.err").read_text():  # noqa: ASYNC230, ASYNC110
@@ -160,6 +151,6 @@ async def test_a_second_signal_stops_the_crawl_at_once_and_still_cleanly(tmp_pat
     with trio.fail_after(10):
         assert await proc.wait() == 130
     assert not await wait_gone(family, timeout_s=5)
-    assert not any(scratch.iterdir())
+    assert not any(scratch.iterdir()) and not existing(profiles)
     err = (tmp_path / "crawler.err").read_text()
     assert "SIGTERM again: stopping at once" in err and "resume with the same command" in err
