@@ -4,22 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawler.observe.stats import AutoscaleStatistics
-
-
-def autoscale_entry(stats: AutoscaleStatistics | None) -> dict[str, Any] | None:
-    """The summary's autoscaler entry (None with a fixed concurrency): its bounds, the
-    figure it ended at and why it last changed, its changes by reason."""
-    if stats is None:
-        return None
-    return {
-        "min": stats.minimum,
-        "max": stats.maximum,
-        "final": stats.concurrency,
-        "reason": stats.reason,
-        "changes": dict(sorted(stats.changes.items())),
-    }
-
 
 def format_summary(summary: dict[str, Any]) -> str:
     failed = summary["failed_by_reason"]

@@ -42,6 +42,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -50,6 +51,7 @@ from crawler.config import PoolSection
 from crawler.observe.load import LoopLag, TreeCpu, available_memory
 from crawler.observe.stats import AutoscaleStatistics, MemoryStatistics
 from crawler.policy.autoscale import MEMORY_TARGET, Autoscaler, Load, Step
+from crawler.run.jobs import JobRunner
 from crawler.run.slots import WorkerLoad, WorkerSlots
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,19 @@ SETTLE_S = 0.5  # a memory reading begun this long after a change is one of the 
 FREE_MEMORY_SHARE = 0.5  # without a budget: the browser may grow into half of what the machine has free
 
 ReadMachine = Callable[[], Awaitable[tuple[float | None, int]]]  # (CPU share since the last call, free bytes)
+
+
+def autoscale_for(
+    pool_section: PoolSection,
+    jobs: JobRunner,
+    memory: Callable[[], MemoryStatistics],
+    pool: Callable[[], TabPool | None],
+) -> Autoscale | None:
+    """The autoscaler of a crawl whose ``[pool] concurrency`` is "auto", sizing ``jobs``'
+    slots (None with a fixed concurrency)."""
+    if not pool_section.auto:
+        return None
+    return Autoscale(pool_section, slots=jobs.slots, load=jobs.load, memory=memory, pool=pool)
 
 
 def machine_reader(cpu: TreeCpu) -> ReadMachine:
@@ -116,6 +131,17 @@ class Autoscale:
     @property
     def concurrency(self) -> int:
         return self._applied
+
+    def summary(self) -> dict[str, Any]:
+        """The run summary's entry: the bounds, the figure it ended at and why it last
+        changed, the changes by reason (what the summary's settings line shows)."""
+        return {
+            "min": self._policy.minimum,
+            "max": self._policy.maximum,
+            "final": self._applied,
+            "reason": self._reason,
+            "changes": dict(sorted(self._changes.items())),
+        }
 
     def statistics(self) -> AutoscaleStatistics:
         r = self._reading

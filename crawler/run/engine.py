@@ -9,8 +9,7 @@ The parts, each owning one thing and publishing its figures through ``statistics
   pool, the browser watcher, restarts;
 - :class:`crawler.observe.memory.MemoryMonitor`: PSS samples and the memory-budget throttle;
 - :class:`crawler.observe.invariants.InvariantMonitor`: the resource invariants;
-- :class:`crawler.run.autoscale.Autoscale` (``[pool] concurrency = "auto"``): how many jobs
-  run at once, the one owner of that figure (the workers' slots and the pool's);
+- :class:`crawler.run.autoscale.Autoscale`: with ``concurrency = "auto"``, how many jobs run at once;
 - here: the run itself (the frontier, the monitor tasks, the finish reason), the
   progress line, the metrics endpoint, signals, and :meth:`Crawler.statistics`, the one
   :class:`crawler.observe.stats.CrawlStatistics` snapshot that the summary, the progress line
@@ -66,9 +65,8 @@ from crawler.observe.snapshots import SnapshotStatistics
 from crawler.observe.stalls import LoopStalls
 from crawler.observe.stats import CrawlStatistics
 from crawler.observe.status import StatusPage
-from crawler.observe.summary import autoscale_entry
 from crawler.policy.watchdog import Watchdog
-from crawler.run.autoscale import Autoscale
+from crawler.run.autoscale import autoscale_for
 from crawler.run.jobs import RELEASE_TIMEOUT_S, JobRunner, RunRoute
 from crawler.run.router import Router
 from crawler.run.supervisor import BrowserSupervisor, OpenBrowser, OpenPool
@@ -135,12 +133,8 @@ class Crawler:
             recycle_tab_every=self._recycle_tab_every,
             read_memory=read_memory,
         )
-        self._autoscale = None  # [pool] concurrency = "auto": the one owner of how many jobs run at once
-        if config.pool.auto:
-            jobs, memory = self._jobs, self._memory.statistics
-            self._autoscale = Autoscale(
-                config.pool, slots=jobs.slots, load=jobs.load, memory=memory, pool=lambda: supervisor.pool
-            )
+        # [pool] concurrency = "auto": the one owner of how many jobs run at once (None: a fixed number)
+        self._autoscale = autoscale_for(config.pool, self._jobs, self._memory.statistics, lambda: supervisor.pool)
         self._invariants = InvariantMonitor(
             store,
             pool=lambda: supervisor.pool,
@@ -355,7 +349,7 @@ class Crawler:
             "watchdog_expiries": s.jobs.watchdog_expiries,
             "browser_restarts": s.browser.restarts,
             "concurrency": self._config.pool.concurrency,  # as configured: a number or "auto"
-            "autoscale": autoscale_entry(s.autoscale),
+            "autoscale": self._autoscale.summary() if self._autoscale is not None else None,
             "recycle_tab_every": s.recycle_tab_every,
             "memory_budget_mb": s.memory_budget_mb,
             "invariant_violations": s.invariants.violations,
