@@ -247,9 +247,9 @@ class SessionPool:
         (the configured one, else the browser's own, else :data:`DEFAULT_USER_AGENT`),
         Accept-Language from the locale (weighted as Chromium weighs it), for a Chromium
         user agent the client hints Chromium sends unasked (``sec-ch-ua``,
-        ``-mobile``, ``-platform``, as the browser path sends them; Chromium only to
-        https and local origins, these go to plain-http sites too), the configured
-        headers."""
+        ``-mobile``, ``-platform``, as the browser path sends them; the client drops
+        them for a plain-http origin that is not local, as Chromium does), the
+        configured headers."""
         identity = self._identity
         agent = identity.user_agent or next((own.user_agent for own in self._own.values()), "") or DEFAULT_USER_AGENT
         headers = {"user-agent": agent, "accept": HTML_ACCEPT}

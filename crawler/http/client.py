@@ -210,6 +210,8 @@ class HttpClient:
         redirects: list[str] = []
         while True:
             sent = {**self._headers, **{k.lower(): v for k, v in (headers or {}).items()}}
+            if not _trustworthy(url):  # as Chromium: client hints go only to secure (or local) origins
+                sent = {k: v for k, v in sent.items() if not k.startswith("sec-ch-")}
             request = httpx.Request(method, url, headers=sent, json=json_body, extensions={"timeout": self._timeout})
             await cookies.apply(request)
             async with pace.hold(url):
@@ -284,3 +286,16 @@ def _proxy_url(proxy: Proxy | None) -> httpx.Proxy | None:
         return None
     credentials = proxy.credentials
     return httpx.Proxy(proxy.server, auth=credentials) if credentials is not None else httpx.Proxy(proxy.server)
+
+
+def _trustworthy(url: str) -> bool:
+    """Whether ``url``'s origin is "potentially trustworthy" (https, or a loopback host),
+    the origins Chromium sends its Sec-CH-UA client hints to."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return (
+        parts.scheme == "https"
+        or host in ("localhost", "::1")
+        or host.endswith(".localhost")
+        or host.startswith("127.")
+    )

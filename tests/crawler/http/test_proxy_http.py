@@ -57,3 +57,19 @@ async def test_a_proxy_that_refuses_its_credentials_is_retired_and_the_next_take
     assert bad.challenged >= 1 and bad.forwarded == []
     summary = await run.summary()
     assert summary["sessions_retired"] == {"proxy_auth": 1} and summary["failed"] == 0
+
+
+async def test_client_hints_go_to_a_local_origin_and_not_to_a_plain_http_one(tmp_path, static_shop, nursery):
+    """As Chromium: Sec-CH-UA and its kin are sent to https and loopback origins only;
+    the shop reached as http://shop.test (through the proxy) gets none, the same shop
+    as http://127.0.0.1 gets them (issue 27: one identity on both paths)."""
+    good = await proxy(nursery, static_shop, "good", ("user", "s3cret"))
+    cfg = config(tmp_path, static_shop, [good.url()])
+    store = SqliteStore(str(tmp_path / "crawl.db"))
+    assert await Crawler(cfg, store, open_browser=no_browser).run() == "finished"
+    assert static_shop.requests and not any(k.startswith("sec-ch-") for r in static_shop.requests for k in r.headers)
+    local = config_mod.override(
+        cfg, input__urls=[f"{static_shop.base}/p/{i}" for i in range(5, 7)], session__proxies=[]
+    )
+    assert await Crawler(local, store, open_browser=no_browser).run() == "finished"
+    assert all(r.headers.get("sec-ch-ua", "").startswith('"') for r in static_shop.requests[-2:])
