@@ -33,9 +33,9 @@ The rule is TCP's congestion control, as Crawlee's AutoscaledPool also does it
   empty frontier is the limit).  Doubling at first ("slow start": 1 to 16 in four
   ticks), until the first decrease; then a quarter more (at least one) after
   :data:`UP_TICKS` healthy ticks in a row.  A step never goes past what the CPU and
-  the memory are projected to carry at their targets (each taken to grow in
-  proportion to the slots; memory by its measured slope, see
-  :meth:`Autoscaler.memory_per_slot`), except one slot more for the CPU.
+  the memory are projected to carry at their targets (a slot's CPU taken as a
+  quarter of the mean per slot; its memory as the measured slope, at least half the
+  mean: see :meth:`Autoscaler.memory_per_slot`), except one slot more for the CPU.
 
 - **Hysteresis**: every "up" threshold is below its "down" one (CPU has no "down":
   a CPU-bound crawl holds at the target, where it is fastest, rather than flapping);

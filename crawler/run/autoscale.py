@@ -56,11 +56,11 @@ from crawler.run.slots import WorkerLoad, WorkerSlots
 
 log = logging.getLogger(__name__)
 
-TICK_S = 1.0  # a reading and a decision this often (half as often while it grows: GROWING_TICK_S)
+TICK_S = 1.0  # a reading and a decision this often (twice as often while it grows: GROWING_TICK_S)
 # After a step up the next reading comes this soon: 1 to 16 slots in about two seconds.
 # Why: the ramp is what a short crawl loses to a fixed concurrency (the demo crawl at 16
-# tabs lasts 22 s); once it holds, a reading a second costs less (the tree's CPU is read
-# from /proc: ~5 ms a reading with a browser's 30 processes).
+# tabs lasts 22 s); once it holds, a reading a second costs less (finding the tree scans
+# every process's /proc entry: 15 ms a reading among 124 processes on a busy 2-core machine).
 GROWING_TICK_S = 0.5
 SETTLE_S = 0.5  # a memory reading begun this long after a change is one of the new concurrency
 FREE_MEMORY_SHARE = 0.5  # without a budget: the browser may grow into half of what the machine has free
