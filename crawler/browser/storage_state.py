@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-SAME_SITE = ("Strict", "Lax", "None")
+PLAYWRIGHT_SAME_SITE = ("Strict", "Lax", "None")
 _COOKIE_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "value": (str,),
@@ -79,8 +79,8 @@ def _check_cookie(cookie: Any, where: str) -> dict[str, Any]:
     if not checked["name"] or not checked["domain"]:
         raise StateError(f"{where}: {'name' if not checked['name'] else 'domain'} is empty")
     same_site = cookie.get("sameSite", "Lax")
-    if same_site not in SAME_SITE:
-        raise StateError(f"{where}.sameSite: expected one of {', '.join(SAME_SITE)}")
+    if same_site not in PLAYWRIGHT_SAME_SITE:
+        raise StateError(f"{where}.sameSite: expected one of {', '.join(PLAYWRIGHT_SAME_SITE)}")
     checked["sameSite"] = same_site
     return {k: checked[k] for k in ("name", "value", "domain", "path", "expires", "httpOnly", "secure", "sameSite")}
 
@@ -141,7 +141,7 @@ def from_cdp_cookies(cookies: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
             "expires": -1 if c.get("session", False) else c.get("expires", -1),
             "httpOnly": bool(c.get("httpOnly", False)),
             "secure": bool(c.get("secure", False)),
-            "sameSite": c.get("sameSite") if c.get("sameSite") in SAME_SITE else "Lax",
+            "sameSite": c.get("sameSite") if c.get("sameSite") in PLAYWRIGHT_SAME_SITE else "Lax",
         }
         for c in cookies
     ]

@@ -43,6 +43,9 @@ import httpx
 
 from crawler.config import check_url
 from crawler.errors import ConfigError
+from crawler.http.client import (
+    ACCEPT_ENCODING,  # gzip and deflate: what is inflated here, within bounds (httpx would add br and zstd)
+)
 from crawler.urls import MAX_URL_CHARS, REFUSED_QUOTE_CHARS, redact_url, short_url
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,6 @@ MAX_NESTING = 32
 MAX_NAME_CHARS = 16 * 2**10  # of distinct names, in all
 # 64 KiB: the most XML parsed at once, gunzipped or not.
 PIECE_BYTES = 64 * 2**10
-ACCEPT_ENCODING = "gzip, deflate"  # the codings decoded here (httpx would add br and zstd when installed)
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WBITS = 16 + zlib.MAX_WBITS
 ROOTS = ("urlset", "sitemapindex")
