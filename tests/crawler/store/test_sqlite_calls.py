@@ -82,30 +82,35 @@ async def test_each_calls_failure_reaches_only_its_caller():
 @pytest.mark.parametrize("n", [1, 16])
 async def test_a_taken_call_returns_its_value_to_a_cancelled_caller(n):
     """A caller cancelled while its call rides on another's trip gets the value (a claim
-    must reach its in-flight table); the Cancelled comes at its next checkpoint."""
+    must reach its in-flight table); the Cancelled comes at its next checkpoint.  The
+    riders are cancelled once their trip has started on them (no timing guesses: a
+    loaded machine failed a version with sleeps)."""
     calls = Calls()
-    gate = threading.Event()
+    first_trip, riding, release = threading.Event(), threading.Event(), threading.Event()
     got = []
+
+    def ride():
+        riding.set()
+        release.wait(5)
+        return "value"
 
     async def rider(cancel_scope_box):
         with trio.CancelScope() as scope:
             cancel_scope_box.append(scope)
-            got.append(await calls.run(lambda: "value"))
+            got.append(await calls.run(ride))
             await trio.lowlevel.checkpoint()
             got.append("not cancelled")
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(calls.run, lambda: gate.wait(5))
-        await trio.sleep(0.05)
+        nursery.start_soon(calls.run, lambda: first_trip.wait(5))
+        await trio.testing.wait_all_tasks_blocked()
         boxes = [[] for _ in range(n)]
         for box in boxes:
             nursery.start_soon(rider, box)
-        await trio.sleep(0.05)
-        # the riders are queued behind the blocked trip; a second trip will take them
-        nursery.start_soon(calls.run, lambda: None)
-        await trio.sleep(0.05)
-        gate.set()
-        await trio.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()  # all queued behind the first trip
+        first_trip.set()
+        await trio.to_thread.run_sync(riding.wait, 5)  # the next trip took them all
         for box in boxes:
             box[0].cancel()
-    assert got.count("value") == n
+        release.set()
+    assert got.count("value") == n and "not cancelled" not in got
