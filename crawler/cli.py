@@ -107,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _crawl_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="database path (overrides [output] db)")
     p.add_argument("--limit", type=_positive, help="process at most N URLs in this run")
-    p.add_argument("--concurrency", type=_positive, help="tabs working at once (overrides [pool] concurrency)")
+    p.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        help='tabs working at once, or "auto" (overrides [pool] concurrency)',
+    )
     p.add_argument("--cdp-url", help="attach to a running Chromium (http://host:9222) instead of launching one")
     p.add_argument("--fresh", action="store_true", help="discard earlier progress for this database")
     p.add_argument(
@@ -146,6 +150,10 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _concurrency(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -157,3 +157,19 @@ def test_the_resume_hint_drops_the_one_off_options():
     assert resume_args(argv) == ["--config", "s.toml", "--limit", "5"]
     assert resume_args(["--retry-failed", "--config", "s.toml"]) == ["--config", "s.toml"]
     assert resume_args(["--retry-failed=http_5", "--config", "s.toml"]) == ["--config", "s.toml"]
+
+
+@pytest.mark.parametrize(("given", "expected"), [("auto", "auto"), ("3", 3)])
+def test_concurrency_on_the_command_line_is_a_number_or_auto(given, expected):
+    from crawler.cli import REPO_CONFIG, build_parser, load_config
+
+    args = build_parser().parse_args(["crawl", "--config", str(REPO_CONFIG / "demo.toml"), "--concurrency", given])
+    assert load_config(args).pool.concurrency == expected
+
+
+def test_a_concurrency_that_is_neither_is_a_usage_error(capsys):
+    from crawler.cli import REPO_CONFIG
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["crawl", "--config", str(REPO_CONFIG / "demo.toml"), "--concurrency", "lots"])
+    assert exit_.value.code == 2 and "expected a positive integer, got 'lots'" in capsys.readouterr().err
