@@ -180,3 +180,22 @@ def write_page_files(png_path: str | None, png: bytes | None, html_path: str | N
         Path(png_path).write_bytes(png)
     if html_path and html is not None:
         Path(html_path).write_text(html, encoding="utf-8")
+
+
+def snapshot_summary(stats: SnapshotStatistics) -> dict[str, dict[str, Any]]:
+    """The summary's snapshots: by reason kind, how many were taken and the latest
+    ones' files (a stem and the extensions written, e.g. ``snapshots/timeout-000001``
+    with ``png``, ``html``, ``json``)."""
+    return {
+        kind: {
+            "taken": stats.taken.get(kind, 0),
+            "latest": [
+                {
+                    "stem": shot.json.removesuffix(".json"),
+                    "files": [e for e in ("png", "html") if getattr(shot, e)] + ["json"],
+                }
+                for shot in shots
+            ],
+        }
+        for kind, shots in sorted(stats.by_reason.items())
+    }

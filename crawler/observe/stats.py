@@ -55,7 +55,9 @@ class JobStatistics:
     watchdog_expiries: int  # jobs cancelled by their watchdog
     interrupted: int  # jobs failed because the browser went away under them: pending again, uncharged
     links_skipped: Mapping[str, int]  # links not enqueued, by reason (scheme_mailto, other_host, max_depth...)
-    sessions_started: int  # session hook runs that returned (one per browser context that had a job)
+    sessions_started: int  # session hook runs that returned (one per browser context that logged in)
+    sessions_restored: int = 0  # contexts that restored a saved state ([session] persist) instead of logging in
+    session_checks_failed: int = 0  # restored states the session check said no to (then the hook logged in)
     field_errors: Mapping[str, int] = attrs.field(factory=dict)  # js fields that threw, in stored items, by field
     snapshots: SnapshotStatistics = attrs.field(factory=SnapshotStatistics)  # failure snapshots written
     paths: Mapping[str, LabelPaths] = attrs.field(factory=dict)  # fetch paths by route label

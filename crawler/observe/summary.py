@@ -69,13 +69,23 @@ def _snapshot_lines(snapshots: dict[str, Any] | None) -> list[str]:
 
 
 def _sessions_line(summary: dict[str, Any]) -> list[str]:
-    """The summary's line of sessions retired (by reason) and requests per proxy, if any."""
+    """The summary's lines of logins and saved states restored, and of sessions retired
+    (by reason) and requests per proxy, if any."""
+    logins = summary.get("logins") or {}
+    lines = (
+        [
+            f"logins          {logins.get('logins', 0)}, saved states restored {logins.get('restored', 0)}"
+            + (f", checks failed {logins['checks_failed']}" if logins.get("checks_failed") else "")
+        ]
+        if any(logins.values())
+        else []
+    )
     retired, proxies = summary.get("sessions_retired") or {}, summary.get("proxy_requests") or {}
     if not retired and not (set(proxies) - {"direct"}):
-        return []
+        return lines
     by_reason = ", ".join(f"{k}: {v}" for k, v in sorted(retired.items()))
     through = ", ".join(f"{k}: {v}" for k, v in sorted(proxies.items()))
-    return [
+    return lines + [
         f"sessions        {summary.get('sessions', 0)}, retired {sum(retired.values())}"
         + (f" ({by_reason})" if by_reason else "")
         + (f"; requests by proxy: {through}" if through else "")

@@ -61,7 +61,7 @@ from crawler.observe.invariants import InvariantMonitor
 from crawler.observe.memory import MemoryMonitor, ReadMemory, read_memory
 from crawler.observe.progress import Progress, concurrency_text
 from crawler.observe.pss import MiB
-from crawler.observe.snapshots import SnapshotStatistics
+from crawler.observe.snapshots import snapshot_summary
 from crawler.observe.stalls import LoopStalls
 from crawler.observe.stats import CrawlStatistics
 from crawler.observe.status import StatusPage
@@ -355,6 +355,11 @@ class Crawler:
             "invariant_violations": s.invariants.violations,
             "snapshots": snapshot_summary(s.jobs.snapshots),
             "sessions": s.sessions.sessions if s.sessions else 0,
+            "logins": {
+                "logins": s.jobs.sessions_started,
+                "restored": s.jobs.sessions_restored,
+                "checks_failed": s.jobs.session_checks_failed,
+            },
             "sessions_retired": dict(s.sessions.retired) if s.sessions else {},
             "proxy_requests": dict(s.sessions.proxy_requests) if s.sessions else {},
             "contexts_retired": totals.contexts_retired,
@@ -464,25 +469,6 @@ async def crawl(config: Config, router: Router | None = None, *, limit: int | No
         crawler = Crawler(config, store, limit=limit, router=router)
         await crawler.run()
         return await crawler.summary()
-
-
-def snapshot_summary(stats: SnapshotStatistics) -> dict[str, dict[str, Any]]:
-    """The summary's snapshots: by reason kind, how many were taken and the latest
-    ones' files (a stem and the extensions written, e.g. ``snapshots/timeout-000001``
-    with ``png``, ``html``, ``json``)."""
-    return {
-        kind: {
-            "taken": stats.taken.get(kind, 0),
-            "latest": [
-                {
-                    "stem": shot.json.removesuffix(".json"),
-                    "files": [e for e in ("png", "html") if getattr(shot, e)] + ["json"],
-                }
-                for shot in shots
-            ],
-        }
-        for kind, shots in sorted(stats.by_reason.items())
-    }
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

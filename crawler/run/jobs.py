@@ -128,6 +128,7 @@ class JobRunner:
         self._running: dict[trio.lowlevel.Task, Job] = {}  # worker task -> the job it runs
 
     def statistics(self) -> JobStatistics:
+        gate = self._sessions.statistics()
         return JobStatistics(
             claimed=self._claims.claimed,
             in_flight=len(self._claims),
@@ -137,7 +138,9 @@ class JobRunner:
             watchdog_expiries=self._watchdog_expiries,
             interrupted=self._interrupted,
             links_skipped=dict(self._links.skipped),
-            sessions_started=self._sessions.runs,
+            sessions_started=gate.logins,
+            sessions_restored=gate.restored,
+            session_checks_failed=gate.checks_failed,
             field_errors=dict(self._field_errors),
             snapshots=self._snapshots.statistics(),
             paths=self._paths.statistics(),

@@ -77,11 +77,6 @@ class SessionGate:
         self._locks: dict[str, trio.Lock] = {}
         self._warned: set[str] = set()  # identities said to have no state and no hook to make one
 
-    @property
-    def runs(self) -> int:
-        """Hook runs that returned (one per context that logged in)."""
-        return self._logins
-
     def statistics(self) -> SessionGateStatistics:
         return SessionGateStatistics(self._logins, self._restored, self._checks_failed)
 

@@ -116,6 +116,8 @@ async def test_a_crawl_of_300_pages_in_6_contexts_logs_in_once(tmp_path, shared_
     restored = [r for r in caplog.records if "state restored" in r.getMessage()]
     assert len(restored) >= 5
     assert all("session direct:" in r.getMessage() for r in restored)
+    # The figures say the same (the summary's logins line and the metrics' counters read them).
+    assert stats.jobs.sessions_started == 1 and stats.jobs.sessions_restored == len(restored)
 
 
 async def test_a_state_older_than_state_ttl_s_is_not_restored_and_the_hook_logs_in_again(tmp_path, shared_chromium):
@@ -413,6 +415,9 @@ async def test_no_cookie_or_token_of_a_login_appears_in_any_output(tmp_path, sha
                 outputs[f"crawl ({run})"] = done.stdout.decode() + done.stderr.decode()
             nursery.cancel_scope.cancel()
         assert site.logins == 1
+        # The summary says so: one login in the first run, restored states and no login in the second.
+        assert "logins          1, saved states restored" in outputs["crawl (login)"]
+        assert "logins          0, saved states restored" in outputs["crawl (restore)"]
         assert any("crawler_pages_done" in s for s in scraped) and any("<html" in s for s in scraped)
         outputs["metrics and status page"] = "\n".join(scraped)
         tried = await trio.run_process(
