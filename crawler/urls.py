@@ -87,6 +87,12 @@ def too_long(url: object) -> bool:
     return isinstance(url, str) and len(url) > MAX_URL_CHARS
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an address, lower case) is this machine's loopback:
+    ``localhost``, ``::1`` or 127.0.0.0/8."""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def has_credentials(url: object) -> bool:
     """Whether ``url`` carries ``user[:password]@`` before its host."""
     return isinstance(url, str) and _CREDENTIALS.match(url.strip()) is not None

@@ -43,6 +43,7 @@ from crawler.urls import (
     MAX_URL_CHARS,
     REFUSED_QUOTE_CHARS,
     has_credentials,
+    is_loopback_host,
     normalise_url,
     redact_url,
     short_url,
@@ -371,7 +372,11 @@ def validate(config: Config) -> None:
     for spec in (*config.routes, config.extract_route()):
         check_http_route(config, spec)
     mon = config.monitor
-    if mon.metrics_port and not _loopback(mon.metrics_host) and not (mon.metrics_token or mon.metrics_allow_public):
+    if (
+        mon.metrics_port
+        and not is_loopback_host(mon.metrics_host)
+        and not (mon.metrics_token or mon.metrics_allow_public)
+    ):
         raise ConfigError(
             f"{src}: [monitor] metrics_host: {mon.metrics_host!r} serves the metrics and the status page beyond this"
             " machine: set metrics_token (a bearer token) or metrics_allow_public = true"
@@ -415,10 +420,6 @@ def _check_pool_bounds(table: Any, source: str) -> None:
             f' (concurrency is {table.get("concurrency", PoolSection().concurrency)!r}): set concurrency = "auto"'
             f" or remove {' and '.join(given)}"
         )
-
-
-def _loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def check_http_route(config: Config, spec: RouteSpec) -> None:

@@ -47,7 +47,7 @@ from crawler.http.body import charset_of, decode, is_json_type, mime_type, read_
 from crawler.http.cookies import Cookies
 from crawler.policy.failure import status_failure
 from crawler.policy.ratelimit import Pace
-from crawler.urls import MAX_URL_CHARS, forbidden_scheme, normalise_url, short_url, too_long
+from crawler.urls import MAX_URL_CHARS, forbidden_scheme, is_loopback_host, normalise_url, short_url, too_long
 
 PROXY_AUTH = "proxy_auth"  # a session retired because its proxy refused its credentials (407)
 RESPONSE_CLOSE_TIMEOUT_S = 5.0  # bound on closing a response or a client
@@ -293,9 +293,4 @@ def _trustworthy(url: str) -> bool:
     the origins Chromium sends its Sec-CH-UA client hints to."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    return (
-        parts.scheme == "https"
-        or host in ("localhost", "::1")
-        or host.endswith(".localhost")
-        or host.startswith("127.")
-    )
+    return parts.scheme == "https" or is_loopback_host(host) or host.endswith(".localhost")
