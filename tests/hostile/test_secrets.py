@@ -12,18 +12,17 @@ proxy resolves), so each secret is really used.
 
 from __future__ import annotations
 
-import socket
 import sys
 import uuid
 from typing import Any
 
 import coredis
-import httpx
 import pytest
 import trio
 
 from crawler import config as config_mod
 from crawler.httpserver import HttpRequest, Response, serve_http
+from tests.crawler.observe.conftest import free_port, scrape_endpoint
 from tests.httpproxy import HttpProxy
 
 pytestmark = pytest.mark.chromium
@@ -35,12 +34,6 @@ FAILING = 5  # /p/5 answers 404: a failure snapshot
 
 def secret(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LinkingShop:
@@ -141,19 +134,8 @@ async def test_no_secret_given_to_a_crawl_appears_in_any_of_its_outputs(tmp_path
         config.write_text(config_mod.to_toml(data))
         outputs: dict[str, str] = {}
         scraped: list[str] = []
-
-        async def scrape() -> None:
-            async with httpx.AsyncClient(timeout=5) as client:
-                while True:
-                    for path in ("/metrics", "/"):
-                        try:
-                            scraped.append((await client.get(f"http://127.0.0.1:{metrics_port}{path}")).text)
-                        except httpx.TransportError:
-                            pass
-                    await trio.sleep(0.05)
-
         async with trio.open_nursery() as scraping:
-            scraping.start_soon(scrape)
+            scraping.start_soon(scrape_endpoint, metrics_port, scraped, 0.05)
             outputs["crawl"] = await run("-v", "--config", str(config), "--fresh")
             scraping.cancel_scope.cancel()
         outputs["metrics and status page"] = "\n".join(scraped)

@@ -6,6 +6,7 @@ import logging
 import socket
 from collections.abc import Callable
 
+import httpx
 import pytest
 import trio
 
@@ -17,6 +18,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def scrape_endpoint(port: int, into: list[str], interval_s: float = 0.1) -> None:
+    """Until cancelled: the metrics (``/metrics``) and the status page (``/``) on
+    ``port``, each text appended to ``into``, every ``interval_s`` (a crawl in another
+    process: refused while it is not listening)."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            for path in ("/metrics", "/"):
+                try:
+                    into.append((await client.get(f"http://127.0.0.1:{port}{path}")).text)
+                except httpx.TransportError:
+                    pass
+            await trio.sleep(interval_s)
 
 
 def png_size(data: bytes) -> tuple[int, int]:

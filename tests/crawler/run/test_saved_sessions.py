@@ -13,7 +13,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 import trio
 
@@ -24,7 +23,7 @@ from crawler.run.engine import Crawler
 from crawler.store import StoreSettings
 from crawler.store.redis.store import open_redis_store
 from crawler.store.sqlite import SqliteStore
-from tests.crawler.observe.conftest import free_port
+from tests.crawler.observe.conftest import free_port, scrape_endpoint
 from tests.crawler.store.redis.conftest import make_redis_config
 from tests.httpproxy import HttpProxy
 from tests.login_site import LoginSite, serve_login_site
@@ -391,19 +390,8 @@ async def test_no_cookie_or_token_of_a_login_appears_in_any_output(tmp_path, sha
         config = write_site_files(tmp_path, data, HANDLERS)
         outputs: dict[str, str] = {}
         scraped: list[str] = []
-
-        async def scrape() -> None:
-            async with httpx.AsyncClient(timeout=5) as client:
-                while True:
-                    for path in ("/metrics", "/"):
-                        try:
-                            scraped.append((await client.get(f"http://127.0.0.1:{port}{path}")).text)
-                        except httpx.TransportError:
-                            pass
-                    await trio.sleep(0.1)
-
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(scrape)
+            nursery.start_soon(scrape_endpoint, port, scraped)
             for run in ("login", "restore"):
                 done = await trio.run_process(
                     [sys.executable, "-m", "crawler", "-v", "--config", config, "--fresh"],
