@@ -65,6 +65,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from compare import ServerProcess  # noqa: E402  (after the repository is on the path: it imports crawler)
+
 from crawler import demo  # noqa: E402
 from crawler.config import to_toml  # noqa: E402
 
@@ -94,29 +96,11 @@ def serve(products: int) -> None:
     trio.run(main)
 
 
-class Shop:
+class Shop(ServerProcess):
     def __init__(self, products: int):
         argv = [sys.executable, str(Path(__file__).resolve()), "serve", "--products", str(products)]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit("autoscale_bench: the demo shop did not start")
-        self.base = json.loads(line)["base"]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> Shop:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(argv, "autoscale_bench: the demo shop")
+        self.base = self.hello["base"]
 
 
 # -- one crawl ----------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ import os
 import re
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,6 +103,34 @@ def become_subreaper() -> None:
     PR_SET_CHILD_SUBREAPER = 36
     if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise SystemExit("compare.py: cannot become a child subreaper (Linux only): CPU could not be counted")
+
+
+class ServerProcess:
+    """A server script in a process of its own (``argv``): it prints one JSON line once
+    it listens (``hello``), and exits when this process closes its stdin (or dies).  A
+    context manager; ``close`` waits for it, killing it after 10 s."""
+
+    def __init__(self, argv: list[str], what: str):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"{what} did not start")
+        self.hello: dict[str, Any] = json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def children_cpu_s() -> float:

@@ -74,7 +74,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -86,7 +85,7 @@ import catalogue
 import httpx
 import psutil
 import trio
-from compare import LineReader, become_subreaper
+from compare import LineReader, ServerProcess, become_subreaper
 
 HERE = Path(__file__).resolve().parent
 CONTENDERS = HERE / "contenders"
@@ -109,7 +108,7 @@ ORPHANS_GRACE_S = 10.0  # after a contender exits, its orphans get this long to 
 # The catalogue server -----------------------------------------------------------------
 
 
-class Server:
+class Server(ServerProcess):
     """``catalogue.py serve`` in a process of its own: it exits when this one closes
     its stdin (or dies)."""
 
@@ -117,11 +116,8 @@ class Server:
         argv = [sys.executable, str(HERE / "catalogue.py"), "serve", "--products", str(products)]
         argv += [a for n in subsets for a in ("--subset", str(n))]
         argv += ["--reviews-every", str(reviews_every)]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit("the catalogue server did not start")
-        self.port = json.loads(line)["port"]
+        super().__init__(argv, "the catalogue server")
+        self.port = self.hello["port"]
         self.base = f"http://{catalogue.HOST}:{self.port}"
         self.ps = psutil.Process(self.proc.pid)
 
@@ -134,21 +130,6 @@ class Server:
         if reset:
             httpx.get(self.base + "/__reset", timeout=10)
         return got
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # Running one contender and measuring its tree ---------------------------------------------
