@@ -73,6 +73,7 @@ from crawler.run.supervisor import BrowserSupervisor, OpenBrowser, OpenPool
 from crawler.sources.feed import InputFeed
 from crawler.store import StoreSettings, open_store
 from crawler.store.base import Store
+from crawler.urls import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -444,11 +445,7 @@ class Crawler:
                     mon.metrics_host,
                     self._metrics_port,
                 )
-                if (
-                    mon.metrics_allow_public
-                    and not mon.metrics_token
-                    and mon.metrics_host not in ("127.0.0.1", "localhost", "::1")
-                ):
+                if mon.metrics_allow_public and not mon.metrics_token and not is_loopback_host(mon.metrics_host):
                     log.warning(
                         "the metrics and the status page are served on %s without a token (metrics_allow_public)",
                         mon.metrics_host,

@@ -226,7 +226,6 @@ class JobRunner:
         autoscaler sizes it; ``concurrency`` is then the most it may reach).  If
         cancelled (shutdown, browser lost), every job in flight goes back to pending and
         the Cancelled goes on.  Failed URLs are data; store errors and bugs propagate."""
-        self._claims.workers = self.slots.limit
         self._recording = trio.Semaphore(concurrency)
         try:
             async with trio.open_nursery() as nursery:
